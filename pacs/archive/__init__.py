@@ -1,0 +1,1 @@
+"""Use cases of the archive: ingest, query, retrieve, commitment; protocol-free."""

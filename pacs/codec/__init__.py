@@ -1,0 +1,1 @@
+"""Transfer-syntax conversion."""

@@ -1,0 +1,1 @@
+"""Pure DICOM semantics on pydicom: no I/O."""

@@ -1,0 +1,46 @@
+"""Domain exceptions: what went wrong, in the archive's own words.
+
+The core raises these; `pacs.net.status` is the one place that turns them into
+DIMSE statuses. No DICOM status codes here.
+
+    PacsError
+    ├── ConfigError            the configuration file is invalid (names the key)
+    ├── SchemaError            the database schema is not one this code can use
+    ├── InvalidInstance        a received data set cannot be indexed (says why)
+    ├── InstanceConflict       a duplicate refused by the duplicate policy
+    ├── StoreUnavailable       the store or the index cannot take the write now
+    │   └── StoreFull          free space is below the configured minimum
+    └── ProtocolError          a peer broke the DICOM upper-layer protocol
+"""
+
+
+class PacsError(Exception):
+    """Base of every error the archive raises on purpose."""
+
+
+class ConfigError(PacsError):
+    """The configuration is invalid; the message names the key and the reason."""
+
+
+class SchemaError(PacsError):
+    """The index database has a schema this version cannot use."""
+
+
+class InvalidInstance(PacsError):
+    """A received instance cannot be understood or indexed."""
+
+
+class InstanceConflict(PacsError):
+    """A re-sent instance was refused by the duplicate policy."""
+
+
+class StoreUnavailable(PacsError):
+    """The store or the index cannot accept a write right now."""
+
+
+class StoreFull(StoreUnavailable):
+    """Free space in the store is below the configured minimum."""
+
+
+class ProtocolError(PacsError):
+    """A peer sent something the DICOM upper layer does not allow."""

@@ -1,0 +1,1 @@
+"""The catalogue of patients, studies, series and instances (SQLAlchemy 2 async)."""

@@ -1,0 +1,1 @@
+"""The DICOM upper layer on asyncio; the only package that imports pynetdicom."""

@@ -1,0 +1,456 @@
+"""One established association (PS3.8): the reader task, DIMSE send and receive in either role.
+
+A reader task owns the socket's read side: it reassembles command sets,
+hands data-set fragments to the message they belong to as they arrive, routes
+responses to whoever awaits them, notes C-CANCELs and queues requests for the
+dispatcher. Sends are serialised by a lock so two messages never interleave.
+Opening an association (as acceptor or requestor) lives in `handshake.py`.
+"""
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import socket
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass
+
+from pydicom.dataset import Dataset
+
+from pacs.errors import ProtocolError
+from pacs.net import status
+from pacs.net.dimse import (
+    DATA_SET_PRESENT,
+    NO_DATA_SET,
+    Command,
+    DimseMessage,
+    decode_command,
+    encode_command,
+    is_response,
+    make_response,
+)
+from pacs.net.negotiation import Agreement
+from pacs.net.pdu import (
+    PDV_HEADER_LENGTH,
+    AbortReason,
+    AbortSource,
+    PduError,
+    PduType,
+    PdvFragment,
+    decode_abort,
+    encode_abort,
+    encode_release_rp,
+    encode_release_rq,
+    pdata_header,
+    read_pdata,
+    read_pdu_header,
+)
+
+log = logging.getLogger(__name__)
+
+# Largest PDV we send when the peer sets no limit: keeps each write bounded.
+UNLIMITED_PDV = 1024 * 1024
+REQUEST_QUEUE_DEPTH = 16
+
+
+class AssociationClosed(ProtocolError):
+    """The association ended (released, aborted or dropped) before the operation finished."""
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Seconds to wait: association set-up and release (ARTIM), a DIMSE reply, socket silence."""
+
+    acse: float | None = 30.0
+    dimse: float | None = 60.0
+    network: float | None = 300.0
+
+
+Handler = Callable[["Association", DimseMessage], Awaitable[None]]
+
+
+class Handlers:
+    """The async handler for each (command, abstract syntax) this AE serves."""
+
+    def __init__(self) -> None:
+        self._table: dict[tuple[int, str], Handler] = {}
+
+    def register(
+        self, command: Command, abstract_syntaxes: Iterable[str], handler: Handler
+    ) -> None:
+        for uid in abstract_syntaxes:
+            self._table[(int(command), str(uid))] = handler
+
+    def lookup(self, command_field: int, abstract_syntax: str) -> Handler | None:
+        return self._table.get((command_field, abstract_syntax))
+
+
+def set_nodelay(writer: asyncio.StreamWriter) -> None:
+    """Disable Nagle: DIMSE is request/response, and delayed ACKs would add 40 ms a message."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class Association:
+    """An established association; the same object serves the acceptor and the requestor role."""
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        agreement: Agreement,
+        timeouts: Timeouts,
+        *,
+        is_requestor: bool,
+    ) -> None:
+        self.agreement = agreement
+        self.timeouts = timeouts
+        self.is_requestor = is_requestor
+        host, port = writer.get_extra_info("peername")[:2]
+        title = agreement.called_ae_title if is_requestor else agreement.calling_ae_title
+        self.peer = f"{title}@{host}:{port}"
+        self._reader = reader
+        self._writer = writer
+        self._send_lock = asyncio.Lock()
+        self._requests: asyncio.Queue[DimseMessage | None] = asyncio.Queue(REQUEST_QUEUE_DEPTH)
+        self._waiting: dict[int, asyncio.Queue[DimseMessage | None]] = {}
+        self._cancelled: set[int] = set()
+        self._message_ids = itertools.count()
+        self._command_buffer = bytearray()
+        self._incoming: DimseMessage | None = None  # message whose data set is arriving
+        self._release_rp = asyncio.Event()
+        self.release_requested = False
+        self.closed = False
+        self.aborted = False
+        self.started = time.monotonic()
+        self.operations = 0
+        self._reader_task = asyncio.create_task(self._read_loop(), name=f"reader {self.peer}")
+
+    @property
+    def max_pdv_data(self) -> int:
+        limit = self.agreement.peer_max_pdu_length
+        return limit - PDV_HEADER_LENGTH if limit else UNLIMITED_PDV
+
+    def context_for(self, abstract_syntax: str, transfer_syntax: str | None = None) -> int | None:
+        """ID of an accepted context for the abstract (and, if given, transfer) syntax."""
+        for context_id, cx in self.agreement.accepted.items():
+            if cx.abstract_syntax == abstract_syntax and (
+                transfer_syntax is None or cx.transfer_syntax[0] == transfer_syntax
+            ):
+                return context_id
+        return None
+
+    def next_message_id(self) -> int:
+        return next(self._message_ids) % 0xFFFF + 1
+
+    def cancelled(self, message_id: int) -> bool:
+        """True once the peer sent a C-CANCEL for the request with this Message ID."""
+        return message_id in self._cancelled
+
+    # -- reading ---------------------------------------------------------------
+
+    async def _read_exactly(self, size: int) -> bytes:
+        async with asyncio.timeout(self.timeouts.network):
+            return await self._reader.readexactly(size)
+
+    async def _read_loop(self) -> None:
+        try:
+            while await self._read_pdu():
+                pass
+        except (asyncio.IncompleteReadError, ConnectionError):
+            if not self.closed:
+                log.info("%s: connection closed by the peer", self.peer)
+        except TimeoutError:
+            log.warning("%s: no data for %ss, aborting", self.peer, self.timeouts.network)
+            await self._send_abort(AbortSource.SERVICE_PROVIDER, AbortReason.NOT_SPECIFIED)
+        except PduError as exc:
+            log.warning("%s: protocol error, aborting: %s", self.peer, exc)
+            await self._send_abort(AbortSource.SERVICE_PROVIDER, exc.reason)
+        finally:
+            self._end()
+
+    async def _read_pdu(self) -> bool:
+        """Read and act on one PDU; False when nothing more is to be read."""
+        pdu_type, length = await read_pdu_header(self._read_exactly)
+        if pdu_type == PduType.P_DATA_TF:
+            async for fragment in read_pdata(self._read_exactly, length):
+                await self._on_fragment(fragment)
+            return True
+        body = await self._read_exactly(length)
+        if pdu_type == PduType.RELEASE_RQ:
+            self.release_requested = True
+            await self._requests.put(None)
+            return True
+        if pdu_type == PduType.RELEASE_RP and self.is_requestor:
+            self._release_rp.set()
+            return False
+        if pdu_type == PduType.ABORT:
+            source, reason = decode_abort(body)
+            log.info("%s: aborted by the peer (source %d, reason %d)", self.peer, source, reason)
+            self.aborted = True
+            return False
+        known = pdu_type in PduType._value2member_map_
+        raise PduError(
+            f"unexpected PDU type 0x{pdu_type:02X}",
+            AbortReason.UNEXPECTED_PDU if known else AbortReason.UNRECOGNIZED_PDU,
+        )
+
+    async def _on_fragment(self, fragment: PdvFragment) -> None:
+        if not fragment.is_command:
+            message = self._incoming
+            if message is None or fragment.context_id != message.context_id:
+                raise PduError("data set fragment without a command on its context")
+            await message.feed(fragment.data, fragment.is_last)
+            if fragment.is_last:
+                self._incoming = None
+            return
+        if self._incoming is not None:
+            raise PduError("command fragment while a data set is still arriving")
+        self._command_buffer += fragment.data
+        if fragment.is_last:
+            data = bytes(self._command_buffer)
+            self._command_buffer.clear()
+            await self._on_command(fragment.context_id, data)
+
+    async def _on_command(self, context_id: int, data: bytes) -> None:
+        cx = self.agreement.accepted.get(context_id)
+        if cx is None:
+            raise PduError(f"P-DATA on presentation context {context_id}, which was not accepted")
+        try:
+            command = decode_command(data)
+        except ProtocolError as exc:
+            raise PduError(str(exc), AbortReason.INVALID_PDU_PARAMETER_VALUE) from exc
+        message = DimseMessage(
+            command,
+            context_id,
+            str(cx.abstract_syntax),
+            str(cx.transfer_syntax[0]),
+            has_data_set=int(command.get("CommandDataSetType", NO_DATA_SET)) != NO_DATA_SET,
+        )
+        if message.has_data_set:
+            self._incoming = message
+        await self._route(message)
+
+    async def _route(self, message: DimseMessage) -> None:
+        if message.command_field == Command.C_CANCEL_RQ:
+            self._cancelled.add(int(message.command.MessageIDBeingRespondedTo))
+        elif is_response(message.command_field):
+            waiting = self._waiting.get(message.message_id)
+            if waiting is None:
+                log.warning("%s: response to unknown message %d", self.peer, message.message_id)
+                message.ignore()
+            else:
+                waiting.put_nowait(message)
+        else:
+            await self._requests.put(message)
+
+    def _end(self) -> None:
+        self.closed = True
+        if self._incoming is not None:
+            self._incoming.cut_short()
+            self._incoming = None
+        for waiting in self._waiting.values():
+            waiting.put_nowait(None)
+        while self._requests.full():
+            self._requests.get_nowait()
+        self._requests.put_nowait(None)
+        self._release_rp.set()
+        if not self._writer.is_closing():
+            self._writer.close()
+
+    # -- writing ---------------------------------------------------------------
+
+    def _write_pdvs(
+        self, context_id: int, control: int, data: bytes | memoryview, last: bool
+    ) -> None:
+        view = memoryview(data)
+        step = self.max_pdv_data
+        offset = 0
+        while True:
+            piece = view[offset : offset + step]
+            offset += len(piece)
+            final = offset >= len(view)
+            flags = control | (0x02 if final and last else 0x00)
+            self._writer.write(pdata_header(context_id, flags, len(piece)))
+            self._writer.write(piece)
+            if final:
+                return
+
+    async def _drain(self) -> None:
+        async with asyncio.timeout(self.timeouts.network):
+            await self._writer.drain()
+
+    async def send(
+        self,
+        context_id: int,
+        command: Dataset,
+        data_set: bytes | AsyncIterable[bytes] | None = None,
+    ) -> None:
+        """Send one DIMSE message; a data set may be bytes or an async stream of chunks."""
+        command.CommandDataSetType = NO_DATA_SET if data_set is None else DATA_SET_PRESENT
+        encoded = encode_command(command)
+        async with self._send_lock:
+            if self.closed:
+                raise AssociationClosed(f"{self.peer}: association already closed")
+            try:
+                self._write_pdvs(context_id, 0x01, encoded, last=True)
+                if isinstance(data_set, bytes | bytearray | memoryview):
+                    self._write_pdvs(context_id, 0x00, data_set, last=True)
+                elif data_set is not None:
+                    await self._send_stream(context_id, data_set)
+                await self._drain()
+            except (ConnectionError, TimeoutError) as exc:
+                self._writer.close()
+                raise AssociationClosed(f"{self.peer}: sending failed: {exc}") from exc
+
+    async def _send_stream(self, context_id: int, chunks: AsyncIterable[bytes]) -> None:
+        held: bytes | None = None
+        async for chunk in chunks:
+            if held is not None:
+                self._write_pdvs(context_id, 0x00, held, last=False)
+                await self._drain()
+            held = chunk
+        self._write_pdvs(context_id, 0x00, held or b"", last=True)
+
+    async def respond(
+        self,
+        request: DimseMessage,
+        status_code: int,
+        comment: str | None = None,
+        identifier: bytes | None = None,
+        **elements: object,
+    ) -> None:
+        """Answer `request`; a final status is logged as the operation's one line."""
+        response = make_response(request.command, status_code, comment, **elements)
+        await self.send(request.context_id, response, identifier)
+        if status.is_final(status_code):
+            self.operations += 1
+            request.answered = True
+            log.info(
+                "%s %s from %s: status 0x%04X%s in %.1f ms",
+                Command(request.command_field).name.replace("_", "-")[:-3],
+                request.command.get("AffectedSOPInstanceUID", "") or request.abstract_syntax,
+                self.peer,
+                status_code,
+                f" ({comment})" if comment else "",
+                (time.monotonic() - request.received_at) * 1000,
+            )
+
+    # -- requesting (either role) -------------------------------------------------
+
+    async def request(
+        self,
+        context_id: int,
+        command: Dataset,
+        data_set: bytes | AsyncIterable[bytes] | None = None,
+    ) -> AsyncIterator[DimseMessage]:
+        """Send a request and yield its responses, ending with the final one."""
+        message_id = self.next_message_id()
+        command.MessageID = message_id
+        waiting: asyncio.Queue[DimseMessage | None] = asyncio.Queue()
+        self._waiting[message_id] = waiting
+        try:
+            await self.send(context_id, command, data_set)
+            while True:
+                async with asyncio.timeout(self.timeouts.dimse):
+                    response = await waiting.get()
+                if response is None:
+                    raise AssociationClosed(f"{self.peer}: closed while awaiting a response")
+                yield response
+                if status.is_final(response.status):
+                    return
+        finally:
+            del self._waiting[message_id]
+
+    async def request_final(
+        self,
+        context_id: int,
+        command: Dataset,
+        data_set: bytes | AsyncIterable[bytes] | None = None,
+    ) -> DimseMessage:
+        """Send a request that has exactly one response (C-ECHO, C-STORE, N-*) and return it."""
+        final: DimseMessage | None = None
+        async for response in self.request(context_id, command, data_set):
+            final = response
+        assert final is not None
+        return final
+
+    # -- serving (acceptor) ------------------------------------------------------
+
+    async def serve(self, handlers: Handlers) -> None:
+        """Answer requests until the peer releases or either side aborts."""
+        while (message := await self._requests.get()) is not None:
+            await self._dispatch(handlers, message)
+        if self.release_requested and not self.closed:
+            async with self._send_lock:
+                self._writer.write(encode_release_rp())
+                await self._drain()
+            self.closed = True
+            self._writer.close()
+        await self.wait_closed()
+
+    async def _dispatch(self, handlers: Handlers, message: DimseMessage) -> None:
+        handler = handlers.lookup(message.command_field, message.abstract_syntax)
+        try:
+            if handler is None:
+                await message.discard()
+                await self.respond(
+                    message,
+                    status.UNRECOGNIZED_OPERATION,
+                    f"{Command(message.command_field).name} not supported for this SOP Class",
+                )
+                return
+            await handler(self, message)
+        except AssociationClosed as exc:
+            log.info("%s", exc)
+        except Exception:
+            log.exception("%s: %s failed", self.peer, Command(message.command_field).name)
+            await message.discard()
+            if not message.answered and not self.closed:
+                await self.respond(message, status.PROCESSING_FAILURE, "internal error, see log")
+        finally:
+            await message.discard()
+
+    # -- ending ------------------------------------------------------------------
+
+    async def release(self) -> None:
+        """Requestor side: A-RELEASE-RQ, then wait (ARTIM) for the reply and close."""
+        if self.closed:
+            return
+        async with self._send_lock:
+            self._writer.write(encode_release_rq())
+            await self._drain()
+        try:
+            async with asyncio.timeout(self.timeouts.acse):
+                await self._release_rp.wait()
+        except TimeoutError:
+            log.warning("%s: no A-RELEASE-RP in time, aborting", self.peer)
+            await self.abort()
+            return
+        self.closed = True
+        self._writer.close()
+        await self.wait_closed()
+
+    async def abort(self) -> None:
+        """Send A-ABORT (service user) and drop the connection."""
+        await self._send_abort(AbortSource.SERVICE_USER, AbortReason.NOT_SPECIFIED)
+        await self.wait_closed()
+
+    async def _send_abort(self, source: AbortSource, reason: AbortReason) -> None:
+        self.aborted = True
+        if not self._writer.is_closing():
+            try:
+                self._writer.write(encode_abort(source, reason))
+                async with asyncio.timeout(1.0):
+                    await self._writer.drain()
+            except (ConnectionError, TimeoutError):
+                pass
+            self._writer.close()
+
+    async def wait_closed(self) -> None:
+        """Wait until the reader task has ended and the socket is closed."""
+        await asyncio.wait({self._reader_task})
+        with contextlib.suppress(ConnectionError, OSError):
+            await self._writer.wait_closed()

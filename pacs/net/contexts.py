@@ -1,0 +1,65 @@
+"""The presentation contexts this AE accepts, and the ones it proposes as requestor."""
+
+from collections.abc import Iterable, Sequence
+
+from pydicom.uid import (
+    UID,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
+from pynetdicom.presentation import PresentationContext
+
+VERIFICATION = UID("1.2.840.10008.1.1")
+
+# Uncompressed syntaxes in the order we prefer them when a peer offers several.
+UNCOMPRESSED = (
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+)
+
+
+def acceptable(
+    abstract_syntaxes: Iterable[str],
+    transfer_syntaxes: Sequence[str],
+    *,
+    allow_role_selection: bool = True,
+) -> list[PresentationContext]:
+    """Contexts we accept for these SOP Classes, in our order of transfer-syntax preference.
+
+    With role selection allowed, a requestor that proposes to be SCP (C-GET
+    storage sub-operations) or both SCU and SCP is granted what it asks for.
+    """
+    contexts = []
+    for uid in abstract_syntaxes:
+        cx = PresentationContext()
+        cx.abstract_syntax = UID(uid)
+        cx.transfer_syntax = [UID(ts) for ts in transfer_syntaxes]
+        if allow_role_selection:
+            cx.scu_role = True
+            cx.scp_role = True
+        contexts.append(cx)
+    return contexts
+
+
+def proposal(
+    abstract_syntax: str,
+    transfer_syntaxes: Sequence[str] = UNCOMPRESSED[:2],
+    *,
+    scu_role: bool | None = None,
+    scp_role: bool | None = None,
+) -> PresentationContext:
+    """One context to propose as requestor; roles set only to ask for role selection."""
+    cx = PresentationContext()
+    cx.abstract_syntax = UID(abstract_syntax)
+    cx.transfer_syntax = [UID(ts) for ts in transfer_syntaxes]
+    cx.scu_role = scu_role
+    cx.scp_role = scp_role
+    return cx
+
+
+def verification_contexts() -> list[PresentationContext]:
+    return acceptable([VERIFICATION], UNCOMPRESSED)

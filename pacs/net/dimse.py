@@ -1,0 +1,181 @@
+"""DIMSE messages (PS3.7 9, 10): command sets on pynetdicom's codecs, data sets streamed."""
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from enum import IntEnum
+from io import BytesIO
+from typing import Any
+
+from pydicom.dataset import Dataset
+from pynetdicom.dsutils import decode, encode
+
+from pacs.errors import ProtocolError
+
+NO_DATA_SET = 0x0101
+DATA_SET_PRESENT = 0x0001
+# How many data-set fragments may wait for a slow service before the socket is left unread.
+FRAGMENT_QUEUE_DEPTH = 8
+ERROR_COMMENT_MAX = 64  # LO
+
+
+class Command(IntEnum):
+    """Command Field values (PS3.7 E.1)."""
+
+    C_STORE_RQ = 0x0001
+    C_GET_RQ = 0x0010
+    C_FIND_RQ = 0x0020
+    C_MOVE_RQ = 0x0021
+    C_ECHO_RQ = 0x0030
+    N_EVENT_REPORT_RQ = 0x0100
+    N_GET_RQ = 0x0110
+    N_SET_RQ = 0x0120
+    N_ACTION_RQ = 0x0130
+    N_CREATE_RQ = 0x0140
+    N_DELETE_RQ = 0x0150
+    C_CANCEL_RQ = 0x0FFF
+    C_STORE_RSP = 0x8001
+    C_GET_RSP = 0x8010
+    C_FIND_RSP = 0x8020
+    C_MOVE_RSP = 0x8021
+    C_ECHO_RSP = 0x8030
+    N_EVENT_REPORT_RSP = 0x8100
+    N_ACTION_RSP = 0x8130
+
+
+def is_response(command_field: int) -> bool:
+    return bool(command_field & 0x8000)
+
+
+def encode_command(command: Dataset) -> bytes:
+    """Encode a command set (always Implicit VR Little Endian) with its group length."""
+    if "CommandGroupLength" in command:
+        del command.CommandGroupLength
+    body = encode(command, True, True)
+    if body is None:
+        raise ProtocolError("command set could not be encoded")
+    command.CommandGroupLength = len(body)
+    encoded = encode(command, True, True)
+    assert encoded is not None
+    return bytes(encoded)
+
+
+def decode_command(data: bytes) -> Dataset:
+    """Decode a received command set; raise ProtocolError when it is not one."""
+    try:
+        command = decode(BytesIO(data), True, True)
+        command_field = int(command.CommandField)
+    except Exception as exc:
+        raise ProtocolError(f"undecodable command set: {exc}") from exc
+    if command_field not in Command._value2member_map_:
+        raise ProtocolError(f"unknown command field 0x{command_field:04X}")
+    return command
+
+
+def make_response(
+    request: Dataset, status: int, comment: str | None = None, **elements: Any
+) -> Dataset:
+    """Build the response command set answering `request` (PS3.7 9.3, 10.3)."""
+    response = Dataset()
+    response.CommandField = int(request.CommandField) | 0x8000
+    response.MessageIDBeingRespondedTo = request.MessageID
+    if "AffectedSOPClassUID" in request:
+        response.AffectedSOPClassUID = request.AffectedSOPClassUID
+    elif "RequestedSOPClassUID" in request:
+        response.AffectedSOPClassUID = request.RequestedSOPClassUID
+    if "AffectedSOPInstanceUID" in request:
+        response.AffectedSOPInstanceUID = request.AffectedSOPInstanceUID
+    response.CommandDataSetType = NO_DATA_SET
+    response.Status = status
+    if comment:
+        response.ErrorComment = comment[:ERROR_COMMENT_MAX]
+    for keyword, value in elements.items():
+        setattr(response, keyword, value)
+    return response
+
+
+class _Cut:
+    """Queue marker: the association ended before the data set's last fragment."""
+
+
+_CUT = _Cut()
+
+
+@dataclass(eq=False)
+class DimseMessage:
+    """One received DIMSE message: its command set and, if any, its data set as fragments."""
+
+    command: Dataset
+    context_id: int
+    abstract_syntax: str
+    transfer_syntax: str
+    has_data_set: bool
+    _fragments: asyncio.Queue[bytes | _Cut | None] = field(
+        default_factory=lambda: asyncio.Queue(FRAGMENT_QUEUE_DEPTH)
+    )
+    _finished: bool = False
+    _ignored: bool = False
+    answered: bool = False  # a final response has been sent
+    received_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def command_field(self) -> int:
+        return int(self.command.CommandField)
+
+    @property
+    def message_id(self) -> int:
+        if is_response(self.command_field):
+            return int(self.command.MessageIDBeingRespondedTo)
+        return int(self.command.MessageID)
+
+    @property
+    def status(self) -> int:
+        return int(self.command.get("Status", 0))
+
+    async def fragments(self) -> AsyncIterator[bytes]:
+        """Yield the data set's bytes as they arrive; empty when there is no data set.
+
+        Raises ProtocolError when the association ends before the data set does.
+        """
+        if not self.has_data_set:
+            return
+        while not self._finished:
+            fragment = await self._fragments.get()
+            if isinstance(fragment, bytes):
+                yield fragment
+                continue
+            self._finished = True
+            if fragment is _CUT:
+                raise ProtocolError("the association ended before the data set was complete")
+
+    async def read_data_set(self) -> bytes:
+        """Collect the whole data set: only for small ones (identifiers, N-ACTION information)."""
+        return b"".join([fragment async for fragment in self.fragments()])
+
+    async def discard(self) -> None:
+        """Consume what is left of the data set so the next message can be read."""
+        try:
+            async for _ in self.fragments():
+                pass
+        except ProtocolError:
+            pass
+
+    async def feed(self, fragment: bytes, is_last: bool) -> None:
+        """Reader side: hand on one fragment; waits while the service lags behind."""
+        if self._ignored:
+            return
+        if fragment:
+            await self._fragments.put(fragment)
+        if is_last:
+            await self._fragments.put(None)
+
+    def ignore(self) -> None:
+        """Reader side: nobody will read this message's data set; drop it as it arrives."""
+        self._ignored = True
+
+    def cut_short(self) -> None:
+        """Reader side: the association ended; wake a waiting consumer with an error."""
+        while not self._fragments.empty():
+            self._fragments.get_nowait()
+        self._fragments.put_nowait(_CUT)

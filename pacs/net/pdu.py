@@ -1,0 +1,144 @@
+"""PDU framing on asyncio streams (PS3.8 9.3): read whole PDUs, stream P-DATA items.
+
+The variable-format PDUs (A-ASSOCIATE-RQ/AC/RJ, A-RELEASE, A-ABORT) are
+encoded and decoded with pynetdicom's `pdu` classes. P-DATA-TF is framed here:
+its PDV items are read straight off the socket in chunks, so a data set of any
+size passes through without ever being held whole in memory.
+"""
+
+import struct
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from enum import IntEnum
+
+from pynetdicom.pdu import A_ABORT_RQ, A_RELEASE_RP, A_RELEASE_RQ
+
+from pacs.errors import ProtocolError
+
+_PDU_HEADER = struct.Struct(">BxL")
+_PDV_HEADER = struct.Struct(">LBB")
+_PDATA_HEADERS = struct.Struct(">BxLLBB")
+
+PDU_HEADER_LENGTH = _PDU_HEADER.size
+PDV_HEADER_LENGTH = 6  # item length (4), context ID (1), message control header (1)
+# What one fragment handed to a service may hold at most: bounds memory per association.
+MAX_FRAGMENT = 256 * 1024
+
+
+class PduType(IntEnum):
+    """PDU types of PS3.8 Table 9-11."""
+
+    ASSOCIATE_RQ = 0x01
+    ASSOCIATE_AC = 0x02
+    ASSOCIATE_RJ = 0x03
+    P_DATA_TF = 0x04
+    RELEASE_RQ = 0x05
+    RELEASE_RP = 0x06
+    ABORT = 0x07
+
+
+class AbortSource(IntEnum):
+    """A-ABORT source field (PS3.8 9.3.8)."""
+
+    SERVICE_USER = 0x00
+    SERVICE_PROVIDER = 0x02
+
+
+class AbortReason(IntEnum):
+    """A-P-ABORT provider reasons (PS3.8 9.3.8)."""
+
+    NOT_SPECIFIED = 0x00
+    UNRECOGNIZED_PDU = 0x01
+    UNEXPECTED_PDU = 0x02
+    UNRECOGNIZED_PDU_PARAMETER = 0x04
+    UNEXPECTED_PDU_PARAMETER = 0x05
+    INVALID_PDU_PARAMETER_VALUE = 0x06
+
+
+class PduError(ProtocolError):
+    """A PDU that breaks PS3.8; answered with an A-P-ABORT carrying `reason`."""
+
+    def __init__(self, message: str, reason: AbortReason = AbortReason.INVALID_PDU_PARAMETER_VALUE):
+        super().__init__(message)
+        self.reason = reason
+
+
+ReadExactly = Callable[[int], Awaitable[bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class PdvFragment:
+    """A piece of one presentation data value: part of a command or data set."""
+
+    context_id: int
+    is_command: bool
+    is_last: bool  # the last fragment of the command or data set
+    data: bytes
+
+
+async def read_pdu_header(read: ReadExactly) -> tuple[int, int]:
+    """Read a PDU header; return (PDU type, length of what follows)."""
+    header = await read(PDU_HEADER_LENGTH)
+    pdu_type, length = _PDU_HEADER.unpack(header)
+    return pdu_type, length
+
+
+def frame(pdu_type: int, body: bytes) -> bytes:
+    """Prefix a PDU body with its header."""
+    return _PDU_HEADER.pack(pdu_type, len(body)) + body
+
+
+async def read_pdata(read: ReadExactly, length: int) -> AsyncIterator[PdvFragment]:
+    """Yield the PDV fragments of one P-DATA-TF PDU whose header has been read.
+
+    A PDV longer than MAX_FRAGMENT is yielded in several fragments; only the
+    last fragment of a PDV carries the PDV's "last" bit.
+    """
+    remaining = length
+    while remaining > 0:
+        if remaining < PDV_HEADER_LENGTH:
+            raise PduError(f"P-DATA-TF has {remaining} stray bytes after its last PDV")
+        item_length, context_id, control = _PDV_HEADER.unpack(await read(PDV_HEADER_LENGTH))
+        if item_length < 2 or item_length + 4 > remaining:
+            raise PduError(f"PDV item length {item_length} does not fit its P-DATA-TF")
+        remaining -= item_length + 4
+        data_left = item_length - 2
+        is_command = bool(control & 0x01)
+        while True:
+            size = min(data_left, MAX_FRAGMENT)
+            data = await read(size) if size else b""
+            data_left -= size
+            ends_pdv = data_left == 0
+            yield PdvFragment(context_id, is_command, ends_pdv and bool(control & 0x02), data)
+            if ends_pdv:
+                break
+
+
+def pdata_header(context_id: int, control: int, data_length: int) -> bytes:
+    """Header of a P-DATA-TF PDU carrying one PDV of `data_length` bytes."""
+    return _PDATA_HEADERS.pack(
+        PduType.P_DATA_TF, data_length + PDV_HEADER_LENGTH, data_length + 2, context_id, control
+    )
+
+
+def encode_release_rq() -> bytes:
+    return bytes(A_RELEASE_RQ().encode())
+
+
+def encode_release_rp() -> bytes:
+    return bytes(A_RELEASE_RP().encode())
+
+
+def encode_abort(source: AbortSource, reason: AbortReason = AbortReason.NOT_SPECIFIED) -> bytes:
+    """A-ABORT PDU; the reason is only meaningful when the provider aborts."""
+    pdu = A_ABORT_RQ()
+    pdu.source = int(source)
+    pdu.reason_diagnostic = int(reason) if source == AbortSource.SERVICE_PROVIDER else 0
+    return bytes(pdu.encode())
+
+
+def decode_abort(body: bytes) -> tuple[int, int]:
+    """Return (source, reason) of a received A-ABORT body."""
+    pdu = A_ABORT_RQ()
+    pdu.decode(frame(PduType.ABORT, body))
+    return int(pdu.source or 0), int(pdu.reason_diagnostic or 0)

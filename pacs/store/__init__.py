@@ -1,0 +1,1 @@
+"""Content-addressed Part 10 files on disk."""

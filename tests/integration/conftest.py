@@ -1,0 +1,96 @@
+"""The real pacs server on an ephemeral loopback port, and the peers that talk to it."""
+
+import asyncio
+import os
+import shutil
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pacs.app import PacsApp
+from pacs.config import load_settings
+
+
+@dataclass(frozen=True, slots=True)
+class PacsAddress:
+    host: str
+    port: int
+    ae_title: str = "PACS"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | Path):
+        return f'"{value}"'
+    return str(value)
+
+
+def write_config(directory: Path, **sections: dict[str, Any]) -> Path:
+    """Write a pacs.toml for a test server: port 0, data under `directory`, short timeouts."""
+    tables: dict[str, dict[str, Any]] = {
+        "server": {"port": 0, "host": "127.0.0.1", "acse_timeout": 5, "network_timeout": 30},
+        "storage": {"root": directory / "store"},
+        "database": {"url": f"sqlite+aiosqlite:///{directory / 'index.sqlite'}"},
+    }
+    for name, values in sections.items():
+        tables.setdefault(name, {}).update(values)
+    lines = []
+    for name, values in tables.items():
+        lines.append(f"[{name}]")
+        lines += [f"{key} = {_toml_value(value)}" for key, value in values.items()]
+    path = directory / "pacs.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+StartPacs = Callable[..., Awaitable[PacsAddress]]
+
+
+@pytest.fixture
+async def start_pacs(tmp_path: Path) -> AsyncIterator[StartPacs]:
+    """Start a real server with the given config sections; every one started is stopped after."""
+    apps: list[PacsApp] = []
+
+    async def start(**sections: dict[str, Any]) -> PacsAddress:
+        directory = tmp_path / f"pacs{len(apps)}"
+        directory.mkdir()
+        settings = load_settings(write_config(directory, **sections), environ={})
+        app = PacsApp(settings)
+        await app.start()
+        apps.append(app)
+        host, port = app.address
+        return PacsAddress(host, port, settings.server.ae_title)
+
+    yield start
+    for app in apps:
+        await app.stop(grace=2.0)
+
+
+@pytest.fixture
+async def running_pacs(start_pacs: StartPacs) -> PacsAddress:
+    return await start_pacs()
+
+
+def dcmtk_tool(name: str) -> str:
+    """Path of a DCMTK tool; the test is skipped with the reason when DCMTK is absent."""
+    path = shutil.which(name)
+    if path is None:
+        pytest.skip(f"DCMTK's {name} is not installed (apt-get install dcmtk)")
+    return path
+
+
+async def run_dcmtk(name: str, *args: str) -> tuple[int, str]:
+    """Run a DCMTK tool with TCP_NODELAY=1 (Debian's DCMTK reads it); return code and output."""
+    process = await asyncio.create_subprocess_exec(
+        dcmtk_tool(name),
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "TCP_NODELAY": "1"},
+    )
+    output, _ = await process.communicate()
+    return process.returncode or 0, output.decode(errors="replace")

@@ -1,0 +1,39 @@
+"""Blocking pynetdicom SCU calls used as an independent peer; tests run them in threads."""
+
+from typing import Any
+
+from pynetdicom import AE
+from pynetdicom.association import Association as PynetdicomAssociation
+
+from pacs.net.contexts import VERIFICATION
+from tests.integration.conftest import PacsAddress
+
+
+def associate(
+    address: PacsAddress, contexts: list[Any] | None = None, **options: Any
+) -> PynetdicomAssociation:
+    """Open a pynetdicom association; `options` set AE attributes (maximum_pdu_size...)."""
+    called = options.pop("called", address.ae_title)
+    ae = AE(ae_title=options.pop("ae_title", "TESTSCU"))
+    for name, value in options.items():
+        setattr(ae, name, value)
+    ext_neg = []
+    for context in contexts or [VERIFICATION]:
+        if isinstance(context, tuple):
+            uid, role = context
+            ae.add_requested_context(uid)
+            ext_neg.append(role)
+        else:
+            ae.add_requested_context(context)
+    return ae.associate(address.host, address.port, ae_title=called, ext_neg=ext_neg or None)
+
+
+def echo(address: PacsAddress, **options: Any) -> int:
+    """Associate, C-ECHO, release; the echo status or -1 when no association was made."""
+    assoc = associate(address, **options)
+    if not assoc.is_established:
+        return -1
+    try:
+        return int(assoc.send_c_echo().Status)
+    finally:
+        assoc.release()
