@@ -4,13 +4,26 @@ import asyncio
 import logging
 import signal
 
+from pacs.archive.group_commit import GroupCommit
+from pacs.archive.ingest import Ingest
 from pacs.config import Settings
+from pacs.index.engine import create_engine, create_sessionmaker, prepare_sqlite_directory
+from pacs.index.records import DuplicatePolicy
+from pacs.index.repository import Index
+from pacs.index.schema import ensure_schema
 from pacs.net.association import Handlers, Timeouts
-from pacs.net.contexts import VERIFICATION, verification_contexts
+from pacs.net.contexts import (
+    VERIFICATION,
+    storage_contexts,
+    storage_sop_classes,
+    verification_contexts,
+)
 from pacs.net.dimse import Command
 from pacs.net.echo import handle_echo
 from pacs.net.negotiation import AcceptorPolicy
 from pacs.net.server import DimseServer, Listener
+from pacs.net.store_scp import make_store_handler
+from pacs.store.blobstore import FileBlobStore
 
 log = logging.getLogger(__name__)
 
@@ -23,38 +36,66 @@ class PacsApp:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        server = settings.server
+        storage = settings.storage
+        self.engine = create_engine(settings.database.url)
+        self.index = Index(create_sessionmaker(self.engine))
+        self.store = FileBlobStore(storage.root, storage.fsync, storage.min_free_bytes)
+        self.commits = GroupCommit(self.index, DuplicatePolicy(storage.duplicate_policy.value))
+        self.ingest = Ingest(self.store, self.commits)
+        self.server = self._build_server()
+
+    def _build_server(self) -> DimseServer:
+        server = self.settings.server
         handlers = Handlers()
         handlers.register(Command.C_ECHO_RQ, [VERIFICATION], handle_echo)
+        handlers.register(
+            Command.C_STORE_RQ, storage_sop_classes(), make_store_handler(self.ingest)
+        )
         policy = AcceptorPolicy(
             ae_title=server.ae_title,
             check_called_ae_title=server.check_called_ae_title,
             max_pdu_length=server.max_pdu_length,
-            contexts=verification_contexts(),
+            contexts=[*verification_contexts(), *storage_contexts()],
         )
-        self.timeouts = Timeouts(
+        timeouts = Timeouts(
             acse=server.acse_timeout, dimse=server.dimse_timeout, network=server.network_timeout
         )
-        self.server = DimseServer(
-            Listener(server.host, server.port, server.max_associations),
-            policy,
-            handlers,
-            self.timeouts,
-        )
+        listener = Listener(server.host, server.port, server.max_associations)
+        return DimseServer(listener, policy, handlers, timeouts)
 
     @property
     def address(self) -> tuple[str, int]:
         return self.server.address
 
     async def start(self) -> None:
-        await self.server.start()
+        """Bring the index schema to head, then listen. Raises SchemaError for a newer schema."""
+        prepare_sqlite_directory(self.settings.database.url)
+        try:
+            await ensure_schema(self.engine)
+            await self.server.start()
+        except BaseException:
+            await self.engine.dispose()
+            raise
         host, port = self.address
         log.info("pacs listening on %s:%d as %s", host, port, self.settings.server.ae_title)
 
     async def stop(self, grace: float = SHUTDOWN_GRACE) -> None:
+        """Refuse new associations, let running ones finish, drain commits, close the index."""
         log.info("pacs stopping: refusing new associations, %.0f s for running ones", grace)
         await self.server.stop(grace)
+        await self.commits.close()
+        await self.engine.dispose()
         log.info("pacs stopped")
+
+
+async def upgrade_database(settings: Settings) -> None:
+    """`pacs db upgrade`: bring the index database to the newest schema."""
+    prepare_sqlite_directory(settings.database.url)
+    engine = create_engine(settings.database.url)
+    try:
+        await ensure_schema(engine)
+    finally:
+        await engine.dispose()
 
 
 async def run(settings: Settings) -> None:

@@ -7,6 +7,7 @@ DIMSE statuses. No DICOM status codes here.
     ├── ConfigError            the configuration file is invalid (names the key)
     ├── SchemaError            the database schema is not one this code can use
     ├── InvalidInstance        a received data set cannot be indexed (says why)
+    │   └── DataSetMismatch    the data set is not the SOP Class / Instance announced
     ├── InstanceConflict       a duplicate refused by the duplicate policy
     ├── StoreUnavailable       the store or the index cannot take the write now
     │   └── StoreFull          free space is below the configured minimum
@@ -28,6 +29,10 @@ class SchemaError(PacsError):
 
 class InvalidInstance(PacsError):
     """A received instance cannot be understood or indexed."""
+
+
+class DataSetMismatch(InvalidInstance):
+    """The data set's SOP Class or Instance UID is not the one its request announced."""
 
 
 class InstanceConflict(PacsError):

@@ -4,12 +4,13 @@ from collections.abc import Iterable, Sequence
 
 from pydicom.uid import (
     UID,
+    AllTransferSyntaxes,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
 )
-from pynetdicom.presentation import PresentationContext
+from pynetdicom.presentation import AllStoragePresentationContexts, PresentationContext
 
 VERIFICATION = UID("1.2.840.10008.1.1")
 
@@ -63,3 +64,23 @@ def proposal(
 
 def verification_contexts() -> list[PresentationContext]:
     return acceptable([VERIFICATION], UNCOMPRESSED)
+
+
+def storage_sop_classes() -> list[str]:
+    """Every Storage SOP Class pynetdicom knows: an archive accepts them all as acceptor."""
+    return [str(cx.abstract_syntax) for cx in AllStoragePresentationContexts]
+
+
+def storage_transfer_syntaxes() -> list[str]:
+    """Every transfer syntax pydicom knows, uncompressed first.
+
+    Storage keeps the bytes as sent, so any encoding is acceptable; preferring
+    the uncompressed ones means a lossy syntax is never chosen over a lossless
+    offer in the same context.
+    """
+    rest = [str(ts) for ts in AllTransferSyntaxes if ts not in UNCOMPRESSED]
+    return [*map(str, UNCOMPRESSED), *rest]
+
+
+def storage_contexts() -> list[PresentationContext]:
+    return acceptable(storage_sop_classes(), storage_transfer_syntaxes())

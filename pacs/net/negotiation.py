@@ -24,11 +24,9 @@ from pynetdicom.presentation import (
     negotiate_as_requestor,
 )
 
-from pacs import __version__
+from pacs.dicom.identity import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
 APPLICATION_CONTEXT_NAME = UID("1.2.840.10008.3.1.1.1")
-IMPLEMENTATION_CLASS_UID = UID("2.25.208944135716443187960281040311566318977")
-IMPLEMENTATION_VERSION_NAME = "PACS_" + __version__.replace(".", "")
 
 
 class RejectResult(IntEnum):

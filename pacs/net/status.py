@@ -1,6 +1,7 @@
 """DIMSE status codes (PS3.7 C, PS3.4) by name, and the one table from domain errors to statuses."""
 
 from pacs.errors import (
+    DataSetMismatch,
     InstanceConflict,
     InvalidInstance,
     PacsError,
@@ -33,6 +34,7 @@ STATUS_FOR_ERROR: dict[type[PacsError], int] = {
     StoreFull: OUT_OF_RESOURCES,
     StoreUnavailable: OUT_OF_RESOURCES,
     InvalidInstance: CANNOT_UNDERSTAND,
+    DataSetMismatch: DATA_SET_DOES_NOT_MATCH_SOP_CLASS,
     InstanceConflict: DUPLICATE_SOP_INSTANCE,
 }
 

@@ -16,9 +16,13 @@ from pacs.config import load_settings
 
 @dataclass(frozen=True, slots=True)
 class PacsAddress:
+    """A running test server: where it listens, and the app and directory behind it."""
+
     host: str
     port: int
     ae_title: str = "PACS"
+    app: PacsApp | None = None
+    directory: Path | None = None
 
 
 def _toml_value(value: Any) -> str:
@@ -55,15 +59,18 @@ async def start_pacs(tmp_path: Path) -> AsyncIterator[StartPacs]:
     """Start a real server with the given config sections; every one started is stopped after."""
     apps: list[PacsApp] = []
 
-    async def start(**sections: dict[str, Any]) -> PacsAddress:
-        directory = tmp_path / f"pacs{len(apps)}"
-        directory.mkdir()
+    async def start(directory: Path | None = None, **sections: dict[str, Any]) -> PacsAddress:
+        """Start a server; pass the `directory` of a stopped one to restart on its data."""
+        if directory is None:
+            directory = tmp_path / f"pacs{len(apps)}"
+            directory.mkdir()
+        sections.setdefault("storage", {}).setdefault("min_free_bytes", 0)
         settings = load_settings(write_config(directory, **sections), environ={})
         app = PacsApp(settings)
         await app.start()
         apps.append(app)
         host, port = app.address
-        return PacsAddress(host, port, settings.server.ae_title)
+        return PacsAddress(host, port, settings.server.ae_title, app, directory)
 
     yield start
     for app in apps:

@@ -1,0 +1,1 @@
+"""Benchmark scripts: figures printed for the issue notes, never asserted in tests."""

@@ -1,0 +1,130 @@
+"""Server processes under measurement: free ports, readiness, peak memory, and stopping.
+
+The harness imports nothing from `pacs`, so it can measure a pacs that is
+mid-change (or broken) as a black box, exactly as it measures Orthanc.
+"""
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+# DCMTK reads TCP_NODELAY from the environment; Orthanc links DCMTK's network layer.
+DCMTK_ENV = {**os.environ, "TCP_NODELAY": "1"}
+_POLL_SECONDS = 0.1
+
+
+class ServerFailed(RuntimeError):
+    """A server did not start, or died, during a run."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def log_tail(log: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def wait_for_port(process: subprocess.Popen[bytes], port: int, log: Path, timeout: float) -> None:
+    """Return once `port` accepts connections; raise if the process exits or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ServerFailed(f"exited with {process.returncode} at start:\n{log_tail(log)}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise ServerFailed(f"port {port} not open after {timeout:.0f} s:\n{log_tail(log)}")
+
+
+def launch(
+    argv: list[str], log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start a server with its output in `log`, in a session of its own."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+
+
+def _status_kb(pid: int, field: str) -> int:
+    """A `kB` field of /proc/PID/status (VmRSS, VmHWM); 0 once the process is gone."""
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1])
+    return 0
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below `pid` (storescp --fork serves each association in a child)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            stat = Path(entry.path, "stat").read_text()
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        found.extend(kids)
+        todo.extend(kids)
+    return found
+
+
+class PeakMemory:
+    """Track a server's peak resident memory: its own VmHWM, or its process tree's polled VmRSS."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self._tree_peak_kb = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        while not self._stop.wait(_POLL_SECONDS):
+            pids = [self.pid, *descendants(self.pid)]
+            total = sum(_status_kb(pid, "VmRSS") for pid in pids)
+            self._tree_peak_kb = max(self._tree_peak_kb, total)
+
+    def __enter__(self) -> "PeakMemory":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def peak_mb(self) -> float:
+        """Peak so far in MB (10^6 bytes); read it before the server stops."""
+        return max(_status_kb(self.pid, "VmHWM"), self._tree_peak_kb) * 1024 / 1e6
+
+
+def stop(process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    """SIGTERM the server (graceful stop), SIGKILL it if it lingers, then any forked children.
+
+    `launch` made the server a process-group leader, so the group holds only it and
+    its children (storescp --fork workers).
+    """
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)

@@ -1,0 +1,138 @@
+"""Ingest: a received instance becomes a durable file in the store and rows in the index.
+
+The order is the archive's promise (acknowledged means durable): stream the
+fragments to a staging file while hashing, check and parse the header, fsync
+and rename the file to its address, commit the index rows. Only then does the
+caller answer Success. Concurrent ingests share index commits (group commit).
+"""
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydicom.dataset import Dataset
+
+from pacs.archive.group_commit import GroupCommit
+from pacs.archive.records import record_for
+from pacs.dicom.header import read_header, split_by_level
+from pacs.dicom.levels import QueryLevel
+from pacs.dicom.part10 import file_meta_bytes
+from pacs.errors import DataSetMismatch, InstanceConflict, InvalidInstance
+from pacs.index.records import AddKind, AddOutcome, DuplicatePolicy
+from pacs.store.blobstore import BlobRef, BlobWriter, FileBlobStore
+
+log = logging.getLogger(__name__)
+
+# Received bytes are handed to a worker thread in batches of about this size:
+# file writes and hashing release the GIL, and one hop per batch keeps the loop free.
+FLUSH_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """What the network says about an instance as it arrives (the C-STORE-RQ and its context)."""
+
+    sop_class_uid: str
+    sop_instance_uid: str
+    transfer_syntax_uid: str
+    source_ae_title: str
+
+
+@dataclass(frozen=True, slots=True)
+class IngestOutcome:
+    """What storing one instance did: the index's verdict and the file's address."""
+
+    kind: AddKind
+    blob: BlobRef
+    previous_sha256: str | None = None
+
+
+def _write_all(writer: BlobWriter, chunks: list[bytes]) -> None:
+    for chunk in chunks:
+        writer.write(chunk)
+
+
+def _check_arrival(dataset: Dataset, arrival: Arrival) -> None:
+    if dataset.SOPClassUID != arrival.sop_class_uid:
+        raise DataSetMismatch(
+            f"SOP Class UID {dataset.SOPClassUID} in the data set is not the "
+            f"{arrival.sop_class_uid} of the request"
+        )
+    if dataset.SOPInstanceUID != arrival.sop_instance_uid:
+        raise DataSetMismatch(
+            f"SOP Instance UID {dataset.SOPInstanceUID} in the data set is not the "
+            f"{arrival.sop_instance_uid} of the request"
+        )
+
+
+def _finish(
+    writer: BlobWriter, chunks: list[bytes], arrival: Arrival, offset: int
+) -> tuple[Dataset, dict[QueryLevel, dict[str, Any]], BlobRef]:
+    """Worker thread: last bytes, header checks, then the durable commit of the file."""
+    _write_all(writer, chunks)
+    writer.flush()
+    dataset = read_header(Path(writer.staging_path), offset, arrival.transfer_syntax_uid)
+    _check_arrival(dataset, arrival)
+    levels = split_by_level(dataset)
+    return dataset, levels, writer.commit()
+
+
+class Ingest:
+    """Stores received instances; one per association at a time, many associations at once."""
+
+    def __init__(self, store: FileBlobStore, commits: GroupCommit) -> None:
+        self._store = store
+        self._commits = commits
+
+    async def ingest(self, arrival: Arrival, fragments: AsyncIterator[bytes]) -> IngestOutcome:
+        """Store one instance; return only when it is durable. Raises PacsError subclasses."""
+        writer = await asyncio.to_thread(self._store.begin)
+        try:
+            meta = file_meta_bytes(
+                arrival.sop_class_uid,
+                arrival.sop_instance_uid,
+                arrival.transfer_syntax_uid,
+                arrival.source_ae_title,
+            )
+            chunks, buffered = [meta], len(meta)
+            async for fragment in fragments:
+                chunks.append(fragment)
+                buffered += len(fragment)
+                if buffered >= FLUSH_BYTES:
+                    await asyncio.to_thread(_write_all, writer, chunks)
+                    chunks, buffered = [], 0
+            dataset, levels, blob = await asyncio.to_thread(
+                _finish, writer, chunks, arrival, len(meta)
+            )
+        except BaseException:
+            await asyncio.to_thread(writer.discard)
+            raise
+        outcome = await self._commits.add(
+            record_for(dataset, levels, arrival.transfer_syntax_uid, blob, arrival.source_ae_title)
+        )
+        return self._judge(outcome, blob)
+
+    def _judge(self, outcome: AddOutcome, blob: BlobRef) -> IngestOutcome:
+        uid = outcome.sop_instance_uid
+        if outcome.kind == AddKind.REJECTED:
+            raise InstanceConflict(
+                f"SOP Instance {uid} is already stored with other content "
+                f"({outcome.previous_sha256}); the duplicate policy rejects it"
+            )
+        if outcome.kind == AddKind.FAILED:
+            raise InvalidInstance(f"SOP Instance {uid} could not be indexed: {outcome.reason}")
+        if outcome.kind in (AddKind.KEPT_EXISTING, AddKind.REPLACED):
+            log.warning(
+                "SOP Instance %s re-sent with other content: stored %s, received %s; %s",
+                uid,
+                outcome.previous_sha256,
+                blob.sha256,
+                "kept the first" if outcome.kind == AddKind.KEPT_EXISTING else "replaced it",
+            )
+        return IngestOutcome(outcome.kind, blob, outcome.previous_sha256)
+
+
+__all__ = ["Arrival", "DuplicatePolicy", "Ingest", "IngestOutcome"]

@@ -1,0 +1,299 @@
+"""Settings: one TOML file (plus PACS_DATABASE_URL) validated into frozen dataclasses."""
+
+import dataclasses
+import difflib
+import math
+import os
+import reprlib
+import sys
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import TypeVar
+
+from pacs.errors import ConfigError
+
+DATABASE_URL_VARIABLE = "PACS_DATABASE_URL"
+DATABASE_DRIVERS = ("sqlite+aiosqlite://", "postgresql+asyncpg://")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+_SQLITE_FILE = Path("data/index.sqlite")
+
+_T = TypeVar("_T")
+_S = TypeVar("_S", bound=str)
+_Parser = Callable[[object], object]
+
+
+class DuplicatePolicy(StrEnum):
+    """What to do when an instance with a known SOP Instance UID arrives again."""
+
+    KEEP = "keep"
+    REPLACE = "replace"
+    REJECT = "reject"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """The DIMSE listener: who we are, where we listen, and how long we wait."""
+
+    ae_title: str = "PACS"
+    host: str = "0.0.0.0"
+    port: int = 11112
+    max_associations: int = 64
+    max_pdu_length: int = 262144
+    acse_timeout: float = 30.0
+    dimse_timeout: float = 60.0
+    network_timeout: float = 300.0
+    check_called_ae_title: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    """The index database, as an SQLAlchemy async URL."""
+
+    url: str = field(default_factory=lambda: f"sqlite+aiosqlite:///{_SQLITE_FILE.absolute()}")
+
+
+@dataclass(frozen=True, slots=True)
+class StorageSettings:
+    """The content-addressed blob store on disk."""
+
+    root: Path = field(default_factory=lambda: Path("data/store").absolute())
+    fsync: bool = True
+    min_free_bytes: int = 1073741824
+    duplicate_policy: DuplicatePolicy = DuplicatePolicy.KEEP
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingSettings:
+    """How verbose the log is."""
+
+    level: str = "INFO"
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """A remote AE we connect to: a C-MOVE destination or a commitment report target."""
+
+    ae_title: str
+    host: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the application is configured with."""
+
+    server: ServerSettings = field(default_factory=ServerSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
+    peers: tuple[Peer, ...] = ()
+
+    def peer(self, ae_title: str) -> Peer | None:
+        """Return the peer with this AE title, or None if it is not configured."""
+        # Titles arrive space-padded from the wire (PS3.5 6.2, AE); padding is not significant.
+        wanted = ae_title.strip(" ")
+        return next((peer for peer in self.peers if peer.ae_title == wanted), None)
+
+
+class _Invalid(Exception):
+    """A value failed validation; the message locates it and says why."""
+
+
+def _show(value: object) -> str:
+    """Render a rejected value for a message, in TOML's spelling where it differs."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return "a table" if isinstance(value, dict) else reprlib.repr(value)
+
+
+def _text(value: object, padding: str | None = None) -> str:
+    """Return a string with `padding` (default: whitespace) stripped; refuse blank ones."""
+    if not isinstance(value, str) or not (text := value.strip(padding)):
+        raise _Invalid(f"must be a non-blank string, got {_show(value)}")
+    return text
+
+
+def _boolean(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise _Invalid(f"must be true or false, got {_show(value)}")
+    return value
+
+
+def _integer(
+    low: int, high: float = math.inf, *, zero_is_unlimited: bool = False
+) -> Callable[[object], int]:
+    """Build a parser for a TOML integer in [low, high]; bools and floats are refused."""
+    wanted = f"an integer from {low} to {high}" if high < math.inf else f"an integer >= {low}"
+    wanted = f"0 (unlimited) or {wanted}" if zero_is_unlimited else wanted
+
+    def parse(value: object) -> int:
+        if (
+            isinstance(value, int)
+            and not isinstance(value, bool)  # `port = true` is a mistake, not 1
+            and (low <= value <= high or (zero_is_unlimited and value == 0))
+        ):
+            return value
+        raise _Invalid(f"must be {wanted}, got {_show(value)}")
+
+    return parse
+
+
+def _seconds(value: object) -> float:
+    # Comparing before float() also refuses nan, inf and ints too large for a float.
+    number = value if isinstance(value, int | float) and not isinstance(value, bool) else 0
+    if not 0 < number <= sys.float_info.max:
+        raise _Invalid(f"must be a positive number of seconds, got {_show(value)}")
+    return float(number)
+
+
+def _ae_title(value: object) -> str:
+    """Validate an AE title (PS3.5 6.2, AE): spaces around it are padding, not part of it."""
+    title = _text(value, " ")
+    if len(title) > 16:
+        reason = "must be at most 16 characters"
+    elif not all(" " <= char <= "~" and char != "\\" for char in title):
+        reason = "must be printable ASCII without backslash or control characters"
+    else:
+        return title
+    raise _Invalid(f"{reason}, got {_show(value)}")
+
+
+def _database_url(value: object) -> str:
+    url = _text(value)
+    if not url.startswith(DATABASE_DRIVERS):
+        # Only the scheme is echoed: the rest of a URL may hold a password.
+        scheme = repr(url.split("://")[0] + "://...") if "://" in url else "no scheme"
+        drivers = " or ".join(DATABASE_DRIVERS)
+        raise _Invalid(f"must start with {drivers} (the supported drivers), got {scheme}")
+    return url
+
+
+def _one_of(choices: Sequence[_S]) -> Callable[[object], _S]:
+    """Build a case-insensitive parser that returns the matching choice itself."""
+    by_name = {choice.casefold(): choice for choice in choices}
+
+    def parse(value: object) -> _S:
+        if (choice := by_name.get(_text(value).casefold())) is None:
+            raise _Invalid(f"must be one of {', '.join(choices)}, got {_show(value)}")
+        return choice
+
+    return parse
+
+
+_KEYS: Mapping[str, Mapping[str, _Parser]] = {
+    "server": {
+        "ae_title": _ae_title,
+        "host": _text,
+        "port": _integer(0, 65535),
+        "max_associations": _integer(1),
+        # The PDU length field has 4 bytes (PS3.8 9.3.1); under 4096 too little fits in a PDU.
+        "max_pdu_length": _integer(4096, 2**32 - 1, zero_is_unlimited=True),
+        "acse_timeout": _seconds,
+        "dimse_timeout": _seconds,
+        "network_timeout": _seconds,
+        "check_called_ae_title": _boolean,
+    },
+    "database": {"url": _database_url},
+    "storage": {
+        "root": lambda value: Path(_text(value)).absolute(),
+        "fsync": _boolean,
+        "min_free_bytes": _integer(0),
+        "duplicate_policy": _one_of(list(DuplicatePolicy)),
+    },
+    "logging": {"level": _one_of(LOG_LEVELS)},
+    "peers": {"ae_title": _ae_title, "host": _text, "port": _integer(1, 65535)},
+}
+
+
+def _check_known(table: Mapping[str, object], known: Sequence[str], where: str = "") -> None:
+    """Refuse the first unknown key, suggesting the nearest known one."""
+    for key, value in table.items():
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            if not where and isinstance(value, dict):
+                raise _Invalid(f"unknown table [{key}]{hint}")
+            raise _Invalid(f"unknown key {where}{' ' if where else ''}{key}{hint}")
+
+
+def _parse_table(
+    cls: Callable[..., _T], table: object, where: str, spec: Mapping[str, _Parser], required: bool
+) -> _T:
+    """Parse each key of one TOML table with its parser; absent keys keep the field default."""
+    if not isinstance(table, dict):
+        raise _Invalid(f"{where}: must be a table, got {_show(table)}")
+    _check_known(table, list(spec), where)
+    if required and (missing := [key for key in spec if key not in table]):
+        raise _Invalid(f"{where}: missing key {', '.join(missing)}")
+    values: dict[str, object] = {}
+    for key, raw in table.items():
+        try:
+            values[key] = spec[key](raw)
+        except _Invalid as exc:
+            raise _Invalid(f"{where} {key}: {exc}") from None
+    # Each value has been through its key's parser, so it has its field's type.
+    return cls(**values)
+
+
+def _parse_peers(tables: object) -> tuple[Peer, ...]:
+    """Parse [[peers]]; messages number them from 1, in file order."""
+    if not isinstance(tables, list):
+        raise _Invalid(f"[[peers]]: must be an array of tables, got {_show(tables)}")
+    peers: list[Peer] = []
+    for n, table in enumerate(tables, 1):
+        where = f"[[peers]][{n}]"
+        peer = _parse_table(Peer, table, where, _KEYS["peers"], required=True)
+        if clash := next((m for m, p in enumerate(peers, 1) if p.ae_title == peer.ae_title), 0):
+            raise _Invalid(
+                f"{where} ae_title: duplicate {peer.ae_title!r}, already in [[peers]][{clash}]"
+            )
+        peers.append(peer)
+    return tuple(peers)
+
+
+def _parse_document(document: Mapping[str, object]) -> Settings:
+    _check_known(document, list(_KEYS))
+
+    def section(cls: Callable[..., _T], name: str) -> _T:
+        return _parse_table(cls, document.get(name, {}), f"[{name}]", _KEYS[name], required=False)
+
+    return Settings(
+        server=section(ServerSettings, "server"),
+        database=section(DatabaseSettings, "database"),
+        storage=section(StorageSettings, "storage"),
+        logging=section(LoggingSettings, "logging"),
+        peers=_parse_peers(document.get("peers", [])),
+    )
+
+
+def _read_document(path: Path) -> dict[str, object]:
+    try:
+        with path.open("rb") as file:
+            return tomllib.load(file)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+
+
+def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Load and validate `path` (None: all defaults); PACS_DATABASE_URL overrides [database] url.
+
+    Relative paths become absolute against the current directory now, so a later chdir
+    cannot move the store. Every problem is a ConfigError naming the file, key and reason.
+    """
+    document = _read_document(path) if path is not None else {}
+    try:
+        settings = _parse_document(document)
+    except _Invalid as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    environ = os.environ if environ is None else environ
+    if url := environ.get(DATABASE_URL_VARIABLE, "").strip():
+        try:
+            settings = dataclasses.replace(settings, database=DatabaseSettings(_database_url(url)))
+        except _Invalid as exc:
+            raise ConfigError(f"environment variable {DATABASE_URL_VARIABLE}: {exc}") from None
+    return settings

@@ -1,0 +1,85 @@
+"""Async engines and sessions for the index, with the SQLite settings durability needs."""
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+__all__ = [
+    "SQLITE_BEGIN",
+    "AsyncEngine",
+    "AsyncSession",
+    "async_sessionmaker",
+    "create_engine",
+    "create_sessionmaker",
+]
+
+# Execution option naming the BEGIN variant on SQLite: a writer asks for
+# "IMMEDIATE" so it takes the write lock up front. A deferred transaction that
+# reads first cannot upgrade to writing once another connection has committed
+# (SQLITE_BUSY without waiting), which concurrent ingest would hit at once.
+SQLITE_BEGIN = "pacs_sqlite_begin"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+_SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    # FULL, not NORMAL: in WAL mode NORMAL may lose the last commits on power
+    # loss, and a C-STORE Success promises the instance survives that.
+    "PRAGMA synchronous=FULL",
+    "PRAGMA foreign_keys=ON",
+    f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
+)
+
+
+def create_engine(url: str) -> AsyncEngine:
+    """Create the index engine for a `sqlite+aiosqlite` or `postgresql+asyncpg` URL.
+
+    On PostgreSQL durability of a commit is the server's `synchronous_commit`
+    setting (on by default); pacs does not change it.
+    """
+    if make_url(url).get_backend_name() == "sqlite":
+        engine = _create_async_engine(url)
+        _configure_sqlite(engine)
+        return engine
+    # A server restart or failover must not cost the first write after it.
+    return _create_async_engine(url, pool_pre_ping=True)
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Create the session factory the index uses; objects stay readable after commit."""
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    # SQLAlchemy emits BEGIN itself (the driver's own transaction handling is
+    # switched off), which gives transactional DDL for migrations and lets a
+    # writer choose BEGIN IMMEDIATE.
+    event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
+    event.listen(engine.sync_engine, "begin", _on_sqlite_begin)
+
+
+def _on_sqlite_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        for pragma in _SQLITE_PRAGMAS:
+            cursor.execute(pragma)
+    finally:
+        cursor.close()
+
+
+def _on_sqlite_begin(connection: Connection) -> None:
+    mode = connection.get_execution_options().get(SQLITE_BEGIN, "DEFERRED")
+    if mode not in {"DEFERRED", "IMMEDIATE", "EXCLUSIVE"}:
+        raise ValueError(f"unknown SQLite BEGIN mode {mode!r}")
+    connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def prepare_sqlite_directory(url: str) -> None:
+    """Create the directory of a SQLite database file, which SQLite will not do itself."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)

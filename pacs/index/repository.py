@@ -1,0 +1,173 @@
+"""The Index: the catalogue's operations, one session and one transaction per call."""
+
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+
+from pacs.errors import StoreUnavailable
+from pacs.index.engine import SQLITE_BEGIN
+from pacs.index.models import Instance, Series, Study
+from pacs.index.records import AddKind, AddOutcome, DuplicatePolicy, InstanceRecord, InstanceRow
+from pacs.index.upsert import HierarchyWriter
+
+log = logging.getLogger(__name__)
+
+# Deadlock and serialization failures on PostgreSQL: the transaction did
+# nothing and may simply be run again.
+_TRANSIENT_SQLSTATES = frozenset({"40001", "40P01"})
+_ATTEMPTS = 3
+
+
+@contextmanager
+def _index_errors() -> Iterator[None]:
+    """Turn "the database cannot do it now" into StoreUnavailable."""
+    try:
+        yield
+    except (DBAPIError, PoolTimeout, OSError) as exc:
+        raise StoreUnavailable(f"index database unavailable: {_reason(exc)}") from exc
+
+
+def _reason(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None)
+    return str(orig if orig is not None else exc).strip().splitlines()[0]
+
+
+def _is_transient(exc: DBAPIError) -> bool:
+    return getattr(exc.orig, "sqlstate", None) in _TRANSIENT_SQLSTATES
+
+
+def _lock_order(records: Sequence[InstanceRecord]) -> list[int]:
+    # Concurrent batches take row locks in one global order (patient, study,
+    # series, instance), which keeps PostgreSQL deadlocks between them rare.
+    def key(i: int) -> tuple[str, ...]:
+        r = records[i]
+        return (
+            r.patient.patient_id,
+            r.patient.issuer_of_patient_id,
+            r.study.study_instance_uid,
+            r.series.series_instance_uid,
+            r.sop_instance_uid,
+        )
+
+    return sorted(range(len(records)), key=key)
+
+
+class Index:
+    """The catalogue of patients, studies, series and instances.
+
+    Database failures surface as StoreUnavailable; SQLAlchemy never leaks out.
+    """
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self._sessionmaker = sessionmaker
+
+    async def add_instances(
+        self, records: Sequence[InstanceRecord], policy: DuplicatePolicy | str
+    ) -> list[AddOutcome]:
+        """Index a batch of stored instances in one transaction; outcomes in input order.
+
+        One commit for many instances is what makes group commit possible: the
+        caller batches concurrent C-STOREs. A record the database refuses on its
+        own (a value it cannot hold) gets AddKind.FAILED without failing the rest.
+        """
+        policy = DuplicatePolicy(policy)
+        if not records:
+            return []
+        with _index_errors():
+            try:
+                return await self._add_retrying(records, policy, isolate=False)
+            except (IntegrityError, DataError) as exc:
+                # Redo with a savepoint per record so that only the culprit fails.
+                log.info("index batch refused (%s); retrying record by record", _reason(exc))
+                return await self._add_retrying(records, policy, isolate=True)
+
+    async def _add_retrying(
+        self, records: Sequence[InstanceRecord], policy: DuplicatePolicy, isolate: bool
+    ) -> list[AddOutcome]:
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                return await self._add_batch(records, policy, isolate)
+            except DBAPIError as exc:
+                if attempt == _ATTEMPTS or not _is_transient(exc):
+                    raise
+                log.info("index batch attempt %d hit %s; retrying", attempt, _reason(exc))
+        raise AssertionError("unreachable")
+
+    async def _add_batch(
+        self, records: Sequence[InstanceRecord], policy: DuplicatePolicy, isolate: bool
+    ) -> list[AddOutcome]:
+        outcomes: dict[int, AddOutcome] = {}
+        async with self._sessionmaker() as session, session.begin():
+            conn = await session.connection(execution_options={SQLITE_BEGIN: "IMMEDIATE"})
+            writer = HierarchyWriter(conn, datetime.now(UTC))
+            for i in _lock_order(records):
+                if isolate:
+                    outcomes[i] = await _add_isolated(conn, writer, records[i], policy)
+                else:
+                    outcomes[i] = await writer.add(records[i], policy)
+        return [outcomes[i] for i in range(len(records))]
+
+    async def get_instance(self, sop_instance_uid: str) -> InstanceRow | None:
+        """Return the indexed instance with this SOP Instance UID, if any."""
+        query = (
+            select(
+                Instance.sop_instance_uid,
+                Instance.sop_class_uid,
+                Instance.transfer_syntax_uid,
+                Instance.instance_number,
+                Instance.blob_sha256,
+                Instance.blob_size,
+                Study.study_instance_uid,
+                Series.series_instance_uid,
+                Instance.received_at,
+                Instance.source_ae_title,
+                Instance.attributes,
+            )
+            .join(Series, Instance.series_fk == Series.id)
+            .join(Study, Series.study_fk == Study.id)
+            .where(Instance.sop_instance_uid == sop_instance_uid)
+        )
+        with _index_errors():
+            async with self._sessionmaker() as session:
+                row = (await session.execute(query)).one_or_none()
+        if row is None:
+            return None
+        instance = InstanceRow(*row)
+        # SQLite keeps timestamps without a zone; they were written in UTC.
+        if instance.received_at.tzinfo is None:
+            instance = replace(instance, received_at=instance.received_at.replace(tzinfo=UTC))
+        return instance
+
+    async def count_instances(self) -> int:
+        """Return how many instances the index holds."""
+        with _index_errors():
+            async with self._sessionmaker() as session:
+                return int(await session.scalar(select(func.count()).select_from(Instance)) or 0)
+
+    async def referenced_blobs(self) -> set[str]:
+        """Return the address of every file some instance points to (for verify and gc)."""
+        with _index_errors():
+            async with self._sessionmaker() as session:
+                result = await session.scalars(select(Instance.blob_sha256).distinct())
+                return set(result)
+
+
+async def _add_isolated(
+    conn: AsyncConnection, writer: HierarchyWriter, record: InstanceRecord, policy: DuplicatePolicy
+) -> AddOutcome:
+    # The savepoint is taken on the connection itself: a Session savepoint is only
+    # emitted once the session hands out a connection, which the writer never asks for.
+    try:
+        async with conn.begin_nested():
+            return await writer.add(record, policy)
+    except (IntegrityError, DataError) as exc:
+        reason = _reason(exc)
+        log.warning("instance %s not indexed: %s", record.sop_instance_uid, reason)
+        return AddOutcome(AddKind.FAILED, record.sop_instance_uid, reason=reason)

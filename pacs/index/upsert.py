@@ -1,0 +1,274 @@
+"""One instance into the hierarchy: race-safe upserts and the study/series aggregates.
+
+Rows are created with INSERT ... ON CONFLICT DO NOTHING followed by a SELECT,
+so concurrent writers on PostgreSQL never fail on each other's new patient,
+study or series: the loser waits for the winner's commit and then reads its row.
+Parent rows keep the attributes of the instance that created them; a later
+instance does not rewrite them (last-writer-wins between racing writers would be
+arbitrary, and corrections are an administrative act, not a C-STORE).
+"""
+
+import logging
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from pacs.index.models import Base, Instance, Patient, Series, Study, fold_person_name
+from pacs.index.records import AddKind, AddOutcome, DuplicatePolicy, InstanceRecord
+
+log = logging.getLogger(__name__)
+
+_DUPLICATE_KIND = {
+    DuplicatePolicy.KEEP: AddKind.KEPT_EXISTING,
+    DuplicatePolicy.REJECT: AddKind.REJECTED,
+}
+
+
+class _SeriesRef(NamedTuple):
+    id: int
+    study_fk: int
+    modality: str | None
+
+
+class _LockedStudy(NamedTuple):
+    id: int
+    modalities: str | None
+    sop_classes: str | None
+
+
+class _Existing(NamedTuple):
+    id: int
+    blob_sha256: str
+    study_fk: int
+
+
+def _text(value: str | None) -> str | None:
+    # Absent and zero-length are one thing in the index: NULL (see models).
+    return value or None
+
+
+def _with_value(joined: str | None, value: str | None) -> str | None:
+    values = set(joined.split("\\")) if joined else set()
+    if value:
+        values.add(value)
+    return "\\".join(sorted(values)) or None
+
+
+class HierarchyWriter:
+    """Adds records on a connection whose transaction the caller owns and commits.
+
+    Lock order, to keep concurrent PostgreSQL writers out of deadlocks: a new
+    patient, then the study row (held until commit), then its series and
+    instances. The caller sorts records by (patient, study, series, instance).
+    """
+
+    def __init__(self, conn: AsyncConnection, now: datetime) -> None:
+        self._conn = conn
+        self._now = now
+        self._postgres = conn.dialect.name == "postgresql"
+
+    async def add(self, record: InstanceRecord, policy: DuplicatePolicy) -> AddOutcome:
+        """Index one instance, or apply the duplicate policy when its UID is known."""
+        uid = record.sop_instance_uid
+        existing = await self._find_instance(uid)
+        if existing is None:
+            study, series, new_series = await self._lock_parents(record)
+            values = {"series_fk": series.id, **self._instance(record)}
+            stored = await self._insert_ignore(Instance, ["sop_instance_uid"], values)
+            await self._count(study, series, new_series, record.sop_class_uid if stored else None)
+            if stored:
+                return AddOutcome(AddKind.STORED, uid)
+            # A concurrent writer committed the same UID between our SELECT and INSERT.
+            existing = await self._find_instance(uid)
+            if existing is None:
+                raise RuntimeError(f"instance {uid} neither inserted nor found")
+        return await self._on_duplicate(existing, record, policy)
+
+    async def _on_duplicate(
+        self, existing: _Existing, record: InstanceRecord, policy: DuplicatePolicy
+    ) -> AddOutcome:
+        uid, previous = record.sop_instance_uid, existing.blob_sha256
+        if record.blob.sha256 == previous:
+            return AddOutcome(AddKind.IDENTICAL, uid, previous)
+        if policy is not DuplicatePolicy.REPLACE:
+            return AddOutcome(_DUPLICATE_KIND[policy], uid, previous)
+        # The instance keeps its place in the hierarchy; only its file and
+        # instance-level values change.
+        study = await self._lock_study(existing.study_fk)
+        values = self._instance(record)
+        del values["sop_instance_uid"]
+        await self._conn.execute(update(Instance).where(Instance.id == existing.id).values(values))
+        await self._update_study(study, sop_class=record.sop_class_uid)
+        return AddOutcome(AddKind.REPLACED, uid, previous)
+
+    async def _count(
+        self, study: _LockedStudy, series: _SeriesRef, new_series: bool, sop_class: str | None
+    ) -> None:
+        """Count a new series and, when sop_class is given, a new instance of it."""
+        if sop_class is not None:
+            await self._conn.execute(
+                update(Series)
+                .where(Series.id == series.id)
+                .values(number_of_instances=Series.number_of_instances + 1)
+            )
+        await self._update_study(
+            study,
+            series_added=int(new_series),
+            instances_added=int(sop_class is not None),
+            modality=series.modality if sop_class is not None else None,
+            sop_class=sop_class,
+        )
+
+    async def _update_study(
+        self,
+        study: _LockedStudy,
+        *,
+        series_added: int = 0,
+        instances_added: int = 0,
+        modality: str | None = None,
+        sop_class: str | None = None,
+    ) -> None:
+        # Merging into the sets read under the row lock cannot lose a concurrent
+        # writer's modality; the counts are increments for the same reason.
+        await self._conn.execute(
+            update(Study)
+            .where(Study.id == study.id)
+            .values(
+                number_of_series=Study.number_of_series + series_added,
+                number_of_instances=Study.number_of_instances + instances_added,
+                modalities_in_study=_with_value(study.modalities, modality),
+                sop_classes_in_study=_with_value(study.sop_classes, sop_class),
+                updated_at=self._now,
+            )
+        )
+
+    async def _lock_study(self, study_fk: int) -> _LockedStudy:
+        query = (
+            select(Study.id, Study.modalities_in_study, Study.sop_classes_in_study)
+            .where(Study.id == study_fk)
+            .with_for_update()  # SQLite has no row locks; its writer holds the database lock
+        )
+        return _LockedStudy(*(await self._conn.execute(query)).one())
+
+    async def _lock_parents(self, record: InstanceRecord) -> tuple[_LockedStudy, _SeriesRef, bool]:
+        """Find or create the record's series, its study locked; True when the series is new."""
+        uid = record.series.series_instance_uid
+        found = await self._series(uid)
+        if found is not None:
+            return await self._lock_study(found.study_fk), found, False
+        study_fk = await self._ensure_study(record)
+        study = await self._lock_study(study_fk)
+        created = await self._insert_ignore(
+            Series, ["series_instance_uid"], self._series_values(record, study_fk)
+        )
+        found = await self._series(uid)
+        if found is None:
+            raise RuntimeError(f"series {uid} neither inserted nor found")
+        if found.study_fk != study_fk:
+            log.warning("series %s belongs to another study; attaching instance to it", uid)
+            study = await self._lock_study(found.study_fk)
+        return study, found, created
+
+    async def _ensure_study(self, record: InstanceRecord) -> int:
+        uid = record.study.study_instance_uid
+        patient_fk = await self._ensure_patient(record)
+        await self._insert_ignore(
+            Study, ["study_instance_uid"], self._study_values(record, patient_fk)
+        )
+        query = select(Study.id, Study.patient_fk).where(Study.study_instance_uid == uid)
+        study_fk, owner = (await self._conn.execute(query)).one()
+        if owner != patient_fk:
+            log.warning("study %s belongs to another patient; attaching series to it", uid)
+        return int(study_fk)
+
+    async def _ensure_patient(self, record: InstanceRecord) -> int:
+        columns = record.patient
+        await self._insert_ignore(
+            Patient,
+            ["patient_id", "issuer_of_patient_id"],
+            {
+                "patient_id": columns.patient_id,
+                "issuer_of_patient_id": columns.issuer_of_patient_id,
+                "patient_name": _text(columns.patient_name),
+                "patient_name_folded": fold_person_name(columns.patient_name),
+                "patient_birth_date": _text(columns.patient_birth_date),
+                "patient_sex": _text(columns.patient_sex),
+                "attributes": record.patient_attrs,
+            },
+        )
+        query = select(Patient.id).where(
+            Patient.patient_id == columns.patient_id,
+            Patient.issuer_of_patient_id == columns.issuer_of_patient_id,
+        )
+        return int((await self._conn.execute(query)).scalar_one())
+
+    async def _insert_ignore(
+        self, model: type[Base], keys: list[str], values: dict[str, Any]
+    ) -> bool:
+        """INSERT unless a row with the same unique key exists; True when inserted."""
+        insert = postgresql.insert if self._postgres else sqlite.insert
+        statement = insert(model).values(values).on_conflict_do_nothing(index_elements=keys)
+        return (await self._conn.execute(statement)).rowcount == 1
+
+    async def _find_instance(self, uid: str) -> _Existing | None:
+        query = (
+            select(Instance.id, Instance.blob_sha256, Series.study_fk)
+            .join(Series, Instance.series_fk == Series.id)
+            .where(Instance.sop_instance_uid == uid)
+        )
+        row = (await self._conn.execute(query)).one_or_none()
+        return None if row is None else _Existing(*row)
+
+    async def _series(self, uid: str) -> _SeriesRef | None:
+        query = select(Series.id, Series.study_fk, Series.modality).where(
+            Series.series_instance_uid == uid
+        )
+        row = (await self._conn.execute(query)).one_or_none()
+        return None if row is None else _SeriesRef(*row)
+
+    def _study_values(self, record: InstanceRecord, patient_fk: int) -> dict[str, Any]:
+        study = record.study
+        return {
+            "patient_fk": patient_fk,
+            "study_instance_uid": study.study_instance_uid,
+            "study_date": _text(study.study_date),
+            "study_time": _text(study.study_time),
+            "accession_number": _text(study.accession_number),
+            "study_id": _text(study.study_id),
+            "referring_physician_name": _text(study.referring_physician_name),
+            "referring_physician_name_folded": fold_person_name(study.referring_physician_name),
+            "study_description": _text(study.study_description),
+            "attributes": record.study_attrs,
+            "created_at": self._now,
+            "updated_at": self._now,
+        }
+
+    def _series_values(self, record: InstanceRecord, study_fk: int) -> dict[str, Any]:
+        series = record.series
+        return {
+            "study_fk": study_fk,
+            "series_instance_uid": series.series_instance_uid,
+            "modality": _text(series.modality),
+            "series_number": series.series_number,
+            "series_description": _text(series.series_description),
+            "series_date": _text(series.series_date),
+            "series_time": _text(series.series_time),
+            "body_part_examined": _text(series.body_part_examined),
+            "attributes": record.series_attrs,
+        }
+
+    def _instance(self, record: InstanceRecord) -> dict[str, Any]:
+        return {
+            "sop_instance_uid": record.sop_instance_uid,
+            "sop_class_uid": record.sop_class_uid,
+            "instance_number": record.instance_number,
+            "transfer_syntax_uid": record.transfer_syntax_uid,
+            "blob_sha256": record.blob.sha256,
+            "blob_size": record.blob.size,
+            "attributes": record.instance_attrs,
+            "received_at": self._now,
+            "source_ae_title": _text(record.source_ae_title),
+        }

@@ -1,0 +1,38 @@
+"""C-STORE SCP (PS3.4 B.2): hand the arriving data set to ingest, answer with its verdict."""
+
+from pacs.archive.ingest import Arrival, Ingest
+from pacs.errors import PacsError
+from pacs.net import status
+from pacs.net.association import Association, Handler
+from pacs.net.dimse import DimseMessage
+
+
+def make_store_handler(ingest: Ingest) -> Handler:
+    """The C-STORE handler bound to this archive's ingest."""
+
+    async def handle_store(assoc: Association, request: DimseMessage) -> None:
+        sop_class = str(request.command.get("AffectedSOPClassUID", ""))
+        if sop_class != request.abstract_syntax:
+            await request.discard()
+            await assoc.respond(
+                request,
+                status.DATA_SET_DOES_NOT_MATCH_SOP_CLASS,
+                f"SOP Class {sop_class} sent on a {request.abstract_syntax} context",
+            )
+            return
+        arrival = Arrival(
+            sop_class_uid=sop_class,
+            sop_instance_uid=str(request.command.get("AffectedSOPInstanceUID", "")),
+            transfer_syntax_uid=request.transfer_syntax,
+            source_ae_title=assoc.agreement.calling_ae_title,
+        )
+        try:
+            await ingest.ingest(arrival, request.fragments())
+        except PacsError as exc:
+            await request.discard()
+            if not assoc.closed:
+                await assoc.respond(request, status.for_error(exc), str(exc))
+            return
+        await assoc.respond(request, status.SUCCESS)
+
+    return handle_store

@@ -1,0 +1,243 @@
+"""Content-addressed Part 10 files: `<root>/ab/cd/<sha256>`, written through a staging file."""
+
+import errno
+import hashlib
+import os
+import re
+import secrets
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO, Self
+
+from pacs.errors import StoreFull, StoreUnavailable
+
+_ADDRESS = re.compile(r"[0-9a-f]{64}")
+_PREFIX = re.compile(r"[0-9a-f]{2}")
+_HASH_CHUNK = 1 << 20
+_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
+STAGING_DIR = ".staging"
+
+
+@dataclass(frozen=True, slots=True)
+class BlobRef:
+    """A stored blob: its address (SHA-256 of its bytes) and its size in bytes."""
+
+    sha256: str
+    size: int
+
+
+def _unavailable(action: str, exc: OSError) -> StoreUnavailable:
+    reason = f"cannot {action}: {exc.strerror or exc}"
+    if exc.errno in _NO_SPACE:
+        return StoreFull(reason)
+    return StoreUnavailable(reason)
+
+
+def _fsync_dir(directory: Path) -> None:
+    # A rename or a new entry is durable only once its directory is synced (POSIX).
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class FileBlobStore:
+    """Immutable blobs named by their SHA-256, under one root directory.
+
+    Every method blocks on disk I/O: async callers run them with `asyncio.to_thread`.
+    The staging directory lives under the root so that the final rename never
+    crosses a filesystem boundary and stays atomic.
+    """
+
+    def __init__(self, root: Path, fsync: bool = True, min_free_bytes: int = 0) -> None:
+        self.root = root
+        self.fsync = fsync
+        self.min_free_bytes = min_free_bytes
+        self.staging_dir = root / STAGING_DIR
+
+    def path_of(self, sha256: str) -> Path:
+        """Return where the blob with this address lives (whether or not it exists)."""
+        if not _ADDRESS.fullmatch(sha256):
+            raise ValueError(f"not a lower-case SHA-256 hex digest: {sha256!r}")
+        return self.root / sha256[:2] / sha256[2:4] / sha256
+
+    def begin(self) -> "BlobWriter":
+        """Start receiving a blob; refuse with StoreFull when free space is below the minimum."""
+        try:
+            self.staging_dir.mkdir(parents=True, exist_ok=True)
+            free = self.free_bytes()
+        except OSError as exc:
+            raise _unavailable("prepare the staging directory", exc) from exc
+        if free < self.min_free_bytes:
+            raise StoreFull(f"{free} bytes free in {self.root}, {self.min_free_bytes} required")
+        return BlobWriter(self, self.staging_dir / f"{secrets.token_hex(16)}.part")
+
+    def exists(self, sha256: str) -> bool:
+        """Tell whether a blob with this address is stored."""
+        return self.path_of(sha256).is_file()
+
+    def open(self, sha256: str) -> BinaryIO:
+        """Open a stored blob for reading; FileNotFoundError when it is not stored."""
+        return self.path_of(sha256).open("rb")
+
+    def delete(self, sha256: str) -> None:
+        """Remove a blob; removing one that is not there is not an error."""
+        # Empty ab/cd directories are left alone: removing them would race with a
+        # concurrent commit that has just created its target directory.
+        self.path_of(sha256).unlink(missing_ok=True)
+
+    def verify(self, sha256: str) -> bool:
+        """Re-hash a stored blob; True when its content still matches its address."""
+        digest = hashlib.sha256()
+        try:
+            with self.open(sha256) as blob:
+                while chunk := blob.read(_HASH_CHUNK):
+                    digest.update(chunk)
+        except FileNotFoundError:
+            return False
+        return digest.hexdigest() == sha256
+
+    def iter_addresses(self) -> Iterator[str]:
+        """Yield the address of every stored blob (staging files are not blobs)."""
+        for first in _subdirs(self.root):
+            for second in _subdirs(first):
+                prefix = first.name + second.name
+                for entry in second.iterdir():
+                    name = entry.name
+                    if _ADDRESS.fullmatch(name) and name.startswith(prefix) and entry.is_file():
+                        yield name
+
+    def free_bytes(self) -> int:
+        """Return the bytes available to this process on the root's filesystem."""
+        return shutil.disk_usage(self.root).free
+
+    def make_parent_dirs(self, path: Path) -> None:
+        """Create `ab/` and `ab/cd/` for a blob path, syncing each new entry's parent."""
+        for directory in (path.parent.parent, path.parent):
+            try:
+                directory.mkdir()
+            except FileExistsError:
+                continue
+            if self.fsync:
+                _fsync_dir(directory.parent)
+
+
+def _subdirs(directory: Path) -> Iterator[Path]:
+    if not directory.is_dir():
+        return
+    for entry in sorted(directory.iterdir()):
+        if _PREFIX.fullmatch(entry.name) and entry.is_dir():
+            yield entry
+
+
+class BlobWriter:
+    """One blob being received: fragments go to a staging file and are hashed on the way.
+
+    Blocking, like the store. Use as a context manager: leaving the block without
+    `commit()` discards the staging file.
+    """
+
+    def __init__(self, store: FileBlobStore, staging_path: Path) -> None:
+        self._store = store
+        self._staging_path = staging_path
+        self._digest = hashlib.sha256()
+        self._size = 0
+        self._ref: BlobRef | None = None
+        self._discarded = False
+        try:
+            self._file: BinaryIO = staging_path.open("xb")
+        except OSError as exc:
+            raise _unavailable("create a staging file", exc) from exc
+
+    @property
+    def size(self) -> int:
+        """Bytes written so far."""
+        return self._size
+
+    @property
+    def staging_path(self) -> Path:
+        """Where the bytes are until `commit()` moves them to their address."""
+        return self._staging_path
+
+    def write(self, fragment: bytes | memoryview) -> None:
+        """Append a fragment to the staging file and to the running digest."""
+        self._check_open()
+        try:
+            self._file.write(fragment)
+        except OSError as exc:
+            raise _unavailable("write to the store", exc) from exc
+        self._digest.update(fragment)
+        self._size += memoryview(fragment).nbytes
+
+    def flush(self) -> None:
+        """Hand written bytes to the OS so the staging file can be read back (not a sync)."""
+        self._check_open()
+        try:
+            self._file.flush()
+        except OSError as exc:
+            raise _unavailable("write to the store", exc) from exc
+
+    def commit(self) -> BlobRef:
+        """Make the blob durable under its address and return it; idempotent once done.
+
+        Order matters for "acknowledged means durable": file data is synced before
+        the rename, and the directory after it. An address that already exists holds
+        identical bytes, so the staging copy is simply dropped (deduplication).
+        """
+        if self._ref is not None:
+            return self._ref
+        self._check_open()
+        try:
+            ref = self._commit()
+        except OSError as exc:
+            self.discard()
+            raise _unavailable("commit to the store", exc) from exc
+        self._ref = ref
+        return ref
+
+    def _commit(self) -> BlobRef:
+        self._file.flush()
+        if self._store.fsync:
+            os.fsync(self._file.fileno())
+        self._file.close()
+        ref = BlobRef(self._digest.hexdigest(), self._size)
+        final = self._store.path_of(ref.sha256)
+        if final.is_file():
+            self._staging_path.unlink()
+        else:
+            self._store.make_parent_dirs(final)
+            os.replace(self._staging_path, final)
+        if self._store.fsync:
+            # Also on the dedup path: the existing entry may come from a rename whose
+            # directory sync never happened (a crash between the two steps).
+            _fsync_dir(final.parent)
+        return ref
+
+    def discard(self) -> None:
+        """Drop the staging file; harmless when repeated or after commit."""
+        if self._ref is not None or self._discarded:
+            return
+        self._discarded = True
+        self._file.close()
+        self._staging_path.unlink(missing_ok=True)
+
+    def _check_open(self) -> None:
+        if self._discarded:
+            raise ValueError("blob writer was discarded")
+        if self._ref is not None:
+            raise ValueError("blob writer was already committed")
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.discard()

@@ -1,0 +1,127 @@
+"""FileBlobStore: streamed writes, content addresses, dedup, discard, verify, space checks."""
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from pacs.errors import StoreFull
+from pacs.store.blobstore import BlobRef, FileBlobStore
+
+CONTENT = b"DICM" + bytes(range(256)) * 10
+DIGEST = hashlib.sha256(CONTENT).hexdigest()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> FileBlobStore:
+    return FileBlobStore(tmp_path / "store")
+
+
+def put(store: FileBlobStore, data: bytes) -> BlobRef:
+    with store.begin() as writer:
+        writer.write(data[:100])
+        writer.write(memoryview(data)[100:])
+        return writer.commit()
+
+
+def test_commit_returns_digest_and_size_of_the_streamed_fragments(store: FileBlobStore) -> None:
+    assert put(store, CONTENT) == BlobRef(DIGEST, len(CONTENT))
+
+
+def test_blob_lives_under_two_levels_of_its_hex_prefix(store: FileBlobStore) -> None:
+    put(store, CONTENT)
+
+    path = store.root / DIGEST[:2] / DIGEST[2:4] / DIGEST
+    assert store.path_of(DIGEST) == path
+    assert path.read_bytes() == CONTENT
+    assert store.exists(DIGEST)
+    with store.open(DIGEST) as blob:
+        assert blob.read() == CONTENT
+
+
+def test_size_counts_bytes_of_non_byte_memoryviews(store: FileBlobStore) -> None:
+    words = memoryview(bytearray(8)).cast("I")
+    with store.begin() as writer:
+        writer.write(words)
+        assert writer.size == 8
+        assert writer.commit().size == 8
+
+
+def test_identical_content_is_stored_once(store: FileBlobStore) -> None:
+    first = put(store, CONTENT)
+    second = put(store, CONTENT)
+
+    assert first == second
+    assert list(store.iter_addresses()) == [DIGEST]
+    assert list(store.staging_dir.iterdir()) == []
+
+
+def test_leaving_the_block_without_commit_discards_the_staging_file(
+    store: FileBlobStore,
+) -> None:
+    with store.begin() as writer:
+        writer.write(CONTENT)
+        staging = writer.staging_path
+        assert staging.is_file()
+
+    assert not staging.exists()
+    assert not store.exists(DIGEST)
+    writer.discard()  # idempotent
+
+
+def test_writing_after_discard_is_refused(store: FileBlobStore) -> None:
+    writer = store.begin()
+    writer.discard()
+
+    with pytest.raises(ValueError, match="discarded"):
+        writer.write(b"x")
+
+
+def test_verify_detects_an_altered_file(store: FileBlobStore) -> None:
+    put(store, CONTENT)
+    assert store.verify(DIGEST)
+
+    store.path_of(DIGEST).write_bytes(CONTENT[:-1] + b"\x00")
+
+    assert not store.verify(DIGEST)
+
+
+def test_verify_of_a_missing_blob_is_false(store: FileBlobStore) -> None:
+    assert not store.verify(DIGEST)
+
+
+def test_iter_addresses_lists_every_blob_and_ignores_staging(store: FileBlobStore) -> None:
+    refs = {put(store, bytes([n]) * 10).sha256 for n in range(5)}
+    pending = store.begin()
+    pending.write(b"half-received")
+
+    assert set(store.iter_addresses()) == refs
+    pending.discard()
+
+
+def test_delete_removes_the_blob_and_tolerates_absence(store: FileBlobStore) -> None:
+    put(store, CONTENT)
+
+    store.delete(DIGEST)
+    store.delete(DIGEST)
+
+    assert not store.exists(DIGEST)
+
+
+def test_begin_refuses_when_free_space_is_below_the_minimum(tmp_path: Path) -> None:
+    store = FileBlobStore(tmp_path, min_free_bytes=1 << 62)
+
+    with pytest.raises(StoreFull, match="required"):
+        store.begin()
+
+
+def test_store_without_fsync_still_commits(tmp_path: Path) -> None:
+    store = FileBlobStore(tmp_path, fsync=False)
+
+    assert put(store, CONTENT).sha256 == DIGEST
+    assert store.verify(DIGEST)
+
+
+def test_path_of_rejects_anything_but_a_hex_digest(store: FileBlobStore) -> None:
+    with pytest.raises(ValueError, match="SHA-256"):
+        store.path_of("../" + DIGEST[3:])

@@ -1,0 +1,297 @@
+"""load_settings: defaults, every key, the environment override and the error messages."""
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pacs.config import (
+    DatabaseSettings,
+    DuplicatePolicy,
+    LoggingSettings,
+    Peer,
+    ServerSettings,
+    Settings,
+    StorageSettings,
+    load_settings,
+)
+from pacs.errors import ConfigError
+
+EXAMPLE_CONFIG = Path(__file__).parents[2] / "config" / "pacs.toml"
+
+EVERY_KEY = """
+peers = [
+    { ae_title = "VIEWER", host = "viewer.example", port = 11113 },
+    { ae_title = "CT1", host = "10.0.0.5", port = 104 },
+]
+
+[server]
+ae_title = "ARCHIVE"
+host = "127.0.0.1"
+port = 104
+max_associations = 8
+max_pdu_length = 0
+acse_timeout = 5
+dimse_timeout = 6.5
+network_timeout = 7.0
+check_called_ae_title = true
+
+[database]
+url = "sqlite+aiosqlite:///data/x.sqlite"  # relative, so kept as written
+
+[storage]
+root = "/srv/pacs/store"
+fsync = false
+min_free_bytes = 0
+duplicate_policy = "reject"
+
+[logging]
+level = "debug"
+"""
+
+Write = Callable[[str], Path]
+Load = Callable[[str], Settings]
+Refuse = Callable[[str], str]
+
+POSTGRES_URL = "postgresql+asyncpg://pacs@127.0.0.1/pacs"
+PEER = '[[peers]]\nae_title = "WS"\nhost = "h"\nport = 1\n\n'
+
+
+@pytest.fixture
+def write_config(tmp_path: Path) -> Write:
+    def write(text: str) -> Path:
+        path = tmp_path / "pacs.toml"
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return write
+
+
+@pytest.fixture
+def load(write_config: Write) -> Load:
+    return lambda text: load_settings(write_config(text), environ={})
+
+
+@pytest.fixture
+def config_error(write_config: Write) -> Refuse:
+    """Load text that must be refused; the message names the file, shortened here to its name."""
+
+    def refuse(text: str) -> str:
+        path = write_config(text)
+        with pytest.raises(ConfigError) as caught:
+            load_settings(path, environ={})
+        return str(caught.value).replace(str(path), path.name)
+
+    return refuse
+
+
+def test_no_file_or_an_empty_one_gives_the_defaults_with_paths_under_the_working_directory(
+    load: Load, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    settings = load_settings(None, environ={})
+
+    # The example config spells out every default; its test pins the values.
+    assert settings == Settings()
+    assert (settings.server.ae_title, settings.server.port, settings.peers) == ("PACS", 11112, ())
+    assert settings.database.url == f"sqlite+aiosqlite:///{tmp_path / 'data' / 'index.sqlite'}"
+    assert settings.storage.root == tmp_path / "data" / "store"
+    assert load("") == settings
+
+
+def test_every_key_is_read_from_the_file(load: Load) -> None:
+    settings = load(EVERY_KEY)
+
+    assert type(settings.server.acse_timeout) is float  # written as the integer 5
+    assert settings == Settings(
+        server=ServerSettings(
+            ae_title="ARCHIVE",
+            host="127.0.0.1",
+            port=104,
+            max_associations=8,
+            max_pdu_length=0,
+            acse_timeout=5.0,
+            dimse_timeout=6.5,
+            network_timeout=7.0,
+            check_called_ae_title=True,
+        ),
+        database=DatabaseSettings(url="sqlite+aiosqlite:///data/x.sqlite"),
+        storage=StorageSettings(
+            root=Path("/srv/pacs/store"),
+            fsync=False,
+            min_free_bytes=0,
+            duplicate_policy=DuplicatePolicy.REJECT,
+        ),
+        logging=LoggingSettings(level="DEBUG"),
+        peers=(Peer("VIEWER", "viewer.example", 11113), Peer("CT1", "10.0.0.5", 104)),
+    )
+
+
+def test_relative_storage_root_is_made_absolute_against_the_working_directory(
+    load: Load, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+
+    assert load('[storage]\nroot = "blobs"').storage.root == tmp_path / "work" / "blobs"
+
+
+def test_ae_titles_are_stripped_and_choices_read_case_insensitively(load: Load) -> None:
+    text = '[server]\nae_title = " PACS  "\n[storage]\nduplicate_policy = "Replace"\n'
+    settings = load(text + '[logging]\nlevel = "warning"\n' + PEER.replace('"WS"', '"CT1 "'))
+
+    assert (settings.server.ae_title, settings.peers[0].ae_title) == ("PACS", "CT1")
+    assert settings.storage.duplicate_policy is DuplicatePolicy.REPLACE
+    assert settings.logging.level == "WARNING"
+
+
+@pytest.mark.parametrize(
+    ("text", "variable", "expected"),
+    [
+        (EVERY_KEY, POSTGRES_URL, POSTGRES_URL),
+        ("", POSTGRES_URL, POSTGRES_URL),
+        (EVERY_KEY, "", "sqlite+aiosqlite:///data/x.sqlite"),
+    ],
+    ids=["overrides the file", "overrides the default", "ignored when empty"],
+)
+def test_database_url_from_environment_overrides_the_file_unless_empty(
+    write_config: Write, text: str, variable: str, expected: str
+) -> None:
+    settings = load_settings(write_config(text), environ={"PACS_DATABASE_URL": variable})
+
+    assert settings.database.url == expected
+
+
+def test_bad_database_url_in_environment_names_the_variable() -> None:
+    with pytest.raises(ConfigError, match=r"^environment variable PACS_DATABASE_URL: must start"):
+        load_settings(None, environ={"PACS_DATABASE_URL": "mysql://root@db/pacs"})
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('[server]\nport = "abc"', "[server] port: must be an integer from 0 to 65535, got 'abc'"),
+        ("[server]\nprot = 104", "unknown key [server] prot (did you mean port?)"),
+        ("[tls]\nenabled = true", "unknown table [tls]"),
+        ("debug = true", "unknown key debug"),
+        ("server = 3", "[server]: must be a table, got 3"),
+        (
+            '[storage]\nduplicate_policy = "maybe"',
+            "[storage] duplicate_policy: must be one of keep, replace, reject, got 'maybe'",
+        ),
+        (
+            '[database]\nurl = "postgresql://pacs:s3cret@db/pacs"',
+            "[database] url: must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
+            " (the supported drivers), got 'postgresql://...'",
+        ),
+        ('[peers]\nae_title = "CT1"', "[[peers]]: must be an array of tables, got a table"),
+        (
+            PEER + PEER.replace("port = 1", "port = 2"),
+            "[[peers]][2] ae_title: duplicate 'WS', already in [[peers]][1]",
+        ),
+    ],
+)
+def test_error_names_the_file_the_key_and_the_reason(
+    config_error: Refuse, text: str, expected: str
+) -> None:
+    assert config_error(text) == f"pacs.toml: {expected}"
+
+
+@pytest.mark.parametrize(
+    ("table", "key", "value", "reason"),
+    [
+        ("server", "port", "70000", "must be an integer from 0 to 65535, got 70000"),
+        ("server", "port", "true", "must be an integer from 0 to 65535, got true"),
+        ("server", "port", "104.0", "must be an integer from 0 to 65535, got 104.0"),
+        ("server", "max_associations", "0", "must be an integer >= 1, got 0"),
+        ("server", "max_pdu_length", "100", "must be 0 (unlimited) or an integer from 4096 to"),
+        ("server", "max_pdu_length", "4294967296", "must be 0 (unlimited) or an integer"),
+        ("server", "acse_timeout", "0", "must be a positive number of seconds, got 0"),
+        ("server", "dimse_timeout", '"60"', "must be a positive number of seconds, got '60'"),
+        ("server", "network_timeout", "inf", "must be a positive number of seconds, got inf"),
+        ("server", "network_timeout", "nan", "must be a positive number of seconds, got nan"),
+        ("server", "host", '" "', "must be a non-blank string, got ' '"),
+        ("server", "check_called_ae_title", '"yes"', "must be true or false, got 'yes'"),
+        ("storage", "fsync", "1", "must be true or false, got 1"),
+        ("storage", "min_free_bytes", "-1", "must be an integer >= 0, got -1"),
+        ("storage", "root", "5", "must be a non-blank string, got 5"),
+        ("logging", "level", '"TRACE"', "must be one of DEBUG, INFO, WARNING, ERROR, got 'TRACE'"),
+    ],
+)
+def test_bad_value_names_the_key_and_the_reason(
+    config_error: Refuse, table: str, key: str, value: str, reason: str
+) -> None:
+    message = config_error(f"[{table}]\n{key} = {value}")
+
+    assert message.startswith(f"pacs.toml: [{table}] {key}: {reason}")
+
+
+@pytest.mark.parametrize(
+    ("title", "reason"),
+    [
+        ("ABCDEFGHIJKLMNOPQ", "must be at most 16 characters"),
+        ("A\\\\B", "must be printable ASCII without backslash or control characters"),
+        ("A\\tB", "must be printable ASCII without backslash or control characters"),
+        ("PACSÉ", "must be printable ASCII"),
+        ("    ", "must be a non-blank string, got '    '"),
+    ],
+)
+def test_bad_ae_title_is_refused(config_error: Refuse, title: str, reason: str) -> None:
+    message = config_error(f'[server]\nae_title = "{title}"')
+
+    assert message.startswith(f"pacs.toml: [server] ae_title: {reason}")
+
+
+@pytest.mark.parametrize(
+    ("peer", "expected"),
+    [
+        ('ae_title = "CT1"\nhost = "h"', "[[peers]][2]: missing key port"),
+        ('ae_title = "CT1"\nhost = "h"\nport = 0', "[[peers]][2] port: must be an integer from 1"),
+        ('ae_title = "CT1"\nhost = ""\nport = 1', "[[peers]][2] host: must be a non-blank string"),
+        ('ae_title = "A\\\\B"\nhost = "h"\nport = 1', "[[peers]][2] ae_title: must be printable"),
+        ('ae_title = "CT1"\nhost = "h"\nport = 1\naet = "X"', "unknown key [[peers]][2] aet"),
+    ],
+)
+def test_bad_peer_is_named_by_its_position(config_error: Refuse, peer: str, expected: str) -> None:
+    assert config_error(f"{PEER}[[peers]]\n{peer}").startswith(f"pacs.toml: {expected}")
+
+
+def test_invalid_toml_is_reported_with_the_parser_message(config_error: Refuse) -> None:
+    message = config_error("[server\nport = 1")
+
+    assert message.startswith("pacs.toml: not valid TOML: ")
+    assert "line 1" in message
+
+
+def test_file_that_is_not_utf8_is_reported_as_invalid_toml(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.toml"
+    path.write_bytes(b'[server]\nae_title = "\xc9"')
+
+    with pytest.raises(ConfigError, match=r"latin1\.toml: not valid TOML: "):
+        load_settings(path, environ={})
+
+
+def test_missing_file_is_reported_as_unreadable(tmp_path: Path) -> None:
+    path = tmp_path / "absent.toml"
+
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, environ={})
+    assert str(caught.value) == f"{path}: cannot read: No such file or directory"
+
+
+def test_peer_lookup_ignores_padding_from_the_wire_but_not_case(load: Load) -> None:
+    settings = load(EVERY_KEY)
+    ct1 = Peer(ae_title="CT1", host="10.0.0.5", port=104)
+
+    found = [settings.peer(title) for title in ("CT1", "CT1   ", "ct1", "CT2")]
+
+    assert found == [ct1, ct1, None, None]
+
+
+def test_example_config_is_valid_and_spells_out_the_defaults() -> None:
+    settings = load_settings(EXAMPLE_CONFIG, environ={})
+
+    assert settings == Settings(
+        peers=(Peer("WORKSTATION", "127.0.0.1", 11113), Peer("CT1", "127.0.0.1", 11114))
+    )
