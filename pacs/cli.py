@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pacs.app import run
+from pacs.app import run, upgrade_database
 from pacs.config import Settings, load_settings
 from pacs.errors import PacsError
 
@@ -42,6 +42,17 @@ def _parser() -> argparse.ArgumentParser:
         description="Validate the configuration file and print the effective settings.",
     )
     check_parser.add_argument("--config", type=Path, help=config_help)
+
+    db = commands.add_parser(
+        "db", help="index database tools", description="Index database tools."
+    ).add_subparsers(dest="action", required=True, metavar="ACTION")
+    upgrade = db.add_parser(
+        "upgrade",
+        help="migrate the index database to the newest schema",
+        description="Run the Alembic migrations of the index database up to the newest "
+        "revision (`serve` does this by itself on start).",
+    )
+    upgrade.add_argument("--config", type=Path, help=config_help)
     return parser
 
 
@@ -71,6 +82,13 @@ def _check(settings: Settings) -> int:
     return 0
 
 
+def _upgrade(settings: Settings) -> int:
+    _configure_logging(settings)
+    asyncio.run(upgrade_database(settings))
+    print("index database is at the newest schema")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; the exit status is 0 on success, 2 for a bad configuration."""
     args = _parser().parse_args(argv)
@@ -78,6 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(_config_path(args.config))
         if args.command == "serve":
             return _serve(settings)
+        if args.command == "db":
+            return _upgrade(settings)
         return _check(settings)
     except PacsError as exc:
         print(f"pacs: {exc}", file=sys.stderr)

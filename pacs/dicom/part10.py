@@ -1,6 +1,5 @@
 """The Part 10 wrapping of a received data set: preamble, "DICM" and File Meta Information."""
 
-
 from pydicom.dataset import FileMetaDataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_file_meta_info

@@ -1,6 +1,8 @@
 """The Index: the catalogue's operations, one session and one transaction per call."""
 
+import asyncio
 import logging
+import random
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -20,9 +22,11 @@ from pacs.index.upsert import HierarchyWriter
 log = logging.getLogger(__name__)
 
 # Deadlock and serialization failures on PostgreSQL: the transaction did
-# nothing and may simply be run again.
+# nothing and may simply be run again. Batches lock rows in a fixed order, so
+# this is rare; a random pause stops the same writers from colliding again.
 _TRANSIENT_SQLSTATES = frozenset({"40001", "40P01"})
-_ATTEMPTS = 3
+_ATTEMPTS = 5
+_RETRY_PAUSE_S = 0.05
 
 
 @contextmanager
@@ -44,17 +48,12 @@ def _is_transient(exc: DBAPIError) -> bool:
 
 
 def _lock_order(records: Sequence[InstanceRecord]) -> list[int]:
-    # Concurrent batches take row locks in one global order (patient, study,
-    # series, instance), which keeps PostgreSQL deadlocks between them rare.
-    def key(i: int) -> tuple[str, ...]:
+    # Concurrent batches take study row locks in one global order (by UID), then
+    # series and instances within each study, which keeps PostgreSQL deadlocks
+    # between them to the rare case of two batches creating the same patients.
+    def key(i: int) -> tuple[str, str, str]:
         r = records[i]
-        return (
-            r.patient.patient_id,
-            r.patient.issuer_of_patient_id,
-            r.study.study_instance_uid,
-            r.series.series_instance_uid,
-            r.sop_instance_uid,
-        )
+        return (r.study.study_instance_uid, r.series.series_instance_uid, r.sop_instance_uid)
 
     return sorted(range(len(records)), key=key)
 
@@ -98,6 +97,7 @@ class Index:
                 if attempt == _ATTEMPTS or not _is_transient(exc):
                     raise
                 log.info("index batch attempt %d hit %s; retrying", attempt, _reason(exc))
+                await asyncio.sleep(random.uniform(0, _RETRY_PAUSE_S * attempt))
         raise AssertionError("unreachable")
 
     async def _add_batch(

@@ -60,9 +60,9 @@ def _with_value(joined: str | None, value: str | None) -> str | None:
 class HierarchyWriter:
     """Adds records on a connection whose transaction the caller owns and commits.
 
-    Lock order, to keep concurrent PostgreSQL writers out of deadlocks: a new
-    patient, then the study row (held until commit), then its series and
-    instances. The caller sorts records by (patient, study, series, instance).
+    Lock order, to keep concurrent PostgreSQL writers out of deadlocks: the
+    study row (held until commit) before its series and instances; the caller
+    sorts records by (study, series, instance) UID.
     """
 
     def __init__(self, conn: AsyncConnection, now: datetime) -> None:

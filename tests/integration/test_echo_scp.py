@@ -2,10 +2,10 @@
 
 import asyncio
 import threading
+from typing import Any
 
-from pydicom.uid import ImplicitVRLittleEndian
+from pydicom.uid import CTImageStorage, ImplicitVRLittleEndian
 from pynetdicom import AE, evt
-from pynetdicom.sop_class import CTImageStorage, Verification
 
 from pacs.net.association import Timeouts
 from pacs.net.contexts import VERIFICATION, proposal
@@ -15,6 +15,7 @@ from tests.integration import scu
 from tests.integration.conftest import PacsAddress, StartPacs, run_dcmtk
 
 SUCCESS = 0x0000
+Verification = "1.2.840.10008.1.1"
 UNKNOWN_SOP_CLASS = "1.2.826.0.1.3680043.2.1143.99.1"
 
 
@@ -32,8 +33,8 @@ async def test_dcmtk_echoscu_succeeds_without_special_flags(running_pacs: PacsAd
 def _echo_with_unsupported_context(address: PacsAddress) -> tuple[list[int], list[int], int]:
     assoc = scu.associate(address, [Verification, UNKNOWN_SOP_CLASS, CTImageStorage])
     try:
-        accepted = sorted(cx.context_id for cx in assoc.accepted_contexts)
-        rejected = [cx.result for cx in assoc.rejected_contexts]
+        accepted = sorted(int(cx.context_id or 0) for cx in assoc.accepted_contexts)
+        rejected = [int(cx.result or 0) for cx in assoc.rejected_contexts]
         return accepted, rejected, int(assoc.send_c_echo().Status)
     finally:
         assoc.release()
@@ -102,7 +103,8 @@ def _rejection(address: PacsAddress, called: str) -> tuple[int, int, int] | None
         return None
     assert assoc.is_rejected
     rj = assoc.acceptor.primitive
-    return rj.result, rj.result_source, rj.diagnostic
+    assert rj is not None
+    return int(rj.result or 0), int(rj.result_source or 0), int(rj.diagnostic or 0)
 
 
 async def test_any_called_ae_title_is_answered_by_default(running_pacs: PacsAddress) -> None:
@@ -118,7 +120,7 @@ async def test_a_wrong_called_ae_title_is_rejected_when_checking_is_on(
     assert await asyncio.to_thread(scu.echo, pacs, called="ARCHIVE") == SUCCESS
 
 
-def _hold_associations(address: PacsAddress, count: int) -> list:
+def _hold_associations(address: PacsAddress, count: int) -> list[Any]:
     return [scu.associate(address) for _ in range(count)]
 
 
@@ -134,6 +136,11 @@ async def test_association_limit_rejects_transiently_and_recovers(start_pacs: St
     assert await asyncio.to_thread(scu.echo, pacs) == SUCCESS
 
 
+def _note(received: threading.Event) -> int:
+    received.set()
+    return SUCCESS
+
+
 async def test_requestor_side_echoes_a_pynetdicom_scp() -> None:
     ae = AE(ae_title="PEER")
     ae.add_supported_context(Verification)
@@ -141,8 +148,9 @@ async def test_requestor_side_echoes_a_pynetdicom_scp() -> None:
     server = ae.start_server(
         ("127.0.0.1", 0),
         block=False,
-        evt_handlers=[(evt.EVT_C_ECHO, lambda event: received.set() or 0)],
+        evt_handlers=[(evt.EVT_C_ECHO, lambda event: _note(received))],
     )
+    assert server is not None
     try:
         port = server.server_address[1]
         assoc = await request_association(

@@ -2,6 +2,7 @@
 
 import asyncio
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate
 from pydicom.uid import (
     JPEG2000,
+    UID,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
@@ -79,8 +81,6 @@ def stored_bytes(address: PacsAddress, row: InstanceRow) -> bytes:
 
 
 def _encoded(ds: Dataset, syntax: str) -> bytes:
-    from pydicom.uid import UID
-
     uid = UID(syntax)
     data = encode(ds, uid.is_implicit_VR, uid.is_little_endian, uid.is_deflated)
     assert data is not None
@@ -129,7 +129,7 @@ async def test_stored_data_survives_a_restart(
 
 def _compressed(syntax: str) -> Dataset:
     ds = make_instance()
-    ds.file_meta.TransferSyntaxUID = syntax
+    ds.file_meta.TransferSyntaxUID = UID(syntax)
     ds.PixelData = encapsulate([b"\xff\xd8 compressed frame bytes \xff\xd9"])
     ds["PixelData"].VR = "OB"
     ds["PixelData"].is_undefined_length = True
@@ -155,7 +155,7 @@ async def test_every_transfer_syntax_is_stored_as_sent(
     running_pacs: PacsAddress, syntax: str
 ) -> None:
     ds = _compressed(syntax) if syntax in COMPRESSED else make_instance()
-    ds.file_meta.TransferSyntaxUID = syntax
+    ds.file_meta.TransferSyntaxUID = UID(syntax)
 
     assert await store(running_pacs, ds, syntax=syntax) == [SUCCESS]
 
@@ -264,8 +264,8 @@ async def test_a_command_for_another_sop_class_than_its_context_gets_a900(
     ],
 )
 async def test_an_unparseable_or_truncated_data_set_gets_c000(
-    running_pacs: PacsAddress, damage
-) -> None:  # type: ignore[no-untyped-def]
+    running_pacs: PacsAddress, damage: Callable[[bytes], bytes]
+) -> None:
     ds = make_instance()
 
     response = await _send_raw(

@@ -2,6 +2,7 @@
 
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, JPEGBaseline8Bit
 from pynetdicom.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RJ, A_ASSOCIATE_RQ
+from pynetdicom.presentation import PresentationContext
 
 from pacs.net.contexts import VERIFICATION, acceptable, proposal
 from pacs.net.handshake import number_contexts
@@ -30,7 +31,9 @@ POLICY = AcceptorPolicy(
 )
 
 
-def _request(contexts: list, called: str = "PACS", max_pdu: int = 16384) -> A_ASSOCIATE_RQ:
+def _request(
+    contexts: list[PresentationContext], called: str = "PACS", max_pdu: int = 16384
+) -> A_ASSOCIATE_RQ:
     rq = A_ASSOCIATE_RQ()
     rq.decode(build_request("MODALITY", called, number_contexts(contexts), max_pdu))
     return rq

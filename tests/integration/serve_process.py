@@ -1,0 +1,77 @@
+"""`pacs serve` as a child process, for tests that signal or kill the server."""
+
+import asyncio
+import re
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+LISTENING = re.compile(r"pacs listening on ([\d.]+):(\d+) as (\S+)")
+
+
+@dataclass
+class ServeProcess:
+    process: asyncio.subprocess.Process
+    host: str = ""
+    port: int = 0
+    log: list[str] = field(default_factory=list)
+    _pump: asyncio.Task[None] | None = None
+
+    async def _read_log(self) -> None:
+        assert self.process.stderr is not None
+        async for line in self.process.stderr:
+            self.log.append(line.decode(errors="replace").rstrip())
+
+    async def wait_listening(self, timeout: float = 30.0) -> None:
+        async with asyncio.timeout(timeout):
+            while True:
+                for line in self.log:
+                    if match := LISTENING.search(line):
+                        self.host, self.port = match[1], int(match[2])
+                        return
+                if self.process.returncode is not None:
+                    raise RuntimeError("pacs serve exited:\n" + "\n".join(self.log))
+                await asyncio.sleep(0.05)
+
+    async def stop(self, sig: int | None = signal.SIGTERM, timeout: float = 30.0) -> int:
+        """Signal the server (None: just wait for it) and return its exit code."""
+        if sig is not None and self.process.returncode is None:
+            self.process.send_signal(sig)
+        async with asyncio.timeout(timeout):
+            code = await self.process.wait()
+        if self._pump is not None:
+            await self._pump
+        return code
+
+
+async def start_serve(config: Path, *extra: str) -> ServeProcess:
+    """Start `python -m pacs serve --config CONFIG`; its log is collected as it runs."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "pacs",
+        "serve",
+        "--config",
+        str(config),
+        *extra,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    served = ServeProcess(process)
+    served._pump = asyncio.create_task(served._read_log())
+    return served
+
+
+async def run_pacs(*args: str) -> tuple[int, str]:
+    """Run a short `pacs` command; return its exit code and everything it printed."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "pacs",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await process.communicate()
+    return process.returncode or 0, output.decode(errors="replace")
