@@ -108,7 +108,10 @@ def main() -> None:
     args = parser.parse_args()
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, start in (("pacs", lambda p: start_pacs(p, Path(tmp))), ("pynetdicom", start_pynetdicom)):
+        for name, start in (
+            ("pacs", lambda p: start_pacs(p, Path(tmp))),
+            ("pynetdicom", start_pynetdicom),
+        ):
             port = free_port()
             process = start(port)
             try:
