@@ -98,6 +98,7 @@ def markdown(summaries: Sequence[Summary], runs: int, skipped: dict[str, str]) -
     lines = [
         f"Ingest with DCMTK storescu, median of {runs} run(s), {os.cpu_count()} cores; "
         "MB = 10^6 bytes of Part 10 files sent; peak RSS of the server process (tree).",
+        "Each run starts the server empty, with its default settings (storescp with --fork).",
         "",
         f"| workload | target | inst/s | MB/s | peak RSS MB | ratio {SUBJECT_TARGET}/"
         f"{REFERENCE_TARGET} (inst/s) |",
