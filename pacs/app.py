@@ -6,20 +6,25 @@ import signal
 
 from pacs.archive.group_commit import GroupCommit
 from pacs.archive.ingest import Ingest
+from pacs.archive.query import QueryOptions, QueryService
 from pacs.config import Settings
 from pacs.index.engine import create_engine, create_sessionmaker, prepare_sqlite_directory
+from pacs.index.find import Finder
 from pacs.index.records import DuplicatePolicy
 from pacs.index.repository import Index
 from pacs.index.schema import ensure_schema
 from pacs.net.association import Handlers, Timeouts
 from pacs.net.contexts import (
+    QUERY_RETRIEVE_FIND,
     VERIFICATION,
+    query_contexts,
     storage_contexts,
     storage_sop_classes,
     verification_contexts,
 )
 from pacs.net.dimse import Command
 from pacs.net.echo import handle_echo
+from pacs.net.find_scp import make_find_handler
 from pacs.net.negotiation import AcceptorPolicy
 from pacs.net.server import DimseServer, Listener
 from pacs.net.store_scp import make_store_handler
@@ -38,16 +43,26 @@ class PacsApp:
         self.settings = settings
         storage = settings.storage
         self.engine = create_engine(settings.database.url)
-        self.index = Index(create_sessionmaker(self.engine))
+        sessions = create_sessionmaker(self.engine)
+        self.index = Index(sessions)
         self.store = FileBlobStore(storage.root, storage.fsync, storage.min_free_bytes)
         self.commits = GroupCommit(self.index, DuplicatePolicy(storage.duplicate_policy.value))
         self.ingest = Ingest(self.store, self.commits)
+        self.queries = QueryService(
+            Finder(sessions),
+            QueryOptions(
+                fold_pn=settings.query.case_insensitive_pn,
+                max_results=settings.query.max_results,
+                retrieve_ae_title=settings.server.ae_title,
+            ),
+        )
         self.server = self._build_server()
 
     def _build_server(self) -> DimseServer:
         server = self.settings.server
         handlers = Handlers()
         handlers.register(Command.C_ECHO_RQ, [VERIFICATION], handle_echo)
+        handlers.register(Command.C_FIND_RQ, QUERY_RETRIEVE_FIND, make_find_handler(self.queries))
         handlers.register(
             Command.C_STORE_RQ, storage_sop_classes(), make_store_handler(self.ingest)
         )
@@ -55,7 +70,7 @@ class PacsApp:
             ae_title=server.ae_title,
             check_called_ae_title=server.check_called_ae_title,
             max_pdu_length=server.max_pdu_length,
-            contexts=[*verification_contexts(), *storage_contexts()],
+            contexts=[*verification_contexts(), *storage_contexts(), *query_contexts()],
         )
         timeouts = Timeouts(
             acse=server.acse_timeout, dimse=server.dimse_timeout, network=server.network_timeout

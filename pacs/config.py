@@ -66,6 +66,14 @@ class StorageSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class QuerySettings:
+    """C-FIND behaviour: person-name matching and the size of a response."""
+
+    case_insensitive_pn: bool = True
+    max_results: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class LoggingSettings:
     """How verbose the log is."""
 
@@ -88,6 +96,7 @@ class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
+    query: QuerySettings = field(default_factory=QuerySettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     peers: tuple[Peer, ...] = ()
 
@@ -203,6 +212,7 @@ _KEYS: Mapping[str, Mapping[str, _Parser]] = {
         "min_free_bytes": _integer(0),
         "duplicate_policy": _one_of(list(DuplicatePolicy)),
     },
+    "query": {"case_insensitive_pn": _boolean, "max_results": _integer(0)},
     "logging": {"level": _one_of(LOG_LEVELS)},
     "peers": {"ae_title": _ae_title, "host": _text, "port": _integer(1, 65535)},
 }
@@ -264,6 +274,7 @@ def _parse_document(document: Mapping[str, object]) -> Settings:
         server=section(ServerSettings, "server"),
         database=section(DatabaseSettings, "database"),
         storage=section(StorageSettings, "storage"),
+        query=section(QuerySettings, "query"),
         logging=section(LoggingSettings, "logging"),
         peers=_parse_peers(document.get("peers", [])),
     )

@@ -8,6 +8,7 @@ DIMSE statuses. No DICOM status codes here.
     ├── SchemaError            the database schema is not one this code can use
     ├── InvalidInstance        a received data set cannot be indexed (says why)
     │   └── DataSetMismatch    the data set is not the SOP Class / Instance announced
+    ├── InvalidIdentifier      a query identifier breaks the matching or hierarchy rules
     ├── InstanceConflict       a duplicate refused by the duplicate policy
     ├── StoreUnavailable       the store or the index cannot take the write now
     │   └── StoreFull          free space is below the configured minimum
@@ -33,6 +34,10 @@ class InvalidInstance(PacsError):
 
 class DataSetMismatch(InvalidInstance):
     """The data set's SOP Class or Instance UID is not the one its request announced."""
+
+
+class InvalidIdentifier(PacsError):
+    """A C-FIND/C-MOVE/C-GET identifier the model does not allow; the message says why."""
 
 
 class InstanceConflict(PacsError):

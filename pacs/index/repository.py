@@ -43,14 +43,24 @@ def _reason(exc: BaseException) -> str:
     return str(orig if orig is not None else exc).strip().splitlines()[0]
 
 
+def _sqlstate(exc: DBAPIError) -> str:
+    return str(getattr(exc.orig, "sqlstate", None) or "")
+
+
 def _is_transient(exc: DBAPIError) -> bool:
-    return getattr(exc.orig, "sqlstate", None) in _TRANSIENT_SQLSTATES
+    return _sqlstate(exc) in _TRANSIENT_SQLSTATES
+
+
+def _refuses_record(exc: DBAPIError) -> bool:
+    """Tell whether the database refused the values written rather than the work itself."""
+    # asyncpg's data exceptions (SQLSTATE class 22, e.g. a NUL character in a
+    # string) reach us as plain DBAPIError, hence the SQLSTATE classes too.
+    return isinstance(exc, IntegrityError | DataError) or _sqlstate(exc)[:2] in {"22", "23"}
 
 
 def _lock_order(records: Sequence[InstanceRecord]) -> list[int]:
     # Concurrent batches take study row locks in one global order (by UID), then
-    # series and instances within each study, which keeps PostgreSQL deadlocks
-    # between them to the rare case of two batches creating the same patients.
+    # series and instances within each study (see HierarchyWriter).
     def key(i: int) -> tuple[str, str, str]:
         r = records[i]
         return (r.study.study_instance_uid, r.series.series_instance_uid, r.sop_instance_uid)
@@ -82,7 +92,9 @@ class Index:
         with _index_errors():
             try:
                 return await self._add_retrying(records, policy, isolate=False)
-            except (IntegrityError, DataError) as exc:
+            except DBAPIError as exc:
+                if not _refuses_record(exc):
+                    raise
                 # Redo with a savepoint per record so that only the culprit fails.
                 log.info("index batch refused (%s); retrying record by record", _reason(exc))
                 return await self._add_retrying(records, policy, isolate=True)
@@ -107,6 +119,8 @@ class Index:
         async with self._sessionmaker() as session, session.begin():
             conn = await session.connection(execution_options={SQLITE_BEGIN: "IMMEDIATE"})
             writer = HierarchyWriter(conn, datetime.now(UTC))
+            if not isolate:
+                await writer.prepare_patients(records)
             for i in _lock_order(records):
                 if isolate:
                     outcomes[i] = await _add_isolated(conn, writer, records[i], policy)
@@ -167,7 +181,9 @@ async def _add_isolated(
     try:
         async with conn.begin_nested():
             return await writer.add(record, policy)
-    except (IntegrityError, DataError) as exc:
+    except DBAPIError as exc:
+        if not _refuses_record(exc):
+            raise
         reason = _reason(exc)
         log.warning("instance %s not indexed: %s", record.sop_instance_uid, reason)
         return AddOutcome(AddKind.FAILED, record.sop_instance_uid, reason=reason)

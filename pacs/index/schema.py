@@ -21,7 +21,8 @@ MIGRATIONS_DIR = Path(pacs.__file__).resolve().parent.parent / "migrations"
 def alembic_config(connection: Connection | None = None) -> Config:
     """Build an Alembic config for pacs' migrations, bound to a connection when given."""
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    # Alembic options go through ConfigParser interpolation, where '%' is special.
+    config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
     if connection is not None:
         # migrations/env.py runs on this connection instead of opening its own engine.
         config.attributes["connection"] = connection

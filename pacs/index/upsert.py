@@ -9,6 +9,7 @@ arbitrary, and corrections are an administrative act, not a C-STORE).
 """
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -16,7 +17,14 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from pacs.index.models import Base, Instance, Patient, Series, Study, fold_person_name
+from pacs.index.columns import (
+    instance_values,
+    patient_key,
+    patient_values,
+    series_values,
+    study_values,
+)
+from pacs.index.models import Base, Instance, Patient, Series, Study
 from pacs.index.records import AddKind, AddOutcome, DuplicatePolicy, InstanceRecord
 
 log = logging.getLogger(__name__)
@@ -45,11 +53,6 @@ class _Existing(NamedTuple):
     study_fk: int
 
 
-def _text(value: str | None) -> str | None:
-    # Absent and zero-length are one thing in the index: NULL (see models).
-    return value or None
-
-
 def _with_value(joined: str | None, value: str | None) -> str | None:
     values = set(joined.split("\\")) if joined else set()
     if value:
@@ -60,15 +63,33 @@ def _with_value(joined: str | None, value: str | None) -> str | None:
 class HierarchyWriter:
     """Adds records on a connection whose transaction the caller owns and commits.
 
-    Lock order, to keep concurrent PostgreSQL writers out of deadlocks: the
-    study row (held until commit) before its series and instances; the caller
-    sorts records by (study, series, instance) UID.
+    Lock order, to keep concurrent PostgreSQL writers out of deadlocks: new
+    patients first (`prepare_patients`), then each study row (held until
+    commit) before its series and instances; the caller sorts records by
+    (study, series, instance) UID.
     """
 
     def __init__(self, conn: AsyncConnection, now: datetime) -> None:
         self._conn = conn
         self._now = now
         self._postgres = conn.dialect.name == "postgresql"
+        self._patients: dict[tuple[str, str], int] = {}
+
+    async def prepare_patients(self, records: Sequence[InstanceRecord]) -> None:
+        """Find or create every patient of the batch up front, in key order.
+
+        Inserting a patient row locks its key until commit. Taking those locks
+        first and sorted, before any study lock, keeps concurrent batches from
+        waiting on each other in a cycle. Not for savepoint-per-record batches:
+        an id cached here could belong to a row a savepoint rolled back. A
+        patient created for an instance that turns out to be a duplicate stays,
+        without studies.
+        """
+        first: dict[tuple[str, str], InstanceRecord] = {}
+        for record in records:
+            first.setdefault(patient_key(record), record)
+        for key in sorted(first):
+            self._patients[key] = await self._ensure_patient(first[key])
 
     async def add(self, record: InstanceRecord, policy: DuplicatePolicy) -> AddOutcome:
         """Index one instance, or apply the duplicate policy when its UID is known."""
@@ -76,7 +97,7 @@ class HierarchyWriter:
         existing = await self._find_instance(uid)
         if existing is None:
             study, series, new_series = await self._lock_parents(record)
-            values = {"series_fk": series.id, **self._instance(record)}
+            values = {"series_fk": series.id, **instance_values(record, self._now)}
             stored = await self._insert_ignore(Instance, ["sop_instance_uid"], values)
             await self._count(study, series, new_series, record.sop_class_uid if stored else None)
             if stored:
@@ -98,7 +119,7 @@ class HierarchyWriter:
         # The instance keeps its place in the hierarchy; only its file and
         # instance-level values change.
         study = await self._lock_study(existing.study_fk)
-        values = self._instance(record)
+        values = instance_values(record, self._now)
         del values["sop_instance_uid"]
         await self._conn.execute(update(Instance).where(Instance.id == existing.id).values(values))
         await self._update_study(study, sop_class=record.sop_class_uid)
@@ -162,7 +183,7 @@ class HierarchyWriter:
         study_fk = await self._ensure_study(record)
         study = await self._lock_study(study_fk)
         created = await self._insert_ignore(
-            Series, ["series_instance_uid"], self._series_values(record, study_fk)
+            Series, ["series_instance_uid"], series_values(record, study_fk)
         )
         found = await self._series(uid)
         if found is None:
@@ -174,35 +195,31 @@ class HierarchyWriter:
 
     async def _ensure_study(self, record: InstanceRecord) -> int:
         uid = record.study.study_instance_uid
-        patient_fk = await self._ensure_patient(record)
-        await self._insert_ignore(
-            Study, ["study_instance_uid"], self._study_values(record, patient_fk)
-        )
         query = select(Study.id, Study.patient_fk).where(Study.study_instance_uid == uid)
-        study_fk, owner = (await self._conn.execute(query)).one()
-        if owner != patient_fk:
+        patient_fk = self._patients.get(patient_key(record))
+        if patient_fk is None:
+            patient_fk = await self._ensure_patient(record)
+        row = (await self._conn.execute(query)).one_or_none()
+        if row is None:
+            values = study_values(record, patient_fk, self._now)
+            await self._insert_ignore(Study, ["study_instance_uid"], values)
+            row = (await self._conn.execute(query)).one()
+        if row.patient_fk != patient_fk:
             log.warning("study %s belongs to another patient; attaching series to it", uid)
-        return int(study_fk)
+        return int(row.id)
 
     async def _ensure_patient(self, record: InstanceRecord) -> int:
         columns = record.patient
-        await self._insert_ignore(
-            Patient,
-            ["patient_id", "issuer_of_patient_id"],
-            {
-                "patient_id": columns.patient_id,
-                "issuer_of_patient_id": columns.issuer_of_patient_id,
-                "patient_name": _text(columns.patient_name),
-                "patient_name_folded": fold_person_name(columns.patient_name),
-                "patient_birth_date": _text(columns.patient_birth_date),
-                "patient_sex": _text(columns.patient_sex),
-                "attributes": record.patient_attrs,
-            },
-        )
         query = select(Patient.id).where(
             Patient.patient_id == columns.patient_id,
             Patient.issuer_of_patient_id == columns.issuer_of_patient_id,
         )
+        # SELECT first: a conflicting INSERT still uses up a sequence value on PostgreSQL.
+        found = (await self._conn.execute(query)).scalar_one_or_none()
+        if found is not None:
+            return int(found)
+        values = patient_values(record)
+        await self._insert_ignore(Patient, ["patient_id", "issuer_of_patient_id"], values)
         return int((await self._conn.execute(query)).scalar_one())
 
     async def _insert_ignore(
@@ -228,47 +245,3 @@ class HierarchyWriter:
         )
         row = (await self._conn.execute(query)).one_or_none()
         return None if row is None else _SeriesRef(*row)
-
-    def _study_values(self, record: InstanceRecord, patient_fk: int) -> dict[str, Any]:
-        study = record.study
-        return {
-            "patient_fk": patient_fk,
-            "study_instance_uid": study.study_instance_uid,
-            "study_date": _text(study.study_date),
-            "study_time": _text(study.study_time),
-            "accession_number": _text(study.accession_number),
-            "study_id": _text(study.study_id),
-            "referring_physician_name": _text(study.referring_physician_name),
-            "referring_physician_name_folded": fold_person_name(study.referring_physician_name),
-            "study_description": _text(study.study_description),
-            "attributes": record.study_attrs,
-            "created_at": self._now,
-            "updated_at": self._now,
-        }
-
-    def _series_values(self, record: InstanceRecord, study_fk: int) -> dict[str, Any]:
-        series = record.series
-        return {
-            "study_fk": study_fk,
-            "series_instance_uid": series.series_instance_uid,
-            "modality": _text(series.modality),
-            "series_number": series.series_number,
-            "series_description": _text(series.series_description),
-            "series_date": _text(series.series_date),
-            "series_time": _text(series.series_time),
-            "body_part_examined": _text(series.body_part_examined),
-            "attributes": record.series_attrs,
-        }
-
-    def _instance(self, record: InstanceRecord) -> dict[str, Any]:
-        return {
-            "sop_instance_uid": record.sop_instance_uid,
-            "sop_class_uid": record.sop_class_uid,
-            "instance_number": record.instance_number,
-            "transfer_syntax_uid": record.transfer_syntax_uid,
-            "blob_sha256": record.blob.sha256,
-            "blob_size": record.blob.size,
-            "attributes": record.instance_attrs,
-            "received_at": self._now,
-            "source_ae_title": _text(record.source_ae_title),
-        }

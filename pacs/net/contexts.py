@@ -84,3 +84,14 @@ def storage_transfer_syntaxes() -> list[str]:
 
 def storage_contexts() -> list[PresentationContext]:
     return acceptable(storage_sop_classes(), storage_transfer_syntaxes())
+
+
+QUERY_RETRIEVE_FIND = (
+    "1.2.840.10008.5.1.4.1.2.1.1",  # Patient Root
+    "1.2.840.10008.5.1.4.1.2.2.1",  # Study Root
+    "1.2.840.10008.5.1.4.1.2.3.1",  # Patient/Study Only (retired, still sent)
+)
+
+
+def query_contexts() -> list[PresentationContext]:
+    return acceptable(QUERY_RETRIEVE_FIND, UNCOMPRESSED, allow_role_selection=False)

@@ -3,6 +3,7 @@
 from pacs.errors import (
     DataSetMismatch,
     InstanceConflict,
+    InvalidIdentifier,
     InvalidInstance,
     PacsError,
     StoreFull,
@@ -28,6 +29,10 @@ INVALID_ARGUMENT_VALUE = 0x0115
 OUT_OF_RESOURCES = 0xA700
 DATA_SET_DOES_NOT_MATCH_SOP_CLASS = 0xA900
 CANNOT_UNDERSTAND = 0xC000
+
+# Query/Retrieve (PS3.4 C.4.1.1.4)
+IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS = 0xA900
+UNABLE_TO_PROCESS = 0xC000
 COERCION_OF_DATA_ELEMENTS = 0xB000
 
 STATUS_FOR_ERROR: dict[type[PacsError], int] = {
@@ -36,6 +41,7 @@ STATUS_FOR_ERROR: dict[type[PacsError], int] = {
     InvalidInstance: CANNOT_UNDERSTAND,
     DataSetMismatch: DATA_SET_DOES_NOT_MATCH_SOP_CLASS,
     InstanceConflict: DUPLICATE_SOP_INSTANCE,
+    InvalidIdentifier: IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
 }
 
 

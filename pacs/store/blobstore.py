@@ -115,15 +115,16 @@ class FileBlobStore:
         """Return the bytes available to this process on the root's filesystem."""
         return shutil.disk_usage(self.root).free
 
-    def make_parent_dirs(self, path: Path) -> None:
-        """Create `ab/` and `ab/cd/` for a blob path, syncing each new entry's parent."""
-        for directory in (path.parent.parent, path.parent):
-            try:
-                directory.mkdir()
-            except FileExistsError:
-                continue
-            if self.fsync:
-                _fsync_dir(directory.parent)
+
+def _make_parent_dirs(path: Path, fsync: bool) -> None:
+    """Create a blob's `ab/` and `ab/cd/` directories, syncing each new entry's parent."""
+    for directory in (path.parent.parent, path.parent):
+        try:
+            directory.mkdir()
+        except FileExistsError:
+            continue
+        if fsync:
+            _fsync_dir(directory.parent)
 
 
 def _subdirs(directory: Path) -> Iterator[Path]:
@@ -209,7 +210,7 @@ class BlobWriter:
         if final.is_file():
             self._staging_path.unlink()
         else:
-            self._store.make_parent_dirs(final)
+            _make_parent_dirs(final, self._store.fsync)
             os.replace(self._staging_path, final)
         if self._store.fsync:
             # Also on the dedup path: the existing entry may come from a rename whose

@@ -14,6 +14,7 @@ from pacs.index.schema import (
     alembic_config,
     check_schema,
     current_revision,
+    ensure_schema,
     upgrade_to_head,
 )
 
@@ -86,3 +87,18 @@ async def test_check_schema_refuses_a_revision_it_does_not_know(engine: AsyncEng
 
     with pytest.raises(SchemaError, match=r"ffffffffffff.*does not know"):
         await check_schema(engine)
+
+
+async def test_ensure_schema_migrates_a_fresh_database(engine: AsyncEngine) -> None:
+    await ensure_schema(engine)
+
+    await check_schema(engine)
+
+
+async def test_ensure_schema_refuses_a_newer_schema(engine: AsyncEngine) -> None:
+    await upgrade_to_head(engine)
+    async with engine.begin() as conn:
+        await conn.exec_driver_sql("UPDATE alembic_version SET version_num = 'ffffffffffff'")
+
+    with pytest.raises(SchemaError, match="does not know"):
+        await ensure_schema(engine)

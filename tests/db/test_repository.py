@@ -2,6 +2,7 @@
 
 import asyncio
 import hashlib
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -177,8 +178,10 @@ async def test_duplicate_inside_one_batch_meets_the_policy(index: Index) -> None
 
 
 async def test_record_the_database_refuses_fails_alone(index: Index, engine: AsyncEngine) -> None:
-    broken = record("1.1.2", study_uid="9.9", series_uid="9.9.1")
-    broken = InstanceRecord(**{**_fields(broken), "sop_class_uid": None})
+    broken = replace(
+        record("1.1.2", study_uid="9.9", series_uid="9.9.1"),
+        sop_class_uid=None,  # type: ignore[arg-type]  # what the NOT NULL constraint refuses
+    )
 
     outcomes = await index.add_instances([record("1.1.1"), broken, record("1.1.3")], "keep")
 
@@ -188,8 +191,19 @@ async def test_record_the_database_refuses_fails_alone(index: Index, engine: Asy
     assert await index.count_instances() == 2
 
 
-def _fields(value: InstanceRecord) -> dict[str, Any]:
-    return {name: getattr(value, name) for name in InstanceRecord.__dataclass_fields__}
+async def test_text_postgresql_cannot_hold_fails_only_its_record(
+    index: Index, database_url: str
+) -> None:
+    nul = replace(
+        record("1.1.2", patient_id="P2", study_uid="9.9", series_uid="9.9.1"),
+        patient=PatientColumns("P2", patient_name="Doe^Jane\x00"),
+    )
+
+    outcomes = await index.add_instances([record("1.1.1"), nul], "keep")
+
+    # SQLite stores NUL characters; PostgreSQL text cannot.
+    postgres = database_url.startswith("postgresql")
+    assert kinds(outcomes) == [AddKind.STORED, AddKind.FAILED if postgres else AddKind.STORED]
 
 
 async def test_concurrent_batches_share_one_patient_study_and_series(

@@ -37,3 +37,36 @@ def echo(address: PacsAddress, **options: Any) -> int:
         return int(assoc.send_c_echo().Status)
     finally:
         assoc.release()
+
+
+def find(address: PacsAddress, model: str, identifier: Any) -> tuple[int, list[Any]]:
+    """C-FIND with pynetdicom; return the final status and the Pending identifiers."""
+    ae = AE(ae_title="WORKSTATION")
+    ae.add_requested_context(model)
+    assoc = ae.associate(address.host, address.port, ae_title=address.ae_title)
+    assert assoc.is_established
+    matches = []
+    final = -1
+    try:
+        for status, match in assoc.send_c_find(identifier, model):
+            code = int(status.Status) if "Status" in status else -1
+            if code in (0xFF00, 0xFF01):
+                matches.append(match)
+            else:
+                final = code
+    finally:
+        assoc.release()
+    return final, matches
+
+
+def store(address: PacsAddress, datasets: list[Any]) -> list[int]:
+    """C-STORE each data set on one association (Explicit VR Little Endian)."""
+    ae = AE(ae_title="MODALITY")
+    for uid in {str(ds.SOPClassUID) for ds in datasets}:
+        ae.add_requested_context(uid, ["1.2.840.10008.1.2.1"])
+    assoc = ae.associate(address.host, address.port, ae_title=address.ae_title)
+    assert assoc.is_established
+    try:
+        return [int(assoc.send_c_store(ds).Status) for ds in datasets]
+    finally:
+        assoc.release()

@@ -47,6 +47,16 @@ def test_size_counts_bytes_of_non_byte_memoryviews(store: FileBlobStore) -> None
         assert writer.commit().size == 8
 
 
+def test_flush_makes_written_bytes_readable_from_the_staging_file(
+    store: FileBlobStore,
+) -> None:
+    with store.begin() as writer:
+        writer.write(CONTENT)
+        writer.flush()
+
+        assert writer.staging_path.read_bytes() == CONTENT
+
+
 def test_identical_content_is_stored_once(store: FileBlobStore) -> None:
     first = put(store, CONTENT)
     second = put(store, CONTENT)

@@ -1,0 +1,419 @@
+"""C-FIND against the catalogue: a Query becomes one SELECT per page (PS3.4 C.2.2.2).
+
+Keys kept as columns are matched in SQL; any other key is matched on the
+stored DICOM JSON with the reference matcher of `pacs.dicom.matching`, so every
+key matches correctly and the frequent ones at index speed. Pages are
+keyset-paginated on the level's id, one short transaction each: memory stays
+flat however many match, and a slow peer holds no connection between pages.
+"""
+
+from collections.abc import AsyncGenerator, Callable, Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from pydicom.datadict import tag_for_keyword
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Row,
+    Select,
+    SQLColumnExpression,
+    String,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+)
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import InstrumentedAttribute, aliased
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+
+from pacs.dicom.levels import QueryLevel
+from pacs.dicom.matching import (
+    AnyOf,
+    Constraint,
+    EmptyValue,
+    Query,
+    Range,
+    SingleValue,
+    UidList,
+    Wildcard,
+    matches,
+)
+from pacs.index.models import Instance, Patient, Series, Study
+from pacs.index.repository import _index_errors
+
+__all__ = ["COLUMNS", "Finder", "clause_for", "to_glob_pattern", "to_like_pattern"]
+
+Column = InstrumentedAttribute[Any]
+Expression = SQLColumnExpression[Any]
+Table = type[Patient] | type[Study] | type[Series] | type[Instance]
+
+# keyword -> (column, folded column for case-insensitive PN matching)
+COLUMNS: dict[str, tuple[Column, Column | None]] = {
+    "PatientID": (Patient.patient_id, None),
+    "IssuerOfPatientID": (Patient.issuer_of_patient_id, None),
+    "PatientName": (Patient.patient_name, Patient.patient_name_folded),
+    "PatientBirthDate": (Patient.patient_birth_date, None),
+    "PatientSex": (Patient.patient_sex, None),
+    "StudyInstanceUID": (Study.study_instance_uid, None),
+    "StudyDate": (Study.study_date, None),
+    "StudyTime": (Study.study_time, None),
+    "AccessionNumber": (Study.accession_number, None),
+    "StudyID": (Study.study_id, None),
+    "ReferringPhysicianName": (
+        Study.referring_physician_name,
+        Study.referring_physician_name_folded,
+    ),
+    "StudyDescription": (Study.study_description, None),
+    "SeriesInstanceUID": (Series.series_instance_uid, None),
+    "Modality": (Series.modality, None),
+    "SeriesNumber": (Series.series_number, None),
+    "SeriesDescription": (Series.series_description, None),
+    "SeriesDate": (Series.series_date, None),
+    "SeriesTime": (Series.series_time, None),
+    "BodyPartExamined": (Series.body_part_examined, None),
+    "SOPInstanceUID": (Instance.sop_instance_uid, None),
+    "SOPClassUID": (Instance.sop_class_uid, None),
+    "InstanceNumber": (Instance.instance_number, None),
+}
+# The patient key holds '' rather than NULL when absent (see models).
+EMPTY_IS_BLANK = frozenset({"PatientID", "IssuerOfPatientID"})
+INTEGER_KEYS = frozenset({"SeriesNumber", "InstanceNumber"})
+HIERARCHY: tuple[Table, ...] = (Patient, Study, Series, Instance)
+DEPTH = {QueryLevel.PATIENT: 1, QueryLevel.STUDY: 2, QueryLevel.SERIES: 3, QueryLevel.IMAGE: 4}
+# Each level's unique key: always in a match, even when a level's JSON lacks it.
+UNIQUE: dict[Table, tuple[str, str, Column]] = {
+    Patient: ("00100020", "LO", Patient.patient_id),
+    Study: ("0020000D", "UI", Study.study_instance_uid),
+    Series: ("0020000E", "UI", Series.series_instance_uid),
+    Instance: ("00080018", "UI", Instance.sop_instance_uid),
+}
+COMPUTED_TAGS = {
+    "NumberOfPatientRelatedStudies": ("00201200", "IS"),
+    "NumberOfPatientRelatedSeries": ("00201202", "IS"),
+    "NumberOfPatientRelatedInstances": ("00201204", "IS"),
+    "NumberOfStudyRelatedSeries": ("00201206", "IS"),
+    "NumberOfStudyRelatedInstances": ("00201208", "IS"),
+    "NumberOfSeriesRelatedInstances": ("00201209", "IS"),
+    "ModalitiesInStudy": ("00080061", "CS"),
+    "SOPClassesInStudy": ("00080062", "UI"),
+}
+# Computed keys kept backslash-joined in a study column, like a multi-valued element.
+JOINED: dict[str, Column] = {
+    "ModalitiesInStudy": Study.modalities_in_study,
+    "SOPClassesInStudy": Study.sop_classes_in_study,
+}
+
+
+class _WildcardMatch(FunctionElement[bool]):
+    """(column, LIKE pattern, GLOB pattern): a case-sensitive DICOM wildcard match.
+
+    SQLite's LIKE ignores ASCII case, and a prefix LIKE only uses an index
+    built with NOCASE; GLOB is exact and uses our BINARY indexes for a literal
+    prefix. (PRAGMA case_sensitive_like would fix LIKE, but SQLite deprecates it.)
+    """
+
+    type = Boolean()
+    inherit_cache = True
+    name = "wildcard_match"
+    _is_implicitly_boolean = True  # a predicate already: no "= 1" where booleans are integers
+
+
+@compiles(_WildcardMatch)
+def _like(element: _WildcardMatch, compiler: SQLCompiler, **kw: Any) -> str:
+    column, pattern, _glob = element.clauses
+    return f"{compiler.process(column, **kw)} LIKE {compiler.process(pattern, **kw)} ESCAPE '\\'"
+
+
+@compiles(_WildcardMatch, "sqlite")
+def _glob(element: _WildcardMatch, compiler: SQLCompiler, **kw: Any) -> str:
+    column, _like_pattern, pattern = element.clauses
+    return f"{compiler.process(column, **kw)} GLOB {compiler.process(pattern, **kw)}"
+
+
+class _CodePointOrder(FunctionElement[str]):
+    """A text column compared by code point, as Python compares str, whatever the collation."""
+
+    type = String()
+    inherit_cache = True
+    name = "code_point_order"
+
+
+@compiles(_CodePointOrder)
+def _binary(element: _CodePointOrder, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.clauses, **kw)  # SQLite's default collation is BINARY
+
+
+@compiles(_CodePointOrder, "postgresql")
+def _collate_c(element: _CodePointOrder, compiler: SQLCompiler, **kw: Any) -> str:
+    return f'{compiler.process(element.clauses, **kw)} COLLATE "C"'
+
+
+def to_like_pattern(dicom_pattern: str) -> str:
+    """Escape SQL's own wildcards first, then map DICOM '*' and '?' to '%' and '_'."""
+    escaped = dicom_pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%").replace("?", "_")
+
+
+def to_glob_pattern(dicom_pattern: str) -> str:
+    """DICOM '*' and '?' are GLOB's own; only '[' (a character class) needs escaping."""
+    return dicom_pattern.replace("[", "[[]")
+
+
+def _wildcard(expression: Expression, dicom_pattern: str) -> ColumnElement[bool]:
+    like, glob = to_like_pattern(dicom_pattern), to_glob_pattern(dicom_pattern)
+    return _WildcardMatch(expression, literal(like, String()), literal(glob, String()))
+
+
+def clause_for(constraint: Constraint, *, fold_pn: bool) -> ColumnElement[bool] | None:
+    """SQL condition for a constraint on a column key (PS3.4 C.2.2.2); None: match in Python.
+
+    Agrees with `matches`: absent and empty values match nothing but EmptyValue.
+    """
+    if constraint.keyword not in COLUMNS:
+        return None
+    column, folded = COLUMNS[constraint.keyword]
+    if fold_pn and folded is not None:
+        return _clause(constraint, folded, str.upper)
+    return _clause(constraint, column, lambda text: text)
+
+
+def _clause(
+    constraint: Constraint, column: Column, fold: Callable[[str], str]
+) -> ColumnElement[bool] | None:
+    keyword = constraint.keyword
+    clause: ColumnElement[bool] | None = None
+    match constraint:
+        case EmptyValue():
+            clause = column == "" if keyword in EMPTY_IS_BLANK else column.is_(None)
+        case SingleValue(value=value):
+            clause = _equals(keyword, column, fold(value))
+        case UidList(uids=uids):
+            clause = column.in_(uids)
+        case Wildcard(pattern=pattern) if keyword not in INTEGER_KEYS:  # IS: no wildcards
+            clause = _wildcard(column, fold(pattern))
+            if keyword in EMPTY_IS_BLANK and not pattern.strip("*"):
+                clause = clause & (column != "")
+        case Range(start=start, end=end):
+            clause = _range(column, start, end)
+        case AnyOf(parts=parts):
+            clauses = [_clause(part, column, fold) for part in parts]
+            if all(clause is not None for clause in clauses):
+                clause = or_(*(clause for clause in clauses if clause is not None))
+    return clause
+
+
+def _equals(keyword: str, column: Column, value: str) -> ColumnElement[bool]:
+    if keyword not in INTEGER_KEYS:
+        return column == value
+    try:
+        # IS matching is implementation-defined (CP-2305): "+7" and "007" match 7 here.
+        return column == int(value)
+    except ValueError:
+        return false()  # no integer column holds it
+
+
+def _range(column: Column, start: str | None, end: str | None) -> ColumnElement[bool]:
+    # A TM/DT end carries '~' (see matching); it sorts last only by code point.
+    subject: Expression = column
+    if (end or "").endswith("~"):
+        subject = _CodePointOrder(column)
+    if start is None:
+        return subject <= end
+    if end is None:
+        return subject >= start
+    return subject.between(start, end)
+
+
+def _joined_contains(constraint: Constraint) -> ColumnElement[bool] | None:
+    """Index-friendly pre-filter for ModalitiesInStudy/SOPClassesInStudy without wildcards."""
+    column = JOINED.get(constraint.keyword)
+    match constraint:
+        case SingleValue(value=value):
+            values: Sequence[str] = (value,)
+        case UidList(uids=uids):
+            values = uids
+        case AnyOf(parts=parts) if all(isinstance(part, SingleValue) for part in parts):
+            values = [part.value for part in parts if isinstance(part, SingleValue)]
+        case _:
+            return None
+    if column is None or any(set(value) & set("*?\\") for value in values):
+        return None
+    framed = literal("\\", String()) + column + literal("\\", String())
+    return or_(*(_wildcard(framed, f"*\\{value}\\*") for value in values))
+
+
+_STUDIES = aliased(Study, name="patient_study")  # the patient's studies, not the matched one
+
+
+def _patient_total(expression: Expression) -> Expression:
+    return select(expression).where(_STUDIES.patient_fk == Patient.id).scalar_subquery()
+
+
+def _computed_columns(depth: int) -> dict[str, Expression]:
+    """Computed attributes (PS3.4 C.6.1.1.2 - C.6.2.1.2) the joined tables can give."""
+    columns: dict[str, Expression] = {
+        "NumberOfPatientRelatedStudies": _patient_total(func.count(_STUDIES.id)),
+        "NumberOfPatientRelatedSeries": _patient_total(
+            func.coalesce(func.sum(_STUDIES.number_of_series), 0)
+        ),
+        "NumberOfPatientRelatedInstances": _patient_total(
+            func.coalesce(func.sum(_STUDIES.number_of_instances), 0)
+        ),
+    }
+    if depth >= DEPTH[QueryLevel.STUDY]:
+        columns["NumberOfStudyRelatedSeries"] = Study.number_of_series
+        columns["NumberOfStudyRelatedInstances"] = Study.number_of_instances
+        columns.update(JOINED)
+    if depth >= DEPTH[QueryLevel.SERIES]:
+        columns["NumberOfSeriesRelatedInstances"] = Series.number_of_instances
+    return columns
+
+
+@cache
+def _tag(keyword: str) -> str | None:
+    tag = tag_for_keyword(keyword)
+    return None if tag is None else f"{tag:08X}"
+
+
+def _text(value: Any, vr: str | None) -> str:
+    if vr == "PN" and isinstance(value, dict):
+        groups = (value.get(group, "") for group in ("Alphabetic", "Ideographic", "Phonetic"))
+        return "=".join(groups).rstrip("=")
+    return "" if value is None else str(value)
+
+
+def _json_values(element: dict[str, Any] | None) -> list[str] | None:
+    """An element's values as the reference matcher takes them; None when it has none."""
+    values = (element or {}).get("Value")
+    if not element or not values:
+        return None
+    return [_text(value, element.get("vr")) for value in values]
+
+
+def _matches_json(constraint: Constraint, merged: dict[str, Any], fold_pn: bool) -> bool:
+    tag = _tag(constraint.keyword)
+    element = merged.get(tag) if tag is not None else None
+    fold = fold_pn and element is not None and element.get("vr") == "PN"
+    return matches(constraint, _json_values(element), fold_case=fold)
+
+
+def _element(vr: str, values: list[Any]) -> dict[str, Any]:
+    return {"vr": vr, "Value": values} if values else {"vr": vr}
+
+
+def _computed_values(value: Any) -> list[Any]:
+    if value is None or value == "":
+        return []
+    return value.split("\\") if isinstance(value, str) else [int(value)]
+
+
+PARENT_KEY: dict[Table, Column] = {
+    Study: Study.patient_fk,
+    Series: Series.study_fk,
+    Instance: Instance.series_fk,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """One query's SELECT parts and what is left to match on the JSON."""
+
+    tables: tuple[Table, ...]
+    where: tuple[ColumnElement[bool], ...]
+    in_python: tuple[Constraint, ...]
+    computed: tuple[str, ...]
+    fold_pn: bool
+
+    def select(self, after: int | None, limit: int) -> Select[Any]:
+        """The next page of candidates: rows of the level with ids above `after`."""
+        table = self.tables[-1]
+        available = _computed_columns(len(self.tables))
+        statement = select(
+            table.id,
+            *(t.attributes for t in self.tables),
+            *(UNIQUE[t][2] for t in self.tables),
+            *(available[name] for name in self.computed),
+        ).select_from(Patient)
+        for parent, child in zip(self.tables, self.tables[1:], strict=False):
+            statement = statement.join(child, PARENT_KEY[child] == parent.id)
+        if after is not None:
+            statement = statement.where(table.id > after)
+        return statement.where(*self.where).order_by(table.id).limit(limit)
+
+    def match(self, row: Row[Any]) -> dict[str, Any] | None:
+        """The merged DICOM JSON of a candidate, or None when a JSON-side key rejects it."""
+        depth = len(self.tables)
+        merged: dict[str, Any] = {}
+        for attributes in row[1 : 1 + depth]:
+            merged.update(attributes or {})
+        for table, value in zip(self.tables, row[1 + depth : 1 + 2 * depth], strict=True):
+            tag, vr, _column = UNIQUE[table]
+            merged.setdefault(tag, _element(vr, [value] if value else []))
+        for name, value in zip(self.computed, row[1 + 2 * depth :], strict=True):
+            tag, vr = COMPUTED_TAGS[name]
+            merged[tag] = _element(vr, _computed_values(value))
+        if not all(_matches_json(c, merged, self.fold_pn) for c in self.in_python):
+            return None
+        return dict(sorted(merged.items()))
+
+
+def _plan(query: Query, fold_pn: bool) -> _Plan:
+    tables = HIERARCHY[: DEPTH[query.level]]
+    where: list[ColumnElement[bool]] = []
+    in_python: list[Constraint] = []
+    for constraint in query.constraints:
+        column = COLUMNS.get(constraint.keyword)
+        joined = column is not None and column[0].class_ in tables
+        clause = clause_for(constraint, fold_pn=fold_pn) if joined else None
+        if clause is None:
+            in_python.append(constraint)
+        else:
+            where.append(clause)
+        prefilter = _joined_contains(constraint) if Study in tables else None
+        if prefilter is not None:
+            where.append(prefilter)
+    available = _computed_columns(len(tables))
+    wanted = {*query.return_keys, *(c.keyword for c in query.constraints)}
+    computed = tuple(name for name in COMPUTED_TAGS if name in wanted and name in available)
+    return _Plan(tables, tuple(where), tuple(in_python), computed, fold_pn)
+
+
+class Finder:
+    """C-FIND matching over the index (PS3.4 C.2.2.2, C.4.1); StoreUnavailable on DB failure."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self._sessionmaker = sessionmaker
+
+    async def find_pages(
+        self, query: Query, *, fold_pn: bool, page_size: int = 100
+    ) -> AsyncGenerator[list[dict[str, Any]], None]:
+        """Yield the matches in pages of at most page_size, never an empty page.
+
+        Each match is the DICOM JSON of the matched entity merged with its
+        parents', plus the computed attributes the query names. `fold_pn`
+        matches person names case-insensitively.
+        """
+        if page_size < 1:
+            raise ValueError(f"page_size must be positive, not {page_size}")
+        plan = _plan(query, fold_pn)
+        after: int | None = None
+        while True:
+            rows = await self._fetch(plan.select(after, page_size))
+            page = [match for row in rows if (match := plan.match(row)) is not None]
+            if page:
+                yield page
+            if len(rows) < page_size:
+                return
+            after = int(rows[-1][0])
+
+    async def _fetch(self, statement: Select[Any]) -> Sequence[Row[Any]]:
+        with _index_errors():
+            async with self._sessionmaker() as session:
+                rows: Sequence[Row[Any]] = (await session.execute(statement)).all()
+        return rows

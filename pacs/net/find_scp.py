@@ -1,0 +1,72 @@
+"""C-FIND SCP (PS3.4 C.4.1): identifier in, one Pending response per match, final status out."""
+
+import logging
+from contextlib import aclosing
+from io import BytesIO
+
+from pydicom.dataset import Dataset
+from pydicom.uid import UID
+from pynetdicom.dsutils import decode, encode
+
+from pacs.archive.query import QueryService
+from pacs.dicom.matching import InformationModel, parse_identifier
+from pacs.errors import InvalidIdentifier, PacsError
+from pacs.net import status
+from pacs.net.association import Association, Handler
+from pacs.net.dimse import DimseMessage
+
+log = logging.getLogger(__name__)
+
+FIND_MODELS = [model.value for model in InformationModel]
+
+
+def decode_identifier(data: bytes, transfer_syntax: str) -> Dataset:
+    """Decode an identifier; raise InvalidIdentifier when it is not a data set."""
+    syntax = UID(transfer_syntax)
+    try:
+        identifier = decode(
+            BytesIO(data), syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated
+        )
+        for _ in identifier:  # element values decode lazily: fail here, not halfway through
+            pass
+    except Exception as exc:
+        raise InvalidIdentifier(f"the identifier cannot be decoded: {exc}") from exc
+    return identifier
+
+
+def encode_identifier(identifier: Dataset, transfer_syntax: str) -> bytes:
+    syntax = UID(transfer_syntax)
+    data = encode(identifier, syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated)
+    if data is None:
+        raise PacsError("a response identifier could not be encoded")
+    return bytes(data)
+
+
+def make_find_handler(service: QueryService) -> Handler:
+    """The C-FIND handler bound to this archive's query service."""
+
+    async def handle_find(assoc: Association, request: DimseMessage) -> None:
+        try:
+            identifier = decode_identifier(await request.read_data_set(), request.transfer_syntax)
+            query = parse_identifier(identifier, InformationModel(request.abstract_syntax))
+        except InvalidIdentifier as exc:
+            await assoc.respond(request, status.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, str(exc))
+            return
+        try:
+            async with aclosing(service.find(query)) as pages:
+                async for page in pages:
+                    for match in page:
+                        if assoc.cancelled(request.message_id):
+                            await assoc.respond(request, status.CANCEL)
+                            return
+                        data = encode_identifier(match, request.transfer_syntax)
+                        await assoc.respond(request, status.PENDING, identifier=data)
+        except InvalidIdentifier as exc:
+            await assoc.respond(request, status.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, str(exc))
+            return
+        except PacsError as exc:
+            await assoc.respond(request, status.UNABLE_TO_PROCESS, str(exc))
+            return
+        await assoc.respond(request, status.SUCCESS)
+
+    return handle_find
