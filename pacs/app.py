@@ -7,17 +7,22 @@ import signal
 from pacs.archive.group_commit import GroupCommit
 from pacs.archive.ingest import Ingest
 from pacs.archive.query import QueryOptions, QueryService
+from pacs.archive.retrieve import RetrieveService
 from pacs.config import Settings
 from pacs.index.engine import create_engine, create_sessionmaker, prepare_sqlite_directory
 from pacs.index.find import Finder
+from pacs.index.locate import Locator
 from pacs.index.records import DuplicatePolicy
 from pacs.index.repository import Index
 from pacs.index.schema import ensure_schema
 from pacs.net.association import Handlers, Timeouts
 from pacs.net.contexts import (
     QUERY_RETRIEVE_FIND,
+    QUERY_RETRIEVE_GET,
+    QUERY_RETRIEVE_MOVE,
     VERIFICATION,
     query_contexts,
+    retrieve_contexts,
     storage_contexts,
     storage_sop_classes,
     verification_contexts,
@@ -25,6 +30,8 @@ from pacs.net.contexts import (
 from pacs.net.dimse import Command
 from pacs.net.echo import handle_echo
 from pacs.net.find_scp import make_find_handler
+from pacs.net.get_scp import make_get_handler
+from pacs.net.move_scp import Destination, Requestor, make_move_handler
 from pacs.net.negotiation import AcceptorPolicy
 from pacs.net.server import DimseServer, Listener
 from pacs.net.store_scp import make_store_handler
@@ -56,13 +63,25 @@ class PacsApp:
                 retrieve_ae_title=settings.server.ae_title,
             ),
         )
+        self.retrieve = RetrieveService(Locator(sessions), self.store)
         self.server = self._build_server()
 
     def _build_server(self) -> DimseServer:
         server = self.settings.server
+        timeouts = Timeouts(
+            acse=server.acse_timeout, dimse=server.dimse_timeout, network=server.network_timeout
+        )
         handlers = Handlers()
         handlers.register(Command.C_ECHO_RQ, [VERIFICATION], handle_echo)
         handlers.register(Command.C_FIND_RQ, QUERY_RETRIEVE_FIND, make_find_handler(self.queries))
+        handlers.register(Command.C_GET_RQ, QUERY_RETRIEVE_GET, make_get_handler(self.retrieve))
+        destinations = {p.ae_title: Destination(p.host, p.port) for p in self.settings.peers}
+        requestor = Requestor(server.ae_title, server.max_pdu_length, timeouts)
+        handlers.register(
+            Command.C_MOVE_RQ,
+            QUERY_RETRIEVE_MOVE,
+            make_move_handler(self.retrieve, destinations, requestor),
+        )
         handlers.register(
             Command.C_STORE_RQ, storage_sop_classes(), make_store_handler(self.ingest)
         )
@@ -70,10 +89,12 @@ class PacsApp:
             ae_title=server.ae_title,
             check_called_ae_title=server.check_called_ae_title,
             max_pdu_length=server.max_pdu_length,
-            contexts=[*verification_contexts(), *storage_contexts(), *query_contexts()],
-        )
-        timeouts = Timeouts(
-            acse=server.acse_timeout, dimse=server.dimse_timeout, network=server.network_timeout
+            contexts=[
+                *verification_contexts(),
+                *storage_contexts(),
+                *query_contexts(),
+                *retrieve_contexts(),
+            ],
         )
         listener = Listener(server.host, server.port, server.max_associations)
         return DimseServer(listener, policy, handlers, timeouts)

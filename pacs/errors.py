@@ -10,6 +10,7 @@ DIMSE statuses. No DICOM status codes here.
     │   └── DataSetMismatch    the data set is not the SOP Class / Instance announced
     ├── InvalidIdentifier      a query identifier breaks the matching or hierarchy rules
     ├── InstanceConflict       a duplicate refused by the duplicate policy
+    ├── TransferUnavailable    a stored instance cannot be sent in a syntax the receiver accepted
     ├── StoreUnavailable       the store or the index cannot take the write now
     │   └── StoreFull          free space is below the configured minimum
     └── ProtocolError          a peer broke the DICOM upper-layer protocol
@@ -42,6 +43,10 @@ class InvalidIdentifier(PacsError):
 
 class InstanceConflict(PacsError):
     """A re-sent instance was refused by the duplicate policy."""
+
+
+class TransferUnavailable(PacsError):
+    """An instance cannot be read or converted for a receiver (the message says why)."""
 
 
 class StoreUnavailable(PacsError):

@@ -140,6 +140,8 @@ def constraint_for(element: DataElement) -> Constraint | None:
     values = [v.strip() if vr != "PN" else v.rstrip() for v in _strings(element)]
     if values == ['""']:
         return EmptyValue(keyword)
+    if all(set(value) == {"*"} for value in values):
+        return None  # '*' alone matches any value, a zero-length one included (C.2.2.2.4)
     if vr == "UI":
         return (
             UidList(keyword, tuple(values)) if len(values) > 1 else SingleValue(keyword, values[0])

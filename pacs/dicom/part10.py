@@ -25,3 +25,14 @@ def file_meta_bytes(
     buffer.write(b"\x00" * 128 + b"DICM")
     write_file_meta_info(buffer, meta, enforce_standard=True)
     return buffer.getvalue()
+
+
+def data_set_offset(head: bytes) -> int:
+    """Where the data set starts in a Part 10 file, from its first 144 bytes (PS3.10 7.1).
+
+    File Meta Information starts after the 128-byte preamble and "DICM" with
+    (0002,0000) File Meta Information Group Length, explicit VR: UL, 4 bytes.
+    """
+    if len(head) < 144 or head[128:132] != b"DICM" or head[132:136] != b"\x02\x00\x00\x00":
+        raise ValueError("not a Part 10 file with a File Meta Information Group Length")
+    return 144 + int.from_bytes(head[140:144], "little")

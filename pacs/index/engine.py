@@ -1,10 +1,11 @@
-"""Async engines and sessions for the index, with the SQLite settings durability needs."""
+"""Engines and sessions for the index, with the SQLite settings durability needs."""
 
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import create_engine as _create_sync_engine
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -16,6 +17,7 @@ __all__ = [
     "async_sessionmaker",
     "create_engine",
     "create_sessionmaker",
+    "create_sqlite_write_engine",
 ]
 
 # Execution option naming the BEGIN variant on SQLite: a writer asks for
@@ -53,12 +55,28 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def create_sqlite_write_engine(url: str | URL) -> Engine | None:
+    """Create a synchronous engine (stdlib sqlite3) on the SQLite file an async URL names.
+
+    The index's writer thread runs whole write transactions on it (see
+    `pacs.index.transactions`). None for other databases, and for an in-memory
+    database, which another engine could not share.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    engine = _create_sync_engine(parsed.set(drivername="sqlite+pysqlite"))
+    _configure_sqlite(engine)
+    return engine
+
+
+def _configure_sqlite(engine: AsyncEngine | Engine) -> None:
     # SQLAlchemy emits BEGIN itself (the driver's own transaction handling is
     # switched off), which gives transactional DDL for migrations and lets a
     # writer choose BEGIN IMMEDIATE.
-    event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
-    event.listen(engine.sync_engine, "begin", _on_sqlite_begin)
+    sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
+    event.listen(sync_engine, "connect", _on_sqlite_connect)
+    event.listen(sync_engine, "begin", _on_sqlite_begin)
 
 
 def _on_sqlite_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:

@@ -7,17 +7,21 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import partial
+from typing import Self
 
 from sqlalchemy import func, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from pacs.errors import StoreUnavailable
-from pacs.index.engine import SQLITE_BEGIN
+from pacs.index.engine import create_sessionmaker, create_sqlite_write_engine
 from pacs.index.models import Instance, Series, Study
 from pacs.index.records import AddKind, AddOutcome, DuplicatePolicy, InstanceRecord, InstanceRow
-from pacs.index.upsert import HierarchyWriter
+from pacs.index.transactions import SessionTransactions, SqliteWriterThread, WriteTransactions
+from pacs.index.upsert import add_batch, lock_order
 
 log = logging.getLogger(__name__)
 
@@ -58,24 +62,33 @@ def _refuses_record(exc: DBAPIError) -> bool:
     return isinstance(exc, IntegrityError | DataError) or _sqlstate(exc)[:2] in {"22", "23"}
 
 
-def _lock_order(records: Sequence[InstanceRecord]) -> list[int]:
-    # Concurrent batches take study row locks in one global order (by UID), then
-    # series and instances within each study (see HierarchyWriter).
-    def key(i: int) -> tuple[str, str, str]:
-        r = records[i]
-        return (r.study.study_instance_uid, r.series.series_instance_uid, r.sop_instance_uid)
-
-    return sorted(range(len(records)), key=key)
-
-
 class Index:
     """The catalogue of patients, studies, series and instances.
 
     Database failures surface as StoreUnavailable; SQLAlchemy never leaks out.
     """
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        transactions: WriteTransactions | None = None,
+    ) -> None:
+        """Read through sessionmaker; write through transactions (default: the same sessions)."""
         self._sessionmaker = sessionmaker
+        self._transactions = transactions or SessionTransactions(sessionmaker)
+
+    @classmethod
+    def open(cls, engine: AsyncEngine) -> Self:
+        """Create the Index of engine, writing a SQLite file from a writer thread; close() it."""
+        sessionmaker = create_sessionmaker(engine)
+        write_engine = create_sqlite_write_engine(engine.url)
+        if write_engine is None:
+            return cls(sessionmaker)
+        return cls(sessionmaker, SqliteWriterThread(write_engine))
+
+    async def close(self) -> None:
+        """Release what the Index created for writing (the caller disposes its engine)."""
+        await self._transactions.close()
 
     async def add_instances(
         self, records: Sequence[InstanceRecord], policy: DuplicatePolicy | str
@@ -115,18 +128,10 @@ class Index:
     async def _add_batch(
         self, records: Sequence[InstanceRecord], policy: DuplicatePolicy, isolate: bool
     ) -> list[AddOutcome]:
-        outcomes: dict[int, AddOutcome] = {}
-        async with self._sessionmaker() as session, session.begin():
-            conn = await session.connection(execution_options={SQLITE_BEGIN: "IMMEDIATE"})
-            writer = HierarchyWriter(conn, datetime.now(UTC))
-            if not isolate:
-                await writer.prepare_patients(records)
-            for i in _lock_order(records):
-                if isolate:
-                    outcomes[i] = await _add_isolated(conn, writer, records[i], policy)
-                else:
-                    outcomes[i] = await writer.add(records[i], policy)
-        return [outcomes[i] for i in range(len(records))]
+        write = _write_isolated if isolate else add_batch
+        return await self._transactions.run(
+            partial(write, records=records, policy=policy, now=datetime.now(UTC))
+        )
 
     async def get_instance(self, sop_instance_uid: str) -> InstanceRow | None:
         """Return the indexed instance with this SOP Instance UID, if any."""
@@ -173,17 +178,20 @@ class Index:
                 return set(result)
 
 
-async def _add_isolated(
-    conn: AsyncConnection, writer: HierarchyWriter, record: InstanceRecord, policy: DuplicatePolicy
-) -> AddOutcome:
-    # The savepoint is taken on the connection itself: a Session savepoint is only
-    # emitted once the session hands out a connection, which the writer never asks for.
-    try:
-        async with conn.begin_nested():
-            return await writer.add(record, policy)
-    except DBAPIError as exc:
-        if not _refuses_record(exc):
-            raise
-        reason = _reason(exc)
-        log.warning("instance %s not indexed: %s", record.sop_instance_uid, reason)
-        return AddOutcome(AddKind.FAILED, record.sop_instance_uid, reason=reason)
+def _write_isolated(
+    conn: Connection, records: Sequence[InstanceRecord], policy: DuplicatePolicy, now: datetime
+) -> list[AddOutcome]:
+    """Add each record under a savepoint of its own, so that a refused one fails alone."""
+    outcomes: dict[int, AddOutcome] = {}
+    for i in lock_order(records):
+        record = records[i]
+        try:
+            with conn.begin_nested():
+                outcomes[i] = add_batch(conn, [record], policy, now)[0]
+        except DBAPIError as exc:
+            if not _refuses_record(exc):
+                raise
+            reason = _reason(exc)
+            log.warning("instance %s not indexed: %s", record.sop_instance_uid, reason)
+            outcomes[i] = AddOutcome(AddKind.FAILED, record.sop_instance_uid, reason=reason)
+    return [outcomes[i] for i in range(len(records))]

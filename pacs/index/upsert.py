@@ -1,22 +1,30 @@
-"""One instance into the hierarchy: race-safe upserts and the study/series aggregates.
+"""A batch of instances into the hierarchy: race-safe upserts and the study/series aggregates.
 
-Rows are created with INSERT ... ON CONFLICT DO NOTHING followed by a SELECT,
-so concurrent writers on PostgreSQL never fail on each other's new patient,
-study or series: the loser waits for the winner's commit and then reads its row.
-Parent rows keep the attributes of the instance that created them; a later
-instance does not rewrite them (last-writer-wins between racing writers would be
-arbitrary, and corrections are an administrative act, not a C-STORE).
+Synchronous SQLAlchemy Core on a Connection whose transaction the caller owns, so that one
+piece of code runs in SQLite's writer thread and, through `run_sync`, on asyncpg.
+
+Rows are created with INSERT ... ON CONFLICT DO NOTHING RETURNING; when nothing comes back a
+concurrent writer on PostgreSQL won the race: the loser waited for the winner's commit and
+reads its row. Parent rows keep the attributes of the instance that created them; a later
+instance does not rewrite them (last-writer-wins between racing writers would be arbitrary,
+and corrections are an administrative act, not a C-STORE).
+
+Lock order, which keeps concurrent PostgreSQL writers out of deadlocks: first the patients
+the batch has to create, in key order; then each study row (held until commit), in the order
+of the records sorted by (study, series, instance) UID, before any of its series; the
+instances last, in that same order. The reads before all this take no locks.
 """
 
 import logging
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
+from pacs.index import upsert_sql as sql
 from pacs.index.columns import (
     instance_values,
     patient_key,
@@ -24,7 +32,7 @@ from pacs.index.columns import (
     series_values,
     study_values,
 )
-from pacs.index.models import Base, Instance, Patient, Series, Study
+from pacs.index.models import Patient, Series, Study
 from pacs.index.records import AddKind, AddOutcome, DuplicatePolicy, InstanceRecord
 
 log = logging.getLogger(__name__)
@@ -35,213 +43,223 @@ _DUPLICATE_KIND = {
 }
 
 
-class _SeriesRef(NamedTuple):
-    id: int
-    study_fk: int
-    modality: str | None
+@dataclass(slots=True)
+class _StudyTally:
+    """A locked study: its sets as read under the lock, and what the batch adds."""
 
-
-class _LockedStudy(NamedTuple):
-    id: int
     modalities: str | None
     sop_classes: str | None
+    series_added: int = 0
+    instances_added: int = 0
+    changed: bool = False
+    new_modalities: set[str] = field(default_factory=set)
+    new_sop_classes: set[str] = field(default_factory=set)
+
+    def params(self, study_id: int, now: datetime) -> dict[str, Any]:
+        return {
+            "b_id": study_id,
+            "b_series": self.series_added,
+            "b_instances": self.instances_added,
+            "b_modalities": _merged(self.modalities, self.new_modalities),
+            "b_sop_classes": _merged(self.sop_classes, self.new_sop_classes),
+            "b_now": now,
+        }
 
 
-class _Existing(NamedTuple):
-    id: int
-    blob_sha256: str
-    study_fk: int
+def _merged(joined: str | None, values: set[str]) -> str | None:
+    merged = set(joined.split("\\")) if joined else set()
+    return "\\".join(sorted(merged | values)) or None
 
 
-def _with_value(joined: str | None, value: str | None) -> str | None:
-    values = set(joined.split("\\")) if joined else set()
-    if value:
-        values.add(value)
-    return "\\".join(sorted(values)) or None
+def lock_order(records: Sequence[InstanceRecord]) -> list[int]:
+    """Return the indexes of records in the order their rows are locked: by study, series, UID."""
+
+    def key(i: int) -> tuple[str, str, str]:
+        r = records[i]
+        return (r.study.study_instance_uid, r.series.series_instance_uid, r.sop_instance_uid)
+
+    return sorted(range(len(records)), key=key)
 
 
-class HierarchyWriter:
-    """Adds records on a connection whose transaction the caller owns and commits.
+def add_batch(
+    conn: Connection, records: Sequence[InstanceRecord], policy: DuplicatePolicy, now: datetime
+) -> list[AddOutcome]:
+    """Index records in the transaction open on conn; outcomes in input order.
 
-    Lock order, to keep concurrent PostgreSQL writers out of deadlocks: new
-    patients first (`prepare_patients`), then each study row (held until
-    commit) before its series and instances; the caller sorts records by
-    (study, series, instance) UID.
+    A UID given twice meets the duplicate policy against the first (in lock order).
     """
+    return _BatchWriter(conn, now).add(records, policy)
 
-    def __init__(self, conn: AsyncConnection, now: datetime) -> None:
+
+class _BatchWriter:
+    """One batch: looks up what exists, locks and creates parents, then inserts and counts."""
+
+    def __init__(self, conn: Connection, now: datetime) -> None:
         self._conn = conn
         self._now = now
-        self._postgres = conn.dialect.name == "postgresql"
+        self._current: dict[str, sql.CurrentFile] = {}
         self._patients: dict[tuple[str, str], int] = {}
+        self._studies: dict[str, sql.StudyRef] = {}
+        self._series: dict[str, sql.SeriesRef] = {}
+        self._locked: dict[int, _StudyTally] = {}
+        self._series_counts: Counter[int] = Counter()
 
-    async def prepare_patients(self, records: Sequence[InstanceRecord]) -> None:
-        """Find or create every patient of the batch up front, in key order.
+    def add(self, records: Sequence[InstanceRecord], policy: DuplicatePolicy) -> list[AddOutcome]:
+        order = lock_order(records)
+        self._current = sql.find_instances(self._conn, {r.sop_instance_uid for r in records})
+        new: dict[str, int] = {}  # UID -> the record that inserts it
+        for i in order:
+            if records[i].sop_instance_uid not in self._current:
+                new.setdefault(records[i].sop_instance_uid, i)
+        self._prepare_parents([records[i] for i in new.values()])
+        for i in order:
+            self._lock_for(records[i], new.get(records[i].sop_instance_uid) == i, policy)
+        stored = self._insert_instances([records[i] for i in new.values()])
+        outcomes: dict[int, AddOutcome] = {}
+        for i in order:
+            uid = records[i].sop_instance_uid
+            if new.get(uid) == i and uid in stored:
+                outcomes[i] = self._count_stored(records[i])
+            else:
+                outcomes[i] = self._on_duplicate(records[i], policy)
+        self._write_counts()
+        return [outcomes[i] for i in range(len(records))]
 
-        Inserting a patient row locks its key until commit. Taking those locks
-        first and sorted, before any study lock, keeps concurrent batches from
-        waiting on each other in a cycle. Not for savepoint-per-record batches:
-        an id cached here could belong to a row a savepoint rolled back. A
-        patient created for an instance that turns out to be a duplicate stays,
-        without studies.
-        """
+    def _prepare_parents(self, records: list[InstanceRecord]) -> None:
+        """Read the series, studies and patients new instances need; create missing patients."""
+        self._series = sql.find_series(self._conn, {r.series.series_instance_uid for r in records})
+        orphans = [r for r in records if r.series.series_instance_uid not in self._series]
+        self._studies = sql.find_studies(self._conn, {r.study.study_instance_uid for r in orphans})
+        homeless = [r for r in orphans if r.study.study_instance_uid not in self._studies]
+        self._ensure_patients(homeless)
+
+    def _lock_for(self, record: InstanceRecord, inserts: bool, policy: DuplicatePolicy) -> None:
+        """Lock the study the record will change, creating its study and series if it is new."""
+        if inserts:
+            series = self._series.get(record.series.series_instance_uid)
+            if series is None:
+                self._create_series(record)
+            else:
+                self._lock_study(series.study_fk)
+            return
+        current = self._current.get(record.sop_instance_uid)
+        replaces = policy is DuplicatePolicy.REPLACE
+        if current is not None and replaces and current.blob_sha256 != record.blob.sha256:
+            self._lock_study(current.study_fk)
+
+    def _create_series(self, record: InstanceRecord) -> None:
+        uid = record.series.series_instance_uid
+        study_fk = self._ensure_study(record)
+        values = series_values(record, study_fk)
+        created = sql.insert_new(self._conn, Series, values)
+        if created is not None:
+            tally = self._locked[study_fk]
+            tally.series_added += 1
+            tally.changed = True
+            self._series[uid] = sql.SeriesRef(created, study_fk, values["modality"])
+            return
+        found = sql.find_series(self._conn, {uid}).get(uid)
+        if found is None:
+            raise RuntimeError(f"series {uid} neither inserted nor found")
+        if found.study_fk != study_fk:
+            log.warning("series %s belongs to another study; attaching instance to it", uid)
+            self._lock_study(found.study_fk)
+        self._series[uid] = found
+
+    def _ensure_study(self, record: InstanceRecord) -> int:
+        uid = record.study.study_instance_uid
+        found = self._studies.get(uid)
+        if found is None:
+            patient_fk = self._patients[patient_key(record)]
+            values = study_values(record, patient_fk, self._now)
+            created = sql.insert_new(self._conn, Study, values)
+            if created is not None:
+                self._locked[created] = _StudyTally(None, None)
+                self._studies[uid] = sql.StudyRef(created, patient_key(record))
+                return created
+            found = sql.find_studies(self._conn, {uid}).get(uid)
+            if found is None:
+                raise RuntimeError(f"study {uid} neither inserted nor found")
+            self._studies[uid] = found
+        if found.patient != patient_key(record):
+            log.warning("study %s belongs to another patient; attaching series to it", uid)
+        self._lock_study(found.id)
+        return found.id
+
+    def _ensure_patients(self, records: Iterable[InstanceRecord]) -> None:
+        """Find or create the patients of records, creating in key order (see the lock order)."""
         first: dict[tuple[str, str], InstanceRecord] = {}
         for record in records:
             first.setdefault(patient_key(record), record)
-        for key in sorted(first):
-            self._patients[key] = await self._ensure_patient(first[key])
+        if not first:
+            return
+        # SELECT first: a conflicting INSERT still uses up a sequence value on PostgreSQL.
+        self._patients = sql.find_patients(self._conn, first)
+        for key in sorted(first.keys() - self._patients.keys()):
+            created = sql.insert_new(self._conn, Patient, patient_values(first[key]))
+            self._patients[key] = (
+                created if created is not None else sql.find_patients(self._conn, [key])[key]
+            )
 
-    async def add(self, record: InstanceRecord, policy: DuplicatePolicy) -> AddOutcome:
-        """Index one instance, or apply the duplicate policy when its UID is known."""
+    def _lock_study(self, study_id: int) -> None:
+        if study_id not in self._locked:
+            row = self._conn.execute(sql.LOCK_STUDY, {"b_id": study_id}).one()
+            self._locked[study_id] = _StudyTally(*row)
+
+    def _insert_instances(self, records: list[InstanceRecord]) -> set[str]:
+        """INSERT the new instances in one statement; return the UIDs that went in."""
+        rows = [
+            {
+                "series_fk": self._series[r.series.series_instance_uid].id,
+                **instance_values(r, self._now),
+            }
+            for r in records
+        ]
+        return sql.insert_instances(self._conn, rows)
+
+    def _count_stored(self, record: InstanceRecord) -> AddOutcome:
         uid = record.sop_instance_uid
-        existing = await self._find_instance(uid)
-        if existing is None:
-            study, series, new_series = await self._lock_parents(record)
-            values = {"series_fk": series.id, **instance_values(record, self._now)}
-            stored = await self._insert_ignore(Instance, ["sop_instance_uid"], values)
-            await self._count(study, series, new_series, record.sop_class_uid if stored else None)
-            if stored:
-                return AddOutcome(AddKind.STORED, uid)
-            # A concurrent writer committed the same UID between our SELECT and INSERT.
-            existing = await self._find_instance(uid)
-            if existing is None:
-                raise RuntimeError(f"instance {uid} neither inserted nor found")
-        return await self._on_duplicate(existing, record, policy)
+        series = self._series[record.series.series_instance_uid]
+        tally = self._locked[series.study_fk]
+        tally.instances_added += 1
+        tally.changed = True
+        if series.modality:
+            tally.new_modalities.add(series.modality)
+        tally.new_sop_classes.add(record.sop_class_uid)
+        self._series_counts[series.id] += 1
+        self._current[uid] = sql.CurrentFile(record.blob.sha256, series.study_fk)
+        return AddOutcome(AddKind.STORED, uid)
 
-    async def _on_duplicate(
-        self, existing: _Existing, record: InstanceRecord, policy: DuplicatePolicy
-    ) -> AddOutcome:
-        uid, previous = record.sop_instance_uid, existing.blob_sha256
+    def _on_duplicate(self, record: InstanceRecord, policy: DuplicatePolicy) -> AddOutcome:
+        uid = record.sop_instance_uid
+        current = self._current.get(uid)
+        if current is None:
+            # A concurrent writer committed the same UID between our SELECT and INSERT.
+            current = sql.find_instances(self._conn, {uid}).get(uid)
+            if current is None:
+                raise RuntimeError(f"instance {uid} neither inserted nor found")
+        previous = current.blob_sha256
+        self._current[uid] = current
         if record.blob.sha256 == previous:
             return AddOutcome(AddKind.IDENTICAL, uid, previous)
         if policy is not DuplicatePolicy.REPLACE:
             return AddOutcome(_DUPLICATE_KIND[policy], uid, previous)
         # The instance keeps its place in the hierarchy; only its file and
         # instance-level values change.
-        study = await self._lock_study(existing.study_fk)
+        self._lock_study(current.study_fk)  # already held unless the UID raced in
         values = instance_values(record, self._now)
         del values["sop_instance_uid"]
-        await self._conn.execute(update(Instance).where(Instance.id == existing.id).values(values))
-        await self._update_study(study, sop_class=record.sop_class_uid)
+        self._conn.execute(sql.REPLACE_INSTANCE, {**values, "b_uid": uid})
+        tally = self._locked[current.study_fk]
+        tally.changed = True
+        tally.new_sop_classes.add(record.sop_class_uid)
+        self._current[uid] = current._replace(blob_sha256=record.blob.sha256)
         return AddOutcome(AddKind.REPLACED, uid, previous)
 
-    async def _count(
-        self, study: _LockedStudy, series: _SeriesRef, new_series: bool, sop_class: str | None
-    ) -> None:
-        """Count a new series and, when sop_class is given, a new instance of it."""
-        if sop_class is not None:
-            await self._conn.execute(
-                update(Series)
-                .where(Series.id == series.id)
-                .values(number_of_instances=Series.number_of_instances + 1)
-            )
-        await self._update_study(
-            study,
-            series_added=int(new_series),
-            instances_added=int(sop_class is not None),
-            modality=series.modality if sop_class is not None else None,
-            sop_class=sop_class,
-        )
-
-    async def _update_study(
-        self,
-        study: _LockedStudy,
-        *,
-        series_added: int = 0,
-        instances_added: int = 0,
-        modality: str | None = None,
-        sop_class: str | None = None,
-    ) -> None:
-        # Merging into the sets read under the row lock cannot lose a concurrent
-        # writer's modality; the counts are increments for the same reason.
-        await self._conn.execute(
-            update(Study)
-            .where(Study.id == study.id)
-            .values(
-                number_of_series=Study.number_of_series + series_added,
-                number_of_instances=Study.number_of_instances + instances_added,
-                modalities_in_study=_with_value(study.modalities, modality),
-                sop_classes_in_study=_with_value(study.sop_classes, sop_class),
-                updated_at=self._now,
-            )
-        )
-
-    async def _lock_study(self, study_fk: int) -> _LockedStudy:
-        query = (
-            select(Study.id, Study.modalities_in_study, Study.sop_classes_in_study)
-            .where(Study.id == study_fk)
-            .with_for_update()  # SQLite has no row locks; its writer holds the database lock
-        )
-        return _LockedStudy(*(await self._conn.execute(query)).one())
-
-    async def _lock_parents(self, record: InstanceRecord) -> tuple[_LockedStudy, _SeriesRef, bool]:
-        """Find or create the record's series, its study locked; True when the series is new."""
-        uid = record.series.series_instance_uid
-        found = await self._series(uid)
-        if found is not None:
-            return await self._lock_study(found.study_fk), found, False
-        study_fk = await self._ensure_study(record)
-        study = await self._lock_study(study_fk)
-        created = await self._insert_ignore(
-            Series, ["series_instance_uid"], series_values(record, study_fk)
-        )
-        found = await self._series(uid)
-        if found is None:
-            raise RuntimeError(f"series {uid} neither inserted nor found")
-        if found.study_fk != study_fk:
-            log.warning("series %s belongs to another study; attaching instance to it", uid)
-            study = await self._lock_study(found.study_fk)
-        return study, found, created
-
-    async def _ensure_study(self, record: InstanceRecord) -> int:
-        uid = record.study.study_instance_uid
-        query = select(Study.id, Study.patient_fk).where(Study.study_instance_uid == uid)
-        patient_fk = self._patients.get(patient_key(record))
-        if patient_fk is None:
-            patient_fk = await self._ensure_patient(record)
-        row = (await self._conn.execute(query)).one_or_none()
-        if row is None:
-            values = study_values(record, patient_fk, self._now)
-            await self._insert_ignore(Study, ["study_instance_uid"], values)
-            row = (await self._conn.execute(query)).one()
-        if row.patient_fk != patient_fk:
-            log.warning("study %s belongs to another patient; attaching series to it", uid)
-        return int(row.id)
-
-    async def _ensure_patient(self, record: InstanceRecord) -> int:
-        columns = record.patient
-        query = select(Patient.id).where(
-            Patient.patient_id == columns.patient_id,
-            Patient.issuer_of_patient_id == columns.issuer_of_patient_id,
-        )
-        # SELECT first: a conflicting INSERT still uses up a sequence value on PostgreSQL.
-        found = (await self._conn.execute(query)).scalar_one_or_none()
-        if found is not None:
-            return int(found)
-        values = patient_values(record)
-        await self._insert_ignore(Patient, ["patient_id", "issuer_of_patient_id"], values)
-        return int((await self._conn.execute(query)).scalar_one())
-
-    async def _insert_ignore(
-        self, model: type[Base], keys: list[str], values: dict[str, Any]
-    ) -> bool:
-        """INSERT unless a row with the same unique key exists; True when inserted."""
-        insert = postgresql.insert if self._postgres else sqlite.insert
-        statement = insert(model).values(values).on_conflict_do_nothing(index_elements=keys)
-        return (await self._conn.execute(statement)).rowcount == 1
-
-    async def _find_instance(self, uid: str) -> _Existing | None:
-        query = (
-            select(Instance.id, Instance.blob_sha256, Series.study_fk)
-            .join(Series, Instance.series_fk == Series.id)
-            .where(Instance.sop_instance_uid == uid)
-        )
-        row = (await self._conn.execute(query)).one_or_none()
-        return None if row is None else _Existing(*row)
-
-    async def _series(self, uid: str) -> _SeriesRef | None:
-        query = select(Series.id, Series.study_fk, Series.modality).where(
-            Series.series_instance_uid == uid
-        )
-        row = (await self._conn.execute(query)).one_or_none()
-        return None if row is None else _SeriesRef(*row)
+    def _write_counts(self) -> None:
+        if self._series_counts:
+            rows = [{"b_id": i, "b_instances": n} for i, n in sorted(self._series_counts.items())]
+            self._conn.execute(sql.COUNT_SERIES, rows)
+        studies = sorted((i, t) for i, t in self._locked.items() if t.changed)
+        if studies:
+            self._conn.execute(sql.COUNT_STUDY, [t.params(i, self._now) for i, t in studies])

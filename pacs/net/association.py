@@ -13,7 +13,7 @@ import itertools
 import logging
 import socket
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from pydicom.dataset import Dataset
@@ -320,10 +320,10 @@ class Association:
         status_code: int,
         comment: str | None = None,
         identifier: bytes | None = None,
-        **elements: object,
+        elements: Mapping[str, object] | None = None,
     ) -> None:
         """Answer `request`; a final status is logged as the operation's one line."""
-        response = make_response(request.command, status_code, comment, **elements)
+        response = make_response(request.command, status_code, comment, **(elements or {}))
         await self.send(request.context_id, response, identifier)
         if status.is_final(status_code):
             self.operations += 1

@@ -95,3 +95,21 @@ QUERY_RETRIEVE_FIND = (
 
 def query_contexts() -> list[PresentationContext]:
     return acceptable(QUERY_RETRIEVE_FIND, UNCOMPRESSED, allow_role_selection=False)
+
+
+QUERY_RETRIEVE_MOVE = (
+    "1.2.840.10008.5.1.4.1.2.1.2",
+    "1.2.840.10008.5.1.4.1.2.2.2",
+    "1.2.840.10008.5.1.4.1.2.3.2",
+)
+QUERY_RETRIEVE_GET = (
+    "1.2.840.10008.5.1.4.1.2.1.3",
+    "1.2.840.10008.5.1.4.1.2.2.3",
+    "1.2.840.10008.5.1.4.1.2.3.3",
+)
+
+
+def retrieve_contexts() -> list[PresentationContext]:
+    return acceptable(
+        [*QUERY_RETRIEVE_MOVE, *QUERY_RETRIEVE_GET], UNCOMPRESSED, allow_role_selection=False
+    )

@@ -8,6 +8,7 @@ from pacs.errors import (
     PacsError,
     StoreFull,
     StoreUnavailable,
+    TransferUnavailable,
 )
 
 SUCCESS = 0x0000
@@ -33,6 +34,9 @@ CANNOT_UNDERSTAND = 0xC000
 # Query/Retrieve (PS3.4 C.4.1.1.4)
 IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS = 0xA900
 UNABLE_TO_PROCESS = 0xC000
+MOVE_DESTINATION_UNKNOWN = 0xA801
+SUB_OPERATIONS_FAILED = 0xA702  # refused: out of resources, unable to perform sub-operations
+SUB_OPERATIONS_WARNING = 0xB000  # sub-operations complete, one or more failures
 COERCION_OF_DATA_ELEMENTS = 0xB000
 
 STATUS_FOR_ERROR: dict[type[PacsError], int] = {
@@ -42,6 +46,7 @@ STATUS_FOR_ERROR: dict[type[PacsError], int] = {
     DataSetMismatch: DATA_SET_DOES_NOT_MATCH_SOP_CLASS,
     InstanceConflict: DUPLICATE_SOP_INSTANCE,
     InvalidIdentifier: IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
+    TransferUnavailable: PROCESSING_FAILURE,
 }
 
 

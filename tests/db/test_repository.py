@@ -2,6 +2,7 @@
 
 import asyncio
 import hashlib
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
@@ -19,12 +20,27 @@ from pacs.index.records import (
     StudyColumns,
 )
 from pacs.index.repository import Index
+from pacs.index.schema import upgrade_to_head
 from pacs.store.blobstore import BlobRef
 
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
 BASIC_TEXT_SR = "1.2.840.10008.5.1.4.1.1.88.11"
 STUDY = "1.2.826.0.1.3680043.9.1"
 SERIES = "1.2.826.0.1.3680043.9.1.1"
+
+
+@pytest.fixture(params=["open", "sessionmaker"])
+async def index(request: pytest.FixtureRequest, engine: AsyncEngine) -> AsyncIterator[Index]:
+    """The Index as the app opens it (SQLite: writer thread), and on a sessionmaker alone."""
+    await upgrade_to_head(engine)
+    if request.param == "sessionmaker":
+        yield Index(create_sessionmaker(engine))
+        return
+    index = Index.open(engine)
+    try:
+        yield index
+    finally:
+        await index.close()
 
 
 def blob(content: str) -> BlobRef:
@@ -237,6 +253,73 @@ async def test_concurrent_batches_merge_every_modality_into_the_study(
     assert await rows(
         engine, "SELECT number_of_series, number_of_instances, modalities_in_study FROM study"
     ) == [(8, 8, "CT\\MR\\PT\\SR")]
+
+
+async def test_concurrent_overlapping_batches_store_each_uid_once(
+    index: Index, engine: AsyncEngine
+) -> None:
+    # Every batch spans the same new patients, studies and series, in its own input order.
+    uids = [
+        (f"9.{study}", f"9.{study}.{series}", f"9.{study}.{series}.{n}")
+        for study in (1, 2, 3)
+        for series in (1, 2)
+        for n in (1, 2)
+    ]
+
+    def batch(shift: int) -> list[InstanceRecord]:
+        chosen = uids[shift:] + uids[:shift]
+        return [
+            record(sop, patient_id=f"P{study[-1]}", study_uid=study, series_uid=series)
+            for study, series, sop in chosen
+        ]
+
+    results = await asyncio.gather(*(index.add_instances(batch(n), "keep") for n in range(6)))
+
+    stored = [o.sop_instance_uid for r in results for o in r if o.kind is AddKind.STORED]
+    assert sorted(stored) == sorted(sop for _, _, sop in uids)
+    assert {o.kind for r in results for o in r} <= {AddKind.STORED, AddKind.IDENTICAL}
+    assert await rows(engine, "SELECT count(*) FROM patient") == [(3,)]
+    assert (
+        await rows(engine, "SELECT number_of_series, number_of_instances FROM study")
+        == [(2, 4)] * 3
+    )
+    assert await rows(engine, "SELECT number_of_instances FROM series") == [(2,)] * 6
+
+
+async def test_replacing_twice_in_one_batch_keeps_the_last(
+    index: Index, engine: AsyncEngine
+) -> None:
+    await index.add_instances([record("1.1.1", content="first")], "replace")
+    batch = [
+        record("1.1.1", content="second"),
+        record("1.1.2"),
+        record("1.1.1", content="first"),
+    ]
+
+    outcomes = await index.add_instances(batch, "replace")
+
+    assert outcomes == [
+        AddOutcome(AddKind.REPLACED, "1.1.1", blob("first").sha256),
+        AddOutcome(AddKind.STORED, "1.1.2"),
+        AddOutcome(AddKind.REPLACED, "1.1.1", blob("second").sha256),
+    ]
+    row = await index.get_instance("1.1.1")
+    assert row is not None
+    assert row.blob_sha256 == blob("first").sha256
+    assert await rows(engine, "SELECT number_of_instances FROM study") == [(2,)]
+
+
+async def test_a_duplicate_creates_no_parents(index: Index, engine: AsyncEngine) -> None:
+    await index.add_instances([record("1.1.1")], "keep")
+
+    outcomes = await index.add_instances(
+        [record("1.1.1", patient_id="P2", study_uid="9.9", series_uid="9.9.1")], "keep"
+    )
+
+    assert kinds(outcomes) == [AddKind.IDENTICAL]
+    assert await rows(engine, "SELECT count(*) FROM patient") == [(1,)]
+    assert await rows(engine, "SELECT count(*) FROM study") == [(1,)]
+    assert await rows(engine, "SELECT count(*) FROM series") == [(1,)]
 
 
 async def test_get_instance_returns_the_file_and_hierarchy(index: Index) -> None:

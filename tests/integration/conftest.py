@@ -33,17 +33,25 @@ def _toml_value(value: Any) -> str:
     return str(value)
 
 
-def write_config(directory: Path, **sections: dict[str, Any]) -> Path:
+def write_config(directory: Path, **sections: Any) -> Path:
     """Write a pacs.toml for a test server: port 0, data under `directory`, short timeouts."""
-    tables: dict[str, dict[str, Any]] = {
+    tables: dict[str, Any] = {
         "server": {"port": 0, "host": "127.0.0.1", "acse_timeout": 5, "network_timeout": 30},
         "storage": {"root": directory / "store"},
         "database": {"url": f"sqlite+aiosqlite:///{directory / 'index.sqlite'}"},
     }
     for name, values in sections.items():
-        tables.setdefault(name, {}).update(values)
+        if isinstance(values, list):
+            tables[name] = values
+        else:
+            tables.setdefault(name, {}).update(values)
     lines = []
     for name, values in tables.items():
+        if isinstance(values, list):  # an array of tables: [[peers]]
+            for table in values:
+                lines.append(f"[[{name}]]")
+                lines += [f"{key} = {_toml_value(value)}" for key, value in table.items()]
+            continue
         lines.append(f"[{name}]")
         lines += [f"{key} = {_toml_value(value)}" for key, value in values.items()]
     path = directory / "pacs.toml"
@@ -59,7 +67,7 @@ async def start_pacs(tmp_path: Path) -> AsyncIterator[StartPacs]:
     """Start a real server with the given config sections; every one started is stopped after."""
     apps: list[PacsApp] = []
 
-    async def start(directory: Path | None = None, **sections: dict[str, Any]) -> PacsAddress:
+    async def start(directory: Path | None = None, **sections: Any) -> PacsAddress:
         """Start a server; pass the `directory` of a stopped one to restart on its data."""
         if directory is None:
             directory = tmp_path / f"pacs{len(apps)}"

@@ -286,7 +286,7 @@ async def test_cancel_stops_the_query_with_fe00(archive: PacsAddress) -> None:
     ):
         writer.write(pdata_header(1, control, len(data)) + data)
 
-    statuses = []
+    statuses: list[int] = []
     while not statuses or statuses[-1] in (0xFF00, 0xFF01):
         pdu_type, body = await _read_pdu(reader)
         if pdu_type == 0x04 and body[5] & 0x01:  # a command PDV

@@ -1,0 +1,102 @@
+"""Locate the stored instances a retrieve names: their files and encodings, page by page."""
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from pacs.dicom.selection import Selection
+from pacs.index.models import Instance, Patient, Series, Study
+from pacs.index.repository import _index_errors
+
+
+@dataclass(frozen=True, slots=True)
+class StoredInstance:
+    """One instance to send: what it is, how it is encoded, where its file is."""
+
+    sop_class_uid: str
+    sop_instance_uid: str
+    transfer_syntax_uid: str
+    blob_sha256: str
+    blob_size: int
+
+
+def _conditions(selection: Selection) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if selection.patient_ids:
+        conditions.append(Patient.patient_id.in_(selection.patient_ids))
+    if selection.study_uids:
+        conditions.append(Study.study_instance_uid.in_(selection.study_uids))
+    if selection.series_uids:
+        conditions.append(Series.series_instance_uid.in_(selection.series_uids))
+    if selection.sop_uids:
+        conditions.append(Instance.sop_instance_uid.in_(selection.sop_uids))
+    return conditions
+
+
+_Statement = TypeVar("_Statement", bound="Select[*tuple[Any, ...]]")
+
+
+def _joined(statement: _Statement, selection: Selection) -> _Statement:
+    return (
+        statement.join(Series, Instance.series_fk == Series.id)
+        .join(Study, Series.study_fk == Study.id)
+        .join(Patient, Study.patient_fk == Patient.id)
+        .where(*_conditions(selection))
+    )
+
+
+class Locator:
+    """Finds the instances of a retrieve; reads only, on its own short sessions."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self._sessionmaker = sessionmaker
+
+    async def summary(self, selection: Selection) -> tuple[int, set[tuple[str, str]]]:
+        """How many instances, and which (SOP Class, transfer syntax) pairs they have."""
+        statement = _joined(
+            select(Instance.sop_class_uid, Instance.transfer_syntax_uid, func.count(Instance.id))
+            .select_from(Instance)
+            .group_by(Instance.sop_class_uid, Instance.transfer_syntax_uid),
+            selection,
+        )
+        with _index_errors():
+            async with self._sessionmaker() as session:
+                rows = (await session.execute(statement)).all()
+        return sum(int(row[2]) for row in rows), {(str(row[0]), str(row[1])) for row in rows}
+
+    async def locate(
+        self, selection: Selection, page_size: int = 500
+    ) -> AsyncIterator[list[StoredInstance]]:
+        """Yield the instances in pages (keyset on id), so a huge study costs one page of memory."""
+        after = 0
+        while True:
+            statement = (
+                _joined(
+                    select(
+                        Instance.id,
+                        Instance.sop_class_uid,
+                        Instance.sop_instance_uid,
+                        Instance.transfer_syntax_uid,
+                        Instance.blob_sha256,
+                        Instance.blob_size,
+                    ).select_from(Instance),
+                    selection,
+                )
+                .where(Instance.id > after)
+                .order_by(Instance.id)
+                .limit(page_size)
+            )
+            with _index_errors():
+                async with self._sessionmaker() as session:
+                    rows = (await session.execute(statement)).all()
+            if rows:
+                yield [
+                    StoredInstance(str(row[1]), str(row[2]), str(row[3]), str(row[4]), int(row[5]))
+                    for row in rows
+                ]
+            if len(rows) < page_size:
+                return
+            after = int(rows[-1][0])

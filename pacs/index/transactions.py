@@ -1,0 +1,83 @@
+"""Where the index's write transactions run: SQLite's one writer thread, or the async engine.
+
+A write is a synchronous function of a Connection (SQLAlchemy Core), run whole inside one
+transaction that commits when it returns. On SQLite through aiosqlite every statement would
+be a round trip between the event loop and aiosqlite's thread; running the whole transaction
+in one thread on a sqlite3 engine makes it one hop there and one back. On asyncpg a
+statement is a cheap network round trip awaited on the loop, so `run_sync` serves.
+"""
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol, TypeVar
+
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from pacs.index.engine import SQLITE_BEGIN
+
+T = TypeVar("T")
+
+# A writer takes SQLite's write lock up front (see engine.SQLITE_BEGIN); on
+# other databases the option means nothing.
+_WRITE_OPTIONS = {SQLITE_BEGIN: "IMMEDIATE"}
+
+
+class WriteTransactions(Protocol):
+    """Runs a write in a transaction of its own and returns once that has committed."""
+
+    async def run(self, work: Callable[[Connection], T]) -> T: ...
+
+    async def close(self) -> None: ...
+
+
+class SessionTransactions:
+    """Each write in one AsyncSession transaction, the synchronous code through run_sync."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self._sessionmaker = sessionmaker
+
+    async def run(self, work: Callable[[Connection], T]) -> T:
+        """Run work on the session's connection; return after the commit."""
+        async with self._sessionmaker() as session, session.begin():
+            conn = await session.connection(execution_options=_WRITE_OPTIONS)
+            return await conn.run_sync(work)
+
+    async def close(self) -> None:
+        """Nothing to release: the engine belongs to whoever created it."""
+
+
+class SqliteWriterThread:
+    """Each write in one transaction on a synchronous SQLite engine, in one dedicated thread.
+
+    SQLite admits one writer at a time anyway; queueing writes for one thread keeps
+    them from waiting on each other's lock in busy_timeout and keeps the connection
+    in the thread that uses it. A write whose caller is cancelled still runs to its
+    commit or rollback: a transaction never stops halfway.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pacs-index-writer")
+        self._closed = False
+
+    async def run(self, work: Callable[[Connection], T]) -> T:
+        """Run work in the writer thread; return after the commit."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, self._transaction, work)
+
+    def _transaction(self, work: Callable[[Connection], T]) -> T:
+        with self._engine.connect() as conn:
+            conn.execution_options(**_WRITE_OPTIONS)
+            with conn.begin():
+                return work(conn)
+
+    async def close(self) -> None:
+        """Finish the queued writes, close the connections, end the thread."""
+        if self._closed:
+            return
+        self._closed = True
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._engine.dispose)
+        # The queue is empty now: the thread exits at once, so the join does not block the loop.
+        self._thread.shutdown(wait=True)

@@ -1,0 +1,145 @@
+"""The SQL of the write path (see upsert): statements built once at import, and lookups.
+
+Building a statement costs more than running it on SQLite; prebuilt ones with bound
+parameters are compiled once and then come from SQLAlchemy's statement cache.
+"""
+
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple
+
+from sqlalchemy import bindparam, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql import Executable
+
+from pacs.index.models import Base, Instance, Patient, Series, Study
+
+FIND_INSTANCES = (
+    select(Instance.sop_instance_uid, Instance.blob_sha256, Series.study_fk)
+    .join(Series, Instance.series_fk == Series.id)
+    .where(Instance.sop_instance_uid.in_(bindparam("b_uids", expanding=True)))
+)
+FIND_SERIES = select(Series.series_instance_uid, Series.id, Series.study_fk, Series.modality).where(
+    Series.series_instance_uid.in_(bindparam("b_uids", expanding=True))
+)
+FIND_STUDIES = (
+    select(Study.study_instance_uid, Study.id, Patient.patient_id, Patient.issuer_of_patient_id)
+    .join(Patient, Study.patient_fk == Patient.id)
+    .where(Study.study_instance_uid.in_(bindparam("b_uids", expanding=True)))
+)
+FIND_PATIENTS = select(Patient.id, Patient.patient_id, Patient.issuer_of_patient_id).where(
+    tuple_(Patient.patient_id, Patient.issuer_of_patient_id).in_(
+        bindparam("b_keys", expanding=True)
+    )
+)
+LOCK_STUDY = (
+    select(Study.modalities_in_study, Study.sop_classes_in_study)
+    .where(Study.id == bindparam("b_id"))
+    .with_for_update()  # SQLite has no row locks; its writer holds the database lock
+)
+REPLACE_INSTANCE = update(Instance).where(Instance.sop_instance_uid == bindparam("b_uid"))
+COUNT_SERIES = (
+    update(Series)
+    .where(Series.id == bindparam("b_id"))
+    .values(number_of_instances=Series.number_of_instances + bindparam("b_instances"))
+)
+# Merging into the sets read under the row lock cannot lose a concurrent writer's
+# modality; the counts are increments for the same reason.
+COUNT_STUDY = (
+    update(Study)
+    .where(Study.id == bindparam("b_id"))
+    .values(
+        number_of_series=Study.number_of_series + bindparam("b_series"),
+        number_of_instances=Study.number_of_instances + bindparam("b_instances"),
+        modalities_in_study=bindparam("b_modalities"),
+        sop_classes_in_study=bindparam("b_sop_classes"),
+        updated_at=bindparam("b_now"),
+    )
+)
+
+
+def _inserts_for(
+    insert: Callable[[type[Base]], sqlite.Insert | postgresql.Insert],
+) -> dict[type[Base], Executable]:
+    """INSERT ... ON CONFLICT (unique key) DO NOTHING RETURNING the id (an instance's: UID)."""
+    patient_key_columns = ["patient_id", "issuer_of_patient_id"]
+    return {
+        Patient: insert(Patient)
+        .on_conflict_do_nothing(index_elements=patient_key_columns)
+        .returning(Patient.id),
+        Study: insert(Study)
+        .on_conflict_do_nothing(index_elements=["study_instance_uid"])
+        .returning(Study.id),
+        Series: insert(Series)
+        .on_conflict_do_nothing(index_elements=["series_instance_uid"])
+        .returning(Series.id),
+        Instance: insert(Instance)
+        .on_conflict_do_nothing(index_elements=["sop_instance_uid"])
+        .returning(Instance.sop_instance_uid),
+    }
+
+
+INSERT_NEW = {"sqlite": _inserts_for(sqlite.insert), "postgresql": _inserts_for(postgresql.insert)}
+
+
+class SeriesRef(NamedTuple):
+    """A series row as the write path needs it (never changed once created)."""
+
+    id: int
+    study_fk: int
+    modality: str | None
+
+
+class StudyRef(NamedTuple):
+    """A study row and the key of the patient it belongs to."""
+
+    id: int
+    patient: tuple[str, str]
+
+
+class CurrentFile(NamedTuple):
+    """The file an instance UID points to now, and the study that counts it."""
+
+    blob_sha256: str
+    study_fk: int
+
+
+def find_instances(conn: Connection, uids: set[str]) -> dict[str, CurrentFile]:
+    """Return the indexed instances among uids, by UID."""
+    rows = conn.execute(FIND_INSTANCES, {"b_uids": list(uids)})
+    return {uid: CurrentFile(sha, study) for uid, sha, study in rows}
+
+
+def find_series(conn: Connection, uids: set[str]) -> dict[str, SeriesRef]:
+    """Return the indexed series among uids, by UID."""
+    if not uids:
+        return {}
+    rows = conn.execute(FIND_SERIES, {"b_uids": list(uids)})
+    return {uid: SeriesRef(id_, study, modality) for uid, id_, study, modality in rows}
+
+
+def find_studies(conn: Connection, uids: set[str]) -> dict[str, StudyRef]:
+    """Return the indexed studies among uids, by UID."""
+    if not uids:
+        return {}
+    rows = conn.execute(FIND_STUDIES, {"b_uids": list(uids)})
+    return {uid: StudyRef(id_, (pid, issuer)) for uid, id_, pid, issuer in rows}
+
+
+def find_patients(conn: Connection, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """Return the ids of the indexed patients among keys (Patient ID, Issuer), by key."""
+    rows = conn.execute(FIND_PATIENTS, {"b_keys": list(keys)})
+    return {(pid, issuer): id_ for id_, pid, issuer in rows}
+
+
+def insert_new(conn: Connection, model: type[Base], values: dict[str, Any]) -> int | None:
+    """INSERT a patient, study or series unless its unique key exists; its id, else None."""
+    created = conn.execute(INSERT_NEW[conn.dialect.name][model], values).scalar_one_or_none()
+    return None if created is None else int(created)
+
+
+def insert_instances(conn: Connection, rows: list[dict[str, Any]]) -> set[str]:
+    """INSERT instances in one statement, skipping known UIDs; return the UIDs that went in."""
+    if not rows:
+        return set()
+    return set(conn.execute(INSERT_NEW[conn.dialect.name][Instance], rows).scalars())

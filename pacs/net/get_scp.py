@@ -1,0 +1,44 @@
+"""C-GET SCP (PS3.4 C.4.3): send what the identifier names back on the requester's association."""
+
+from pacs.archive.retrieve import RetrieveService
+from pacs.dicom.selection import parse_selection
+from pacs.errors import InvalidIdentifier, PacsError
+from pacs.net import status
+from pacs.net.association import Association, Handler
+from pacs.net.dimse import DimseMessage
+from pacs.net.find_scp import decode_identifier
+from pacs.net.move_scp import finish
+from pacs.net.substore import Counts, send_all
+
+
+def make_get_handler(retrieve: RetrieveService) -> Handler:
+    """The C-GET handler: sub-operations use the storage contexts the requester accepted as SCP."""
+
+    async def handle_get(assoc: Association, request: DimseMessage) -> None:
+        try:
+            identifier = decode_identifier(await request.read_data_set(), request.transfer_syntax)
+            selection = parse_selection(identifier, request.abstract_syntax)
+            total, _ = await retrieve.summary(selection)
+        except InvalidIdentifier as exc:
+            await assoc.respond(request, status.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, str(exc))
+            return
+        except PacsError as exc:
+            await assoc.respond(request, status.UNABLE_TO_PROCESS, str(exc))
+            return
+        counts = Counts(remaining=total)
+
+        async def progress(counts: Counts) -> None:
+            if counts.remaining:
+                await assoc.respond(request, status.PENDING, elements=counts.pending_elements())
+
+        cancelled = await send_all(
+            assoc,
+            retrieve,
+            selection,
+            counts,
+            cancelled=lambda: assoc.cancelled(request.message_id),
+            progress=progress,
+        )
+        await finish(assoc, request, counts, cancelled)
+
+    return handle_get

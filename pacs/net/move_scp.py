@@ -1,0 +1,109 @@
+"""C-MOVE SCP (PS3.4 C.4.2): send what the identifier names to a configured peer."""
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from pacs.archive.retrieve import RetrieveService
+from pacs.dicom.selection import parse_selection
+from pacs.errors import InvalidIdentifier, PacsError
+from pacs.net import status
+from pacs.net.association import Association, Handler, Timeouts
+from pacs.net.dimse import DimseMessage
+from pacs.net.find_scp import decode_identifier, encode_identifier
+from pacs.net.handshake import AssociationFailed, request_association
+from pacs.net.substore import Counts, send_all, sub_association_contexts
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    host: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class Requestor:
+    """How pacs opens associations of its own: its AE title, limits and timeouts."""
+
+    ae_title: str
+    max_pdu_length: int
+    timeouts: Timeouts
+
+
+async def finish(
+    assoc: Association, request: DimseMessage, counts: Counts, cancelled: bool
+) -> None:
+    """The final C-MOVE/C-GET response: counts, and the failed UIDs when some failed."""
+    code = status.CANCEL if cancelled else counts.final_status()
+    failed = counts.failed_list()
+    data = encode_identifier(failed, request.transfer_syntax) if failed is not None else None
+    elements = counts.pending_elements() if cancelled else counts.final_elements()
+    await assoc.respond(request, code, identifier=data, elements=elements)
+
+
+def make_move_handler(
+    retrieve: RetrieveService, destinations: Mapping[str, Destination], requestor: Requestor
+) -> Handler:
+    """The C-MOVE handler: destinations are the configured peers by AE title."""
+
+    async def handle_move(assoc: Association, request: DimseMessage) -> None:
+        try:
+            identifier = decode_identifier(await request.read_data_set(), request.transfer_syntax)
+            selection = parse_selection(identifier, request.abstract_syntax)
+        except InvalidIdentifier as exc:
+            await assoc.respond(request, status.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, str(exc))
+            return
+        title = str(request.command.get("MoveDestination", "")).strip()
+        destination = destinations.get(title)
+        if destination is None:
+            await assoc.respond(
+                request, status.MOVE_DESTINATION_UNKNOWN, f"{title!r} is not a configured peer"
+            )
+            return
+        try:
+            total, pairs = await retrieve.summary(selection)
+        except PacsError as exc:
+            await assoc.respond(request, status.UNABLE_TO_PROCESS, str(exc))
+            return
+        counts = Counts(remaining=total)
+        if total == 0:
+            await finish(assoc, request, counts, cancelled=False)
+            return
+        try:
+            sub = await request_association(
+                destination.host,
+                destination.port,
+                calling_ae_title=requestor.ae_title,
+                called_ae_title=title,
+                contexts=sub_association_contexts(pairs),
+                timeouts=requestor.timeouts,
+                max_pdu_length=requestor.max_pdu_length,
+            )
+        except AssociationFailed as exc:
+            log.warning("C-MOVE to %s: %s", title, exc)
+            await assoc.respond(
+                request, status.SUB_OPERATIONS_FAILED, f"destination unreachable: {exc}"
+            )
+            return
+
+        async def progress(counts: Counts) -> None:
+            if counts.remaining:
+                await assoc.respond(request, status.PENDING, elements=counts.pending_elements())
+
+        try:
+            cancelled = await send_all(
+                sub,
+                retrieve,
+                selection,
+                counts,
+                cancelled=lambda: assoc.cancelled(request.message_id),
+                progress=progress,
+                originator=(assoc.agreement.calling_ae_title, request.message_id),
+            )
+        finally:
+            await sub.release()
+        await finish(assoc, request, counts, cancelled)
+
+    return handle_move

@@ -1,0 +1,146 @@
+"""C-STORE sub-operations of a C-MOVE or C-GET (PS3.4 C.4.2.3, C.4.3.3): send, count, report.
+
+The same loop serves both: for C-MOVE the sender is the sub-association pacs
+opened to the destination, for C-GET it is the requester's own association.
+"""
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from pydicom.dataset import Dataset
+from pynetdicom.presentation import PresentationContext
+
+from pacs.archive.retrieve import RetrieveService
+from pacs.dicom.selection import Selection
+from pacs.errors import PacsError
+from pacs.index.locate import StoredInstance
+from pacs.net import status
+from pacs.net.association import Association, AssociationClosed
+from pacs.net.contexts import UNCOMPRESSED, proposal
+from pacs.net.dimse import Command
+
+log = logging.getLogger(__name__)
+
+STORE_WARNINGS = frozenset({0xB000, 0xB006, 0xB007})
+# PS3.8 allows 128 presentation contexts in one A-ASSOCIATE-RQ.
+MAX_CONTEXTS = 128
+
+
+@dataclass
+class Counts:
+    """Sub-operation counts, as the C-MOVE/C-GET responses carry them."""
+
+    remaining: int
+    completed: int = 0
+    failed: int = 0
+    warning: int = 0
+    failed_uids: list[str] = field(default_factory=list)
+
+    def pending_elements(self) -> dict[str, int]:
+        return {
+            "NumberOfRemainingSuboperations": self.remaining,
+            **self.final_elements(),
+        }
+
+    def final_elements(self) -> dict[str, int]:
+        return {
+            "NumberOfCompletedSuboperations": self.completed,
+            "NumberOfFailedSuboperations": self.failed,
+            "NumberOfWarningSuboperations": self.warning,
+        }
+
+    def final_status(self) -> int:
+        """Success, all failed (0xA702), or some failed (0xB000), per PS3.4 C.4.2.1.5."""
+        if not self.failed and not self.warning:
+            return status.SUCCESS
+        if not self.completed and not self.warning:
+            return status.SUB_OPERATIONS_FAILED
+        return status.SUB_OPERATIONS_WARNING
+
+    def failed_list(self) -> Dataset | None:
+        if not self.failed_uids:
+            return None
+        identifier = Dataset()
+        identifier.FailedSOPInstanceUIDList = self.failed_uids
+        return identifier
+
+
+def sub_association_contexts(pairs: set[tuple[str, str]]) -> list[PresentationContext]:
+    """For each SOP Class: its stored syntaxes, then Explicit and Implicit VR Little Endian."""
+    contexts = []
+    for sop_class in sorted({sop for sop, _ in pairs}):
+        stored = sorted({ts for sop, ts in pairs if sop == sop_class} - set(UNCOMPRESSED[:2]))
+        contexts += [proposal(sop_class, [ts]) for ts in stored]
+        contexts.append(proposal(sop_class, list(UNCOMPRESSED[:2])))
+    return contexts[:MAX_CONTEXTS]
+
+
+def accepted_syntaxes(assoc: Association, sop_class: str) -> list[str]:
+    """Transfer syntaxes on which we may send C-STORE-RQ for this SOP Class."""
+    return [
+        str(cx.transfer_syntax[0])
+        for cx in assoc.agreement.accepted.values()
+        if cx.abstract_syntax == sop_class and cx.as_scu
+    ]
+
+
+def _store_command(instance: StoredInstance, originator: tuple[str, int] | None) -> Dataset:
+    command = Dataset()
+    command.CommandField = Command.C_STORE_RQ
+    command.AffectedSOPClassUID = instance.sop_class_uid
+    command.AffectedSOPInstanceUID = instance.sop_instance_uid
+    command.Priority = 0
+    if originator is not None:
+        command.MoveOriginatorApplicationEntityTitle = originator[0]
+        command.MoveOriginatorMessageID = originator[1]
+    return command
+
+
+async def _send_one(
+    sender: Association,
+    retrieve: RetrieveService,
+    instance: StoredInstance,
+    originator: tuple[str, int] | None,
+) -> int:
+    """Send one instance; return the receiver's status. Raises PacsError when it cannot go."""
+    syntax, chunks = await retrieve.open(
+        instance, accepted_syntaxes(sender, instance.sop_class_uid)
+    )
+    context_id = sender.context_for(instance.sop_class_uid, syntax)
+    assert context_id is not None
+    response = await sender.request_final(context_id, _store_command(instance, originator), chunks)
+    return response.status
+
+
+async def send_all(
+    sender: Association,
+    retrieve: RetrieveService,
+    selection: Selection,
+    counts: Counts,
+    *,
+    cancelled: Callable[[], bool],
+    progress: Callable[[Counts], Awaitable[None]],
+    originator: tuple[str, int] | None = None,
+) -> bool:
+    """Send every instance of the selection; return True when stopped by a C-CANCEL."""
+    async for instance in retrieve.instances(selection):
+        if cancelled():
+            return True
+        try:
+            code = await _send_one(sender, retrieve, instance, originator)
+        except AssociationClosed:
+            raise
+        except PacsError as exc:
+            log.warning("sub-operation for %s failed: %s", instance.sop_instance_uid, exc)
+            code = status.PROCESSING_FAILURE
+        counts.remaining -= 1
+        if code == status.SUCCESS:
+            counts.completed += 1
+        elif code in STORE_WARNINGS:
+            counts.warning += 1
+        else:
+            counts.failed += 1
+            counts.failed_uids.append(instance.sop_instance_uid)
+        await progress(counts)
+    return False
