@@ -11,12 +11,12 @@ python -m benchmarks.ingest [--scale tiny|small|full] [--targets pacs,orthanc,st
 
 import argparse
 import json
-import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from benchmarks import dcmtk
 from benchmarks.dataset import Kind, generate
 from benchmarks.report import document, environment, markdown, summarise
 from benchmarks.runs import RunResult, Workload, run_once
@@ -110,7 +110,7 @@ def _choose_targets(
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    if shutil.which("storescu") is None:
+    if dcmtk.find("storescu") is None:
         parser.error("DCMTK's storescu is not on PATH")
     targets, skipped = _choose_targets(parser, args.targets)
     for name, reason in skipped.items():

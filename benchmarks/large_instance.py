@@ -16,6 +16,7 @@ from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import dcmwrite
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
+from benchmarks import dcmtk
 from benchmarks.echo_rate import free_port, start_pacs, wait_for_port
 
 MULTIFRAME_SC = "1.2.840.10008.5.1.4.1.1.7.3"  # Multi-frame Grayscale Word Secondary Capture
@@ -72,7 +73,7 @@ def main() -> None:
             idle = peak_rss_mib(server.pid)
             started = time.perf_counter()
             subprocess.run(
-                ["storescu", "127.0.0.1", str(port), str(work / "large.dcm")],
+                [dcmtk.tool("storescu"), "127.0.0.1", str(port), str(work / "large.dcm")],
                 check=True,
                 env={**os.environ, "TCP_NODELAY": "1"},
             )

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks import dcmtk
 from benchmarks.runs import RunResult
 from benchmarks.targets import TARGETS, command_version, package_version
 
@@ -143,7 +144,7 @@ def environment(targets: Iterable[str], workdir: Path) -> dict[str, Any]:
         "pacs_commit": _git_commit(),
         "pydicom": package_version("pydicom"),
         "pynetdicom": package_version("pynetdicom"),
-        "storescu": command_version(["storescu", "--version"]),
+        "storescu": command_version([dcmtk.tool("storescu"), "--version"]),
         "python": platform.python_version(),
     }
     return {

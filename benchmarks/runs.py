@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from benchmarks import dcmtk
 from benchmarks.dataset import Kind
 from benchmarks.processes import DCMTK_ENV, PeakMemory, ServerFailed, log_tail, stop
 from benchmarks.targets import Server, Target
@@ -66,7 +67,7 @@ def send(
     started = time.perf_counter()
     for number, group in enumerate(groups):
         with (logdir / f"storescu-{number}.log").open("wb") as log:
-            argv = ["storescu", "-aet", CALLING_AE_TITLE, "-aec", server.ae_title]
+            argv = [dcmtk.tool("storescu"), "-aet", CALLING_AE_TITLE, "-aec", server.ae_title]
             argv += ["127.0.0.1", str(server.port), *map(str, group)]
             processes.append(
                 subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=DCMTK_ENV)

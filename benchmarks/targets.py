@@ -2,7 +2,6 @@
 
 import importlib.util
 import json
-import shutil
 import subprocess
 import sys
 import urllib.request
@@ -11,6 +10,7 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from benchmarks import dcmtk
 from benchmarks.processes import DCMTK_ENV, free_port, launch, wait_for_port
 
 START_TIMEOUT = 60.0
@@ -52,7 +52,7 @@ def command_version(argv: list[str]) -> str:
 
 
 def _need_binary(name: str) -> Callable[[], str | None]:
-    return lambda: None if shutil.which(name) else f"{name} not on PATH"
+    return lambda: None if dcmtk.find(name) else f"{name} not on PATH"
 
 
 def _need_module(name: str) -> Callable[[], str | None]:
@@ -126,7 +126,7 @@ def start_storescp(workdir: Path) -> Server:
     port, out = free_port(), workdir / "received"
     out.mkdir()
     log = workdir / "storescp.log"
-    argv = ["storescp", "--fork", "-aet", "STORESCP", "-od", str(out), str(port)]
+    argv = [dcmtk.tool("storescp"), "--fork", "-aet", "STORESCP", "-od", str(out), str(port)]
     process = launch(argv, log, env=DCMTK_ENV)
     wait_for_port(process, port, log, START_TIMEOUT)
     return Server(process, port, "STORESCP", _count_files("*", out), log)
@@ -155,7 +155,7 @@ TARGETS = {
         "storescp",
         _need_binary("storescp"),
         start_storescp,
-        lambda: command_version(["storescp", "--version"]),
+        lambda: command_version([dcmtk.tool("storescp"), "--version"]),
     ),
     "pynetdicom": Target(
         "pynetdicom",

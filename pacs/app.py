@@ -4,11 +4,13 @@ import asyncio
 import logging
 import signal
 
+from pacs.archive.commitment import CommitmentPolicy, CommitmentService
 from pacs.archive.group_commit import GroupCommit
 from pacs.archive.ingest import Ingest
 from pacs.archive.query import QueryOptions, QueryService
 from pacs.archive.retrieve import RetrieveService
 from pacs.config import Settings
+from pacs.index.commitments import CommitmentLedger
 from pacs.index.engine import create_engine, create_sessionmaker, prepare_sqlite_directory
 from pacs.index.find import Finder
 from pacs.index.locate import Locator
@@ -16,11 +18,15 @@ from pacs.index.records import DuplicatePolicy
 from pacs.index.repository import Index
 from pacs.index.schema import ensure_schema
 from pacs.net.association import Handlers, Timeouts
+from pacs.net.commitment_scp import make_commitment_handler
+from pacs.net.commitment_scu import NetReportSender, OpenAssociations
 from pacs.net.contexts import (
     QUERY_RETRIEVE_FIND,
     QUERY_RETRIEVE_GET,
     QUERY_RETRIEVE_MOVE,
+    STORAGE_COMMITMENT,
     VERIFICATION,
+    commitment_contexts,
     query_contexts,
     retrieve_contexts,
     storage_contexts,
@@ -51,7 +57,7 @@ class PacsApp:
         storage = settings.storage
         self.engine = create_engine(settings.database.url)
         sessions = create_sessionmaker(self.engine)
-        self.index = Index(sessions)
+        self.index = Index.open(self.engine)
         self.store = FileBlobStore(storage.root, storage.fsync, storage.min_free_bytes)
         self.commits = GroupCommit(self.index, DuplicatePolicy(storage.duplicate_policy.value))
         self.ingest = Ingest(self.store, self.commits)
@@ -64,23 +70,44 @@ class PacsApp:
             ),
         )
         self.retrieve = RetrieveService(Locator(sessions), self.store)
+        server = settings.server
+        self.timeouts = Timeouts(
+            acse=server.acse_timeout, dimse=server.dimse_timeout, network=server.network_timeout
+        )
+        self.destinations = {p.ae_title: Destination(p.host, p.port) for p in settings.peers}
+        self.requestor = Requestor(server.ae_title, server.max_pdu_length, self.timeouts)
+        self.open_associations = OpenAssociations()
+        commitment = settings.commitment
+        self.commitments = CommitmentService(
+            CommitmentLedger(sessions),
+            self.index,
+            self.store,
+            NetReportSender(self.open_associations, self.destinations, self.requestor),
+            CommitmentPolicy(
+                verify_hash=commitment.verify == "hash",
+                retry_interval=commitment.retry_interval,
+                max_retry_interval=commitment.max_retry_interval,
+                deadline=commitment.report_deadline,
+            ),
+        )
+        self._worker: asyncio.Task[None] | None = None
         self.server = self._build_server()
 
     def _build_server(self) -> DimseServer:
         server = self.settings.server
-        timeouts = Timeouts(
-            acse=server.acse_timeout, dimse=server.dimse_timeout, network=server.network_timeout
-        )
         handlers = Handlers()
         handlers.register(Command.C_ECHO_RQ, [VERIFICATION], handle_echo)
         handlers.register(Command.C_FIND_RQ, QUERY_RETRIEVE_FIND, make_find_handler(self.queries))
         handlers.register(Command.C_GET_RQ, QUERY_RETRIEVE_GET, make_get_handler(self.retrieve))
-        destinations = {p.ae_title: Destination(p.host, p.port) for p in self.settings.peers}
-        requestor = Requestor(server.ae_title, server.max_pdu_length, timeouts)
         handlers.register(
             Command.C_MOVE_RQ,
             QUERY_RETRIEVE_MOVE,
-            make_move_handler(self.retrieve, destinations, requestor),
+            make_move_handler(self.retrieve, self.destinations, self.requestor),
+        )
+        handlers.register(
+            Command.N_ACTION_RQ,
+            [STORAGE_COMMITMENT],
+            make_commitment_handler(self.commitments, self.open_associations),
         )
         handlers.register(
             Command.C_STORE_RQ, storage_sop_classes(), make_store_handler(self.ingest)
@@ -94,10 +121,11 @@ class PacsApp:
                 *storage_contexts(),
                 *query_contexts(),
                 *retrieve_contexts(),
+                *commitment_contexts(),
             ],
         )
         listener = Listener(server.host, server.port, server.max_associations)
-        return DimseServer(listener, policy, handlers, timeouts)
+        return DimseServer(listener, policy, handlers, self.timeouts)
 
     @property
     def address(self) -> tuple[str, int]:
@@ -109,7 +137,9 @@ class PacsApp:
         try:
             await ensure_schema(self.engine)
             await self.server.start()
+            self._worker = asyncio.create_task(self.commitments.run(), name="commitment worker")
         except BaseException:
+            await self.index.close()
             await self.engine.dispose()
             raise
         host, port = self.address
@@ -119,7 +149,11 @@ class PacsApp:
         """Refuse new associations, let running ones finish, drain commits, close the index."""
         log.info("pacs stopping: refusing new associations, %.0f s for running ones", grace)
         await self.server.stop(grace)
+        if self._worker is not None:
+            self._worker.cancel()
+            await asyncio.gather(self._worker, return_exceptions=True)
         await self.commits.close()
+        await self.index.close()
         await self.engine.dispose()
         log.info("pacs stopped")
 

@@ -74,6 +74,16 @@ class QuerySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class CommitmentSettings:
+    """Storage Commitment: how to verify, and how long to keep trying to deliver a report."""
+
+    verify: str = "hash"
+    retry_interval: float = 5.0
+    max_retry_interval: float = 300.0
+    report_deadline: float = 86400.0
+
+
+@dataclass(frozen=True, slots=True)
 class LoggingSettings:
     """How verbose the log is."""
 
@@ -97,6 +107,7 @@ class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
     query: QuerySettings = field(default_factory=QuerySettings)
+    commitment: CommitmentSettings = field(default_factory=CommitmentSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     peers: tuple[Peer, ...] = ()
 
@@ -213,6 +224,12 @@ _KEYS: Mapping[str, Mapping[str, _Parser]] = {
         "duplicate_policy": _one_of(list(DuplicatePolicy)),
     },
     "query": {"case_insensitive_pn": _boolean, "max_results": _integer(0)},
+    "commitment": {
+        "verify": _one_of(["hash", "exists"]),
+        "retry_interval": _seconds,
+        "max_retry_interval": _seconds,
+        "report_deadline": _seconds,
+    },
     "logging": {"level": _one_of(LOG_LEVELS)},
     "peers": {"ae_title": _ae_title, "host": _text, "port": _integer(1, 65535)},
 }
@@ -275,6 +292,7 @@ def _parse_document(document: Mapping[str, object]) -> Settings:
         database=section(DatabaseSettings, "database"),
         storage=section(StorageSettings, "storage"),
         query=section(QuerySettings, "query"),
+        commitment=section(CommitmentSettings, "commitment"),
         logging=section(LoggingSettings, "logging"),
         peers=_parse_peers(document.get("peers", [])),
     )

@@ -1,7 +1,6 @@
 """The benchmark harness keeps working: its dataset generator, and an ingest run at tiny scale."""
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +8,7 @@ from pathlib import Path
 import pydicom
 import pytest
 
+from benchmarks import dcmtk
 from benchmarks.dataset import Kind, generate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,9 +27,9 @@ def test_dataset_is_deterministic_and_well_formed(tmp_path: Path) -> None:
 
 
 @pytest.mark.dcmtk
-@pytest.mark.skipif(shutil.which("storescu") is None, reason="DCMTK storescu is not installed")
+@pytest.mark.skipif(dcmtk.find("storescu") is None, reason="DCMTK storescu is not installed")
 def test_tiny_ingest_reports_a_positive_rate_for_every_target(tmp_path: Path) -> None:
-    targets = ["pacs", *(["storescp"] if shutil.which("storescp") else [])]
+    targets = ["pacs", *(["storescp"] if dcmtk.find("storescp") else [])]
     json_out, markdown_out = tmp_path / "ingest.json", tmp_path / "ingest.md"
     argv = [sys.executable, "-m", "benchmarks.ingest", "--scale", "tiny", "--runs", "1"]
     argv += ["--targets", ",".join(targets), "--json", str(json_out)]

@@ -165,3 +165,29 @@ class Instance(Base):
     attributes: Mapped[dict[str, Any]] = mapped_column(DICOM_JSON)
     received_at: Mapped[datetime] = mapped_column(TIMESTAMP)
     source_ae_title: Mapped[str | None] = mapped_column(String)
+
+
+class CommitmentRequest(Base):
+    """A Storage Commitment transaction (PS3.4 J.3): pending until its report is delivered.
+
+    `result` is decided once and kept, so a report sent again after a restart
+    says what the first attempt said.
+    """
+
+    __tablename__ = "commitment_request"
+    __table_args__ = (
+        UniqueConstraint("transaction_uid"),
+        Index("ix_commitment_request_state", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    transaction_uid: Mapped[str] = mapped_column(String)
+    requester_ae_title: Mapped[str] = mapped_column(String)
+    references: Mapped[list[Any]] = mapped_column(JSON)  # [[sop_class_uid, sop_instance_uid]]
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String)  # pending | reported | undeliverable
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    next_attempt_at: Mapped[datetime] = mapped_column(TIMESTAMP)
+    deadline: Mapped[datetime] = mapped_column(TIMESTAMP)
+    created_at: Mapped[datetime] = mapped_column(TIMESTAMP)
+    reported_at: Mapped[datetime | None] = mapped_column(TIMESTAMP)

@@ -113,3 +113,12 @@ def retrieve_contexts() -> list[PresentationContext]:
     return acceptable(
         [*QUERY_RETRIEVE_MOVE, *QUERY_RETRIEVE_GET], UNCOMPRESSED, allow_role_selection=False
     )
+
+
+STORAGE_COMMITMENT = UID("1.2.840.10008.1.20.1")
+STORAGE_COMMITMENT_INSTANCE = "1.2.840.10008.1.20.1.1"
+
+
+def commitment_contexts() -> list[PresentationContext]:
+    """Storage Commitment Push Model; role selection lets a requester take the SCU role only."""
+    return acceptable([STORAGE_COMMITMENT], UNCOMPRESSED)

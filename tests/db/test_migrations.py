@@ -18,6 +18,7 @@ from pacs.index.schema import (
     upgrade_to_head,
 )
 
+HEAD = "0002"
 CATALOGUE = {"patient", "study", "series", "instance"}
 
 
@@ -31,7 +32,7 @@ async def test_upgrade_to_head_creates_the_catalogue(engine: AsyncEngine) -> Non
     await upgrade_to_head(engine)
 
     assert await table_names(engine) >= CATALOGUE
-    assert await current_revision(engine) == "0001"
+    assert await current_revision(engine) == HEAD
     await check_schema(engine)
 
 
@@ -39,7 +40,7 @@ async def test_upgrade_twice_is_a_no_op(engine: AsyncEngine) -> None:
     await upgrade_to_head(engine)
     await upgrade_to_head(engine)
 
-    assert await current_revision(engine) == "0001"
+    assert await current_revision(engine) == HEAD
 
 
 async def test_downgrade_to_base_drops_the_catalogue(engine: AsyncEngine) -> None:

@@ -2,7 +2,6 @@
 
 import asyncio
 import os
-import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from benchmarks.dcmtk import find as find_dcmtk
 from pacs.app import PacsApp
 from pacs.config import load_settings
 
@@ -92,7 +92,7 @@ async def running_pacs(start_pacs: StartPacs) -> PacsAddress:
 
 def dcmtk_tool(name: str) -> str:
     """Path of a DCMTK tool; the test is skipped with the reason when DCMTK is absent."""
-    path = shutil.which(name)
+    path = find_dcmtk(name)  # DCMTK's, not pynetdicom's apps of the same names
     if path is None:
         pytest.skip(f"DCMTK's {name} is not installed (apt-get install dcmtk)")
     return path

@@ -335,7 +335,7 @@ def _store_as(address: PacsAddress, ds: Dataset, syntax: str) -> int:
 async def test_dcmtk_movescu_to_storescp_and_getscu(
     start_pacs: StartPacs, tmp_path: Path, receiver: Receiver
 ) -> None:
-    dcmtk_tool("storescp")
+    storescp_path = dcmtk_tool("storescp")
     import socket
 
     with socket.socket() as sock:
@@ -344,7 +344,7 @@ async def test_dcmtk_movescu_to_storescp_and_getscu(
     out = tmp_path / "storescp"
     out.mkdir()
     storescp = await asyncio.create_subprocess_exec(
-        "storescp",
+        storescp_path,
         "-aet",
         "STORESCP",
         "-od",

@@ -1,0 +1,172 @@
+"""Storage Commitment (PS3.4 J): verify what a modality asks us to keep, report it, durably.
+
+`accept` only records the transaction, so the N-ACTION is answered at once.
+A worker verifies each referenced instance against the index and the store,
+keeps the result in the database, and sends the report through a
+ReportSender; an undelivered report is retried with backoff until its deadline.
+"""
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from pacs.errors import PacsError
+from pacs.index.commitments import CommitmentLedger, Transaction
+from pacs.index.records import InstanceRow
+
+log = logging.getLogger(__name__)
+
+# Failure Reason values of PS3.4 J.3.2.1.2 (report content, not DIMSE statuses).
+PROCESSING_FAILURE = 0x0110
+NO_SUCH_OBJECT_INSTANCE = 0x0112
+CLASS_INSTANCE_CONFLICT = 0x0119
+
+
+class ReportNotDelivered(PacsError):
+    """The N-EVENT-REPORT could not be delivered this time (the message says why)."""
+
+
+class ReportSender(Protocol):
+    async def send_report(
+        self, requester_ae_title: str, transaction_uid: str, result: dict[str, Any]
+    ) -> None: ...
+
+
+class InstanceLookup(Protocol):
+    async def get_instance(self, sop_instance_uid: str) -> InstanceRow | None: ...
+
+
+class BlobCheck(Protocol):
+    def exists(self, sha256: str) -> bool: ...
+
+    def verify(self, sha256: str) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CommitmentPolicy:
+    """How thoroughly to verify and how long to keep trying to report."""
+
+    verify_hash: bool = True  # re-hash every file; False: check it exists
+    retry_interval: float = 5.0
+    max_retry_interval: float = 300.0
+    deadline: float = 86400.0
+
+
+class CommitmentService:
+    """Accepts commitment requests and runs the worker that resolves and reports them."""
+
+    def __init__(
+        self,
+        ledger: CommitmentLedger,
+        index: InstanceLookup,
+        store: BlobCheck,
+        sender: ReportSender,
+        policy: CommitmentPolicy,
+    ) -> None:
+        self._ledger = ledger
+        self._index = index
+        self._store = store
+        self._sender = sender
+        self._policy = policy
+        self._wake = asyncio.Event()
+
+    async def accept(
+        self, transaction_uid: str, requester_ae_title: str, references: list[tuple[str, str]]
+    ) -> bool:
+        """Record a request and wake the worker; False when the Transaction UID is known."""
+        deadline = datetime.now(UTC) + timedelta(seconds=self._policy.deadline)
+        added = await self._ledger.add(transaction_uid, requester_ae_title, references, deadline)
+        self._wake.set()
+        return added
+
+    async def run(self) -> None:
+        """The worker: resolve and report due transactions until cancelled."""
+        while True:
+            try:
+                for transaction in await self._ledger.due(datetime.now(UTC)):
+                    await self._process(transaction)
+                next_due = await self._ledger.next_due()
+            except PacsError as exc:
+                log.warning("commitment worker: %s; trying again shortly", exc)
+                next_due = datetime.now(UTC) + timedelta(seconds=self._policy.retry_interval)
+            wait = None if next_due is None else (next_due - datetime.now(UTC)).total_seconds()
+            self._wake.clear()
+            if wait is None or wait > 0:
+                try:
+                    async with asyncio.timeout(wait):
+                        await self._wake.wait()
+                except TimeoutError:
+                    pass
+
+    async def _process(self, transaction: Transaction) -> None:
+        uid = transaction.transaction_uid
+        result = transaction.result
+        if result is None:
+            result = await self._verify(transaction.references)
+            await self._ledger.decide(uid, result)
+        try:
+            await self._sender.send_report(transaction.requester_ae_title, uid, result)
+        except ReportNotDelivered as exc:
+            await self._retry_later(transaction, exc)
+            return
+        await self._ledger.reported(uid)
+        log.info(
+            "commitment %s for %s reported: %d committed, %d failed",
+            uid,
+            transaction.requester_ae_title,
+            len(result["committed"]),
+            len(result["failed"]),
+        )
+
+    async def _retry_later(self, transaction: Transaction, reason: Exception) -> None:
+        attempts = transaction.attempts + 1
+        delay = min(
+            self._policy.retry_interval * 2 ** (attempts - 1), self._policy.max_retry_interval
+        )
+        moment = datetime.now(UTC) + timedelta(seconds=delay)
+        if moment > transaction.deadline:
+            await self._ledger.undeliverable(transaction.transaction_uid)
+            log.error(
+                "commitment %s for %s undeliverable after %d attempts: %s",
+                transaction.transaction_uid,
+                transaction.requester_ae_title,
+                attempts,
+                reason,
+            )
+            return
+        await self._ledger.retry_at(transaction.transaction_uid, attempts, moment)
+        log.warning(
+            "commitment %s: report not delivered (%s); retry in %.0f s",
+            transaction.transaction_uid,
+            reason,
+            delay,
+        )
+
+    async def _verify(self, references: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+        committed: list[list[str]] = []
+        failed: list[list[Any]] = []
+        for sop_class, sop_instance in references:
+            reason = await self._check(sop_class, sop_instance)
+            if reason is None:
+                committed.append([sop_class, sop_instance])
+            else:
+                failed.append([sop_class, sop_instance, reason])
+        return {"committed": committed, "failed": failed}
+
+    async def _check(self, sop_class: str, sop_instance: str) -> int | None:
+        """None when committed, else the Failure Reason."""
+        try:
+            row = await self._index.get_instance(sop_instance)
+        except PacsError:
+            return PROCESSING_FAILURE
+        if row is None:
+            return NO_SUCH_OBJECT_INSTANCE
+        if row.sop_class_uid != sop_class:
+            return CLASS_INSTANCE_CONFLICT
+        check = self._store.verify if self._policy.verify_hash else self._store.exists
+        if not await asyncio.to_thread(check, row.blob_sha256):
+            log.error("commitment: file of %s is missing or altered", sop_instance)
+            return PROCESSING_FAILURE
+        return None
