@@ -68,16 +68,46 @@ def _check_arrival(dataset: Dataset, arrival: Arrival) -> None:
         )
 
 
-def _finish(
-    writer: BlobWriter, chunks: list[bytes], arrival: Arrival, offset: int
-) -> tuple[Dataset, dict[QueryLevel, dict[str, Any]], BlobRef]:
-    """Worker thread: last bytes, header checks, then the durable commit of the file."""
-    _write_all(writer, chunks)
-    writer.flush()
-    dataset = read_header(Path(writer.staging_path), offset, arrival.transfer_syntax_uid)
-    _check_arrival(dataset, arrival)
-    levels = split_by_level(dataset)
-    return dataset, levels, writer.commit()
+class _Staging:
+    """The file being received. Blocking methods, run in worker threads: the first hop
+    opens it (free-space check, File Meta Information), so a small instance costs one hop."""
+
+    def __init__(self, store: FileBlobStore, arrival: Arrival) -> None:
+        self._store = store
+        self._arrival = arrival
+        self._writer: BlobWriter | None = None
+        self._offset = 0
+
+    def write(self, chunks: list[bytes]) -> BlobWriter:
+        if self._writer is None:
+            self._writer = self._store.begin()
+            arrival = self._arrival
+            meta = file_meta_bytes(
+                arrival.sop_class_uid,
+                arrival.sop_instance_uid,
+                arrival.transfer_syntax_uid,
+                arrival.source_ae_title,
+            )
+            self._offset = len(meta)
+            self._writer.write(meta)
+        _write_all(self._writer, chunks)
+        return self._writer
+
+    def finish(
+        self, chunks: list[bytes]
+    ) -> tuple[Dataset, dict[QueryLevel, dict[str, Any]], BlobRef]:
+        """Last bytes, header checks, then the durable commit of the file."""
+        writer = self.write(chunks)
+        writer.flush()
+        syntax = self._arrival.transfer_syntax_uid
+        dataset = read_header(Path(writer.staging_path), self._offset, syntax)
+        _check_arrival(dataset, self._arrival)
+        levels = split_by_level(dataset)
+        return dataset, levels, writer.commit()
+
+    def discard(self) -> None:
+        if self._writer is not None:
+            self._writer.discard()
 
 
 class Ingest:
@@ -89,26 +119,19 @@ class Ingest:
 
     async def ingest(self, arrival: Arrival, fragments: AsyncIterator[bytes]) -> IngestOutcome:
         """Store one instance; return only when it is durable. Raises PacsError subclasses."""
-        writer = await asyncio.to_thread(self._store.begin)
+        staging = _Staging(self._store, arrival)
         try:
-            meta = file_meta_bytes(
-                arrival.sop_class_uid,
-                arrival.sop_instance_uid,
-                arrival.transfer_syntax_uid,
-                arrival.source_ae_title,
-            )
-            chunks, buffered = [meta], len(meta)
+            chunks: list[bytes] = []
+            buffered = 0
             async for fragment in fragments:
                 chunks.append(fragment)
                 buffered += len(fragment)
                 if buffered >= FLUSH_BYTES:
-                    await asyncio.to_thread(_write_all, writer, chunks)
+                    await asyncio.to_thread(staging.write, chunks)
                     chunks, buffered = [], 0
-            dataset, levels, blob = await asyncio.to_thread(
-                _finish, writer, chunks, arrival, len(meta)
-            )
+            dataset, levels, blob = await asyncio.to_thread(staging.finish, chunks)
         except BaseException:
-            await asyncio.to_thread(writer.discard)
+            await asyncio.to_thread(staging.discard)
             raise
         outcome = await self._commits.add(
             record_for(dataset, levels, arrival.transfer_syntax_uid, blob, arrival.source_ae_title)
