@@ -85,6 +85,17 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def rss_mb(pid: int) -> float:
+    """Resident memory of `pid` and its descendants now, in MB (10^6 bytes)."""
+    return sum(_status_kb(p, "VmRSS") for p in [pid, *descendants(pid)]) * 1024 / 1e6
+
+
+def reset_peak(pid: int) -> None:
+    """Restart VmHWM from the current RSS (Linux >= 4.0), so a later peak excludes earlier work."""
+    with contextlib.suppress(OSError):
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
 class PeakMemory:
     """Track a server's peak resident memory: its own VmHWM, or its process tree's polled VmRSS."""
 

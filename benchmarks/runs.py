@@ -8,8 +8,8 @@ from pathlib import Path
 
 from benchmarks import dcmtk
 from benchmarks.dataset import Kind
-from benchmarks.processes import DCMTK_ENV, PeakMemory, ServerFailed, log_tail, stop
-from benchmarks.targets import Server, Target
+from benchmarks.processes import DCMTK_ENV, PeakMemory, ServerFailed, log_tail
+from benchmarks.targets import Server, Target, shutdown
 
 CALLING_AE_TITLE = "BENCH"
 KIND_LABELS = {Kind.SMALL: "SC 64x64 8-bit", Kind.CT: "CT 512x512 16-bit"}
@@ -117,6 +117,6 @@ def run_once(
         except OSError as exc:
             return replace(blank, error=f"{type(exc).__name__}: {exc}\n{log_tail(server.log)}")
         finally:
-            stop(server.process)
+            shutdown(server)
         result = replace(blank, seconds=seconds, stored=stored, peak_rss_mb=peak, exit_codes=codes)
         return replace(result, error=_failure(result, workdir, server.log))

@@ -5,13 +5,13 @@ import json
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from benchmarks import dcmtk
-from benchmarks.processes import DCMTK_ENV, free_port, launch, wait_for_port
+from benchmarks.processes import DCMTK_ENV, free_port, launch, stop, wait_for_port
 
 START_TIMEOUT = 60.0
 
@@ -25,6 +25,15 @@ class Server:
     ae_title: str
     stored: Callable[[], int]  # instances it holds now
     log: Path
+    cleanup: Callable[[], None] = field(default=lambda: None)  # run once the process stopped
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """A C-MOVE destination the server is told about: an AE title on 127.0.0.1."""
+
+    ae_title: str
+    port: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +44,14 @@ class Target:
     missing: Callable[[], str | None]  # why it cannot run here, or None
     start: Callable[[Path], Server]
     version: Callable[[], str]
+
+
+def shutdown(server: Server) -> None:
+    """Stop the server's process (tree), then release what it used outside its work directory."""
+    try:
+        stop(server.process)
+    finally:
+        server.cleanup()
 
 
 def _count_files(pattern: str, root: Path) -> Callable[[], int]:
@@ -67,22 +84,39 @@ def package_version(name: str) -> str:
         return "not installed"
 
 
-def start_pacs(workdir: Path) -> Server:
-    """pacs on SQLite, logging at WARNING; its blobs live at `<root>/ab/cd/<sha256>`."""
-    port = free_port()
+def _pacs_config(workdir: Path, port: int, destinations: Sequence[Destination]) -> Path:
     config = workdir / "pacs.toml"
+    peers = "".join(
+        f'[[peers]]\nae_title = "{peer.ae_title}"\nhost = "127.0.0.1"\nport = {peer.port}\n'
+        for peer in destinations
+    )
     config.write_text(
         f'[server]\nhost = "127.0.0.1"\nport = {port}\n[logging]\nlevel = "WARNING"\n'
         f'[storage]\nroot = "{workdir / "store"}"\n'
-        f'[database]\nurl = "sqlite+aiosqlite:///{workdir / "index.sqlite"}"\n'
+        f'[database]\nurl = "sqlite+aiosqlite:///{workdir / "index.sqlite"}"\n{peers}'
     )
+    return config
+
+
+def start_pacs(
+    workdir: Path,
+    destinations: Sequence[Destination] = (),
+    env: Mapping[str, str] | None = None,
+) -> Server:
+    """pacs on SQLite (unless `env` sets PACS_DATABASE_URL), logging at WARNING, knowing
+    `destinations` as [[peers]]; its blobs live at `<root>/ab/cd/<sha256>`."""
+    port = free_port()
+    config = _pacs_config(workdir, port, destinations)
     log = workdir / "pacs.log"
-    process = launch([sys.executable, "-m", "pacs", "serve", "--config", str(config)], log)
+    argv = [sys.executable, "-m", "pacs", "serve", "--config", str(config)]
+    process = launch(argv, log, env=None if env is None else dict(env))
     wait_for_port(process, port, log, START_TIMEOUT)
     return Server(process, port, "PACS", _count_files("??/??/*", workdir / "store"), log)
 
 
-def _orthanc_config(workdir: Path, dicom_port: int, http_port: int) -> Path:
+def _orthanc_config(
+    workdir: Path, dicom_port: int, http_port: int, destinations: Sequence[Destination]
+) -> Path:
     config = workdir / "orthanc.json"
     settings = {
         "Name": "bench",
@@ -95,6 +129,11 @@ def _orthanc_config(workdir: Path, dicom_port: int, http_port: int) -> Path:
         "RemoteAccessAllowed": False,
         "AuthenticationEnabled": False,
         "Plugins": [],
+        # Serve C-FIND, C-GET and C-MOVE to any calling AE, as pacs does.
+        "DicomAlwaysAllowFind": True,
+        "DicomAlwaysAllowGet": True,
+        "DicomAlwaysAllowMove": True,
+        "DicomModalities": {d.ae_title: [d.ae_title, "127.0.0.1", d.port] for d in destinations},
     }
     config.write_text(json.dumps(settings, indent=2))
     return config
@@ -109,10 +148,11 @@ def _orthanc_instances(http_port: int) -> Callable[[], int]:
     return count
 
 
-def start_orthanc(workdir: Path) -> Server:
-    """Orthanc with its default SQLite index, in its own directories (not the Debian service)."""
+def start_orthanc(workdir: Path, destinations: Sequence[Destination] = ()) -> Server:
+    """Orthanc with its default SQLite index, in its own directories (not the Debian service),
+    knowing `destinations` as DicomModalities."""
     dicom_port, http_port = free_port(), free_port()
-    config = _orthanc_config(workdir, dicom_port, http_port)
+    config = _orthanc_config(workdir, dicom_port, http_port, destinations)
     log = workdir / "orthanc.log"
     process = launch(["Orthanc", str(config)], log, env=DCMTK_ENV)
     wait_for_port(process, dicom_port, log, START_TIMEOUT)

@@ -55,7 +55,10 @@ class PacsApp:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         storage = settings.storage
-        self.engine = create_engine(settings.database.url)
+        database = settings.database
+        self.engine = create_engine(
+            database.url, database.pool_size, database.max_overflow, database.pool_timeout
+        )
         sessions = create_sessionmaker(self.engine)
         self.index = Index.open(self.engine)
         self.store = FileBlobStore(storage.root, storage.fsync, storage.min_free_bytes)

@@ -53,6 +53,9 @@ class DatabaseSettings:
     """The index database, as an SQLAlchemy async URL."""
 
     url: str = field(default_factory=lambda: f"sqlite+aiosqlite:///{_SQLITE_FILE.absolute()}")
+    pool_size: int = 10
+    max_overflow: int = 10
+    pool_timeout: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +219,12 @@ _KEYS: Mapping[str, Mapping[str, _Parser]] = {
         "network_timeout": _seconds,
         "check_called_ae_title": _boolean,
     },
-    "database": {"url": _database_url},
+    "database": {
+        "url": _database_url,
+        "pool_size": _integer(1),
+        "max_overflow": _integer(0),
+        "pool_timeout": _seconds,
+    },
     "storage": {
         "root": lambda value: Path(_text(value)).absolute(),
         "fsync": _boolean,
@@ -322,7 +330,8 @@ def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -
     environ = os.environ if environ is None else environ
     if url := environ.get(DATABASE_URL_VARIABLE, "").strip():
         try:
-            settings = dataclasses.replace(settings, database=DatabaseSettings(_database_url(url)))
+            database = dataclasses.replace(settings.database, url=_database_url(url))
+            settings = dataclasses.replace(settings, database=database)
         except _Invalid as exc:
             raise ConfigError(f"environment variable {DATABASE_URL_VARIABLE}: {exc}") from None
     return settings

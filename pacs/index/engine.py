@@ -36,18 +36,21 @@ _SQLITE_PRAGMAS = (
 )
 
 
-def create_engine(url: str) -> AsyncEngine:
+def create_engine(
+    url: str, pool_size: int = 10, max_overflow: int = 10, pool_timeout: float = 30.0
+) -> AsyncEngine:
     """Create the index engine for a `sqlite+aiosqlite` or `postgresql+asyncpg` URL.
 
     On PostgreSQL durability of a commit is the server's `synchronous_commit`
     setting (on by default); pacs does not change it.
     """
+    pool = {"pool_size": pool_size, "max_overflow": max_overflow, "pool_timeout": pool_timeout}
     if make_url(url).get_backend_name() == "sqlite":
-        engine = _create_async_engine(url)
+        engine = _create_async_engine(url, **pool)
         _configure_sqlite(engine)
         return engine
     # A server restart or failover must not cost the first write after it.
-    return _create_async_engine(url, pool_pre_ping=True)
+    return _create_async_engine(url, pool_pre_ping=True, **pool)
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -63,8 +63,12 @@ StartPacs = Callable[..., Awaitable[PacsAddress]]
 
 
 @pytest.fixture
-async def start_pacs(tmp_path: Path) -> AsyncIterator[StartPacs]:
-    """Start a real server with the given config sections; every one started is stopped after."""
+async def start_pacs(tmp_path: Path, database_url: str) -> AsyncIterator[StartPacs]:
+    """Start a real server with the given config sections; every one started is stopped after.
+
+    Parametrised by `database_url`: every test that starts a server runs on SQLite
+    and on PostgreSQL.
+    """
     apps: list[PacsApp] = []
 
     async def start(directory: Path | None = None, **sections: Any) -> PacsAddress:
@@ -72,6 +76,11 @@ async def start_pacs(tmp_path: Path) -> AsyncIterator[StartPacs]:
         if directory is None:
             directory = tmp_path / f"pacs{len(apps)}"
             directory.mkdir()
+        existing = directory / "pacs.toml"
+        url = (
+            load_settings(existing, environ={}).database.url if existing.exists() else database_url
+        )
+        sections.setdefault("database", {}).setdefault("url", url)
         sections.setdefault("storage", {}).setdefault("min_free_bytes", 0)
         settings = load_settings(write_config(directory, **sections), environ={})
         app = PacsApp(settings)

@@ -39,9 +39,10 @@ def _send_until_dropped(
 
 
 async def test_kill_9_during_concurrent_stores_loses_nothing_acknowledged(
-    tmp_path: Path, start_pacs: StartPacs
+    tmp_path: Path, start_pacs: StartPacs, database_url: str
 ) -> None:
-    served = await start_serve(write_config(tmp_path, storage={"min_free_bytes": 0}))
+    config = write_config(tmp_path, storage={"min_free_bytes": 0}, database={"url": database_url})
+    served = await start_serve(config)
     await served.wait_listening()
     study, series = generate_uid(), generate_uid()
     acknowledged: list[list[str]] = [[] for _ in range(SENDERS)]

@@ -295,3 +295,28 @@ def test_example_config_is_valid_and_spells_out_the_defaults() -> None:
     assert settings == Settings(
         peers=(Peer("WORKSTATION", "127.0.0.1", 11113), Peer("CT1", "127.0.0.1", 11114))
     )
+
+
+def test_query_commitment_and_pool_keys_are_read(tmp_path: Path) -> None:
+    path = tmp_path / "pacs.toml"
+    path.write_text(
+        "[query]\ncase_insensitive_pn = false\nmax_results = 500\n"
+        '[commitment]\nverify = "exists"\nretry_interval = 1\nreport_deadline = 60\n'
+        "[database]\npool_size = 4\nmax_overflow = 0\npool_timeout = 2.5\n"
+    )
+
+    settings = load_settings(path, environ={"PACS_DATABASE_URL": "postgresql+asyncpg://h/db"})
+
+    assert (settings.query.case_insensitive_pn, settings.query.max_results) == (False, 500)
+    assert settings.commitment.verify == "exists"
+    assert settings.commitment.retry_interval == 1.0
+    assert (settings.database.pool_size, settings.database.max_overflow) == (4, 0)
+    assert settings.database.url == "postgresql+asyncpg://h/db"  # the pool keys survive it
+
+
+def test_an_unknown_verify_mode_names_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "pacs.toml"
+    path.write_text('[commitment]\nverify = "maybe"\n')
+
+    with pytest.raises(ConfigError, match=r"\[commitment\] verify"):
+        load_settings(path, environ={})

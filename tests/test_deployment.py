@@ -1,0 +1,393 @@
+"""Dockerfile and docker-compose.yml, checked by reading them (no Docker engine is needed).
+
+They must agree with each other and with pacs: the ports, the config path, the database
+URL (accepted by pacs's own validator), the data volume; and the health check's Python is
+run for real against a live `pacs serve`.
+"""
+
+import json
+import os
+import re
+import shlex
+import socket
+import subprocess
+import sys
+import time
+import tomllib
+from fnmatch import fnmatch
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+import pacs.index.schema
+from pacs.app import SHUTDOWN_GRACE
+from pacs.config import load_settings
+
+REPO = Path(__file__).resolve().parent.parent
+DOCKERFILE = REPO / "Dockerfile"
+COMPOSE = REPO / "docker-compose.yml"
+DOCKERIGNORE = REPO / ".dockerignore"
+EXAMPLE_CONFIG = REPO / "config" / "pacs.toml"
+VERIFICATION_SOP_CLASS = "1.2.840.10008.1.1"
+
+
+# --- reading the Dockerfile -------------------------------------------------------------
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, with comments dropped and continuations joined."""
+    instructions: list[tuple[str, str]] = []
+    pending = ""
+    for line in DOCKERFILE.read_text().splitlines():
+        if line.lstrip().startswith("#") or (not pending and not line.strip()):
+            continue  # comments are dropped, even inside a continued instruction
+        # Docker removes the backslash and the newline and keeps the next line's indent.
+        if line.endswith("\\"):
+            pending += line[:-1]
+            continue
+        keyword, _, arguments = (pending + line).strip().partition(" ")
+        instructions.append((keyword.upper(), arguments.strip()))
+        pending = ""
+    assert not pending, "the Dockerfile ends inside a continued instruction"
+    return instructions
+
+
+def instruction(keyword: str) -> list[str]:
+    return [arguments for name, arguments in dockerfile_instructions() if name == keyword]
+
+
+def only(keyword: str) -> str:
+    found = instruction(keyword)
+    assert len(found) == 1, f"expected one {keyword} in the Dockerfile, found {found}"
+    return found[0]
+
+
+def words(arguments: str) -> list[str]:
+    """The command of an exec-form (JSON) or shell-form instruction, as words."""
+    if arguments.startswith("["):
+        parsed = json.loads(arguments)
+        assert isinstance(parsed, list)
+        return [str(word) for word in parsed]
+    return shlex.split(arguments)
+
+
+def config_paths(command: list[str]) -> list[str]:
+    """Every `--config PATH` in a command, including inside `sh -c` scripts."""
+    tokens = [token for word in command for token in shlex.split(word)]
+    return [tokens[n + 1] for n, token in enumerate(tokens[:-1]) if token == "--config"]
+
+
+def healthcheck() -> tuple[dict[str, str], list[str]]:
+    """The HEALTHCHECK's options (--interval=30s...) and its command, as words."""
+    options: dict[str, str] = {}
+    rest = only("HEALTHCHECK")
+    while match := re.match(r"--([a-z-]+)=(\S+)\s+", rest):
+        options[match[1]] = match[2]
+        rest = rest[match.end() :]
+    keyword, _, command = rest.partition(" ")
+    assert keyword.upper() == "CMD", f"HEALTHCHECK must run a command, got {rest!r}"
+    return options, words(command.strip())
+
+
+def healthcheck_code() -> str:
+    command = healthcheck()[1]
+    assert command[:2] == ["python", "-c"] and len(command) == 3, command
+    return command[2]
+
+
+def volume() -> str:
+    paths = words(only("VOLUME"))
+    assert len(paths) == 1, paths
+    return paths[0]
+
+
+# --- reading docker-compose.yml ---------------------------------------------------------
+
+
+def compose() -> dict[str, Any]:
+    document = yaml.safe_load(COMPOSE.read_text())
+    assert isinstance(document, dict)
+    return document
+
+
+def service(name: str) -> dict[str, Any]:
+    services = compose()["services"]
+    assert name in services, f"docker-compose.yml has no service {name!r}"
+    found = services[name]
+    assert isinstance(found, dict)
+    return found
+
+
+def environment(name: str) -> dict[str, str]:
+    """A service's environment, written as a mapping or as a list of NAME=value."""
+    env = service(name).get("environment", {})
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    return {key: str(value) for key, value in env.items()}
+
+
+def mounts(name: str) -> list[tuple[str, str, str]]:
+    """A service's volumes in short syntax, as (source, target, options)."""
+    found = []
+    for spec in service(name).get("volumes", []):
+        assert isinstance(spec, str), f"use the short volume syntax: {spec!r}"
+        source, target, options = ([*spec.split(":"), ""])[:3]
+        found.append((source, target, options))
+    return found
+
+
+def compose_command() -> list[str]:
+    command = service("pacs")["command"]
+    return shlex.split(command) if isinstance(command, str) else [str(w) for w in command]
+
+
+def database_url() -> str:
+    return environment("pacs")["PACS_DATABASE_URL"]
+
+
+def config_mount() -> tuple[str, str, str]:
+    found = [m for m in mounts("pacs") if m[1].startswith("/etc/pacs/")]
+    assert len(found) == 1, f"expected one config mount under /etc/pacs/, found {found}"
+    return found[0]
+
+
+def example_settings(cwd: str | Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """config/pacs.toml loaded as the container loads it: from `cwd`, with the compose URL."""
+    monkeypatch.chdir(cwd)
+    return load_settings(EXAMPLE_CONFIG, environ={"PACS_DATABASE_URL": database_url()})
+
+
+# --- the Dockerfile ---------------------------------------------------------------------
+
+
+def test_base_image_is_a_slim_python_that_pacs_supports() -> None:
+    image = only("FROM")
+    match = re.fullmatch(r"python:(\d+)\.(\d+)-slim(-\w+)?", image)
+    assert match, f"base image should be a slim official Python image, got {image!r}"
+    requires = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
+    minimum = re.fullmatch(r">=(\d+)\.(\d+)", requires)
+    assert minimum, requires
+    assert (int(match[1]), int(match[2])) >= (int(minimum[1]), int(minimum[2]))
+
+
+def test_runs_as_the_created_non_root_user() -> None:
+    user = instruction("USER")[-1].split(":")[0]
+    assert user not in ("root", "0"), "the server must not run as root"
+    created = " ".join(instruction("RUN"))
+    uid = re.search(r"useradd\b.*--uid (\d+)", created)
+    assert uid, "the Dockerfile should create its user with a fixed uid"
+    assert user in (uid[1], "pacs")
+
+
+def test_pacs_is_installed_editable_from_the_copied_source_tree() -> None:
+    # schema.py finds the migrations beside the imported package: in the image that is
+    # /app/migrations only because pacs is imported from /app (an editable install).
+    assert pacs.index.schema.MIGRATIONS_DIR == REPO / "migrations"
+    assert "COPY . /app" in [f"COPY {arguments}" for arguments in instruction("COPY")]
+    installs = [run for run in instruction("RUN") if re.search(r"pip install\b.*(-e|--editable)", run)]
+    assert any(re.search(r"(-e|--editable) /app(\s|$)", run) for run in installs), installs
+
+
+def test_dependency_layer_installs_exactly_the_project_dependencies() -> None:
+    (run,) = [run for run in instruction("RUN") if "tomllib" in run]
+    command = shlex.split(run)
+    assert command[:2] == ["python", "-c"], command
+    code = command[2].replace("/app/pyproject.toml", str(REPO / "pyproject.toml"))
+    printed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert printed.split("\n")[:-1] == project["dependencies"]
+    assert "pip install -r /tmp/requirements.txt" in run
+
+
+def test_build_context_keeps_what_the_image_needs() -> None:
+    patterns = [
+        line.strip()
+        for line in DOCKERIGNORE.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert not [p for p in patterns if p.startswith("!")], "exceptions are not checked here"
+    needed = ["pyproject.toml", "README.md", "pacs/__init__.py", "migrations/env.py"]
+    needed += ["alembic.ini", "config/pacs.toml"]
+    for path in needed:
+        assert (REPO / path).exists(), path
+        # A pattern excludes a path when it matches the path or one of its parents.
+        candidates = [str(PurePosixPath(path))] + [str(p) for p in PurePosixPath(path).parents]
+        excluded = [p for p in patterns for c in candidates if c != "." and fnmatch(c, p)]
+        assert not excluded, f"{path} is left out of the build context by {excluded}"
+
+
+def test_exposes_the_configured_dicom_port() -> None:
+    exposed = [int(port.split("/")[0]) for port in words(only("EXPOSE"))]
+    config_port = tomllib.loads(EXAMPLE_CONFIG.read_text())["server"]["port"]
+    assert exposed == [config_port] == [11112]
+
+
+def test_data_volume_holds_the_store_and_the_default_sqlite_index(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = PurePosixPath(volume())
+    monkeypatch.chdir(only("WORKDIR"))
+    settings = load_settings(EXAMPLE_CONFIG, environ={})
+    assert PurePosixPath(settings.storage.root) == data / "store"
+    sqlite_file = settings.database.url.removeprefix("sqlite+aiosqlite:///")
+    assert PurePosixPath(sqlite_file) == data / "index.sqlite"
+
+
+def test_data_volume_belongs_to_the_runtime_user_before_it_is_declared() -> None:
+    # Changes to a volume's directory after VOLUME are lost; ownership must come first.
+    names = [name for name, _ in dockerfile_instructions()]
+    before = [arguments for name, arguments in dockerfile_instructions()[: names.index("VOLUME")]]
+    assert any(re.search(rf"chown pacs(:pacs)? {re.escape(volume())}\b", a) for a in before)
+
+
+def test_serves_with_the_mounted_config_as_pid_1() -> None:
+    assert not instruction("ENTRYPOINT"), "an ENTRYPOINT would prefix compose's command"
+    cmd = only("CMD")
+    assert cmd.startswith("["), "exec form, so pacs itself receives SIGTERM"
+    assert words(cmd) == ["pacs", "serve", "--config", config_mount()[1]]
+
+
+def test_healthcheck_sends_a_c_echo_with_the_served_config() -> None:
+    options, _ = healthcheck()
+    code = healthcheck_code()
+    assert "send_c_echo" in code and VERIFICATION_SOP_CLASS in code
+    assert f"Path('{config_mount()[1]}')" in code
+    assert {"interval", "timeout", "start-period", "retries"} <= options.keys()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _run_healthcheck(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=30
+    )
+
+
+def test_healthcheck_passes_against_a_running_pacs_and_fails_without_one(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "pacs.toml"
+    config.write_text(
+        f'[server]\nhost = "127.0.0.1"\nport = {_free_port()}\nae_title = "ARCHIVE"\n'
+        "check_called_ae_title = true\n"
+        f'[storage]\nroot = "{tmp_path / "store"}"\nfsync = false\nmin_free_bytes = 0\n'
+        f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path / "index.sqlite"}"\n'
+    )
+    code = healthcheck_code().replace(f"Path('{config_mount()[1]}')", f"Path({str(config)!r})")
+    env = {key: value for key, value in os.environ.items() if key != "PACS_DATABASE_URL"}
+    log_path = tmp_path / "serve.log"
+    with log_path.open("w") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "pacs", "serve", "--config", str(config)],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while (check := _run_healthcheck(code, env)).returncode != 0:
+                assert server.poll() is None, f"pacs serve exited:\n{log_path.read_text()}"
+                assert time.monotonic() < deadline, f"never healthy:\n{check.stderr}"
+                time.sleep(0.2)
+            assert "HEALTHCHECK" in log_path.read_text(), "the echo should show in the log"
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    assert server.returncode == 0, log_path.read_text()
+    assert _run_healthcheck(code, env).returncode == 1, "no server must mean unhealthy"
+
+
+# --- docker-compose.yml -----------------------------------------------------------------
+
+
+def test_pacs_builds_from_this_dockerfile() -> None:
+    build = service("pacs")["build"]
+    if isinstance(build, str):
+        build = {"context": build}
+    context = REPO / build["context"]
+    assert (context / build.get("dockerfile", "Dockerfile")).resolve() == DOCKERFILE
+
+
+def test_config_is_mounted_read_only_where_every_command_reads_it() -> None:
+    source, target, options = config_mount()
+    assert (REPO / source).resolve() == EXAMPLE_CONFIG
+    assert "ro" in options.split(",")
+    command = compose_command()
+    assert command[:2] == ["sh", "-c"], command
+    script = command[2]
+    assert "pacs db upgrade" in script and "exec pacs serve" in script
+    assert config_paths(command) == [target, target]
+    assert config_paths(words(only("CMD"))) == [target]
+
+
+def test_database_url_points_at_the_postgres_service() -> None:
+    url = urlsplit(database_url())
+    postgres = environment("postgres")
+    assert url.scheme == "postgresql+asyncpg"
+    assert url.hostname == "postgres" and url.port == 5432
+    assert url.username == postgres["POSTGRES_USER"]
+    assert url.password == postgres["POSTGRES_PASSWORD"]
+    assert url.path == f"/{postgres['POSTGRES_DB']}"
+
+
+def test_pacs_accepts_the_compose_database_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = example_settings(only("WORKDIR"), monkeypatch)
+    assert settings.database.url == database_url()
+    assert PurePosixPath(settings.storage.root).is_relative_to(volume())
+
+
+def test_published_port_is_the_exposed_and_configured_one() -> None:
+    (mapping,) = service("pacs")["ports"]
+    assert isinstance(mapping, str), "quote port mappings: YAML reads some a:b as numbers"
+    host_port, container_port = mapping.split("/")[0].split(":")[-2:]
+    config_port = tomllib.loads(EXAMPLE_CONFIG.read_text())["server"]["port"]
+    assert int(container_port) == config_port == int(only("EXPOSE"))
+    assert int(host_port) == config_port
+
+
+def test_data_lives_in_declared_named_volumes() -> None:
+    declared = compose().get("volumes") or {}
+    named = {
+        (name, source, target)
+        for name in ("pacs", "postgres")
+        for source, target, _ in mounts(name)
+        if not source.startswith((".", "/", "~"))
+    }
+    assert {source for _, source, _ in named} <= declared.keys()
+    targets = {(name, target) for name, _, target in named}
+    assert {("pacs", volume()), ("postgres", "/var/lib/postgresql/data")} <= targets
+
+
+def test_pacs_waits_for_a_healthy_postgres() -> None:
+    assert service("pacs")["depends_on"]["postgres"]["condition"] == "service_healthy"
+    test = service("postgres")["healthcheck"]["test"]
+    command = shlex.split(test) if isinstance(test, str) else test
+    assert command[0] in ("CMD", "CMD-SHELL") and "pg_isready" in " ".join(command)
+    postgres = environment("postgres")
+    assert f"--username={postgres['POSTGRES_USER']}" in command
+    assert f"--dbname={postgres['POSTGRES_DB']}" in command
+
+
+def test_postgres_is_version_16() -> None:
+    assert service("postgres")["image"] == "postgres:16"
+
+
+@pytest.mark.parametrize("name", ["pacs", "postgres"])
+def test_services_restart(name: str) -> None:
+    assert service(name)["restart"] in ("always", "unless-stopped", "on-failure")
+
+
+def test_stop_grace_period_covers_the_shutdown_grace() -> None:
+    period = re.fullmatch(r"(\d+)s", service("pacs")["stop_grace_period"])
+    assert period and int(period[1]) > SHUTDOWN_GRACE
