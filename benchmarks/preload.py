@@ -70,6 +70,7 @@ def load(
     target: str,
     server: Server,
     inputs: Sequence[Sequence[Path]],
+    *,
     expected: tuple[int, int, int],
     logdir: Path,
     timeout: float,

@@ -93,13 +93,11 @@ def _postgres_version() -> str:
 
 
 QR_TARGETS = {
-    "pacs": QRTarget(
-        "pacs", TARGETS["pacs"].missing, lambda w, d: start_pacs(w, d), TARGETS["pacs"].version
-    ),
+    "pacs": QRTarget("pacs", TARGETS["pacs"].missing, start_pacs, TARGETS["pacs"].version),
     "orthanc": QRTarget(
         "orthanc",
         TARGETS["orthanc"].missing,
-        lambda w, d: start_orthanc(w, d),
+        start_orthanc,
         TARGETS["orthanc"].version,
     ),
     "pacs-pg": QRTarget("pacs-pg", _postgres_missing, start_pacs_postgres, _postgres_version),

@@ -167,6 +167,7 @@ class Observation:
     """One timed C-FIND: its round trip, what matched, and what was wrong with the answer."""
 
     query: str
+    value: str
     case: int
     seconds: float
     matches: int
@@ -176,8 +177,8 @@ class Observation:
 def _normalise(keyword: str, value: object) -> str:
     if value is None:
         return ""
-    if keyword == "ModalitiesInStudy":
-        values = value if isinstance(value, list | tuple) else [value]
+    if keyword == "ModalitiesInStudy":  # a str when one value, else a pydicom MultiValue
+        values = [value] if isinstance(value, str) else list(value)  # type: ignore[call-overload]
         return "\\".join(sorted(str(v) for v in values if str(v)))
     text = str(value).strip()
     return str(int(text)) if keyword.startswith("NumberOf") and text.isdigit() else text
@@ -189,10 +190,10 @@ def check(case: Case, responses: Sequence[Dataset]) -> tuple[str, ...]:
     key = UNIQUE_KEY[level]
     got = {str(ds.get(key, "")): ds for ds in responses}
     problems = []
-    if missing := case.expected.keys() - got.keys():
-        problems.append(f"{len(missing)} expected match(es) missing")
-    if extra := got.keys() - case.expected.keys():
-        problems.append(f"{len(extra)} unexpected match(es)")
+    if missing := sorted(case.expected.keys() - got.keys()):
+        problems.append(f"{len(missing)} expected match(es) missing, e.g. {missing[0]}")
+    if extra := sorted(got.keys() - case.expected.keys()):
+        problems.append(f"{len(extra)} unexpected match(es), e.g. {extra[0]}")
     if len(got) != len(responses):
         problems.append(f"{len(responses) - len(got)} duplicate match(es)")
     for uid, wanted in case.expected.items():
@@ -210,4 +211,3 @@ def percentile(values: Sequence[float], share: float) -> float:
         return values[0] if values else 0.0
     cuts = statistics.quantiles(values, n=100, method="inclusive")
     return cuts[round(share * 100) - 1]
-

@@ -94,12 +94,22 @@ def _row(summary: Summary, summaries: Sequence[Summary]) -> str:
     )
 
 
-def markdown(summaries: Sequence[Summary], runs: int, skipped: dict[str, str]) -> str:
-    """The results table, with the conditions it was measured under in a line above it."""
+def markdown(
+    summaries: Sequence[Summary],
+    runs: int,
+    skipped: dict[str, str],
+    preamble: Sequence[str] | None = None,
+) -> str:
+    """The results table, with the conditions it was measured under in lines above it
+    (`preamble`, by default the ingest benchmark's)."""
+    if preamble is None:
+        preamble = [
+            f"Ingest with DCMTK storescu, median of {runs} run(s), {os.cpu_count()} cores; "
+            "MB = 10^6 bytes of Part 10 files sent; peak RSS of the server process (tree).",
+            "Each run starts the server empty, with its default settings (storescp with --fork).",
+        ]
     lines = [
-        f"Ingest with DCMTK storescu, median of {runs} run(s), {os.cpu_count()} cores; "
-        "MB = 10^6 bytes of Part 10 files sent; peak RSS of the server process (tree).",
-        "Each run starts the server empty, with its default settings (storescp with --fork).",
+        *preamble,
         "",
         f"| workload | target | inst/s | MB/s | peak RSS MB | ratio {SUBJECT_TARGET}/"
         f"{REFERENCE_TARGET} (inst/s) |",

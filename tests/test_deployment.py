@@ -187,7 +187,9 @@ def test_pacs_is_installed_editable_from_the_copied_source_tree() -> None:
     # /app/migrations only because pacs is imported from /app (an editable install).
     assert pacs.index.schema.MIGRATIONS_DIR == REPO / "migrations"
     assert "COPY . /app" in [f"COPY {arguments}" for arguments in instruction("COPY")]
-    installs = [run for run in instruction("RUN") if re.search(r"pip install\b.*(-e|--editable)", run)]
+    installs = [
+        run for run in instruction("RUN") if re.search(r"pip install\b.*(-e|--editable)", run)
+    ]
     assert any(re.search(r"(-e|--editable) /app(\s|$)", run) for run in installs), installs
 
 
@@ -269,7 +271,12 @@ def _free_port() -> int:
 
 def _run_healthcheck(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=30
+        [sys.executable, "-c", code],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
     )
 
 

@@ -282,3 +282,25 @@ async def test_malformed_requests_get_the_failure_status_that_names_them(
     assert response.Status == status
     assert response.ErrorComment
     assert await asyncio.to_thread(scu.echo, running_pacs) == SUCCESS
+
+
+async def test_a_requester_down_for_a_while_gets_the_report_when_it_is_back(
+    start_pacs: StartPacs, peer_port: int, reports: Reports
+) -> None:
+    pacs = await _pacs(start_pacs, peer_port)
+    datasets = await _stored(pacs)
+    transaction = generate_uid()
+    await asyncio.to_thread(
+        request_commitment, pacs, action_information(transaction, _refs(datasets)), reports
+    )
+    await asyncio.sleep(1.0)  # several attempts fail while nobody listens
+    assert not reports.events
+
+    server = start_modality_scp(peer_port, reports)
+    try:
+        assert await asyncio.to_thread(reports.arrived.wait, 15)
+    finally:
+        server.shutdown()
+
+    [(event_type, info, where)] = reports.events
+    assert (event_type, str(info.TransactionUID), where) == (1, transaction, "new association")

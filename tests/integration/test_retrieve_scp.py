@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from pydicom import dcmread
+from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, RLELossless, generate_uid
 from pynetdicom import AE, build_role, evt
@@ -223,7 +225,9 @@ def _get(
         roles.append(build_role(sop_class, scp_role=True))
 
     def on_store(event: Any) -> int:
-        received[str(event.dataset.SOPInstanceUID)] = event.dataset
+        ds = event.dataset
+        ds.file_meta = event.file_meta
+        received[str(ds.SOPInstanceUID)] = ds
         return 0
 
     assoc = ae.associate(
@@ -395,3 +399,40 @@ async def test_dcmtk_movescu_to_storescp_and_getscu(
     finally:
         storescp.terminate()
         await storescp.wait()
+
+
+def _bundled(name: str) -> str:
+    """A test file shipped inside pydicom's wheel (nothing is downloaded)."""
+    path = get_testdata_file(name)
+    assert isinstance(path, str), name
+    return path
+
+
+@pytest.mark.parametrize(
+    ("compressed", "reference"),
+    [
+        ("MR_small_jp2klossless.dcm", "MR_small.dcm"),  # JPEG 2000 lossless
+        ("MR_small_jpeg_ls_lossless.dcm", "MR_small.dcm"),  # JPEG-LS lossless
+        ("SC_rgb_rle.dcm", "SC_rgb_rle.dcm"),  # RLE, against pydicom's own decode
+        ("SC_rgb_jpeg_gdcm.dcm", "SC_rgb_rle.dcm"),  # JPEG lossless SV1: the same image
+    ],
+)
+async def test_lossless_syntaxes_reach_an_explicit_le_only_receiver_pixel_for_pixel(
+    start_pacs: StartPacs, compressed: str, reference: str
+) -> None:
+    pacs = await start_pacs()
+    source = dcmread(_bundled(compressed))
+    expected = dcmread(_bundled(reference)).pixel_array
+    assert await asyncio.to_thread(_store_as, pacs, source, source.file_meta.TransferSyntaxUID) == 0
+
+    final, _, received = await asyncio.to_thread(
+        _get,
+        pacs,
+        _identifier("STUDY", StudyInstanceUID=source.StudyInstanceUID),
+        [(str(source.SOPClassUID), [ExplicitVRLittleEndian])],
+    )
+
+    assert final == SUCCESS
+    [got] = received.values()
+    assert got.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+    assert np.array_equal(got.pixel_array, expected)

@@ -1,0 +1,128 @@
+"""One measured retrieve: C-MOVE a study to DCMTK storescp (movescu), or C-GET it (getscu).
+
+The study is loaded once; each run empties the receiving folder, restarts the
+server's peak-memory mark, runs the DCMTK SCU and counts the files that
+arrived. Wall time runs from the SCU's start to its exit.
+"""
+
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from pydicom import dcmread
+
+from benchmarks import dcmtk
+from benchmarks.processes import DCMTK_ENV, PeakMemory, log_tail, reset_peak
+from benchmarks.runs import CALLING_AE_TITLE, RunResult
+from benchmarks.targets import Server
+
+DESTINATION_AE_TITLE = "STORESCP"
+
+
+class Operation(StrEnum):
+    MOVE = "C-MOVE"
+    GET = "C-GET"
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedStudy:
+    """A study every target holds: its label, UID, and its Part 10 files as sent."""
+
+    label: str
+    uid: str
+    files: list[Path]
+
+    @property
+    def bytes(self) -> int:
+        return sum(path.stat().st_size for path in self.files)
+
+
+def study_uid(path: Path) -> str:
+    return str(dcmread(path, stop_before_pixels=True).StudyInstanceUID)
+
+
+def _argv(operation: Operation, server: Server, uid: str, get_dir: Path) -> list[str]:
+    if operation is Operation.MOVE:
+        argv = [dcmtk.tool("movescu"), "-S", "-aem", DESTINATION_AE_TITLE]
+    else:
+        argv = [dcmtk.tool("getscu"), "-S", "-od", str(get_dir)]
+    argv += ["-aet", CALLING_AE_TITLE, "-aec", server.ae_title, "127.0.0.1", str(server.port)]
+    return [*argv, "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={uid}"]
+
+
+def _empty(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted(path for path in folder.iterdir() if path.is_file())
+
+
+@dataclass(frozen=True, slots=True)
+class Retrieval:
+    """Where retrieved files land: the move destination's folder, and one for getscu."""
+
+    moved: Path
+    got: Path
+    logdir: Path
+    timeout: float
+    on_first_file: Callable[[str, Path], None] = lambda key, path: None
+
+    def folder(self, operation: Operation) -> Path:
+        return self.moved if operation is Operation.MOVE else self.got
+
+
+def retrieve_once(
+    operation: Operation,
+    target: str,
+    server: Server,
+    study: LoadedStudy,
+    number: int,
+    where: Retrieval,
+) -> RunResult:
+    """Retrieve `study` once and check every instance arrived; never raises for a bad run."""
+    workload = f"{operation} {study.label}"
+    blank = RunResult(workload, target, number, len(study.files), study.bytes)
+    folder = where.folder(operation)
+    _empty(folder)
+    log = where.logdir / f"{operation.name.lower()}-{target}-{number}.log"
+    reset_peak(server.process.pid)
+    try:
+        with PeakMemory(server.process.pid) as memory, log.open("wb") as out:
+            started = time.perf_counter()
+            code = subprocess.run(
+                _argv(operation, server, study.uid, where.got),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=DCMTK_ENV,
+                timeout=where.timeout,
+                check=False,
+            ).returncode
+            seconds = time.perf_counter() - started
+            peak = memory.peak_mb()
+    except subprocess.TimeoutExpired:
+        return RunResult(**{**_fields(blank), "error": f"still running after {where.timeout} s"})
+    received = _files(folder)
+    result = RunResult(
+        workload, target, number, blank.instances, blank.bytes, seconds, len(received), peak, [code]
+    )
+    if code != 0:
+        return _with_error(result, f"exit code {code}: {log_tail(log, 4)}")
+    if len(received) != result.instances:
+        detail = log_tail(server.log, 4)
+        return _with_error(result, f"received {len(received)} of {result.instances}: {detail}")
+    where.on_first_file(f"{target} {operation}", received[0])
+    return result
+
+
+def _fields(result: RunResult) -> dict[str, object]:
+    return {name: getattr(result, name) for name in result.__dataclass_fields__}
+
+
+def _with_error(result: RunResult, error: str) -> RunResult:
+    return RunResult(**{**_fields(result), "error": error})
