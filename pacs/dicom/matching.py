@@ -165,8 +165,8 @@ def _one(keyword: str, vr: str, value: str) -> SingleValue | Wildcard | Range:
     return SingleValue(keyword, value)
 
 
-def parse_identifier(identifier: Dataset, model: InformationModel) -> Query:
-    """Validate a C-FIND identifier against the model's hierarchy (PS3.4 C.4.1.2.2.1)."""
+def parse_level(identifier: Dataset, model: InformationModel) -> QueryLevel:
+    """The identifier's Query/Retrieve Level, which must be one of the model's."""
     level_text = str(identifier.get("QueryRetrieveLevel", "") or "").strip()
     try:
         level = QueryLevel(level_text)
@@ -174,6 +174,12 @@ def parse_identifier(identifier: Dataset, model: InformationModel) -> Query:
         raise InvalidIdentifier(f"QueryRetrieveLevel {level_text!r} is not a level") from None
     if level not in model.levels:
         raise InvalidIdentifier(f"level {level} is not in the {model.name} model")
+    return level
+
+
+def parse_identifier(identifier: Dataset, model: InformationModel) -> Query:
+    """Validate a C-FIND identifier against the model's hierarchy (PS3.4 C.4.1.2.2.1)."""
+    level = parse_level(identifier, model)
     constraints: list[Constraint] = []
     keys: list[str] = []
     for element in identifier:

@@ -11,7 +11,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
 from pacs.dicom.levels import QueryLevel
-from pacs.dicom.matching import UNIQUE_KEYS, InformationModel
+from pacs.dicom.matching import UNIQUE_KEYS, InformationModel, parse_level
 from pacs.errors import InvalidIdentifier
 
 # C-MOVE and C-GET SOP Class UID -> the information model whose levels they use.
@@ -49,13 +49,7 @@ def _values(identifier: Dataset, keyword: str) -> tuple[str, ...]:
 def parse_selection(identifier: Dataset, sop_class_uid: str) -> Selection:
     """Validate a retrieve identifier; raise InvalidIdentifier saying what is wrong."""
     model = RETRIEVE_MODELS[sop_class_uid]
-    level_text = str(identifier.get("QueryRetrieveLevel", "") or "").strip()
-    try:
-        level = QueryLevel(level_text)
-    except ValueError:
-        raise InvalidIdentifier(f"QueryRetrieveLevel {level_text!r} is not a level") from None
-    if level not in model.levels:
-        raise InvalidIdentifier(f"level {level} is not in the {model.name} model")
+    level = parse_level(identifier, model)
     keys = {lvl: _values(identifier, UNIQUE_KEYS[lvl]) for lvl in model.levels}
     own = UNIQUE_KEYS[level]
     if not keys[level]:

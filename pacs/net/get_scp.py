@@ -8,7 +8,7 @@ from pacs.net.association import Association, Handler
 from pacs.net.dimse import DimseMessage
 from pacs.net.find_scp import decode_identifier
 from pacs.net.move_scp import finish
-from pacs.net.substore import Counts, send_all
+from pacs.net.substore import Counts, report_pending, send_all
 
 
 def make_get_handler(retrieve: RetrieveService) -> Handler:
@@ -27,17 +27,13 @@ def make_get_handler(retrieve: RetrieveService) -> Handler:
             return
         counts = Counts(remaining=total)
 
-        async def progress(counts: Counts) -> None:
-            if counts.remaining:
-                await assoc.respond(request, status.PENDING, elements=counts.pending_elements())
-
         cancelled = await send_all(
             assoc,
             retrieve,
             selection,
             counts,
             cancelled=lambda: assoc.cancelled(request.message_id),
-            progress=progress,
+            progress=report_pending(assoc, request),
         )
         await finish(assoc, request, counts, cancelled)
 

@@ -12,7 +12,7 @@ from pacs.net.association import Association, Handler, Timeouts
 from pacs.net.dimse import DimseMessage
 from pacs.net.find_scp import decode_identifier, encode_identifier
 from pacs.net.handshake import AssociationFailed, request_association
-from pacs.net.substore import Counts, send_all, sub_association_contexts
+from pacs.net.substore import Counts, report_pending, send_all, sub_association_contexts
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +88,6 @@ def make_move_handler(
             )
             return
 
-        async def progress(counts: Counts) -> None:
-            if counts.remaining:
-                await assoc.respond(request, status.PENDING, elements=counts.pending_elements())
-
         try:
             cancelled = await send_all(
                 sub,
@@ -99,7 +95,7 @@ def make_move_handler(
                 selection,
                 counts,
                 cancelled=lambda: assoc.cancelled(request.message_id),
-                progress=progress,
+                progress=report_pending(assoc, request),
                 originator=(assoc.agreement.calling_ae_title, request.message_id),
             )
         finally:

@@ -18,7 +18,7 @@ from pacs.index.locate import StoredInstance
 from pacs.net import status
 from pacs.net.association import Association, AssociationClosed
 from pacs.net.contexts import UNCOMPRESSED, proposal
-from pacs.net.dimse import Command
+from pacs.net.dimse import Command, DimseMessage
 
 log = logging.getLogger(__name__)
 
@@ -144,3 +144,15 @@ async def send_all(
             counts.failed_uids.append(instance.sop_instance_uid)
         await progress(counts)
     return False
+
+
+def report_pending(
+    assoc: Association, request: DimseMessage
+) -> Callable[[Counts], Awaitable[None]]:
+    """A Pending response after each sub-operation but the last (the final one follows)."""
+
+    async def progress(counts: Counts) -> None:
+        if counts.remaining:
+            await assoc.respond(request, status.PENDING, elements=counts.pending_elements())
+
+    return progress
