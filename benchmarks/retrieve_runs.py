@@ -8,8 +8,7 @@ arrived. Wall time runs from the SCU's start to its exit.
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 
@@ -71,7 +70,6 @@ class Retrieval:
     got: Path
     logdir: Path
     timeout: float
-    on_first_file: Callable[[str, Path], None] = lambda key, path: None
 
     def folder(self, operation: Operation) -> Path:
         return self.moved if operation is Operation.MOVE else self.got
@@ -82,6 +80,7 @@ def retrieve_once(
     target: str,
     server: Server,
     study: LoadedStudy,
+    *,
     number: int,
     where: Retrieval,
 ) -> RunResult:
@@ -106,23 +105,22 @@ def retrieve_once(
             seconds = time.perf_counter() - started
             peak = memory.peak_mb()
     except subprocess.TimeoutExpired:
-        return RunResult(**{**_fields(blank), "error": f"still running after {where.timeout} s"})
+        return replace(blank, error=f"still running after {where.timeout:.0f} s")
     received = _files(folder)
     result = RunResult(
         workload, target, number, blank.instances, blank.bytes, seconds, len(received), peak, [code]
     )
     if code != 0:
-        return _with_error(result, f"exit code {code}: {log_tail(log, 4)}")
+        return replace(result, error=f"exit code {code}: {log_tail(log, 4)}")
     if len(received) != result.instances:
         detail = log_tail(server.log, 4)
-        return _with_error(result, f"received {len(received)} of {result.instances}: {detail}")
-    where.on_first_file(f"{target} {operation}", received[0])
+        return replace(result, error=f"received {len(received)} of {result.instances}: {detail}")
     return result
 
 
-def _fields(result: RunResult) -> dict[str, object]:
-    return {name: getattr(result, name) for name in result.__dataclass_fields__}
-
-
-def _with_error(result: RunResult, error: str) -> RunResult:
-    return RunResult(**{**_fields(result), "error": error})
+def received_transfer_syntax(folder: Path) -> str:
+    """The transfer syntax of a file the last retrieval left in `folder` ("" if none)."""
+    files = _files(folder) if folder.is_dir() else []
+    return (
+        str(dcmread(files[0], stop_before_pixels=True).file_meta.TransferSyntaxUID) if files else ""
+    )

@@ -4,6 +4,8 @@ import asyncio
 import logging
 import signal
 
+import pydicom.config
+
 from pacs.archive.commitment import CommitmentPolicy, CommitmentService
 from pacs.archive.group_commit import GroupCommit
 from pacs.archive.ingest import Ingest
@@ -49,10 +51,22 @@ log = logging.getLogger(__name__)
 SHUTDOWN_GRACE = 10.0
 
 
+def _trust_pydicom_values() -> None:
+    """Skip pydicom's value validation (a regex per UID and string, on every command set).
+
+    pacs stores what peers send byte for byte and builds its own command sets from
+    values already checked; profiling showed validation as a large share of each
+    sub-operation and association. Structural errors are still raised.
+    """
+    pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
+    pydicom.config.settings.writing_validation_mode = pydicom.config.IGNORE
+
+
 class PacsApp:
     """The running archive: its DICOM server and the services behind it."""
 
     def __init__(self, settings: Settings) -> None:
+        _trust_pydicom_values()
         self.settings = settings
         storage = settings.storage
         database = settings.database

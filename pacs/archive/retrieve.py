@@ -45,11 +45,18 @@ def _open_data_set(path: Path) -> BinaryIO:
     return stream
 
 
+def _open_and_read(path: Path) -> tuple[BinaryIO, bytes]:
+    stream = _open_data_set(path)
+    return stream, stream.read(CHUNK)
+
+
 async def _stream(path: Path) -> AsyncIterator[bytes]:
-    stream = await asyncio.to_thread(_open_data_set, path)
+    # Opening and the first read share one worker-thread hop: most instances fit in it.
+    stream, chunk = await asyncio.to_thread(_open_and_read, path)
     try:
-        while chunk := await asyncio.to_thread(stream.read, CHUNK):
+        while chunk:
             yield chunk
+            chunk = await asyncio.to_thread(stream.read, CHUNK) if len(chunk) == CHUNK else b""
     finally:
         stream.close()
 

@@ -44,11 +44,12 @@ def create_engine(
     On PostgreSQL durability of a commit is the server's `synchronous_commit`
     setting (on by default); pacs does not change it.
     """
-    pool = {"pool_size": pool_size, "max_overflow": max_overflow, "pool_timeout": pool_timeout}
     if make_url(url).get_backend_name() == "sqlite":
-        engine = _create_async_engine(url, **pool)
+        # SQLite has one writer; its pool (static for :memory:) keeps SQLAlchemy's defaults.
+        engine = _create_async_engine(url)
         _configure_sqlite(engine)
         return engine
+    pool = {"pool_size": pool_size, "max_overflow": max_overflow, "pool_timeout": pool_timeout}
     # A server restart or failover must not cost the first write after it.
     return _create_async_engine(url, pool_pre_ping=True, **pool)
 
