@@ -354,8 +354,16 @@ class Association:
         try:
             await self.send(context_id, command, data_set)
             while True:
-                async with asyncio.timeout(self.timeouts.dimse):
-                    response = await waiting.get()
+                try:
+                    async with asyncio.timeout(self.timeouts.dimse):
+                        response = await waiting.get()
+                except TimeoutError:
+                    # A peer that stops answering mid-operation leaves the protocol state
+                    # unknown: abort, as PS3.8 does when a timer expires.
+                    await self.abort()
+                    raise AssociationClosed(
+                        f"{self.peer}: no response within {self.timeouts.dimse} s"
+                    ) from None
                 if response is None:
                     raise AssociationClosed(f"{self.peer}: closed while awaiting a response")
                 yield response

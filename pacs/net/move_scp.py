@@ -8,7 +8,7 @@ from pacs.archive.retrieve import RetrieveService
 from pacs.dicom.selection import parse_selection
 from pacs.errors import InvalidIdentifier, PacsError
 from pacs.net import status
-from pacs.net.association import Association, Handler, Timeouts
+from pacs.net.association import Association, AssociationClosed, Handler, Timeouts
 from pacs.net.dimse import DimseMessage
 from pacs.net.find_scp import decode_identifier, encode_identifier
 from pacs.net.handshake import AssociationFailed, request_association
@@ -88,6 +88,7 @@ def make_move_handler(
             )
             return
 
+        cancelled = False
         try:
             cancelled = await send_all(
                 sub,
@@ -98,6 +99,14 @@ def make_move_handler(
                 progress=report_pending(assoc, request),
                 originator=(assoc.agreement.calling_ae_title, request.message_id),
             )
+        except AssociationClosed:
+            if assoc.closed:
+                raise
+            # The destination went away: what was not sent has failed; the mover still
+            # gets its final response.
+            log.warning("C-MOVE to %s: destination dropped the association", title)
+            counts.failed += counts.remaining
+            counts.remaining = 0
         finally:
             await sub.release()
         await finish(assoc, request, counts, cancelled)

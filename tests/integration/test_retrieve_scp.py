@@ -436,3 +436,39 @@ async def test_lossless_syntaxes_reach_an_explicit_le_only_receiver_pixel_for_pi
     [got] = received.values()
     assert got.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
     assert np.array_equal(got.pixel_array, expected)
+
+
+async def test_a_destination_that_drops_the_association_still_yields_a_final_response(
+    start_pacs: StartPacs,
+) -> None:
+    ae = AE(ae_title="DEST")
+    ae.add_supported_context(CT, [ExplicitVRLittleEndian])
+    received: list[str] = []
+
+    def on_store(event: Any) -> int:
+        received.append(str(event.dataset.SOPInstanceUID))
+        if len(received) == 2:
+            event.assoc.abort()
+        return 0
+
+    server = ae.start_server(
+        ("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)]
+    )
+    assert server is not None
+    try:
+        archive = await _archive(start_pacs, server.server_address[1])
+        final, responses = await asyncio.to_thread(
+            _move,
+            archive.pacs,
+            STUDY_ROOT_MOVE,
+            "DEST",
+            _identifier("STUDY", StudyInstanceUID=archive.study),
+        )
+    finally:
+        server.shutdown()
+
+    assert final in (WARNING, ALL_FAILED)
+    last = responses[-1]
+    assert last.NumberOfCompletedSuboperations + last.NumberOfFailedSuboperations == 4
+    assert last.NumberOfFailedSuboperations >= 2
+    assert await asyncio.to_thread(scu.echo, archive.pacs) == SUCCESS
