@@ -121,6 +121,7 @@ class Association:
         self._command_buffer = bytearray()
         self._incoming: DimseMessage | None = None  # message whose data set is arriving
         self._release_rp = asyncio.Event()
+        self._outstanding = 0  # requests received and not yet answered
         self.release_requested = False
         self.closed = False
         self.aborted = False
@@ -152,7 +153,10 @@ class Association:
     # -- reading ---------------------------------------------------------------
 
     async def _read_exactly(self, size: int) -> bytes:
-        async with asyncio.timeout(self.timeouts.network):
+        # A peer waiting for our answers (a long C-MOVE, a big C-FIND) is silent, not
+        # gone: the idle timer runs only while nothing is being served or awaited.
+        busy = self._outstanding > 0 or bool(self._waiting)
+        async with asyncio.timeout(None if busy else self.timeouts.network):
             return await self._reader.readexactly(size)
 
     async def _read_loop(self) -> None:
@@ -244,6 +248,7 @@ class Association:
             else:
                 waiting.put_nowait(message)
         else:
+            self._outstanding += 1
             await self._requests.put(message)
 
     def _end(self) -> None:
@@ -419,6 +424,7 @@ class Association:
             if not message.answered and not self.closed:
                 await self.respond(message, status.PROCESSING_FAILURE, "internal error, see log")
         finally:
+            self._outstanding -= 1
             await message.discard()
 
     # -- ending ------------------------------------------------------------------
