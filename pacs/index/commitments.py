@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pacs.index.models import CommitmentRequest
-from pacs.index.repository import _index_errors
+from pacs.index.unavailable import index_errors
 
 PENDING, REPORTED, UNDELIVERABLE = "pending", "reported", "undeliverable"
 
@@ -70,7 +70,7 @@ class CommitmentLedger:
             deadline=deadline,
             created_at=now,
         )
-        with _index_errors():
+        with index_errors():
             try:
                 async with self._sessionmaker.begin() as session:
                     session.add(row)
@@ -85,7 +85,7 @@ class CommitmentLedger:
             .where(CommitmentRequest.state == PENDING)
             .order_by(CommitmentRequest.next_attempt_at)
         )
-        with _index_errors():
+        with index_errors():
             async with self._sessionmaker() as session:
                 rows = (await session.execute(statement)).scalars().all()
         return [t for t in map(_transaction, rows) if t.next_attempt_at <= now]
@@ -95,7 +95,7 @@ class CommitmentLedger:
         statement = select(CommitmentRequest.next_attempt_at).where(
             CommitmentRequest.state == PENDING
         )
-        with _index_errors():
+        with index_errors():
             async with self._sessionmaker() as session:
                 moments = (await session.execute(statement)).scalars().all()
         return min(map(_aware, moments), default=None)
@@ -106,7 +106,7 @@ class CommitmentLedger:
             .where(CommitmentRequest.transaction_uid == transaction_uid)
             .values(**values)
         )
-        with _index_errors():
+        with index_errors():
             async with self._sessionmaker.begin() as session:
                 await session.execute(statement)
 
@@ -127,6 +127,6 @@ class CommitmentLedger:
         statement = select(CommitmentRequest.state).where(
             CommitmentRequest.transaction_uid == transaction_uid
         )
-        with _index_errors():
+        with index_errors():
             async with self._sessionmaker() as session:
                 return (await session.execute(statement)).scalar_one_or_none()

@@ -45,7 +45,7 @@ from pacs.dicom.matching import (
     matches,
 )
 from pacs.index.models import Instance, Patient, Series, Study
-from pacs.index.repository import _index_errors
+from pacs.index.unavailable import index_errors
 
 __all__ = ["COLUMNS", "Finder", "clause_for", "to_glob_pattern", "to_like_pattern"]
 
@@ -426,7 +426,7 @@ class Finder:
             after = int(rows[-1][0])
 
     async def _fetch(self, statement: Select[Any]) -> Sequence[Row[Any]]:
-        with _index_errors():
+        with index_errors():
             async with self._sessionmaker() as session:
                 rows: Sequence[Row[Any]] = (await session.execute(statement)).all()
         return rows

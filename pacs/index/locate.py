@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pacs.dicom.selection import Selection
 from pacs.index.models import Instance, Patient, Series, Study
-from pacs.index.repository import _index_errors
+from pacs.index.unavailable import index_errors
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +62,7 @@ class Locator:
             .group_by(Instance.sop_class_uid, Instance.transfer_syntax_uid),
             selection,
         )
-        with _index_errors():
+        with index_errors():
             async with self._sessionmaker() as session:
                 rows = (await session.execute(statement)).all()
         return sum(int(row[2]) for row in rows), {(str(row[0]), str(row[1])) for row in rows}
@@ -89,7 +89,7 @@ class Locator:
                 .order_by(Instance.id)
                 .limit(page_size)
             )
-            with _index_errors():
+            with index_errors():
                 async with self._sessionmaker() as session:
                     rows = (await session.execute(statement)).all()
             if rows:

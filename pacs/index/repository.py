@@ -3,8 +3,7 @@
 import asyncio
 import logging
 import random
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
@@ -13,14 +12,14 @@ from typing import Self
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from pacs.errors import StoreUnavailable
 from pacs.index.engine import create_sessionmaker, create_sqlite_write_engine
 from pacs.index.models import Instance, Series, Study
 from pacs.index.records import AddKind, AddOutcome, DuplicatePolicy, InstanceRecord, InstanceRow
 from pacs.index.transactions import SessionTransactions, SqliteWriterThread, WriteTransactions
+from pacs.index.unavailable import index_errors as _index_errors
+from pacs.index.unavailable import reason as _reason
 from pacs.index.upsert import add_batch, lock_order
 
 log = logging.getLogger(__name__)
@@ -31,20 +30,6 @@ log = logging.getLogger(__name__)
 _TRANSIENT_SQLSTATES = frozenset({"40001", "40P01"})
 _ATTEMPTS = 5
 _RETRY_PAUSE_S = 0.05
-
-
-@contextmanager
-def _index_errors() -> Iterator[None]:
-    """Turn "the database cannot do it now" into StoreUnavailable."""
-    try:
-        yield
-    except (DBAPIError, PoolTimeout, OSError) as exc:
-        raise StoreUnavailable(f"index database unavailable: {_reason(exc)}") from exc
-
-
-def _reason(exc: BaseException) -> str:
-    orig = getattr(exc, "orig", None)
-    return str(orig if orig is not None else exc).strip().splitlines()[0]
 
 
 def _sqlstate(exc: DBAPIError) -> str:
