@@ -91,7 +91,8 @@ def _grow(
     for name, server in servers.items():
         expected = (written.instances, written.bytes, held)
         inputs = [[folder] for folder in written.directories]
-        outcome = load(name, server, inputs, expected=expected, logdir=data, timeout=timeout)
+        logdir = data / f"logs-{name}"
+        outcome = load(name, server, inputs, expected=expected, logdir=logdir, timeout=timeout)
         _say(f"load {name}: {outcome.error or f'{outcome.instances_per_second:,.0f} inst/s'}")
         loads.append(outcome)
     return loads, held
@@ -149,7 +150,8 @@ def _header(args: argparse.Namespace, repeats: int) -> list[str]:
         f"C-FIND (Study Root) latency, {args.runs} run(s), each query about {repeats} times a run "
         "with varied values (ModalitiesInStudy a fifth as often); figures are medians over "
         "runs of each run's p50/p95, in ms, one kept-open association per target "
-        "(pynetdicom SCU in the benchmark process); ratio < 1: faster than orthanc.",
+        "(a blocking client on pynetdicom's codecs, in the benchmark process; the clock runs "
+        "from sending the C-FIND-RQ to the final response); ratio < 1: faster than orthanc.",
         f"Population: {INSTANCES_PER_STUDY} small instances (8x8 pixels) per study, loaded "
         f"with {ASSOCIATIONS} parallel DCMTK storescu; load timed once per size.",
     ]

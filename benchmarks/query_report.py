@@ -175,7 +175,7 @@ def markdown(
         if echoes:
             lines.append(
                 f"C-ECHO round trip on the same association, {target}: p50 "
-                f"{statistics.median(echoes):.2f} ms (the client's floor)."
+                f"{statistics.median(echoes):.2f} ms (the per-message floor, client and server)."
             )
     lines += [
         f"Run FAILED: {r.population} {r.target} run {r.run}: {_oneline(r.error)}"

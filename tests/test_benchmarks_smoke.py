@@ -97,7 +97,7 @@ def _run_benchmark(module: str, tmp_path: Path, *extra: str) -> tuple[dict[str, 
     argv = [sys.executable, "-m", f"benchmarks.{module}", "--scale", "tiny", "--runs", "1"]
     argv += ["--targets", "pacs", "--json", str(json_out), "--markdown", str(markdown_out)]
     result = subprocess.run(
-        [*argv, *extra], cwd=ROOT, capture_output=True, text=True, timeout=90, check=False
+        [*argv, *extra], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     return json.loads(json_out.read_text()), markdown_out.read_text()
@@ -124,7 +124,7 @@ def test_tiny_retrieve_reports_positive_rates_for_move_and_get(tmp_path: Path) -
 
 @pytest.mark.dcmtk
 @pytest.mark.skipif(dcmtk.find("storescu") is None, reason="DCMTK storescu is not installed")
-def test_tiny_query_reports_latencies_and_right_answers(tmp_path: Path) -> None:
+def test_tiny_query_reports_a_latency_for_every_query_at_both_sizes(tmp_path: Path) -> None:
     report, table = _run_benchmark("query", tmp_path)
 
     assert "| population | query | target | p50 ms | p95 ms |" in table
