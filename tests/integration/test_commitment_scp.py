@@ -83,8 +83,10 @@ def request_commitment(
     assert assoc.is_established
     try:
         status, _ = assoc.send_n_action(info, action_type, COMMITMENT, COMMITMENT_INSTANCE)
-        if wait:
-            reports.arrived.wait(wait)
+        if wait and reports.arrived.wait(wait):
+            # The handler ran; pynetdicom's own thread still has to send the
+            # N-EVENT-REPORT-RSP, which it cannot do once release has begun.
+            threading.Event().wait(0.5)
         return status
     finally:
         assoc.release()
