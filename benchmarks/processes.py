@@ -5,10 +5,12 @@ mid-change (or broken) as a black box, exactly as it measures Orthanc.
 """
 
 import contextlib
+import ctypes
 import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -16,6 +18,7 @@ from pathlib import Path
 # DCMTK reads TCP_NODELAY from the environment; Orthanc links DCMTK's network layer.
 DCMTK_ENV = {**os.environ, "TCP_NODELAY": "1"}
 _POLL_SECONDS = 0.1
+_PR_SET_PDEATHSIG = 1
 
 
 class ServerFailed(RuntimeError):
@@ -48,13 +51,26 @@ def wait_for_port(process: subprocess.Popen[bytes], port: int, log: Path, timeou
     raise ServerFailed(f"port {port} not open after {timeout:.0f} s:\n{log_tail(log)}")
 
 
+def _die_with_harness() -> None:
+    """Run in the child before exec: SIGTERM it when the harness dies, even of SIGKILL
+    (a test's timeout), so no server outlives its benchmark (Linux PR_SET_PDEATHSIG)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def launch(
     argv: list[str], log: Path, env: dict[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
     """Start a server with its output in `log`, in a session of its own."""
     with log.open("wb") as out:
         return subprocess.Popen(
-            argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            # Servers start before any PeakMemory thread, and the hook only calls prctl.
+            preexec_fn=_die_with_harness if sys.platform == "linux" else None,  # noqa: PLW1509
         )
 
 
