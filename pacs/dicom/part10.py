@@ -1,30 +1,43 @@
 """The Part 10 wrapping of a received data set: preamble, "DICM" and File Meta Information."""
 
-from pydicom.dataset import FileMetaDataset
-from pydicom.filebase import DicomBytesIO
-from pydicom.filewriter import write_file_meta_info
-from pydicom.uid import UID
+import struct
 
 from pacs.dicom.identity import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+
+
+def _element(element: int, vr: bytes, value: bytes) -> bytes:
+    """One explicit VR little endian element of group 0002."""
+    if vr == b"OB":  # 4-byte length after two reserved bytes (PS3.5 7.1.2)
+        return struct.pack("<HH2sxxI", 0x0002, element, vr, len(value)) + value
+    return struct.pack("<HH2sH", 0x0002, element, vr, len(value)) + value
+
+
+def _padded(text: str, pad: bytes) -> bytes:
+    raw = text.encode("latin-1", errors="replace")
+    return raw + pad if len(raw) % 2 else raw
 
 
 def file_meta_bytes(
     sop_class_uid: str, sop_instance_uid: str, transfer_syntax_uid: str, source_ae_title: str
 ) -> bytes:
-    """Preamble, prefix and File Meta Information naming the negotiated transfer syntax."""
-    meta = FileMetaDataset()
-    meta.FileMetaInformationVersion = b"\x00\x01"
-    meta.MediaStorageSOPClassUID = UID(sop_class_uid)
-    meta.MediaStorageSOPInstanceUID = UID(sop_instance_uid)
-    meta.TransferSyntaxUID = UID(transfer_syntax_uid)
-    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
-    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+    """Preamble, prefix and File Meta Information naming the negotiated transfer syntax.
+
+    Encoded by hand, not through pydicom's writer: this runs once per received
+    instance and the group is seven fixed elements (what pydicom writes, byte for byte).
+    """
+    elements = [
+        _element(0x0001, b"OB", b"\x00\x01"),
+        _element(0x0002, b"UI", _padded(sop_class_uid, b"\x00")),
+        _element(0x0003, b"UI", _padded(sop_instance_uid, b"\x00")),
+        _element(0x0010, b"UI", _padded(transfer_syntax_uid, b"\x00")),
+        _element(0x0012, b"UI", _padded(IMPLEMENTATION_CLASS_UID, b"\x00")),
+        _element(0x0013, b"SH", _padded(IMPLEMENTATION_VERSION_NAME, b" ")),
+    ]
     if source_ae_title:
-        meta.SourceApplicationEntityTitle = source_ae_title
-    buffer = DicomBytesIO()
-    buffer.write(b"\x00" * 128 + b"DICM")
-    write_file_meta_info(buffer, meta, enforce_standard=True)
-    return buffer.getvalue()
+        elements.append(_element(0x0016, b"AE", _padded(source_ae_title, b" ")))
+    body = b"".join(elements)
+    group_length = _element(0x0000, b"UL", struct.pack("<I", len(body)))
+    return b"\x00" * 128 + b"DICM" + group_length + body
 
 
 def data_set_offset(head: bytes) -> int:

@@ -1,0 +1,55 @@
+"""The File Meta Information pacs writes in front of every received data set (PS3.10 7.1)."""
+
+import pytest
+from pydicom import dcmread
+from pydicom.dataset import FileMetaDataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_file_meta_info
+from pydicom.uid import UID
+
+from pacs.dicom.identity import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+from pacs.dicom.part10 import data_set_offset, file_meta_bytes
+
+CT = "1.2.840.10008.5.1.4.1.1.2"
+
+
+def _pydicom_meta(sop_class: str, sop_instance: str, syntax: str, source: str) -> bytes:
+    meta = FileMetaDataset()
+    meta.FileMetaInformationVersion = b"\x00\x01"
+    meta.MediaStorageSOPClassUID = UID(sop_class)
+    meta.MediaStorageSOPInstanceUID = UID(sop_instance)
+    meta.TransferSyntaxUID = UID(syntax)
+    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+    if source:
+        meta.SourceApplicationEntityTitle = source
+    buffer = DicomBytesIO()
+    buffer.write(b"\x00" * 128 + b"DICM")
+    write_file_meta_info(buffer, meta, enforce_standard=True)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("sop_instance", "syntax", "source"),
+    [
+        ("1.2.3.4", "1.2.840.10008.1.2.1", "STORESCU"),  # even lengths
+        ("1.2.3.45", "1.2.840.10008.1.2", "CT1"),  # odd lengths: padded
+        ("1.2.3.4.5.6.7.8.9", "1.2.840.10008.1.2.4.50", ""),  # no source AE title
+    ],
+)
+def test_file_meta_is_what_pydicom_writes(sop_instance: str, syntax: str, source: str) -> None:
+    ours = file_meta_bytes(CT, sop_instance, syntax, source)
+
+    assert ours == _pydicom_meta(CT, sop_instance, syntax, source)
+
+
+def test_file_meta_reads_back_and_locates_the_data_set() -> None:
+    meta = file_meta_bytes(CT, "1.2.3.45", "1.2.840.10008.1.2.1", "CT1")
+    data_set = b"\x08\x00\x16\x00UI\x1a\x00" + CT.encode() + b"\x00"
+
+    ds = dcmread(DicomBytesIO(meta + data_set))
+
+    assert data_set_offset(meta) == len(meta)
+    assert ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+    assert ds.file_meta.SourceApplicationEntityTitle == "CT1"
+    assert ds.SOPClassUID == CT
