@@ -20,13 +20,13 @@ from pydicom.dataset import Dataset
 
 from pacs.errors import ProtocolError
 from pacs.net import status
+from pacs.net.command_set import encode_command
 from pacs.net.dimse import (
     DATA_SET_PRESENT,
     NO_DATA_SET,
     Command,
     DimseMessage,
     decode_command,
-    encode_command,
     is_response,
     make_response,
 )
@@ -273,14 +273,17 @@ class Association:
         view = memoryview(data)
         step = self.max_pdv_data
         offset = 0
+        # One write for all the PDUs of the chunk: a write per PDU header and per
+        # piece meant two send() calls per PDU, and peers often accept 16 KiB PDUs.
+        parts: list[bytes | memoryview] = []
         while True:
             piece = view[offset : offset + step]
             offset += len(piece)
             final = offset >= len(view)
             flags = control | (0x02 if final and last else 0x00)
-            self._writer.write(pdata_header(context_id, flags, len(piece)))
-            self._writer.write(piece)
+            parts += (pdata_header(context_id, flags, len(piece)), piece)
             if final:
+                self._writer.writelines(parts)
                 return
 
     async def _drain(self) -> None:

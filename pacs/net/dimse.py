@@ -9,7 +9,7 @@ from io import BytesIO
 from typing import Any
 
 from pydicom.dataset import Dataset
-from pynetdicom.dsutils import decode, encode
+from pynetdicom.dsutils import decode
 
 from pacs.errors import ProtocolError
 
@@ -46,19 +46,6 @@ class Command(IntEnum):
 
 def is_response(command_field: int) -> bool:
     return bool(command_field & 0x8000)
-
-
-def encode_command(command: Dataset) -> bytes:
-    """Encode a command set (always Implicit VR Little Endian) with its group length."""
-    if "CommandGroupLength" in command:
-        del command.CommandGroupLength
-    body = encode(command, True, True)
-    if body is None:
-        raise ProtocolError("command set could not be encoded")
-    command.CommandGroupLength = len(body)
-    encoded = encode(command, True, True)
-    assert encoded is not None
-    return bytes(encoded)
 
 
 def decode_command(data: bytes) -> Dataset:

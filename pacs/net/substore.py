@@ -5,6 +5,7 @@ opened to the destination, for C-GET it is the requester's own association.
 """
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 STORE_WARNINGS = frozenset({0xB000, 0xB006, 0xB007})
 # PS3.8 allows 128 presentation contexts in one A-ASSOCIATE-RQ.
 MAX_CONTEXTS = 128
+PENDING_INTERVAL = 0.1  # seconds between Pending responses of one retrieve
 
 
 @dataclass
@@ -149,10 +151,19 @@ async def send_all(
 def report_pending(
     assoc: Association, request: DimseMessage
 ) -> Callable[[Counts], Awaitable[None]]:
-    """A Pending response after each sub-operation but the last (the final one follows)."""
+    """Pending responses with the counts so far, at most one per PENDING_INTERVAL (the final
+    response follows the last sub-operation).
+
+    Pending responses are optional (PS3.4 C.4.2.1.4, C.4.3.1.4): one per instance cost
+    as much as the instance it reported on, while a progress display needs a few a second.
+    """
+    last_sent = -PENDING_INTERVAL
 
     async def progress(counts: Counts) -> None:
-        if counts.remaining:
+        nonlocal last_sent
+        now = time.monotonic()
+        if counts.remaining and now - last_sent >= PENDING_INTERVAL:
+            last_sent = now
             await assoc.respond(request, status.PENDING, elements=counts.pending_elements())
 
     return progress

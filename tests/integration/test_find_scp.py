@@ -7,8 +7,9 @@ import pytest
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
+from pacs.net.command_set import encode_command
 from pacs.net.contexts import proposal
-from pacs.net.dimse import Command, decode_command, encode_command
+from pacs.net.dimse import Command, decode_command
 from pacs.net.find_scp import encode_identifier
 from pacs.net.handshake import number_contexts
 from pacs.net.negotiation import build_request

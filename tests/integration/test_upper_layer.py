@@ -9,8 +9,9 @@ import struct
 from pydicom.dataset import Dataset
 from pydicom.uid import ImplicitVRLittleEndian
 
+from pacs.net.command_set import encode_command
 from pacs.net.contexts import VERIFICATION, proposal
-from pacs.net.dimse import Command, decode_command, encode_command
+from pacs.net.dimse import Command, decode_command
 from pacs.net.handshake import number_contexts
 from pacs.net.negotiation import build_request
 from pacs.net.pdu import pdata_header

@@ -1,0 +1,80 @@
+"""Command sets pacs encodes by hand are the bytes pydicom writes (PS3.7 E.1)."""
+
+from io import BytesIO
+
+from pydicom.dataset import Dataset
+from pydicom.tag import Tag
+from pynetdicom.dsutils import decode, encode
+
+from pacs.net.command_set import encode_command
+
+CT = "1.2.840.10008.5.1.4.1.1.2"
+
+
+def _pydicom(command: Dataset) -> bytes:
+    if "CommandGroupLength" in command:
+        del command.CommandGroupLength
+    body = encode(command, True, True)
+    assert body is not None
+    command.CommandGroupLength = len(body)
+    encoded = encode(command, True, True)
+    assert encoded is not None
+    return bytes(encoded)
+
+
+def _store_rq() -> Dataset:
+    ds = Dataset()
+    ds.AffectedSOPClassUID = CT
+    ds.CommandField = 0x0001
+    ds.MessageID = 7
+    ds.Priority = 0
+    ds.CommandDataSetType = 0x0000
+    ds.AffectedSOPInstanceUID = "1.2.3.45"  # odd length: padded with NUL
+    ds.MoveOriginatorApplicationEntityTitle = "WORKSTATION"  # odd: padded with a space
+    ds.MoveOriginatorMessageID = 3
+    return ds
+
+
+def _move_pending() -> Dataset:
+    ds = Dataset()
+    ds.AffectedSOPClassUID = "1.2.840.10008.5.1.4.1.2.2.2"
+    ds.CommandField = 0x8021
+    ds.MessageIDBeingRespondedTo = 1
+    ds.CommandDataSetType = 0x0101
+    ds.Status = 0xFF00
+    ds.NumberOfRemainingSuboperations = 250
+    ds.NumberOfCompletedSuboperations = 6
+    ds.NumberOfFailedSuboperations = 0
+    ds.NumberOfWarningSuboperations = 0
+    return ds
+
+
+def _failure() -> Dataset:
+    ds = Dataset()
+    ds.AffectedSOPClassUID = CT
+    ds.CommandField = 0x8001
+    ds.MessageIDBeingRespondedTo = 2
+    ds.CommandDataSetType = 0x0101
+    ds.Status = 0xA900
+    ds.OffendingElement = [Tag(0x0008, 0x0016), Tag(0x0008, 0x0018)]
+    ds.ErrorComment = "SOP Class UID 1.2 in the data set is not the 1.2.3 requested"
+    ds.AffectedSOPInstanceUID = ""
+    return ds
+
+
+def test_command_sets_match_pydicom_and_decode_back() -> None:
+    for make in (_store_rq, _move_pending, _failure):
+        ours = encode_command(make())
+
+        assert ours == _pydicom(make())
+        decoded = decode(BytesIO(ours), True, True)
+        assert decoded.CommandGroupLength == len(ours) - 12
+        assert decoded.CommandField == make().CommandField
+
+
+def test_the_command_keeps_its_group_length() -> None:
+    command = _move_pending()
+    encoded = encode_command(command)
+
+    assert command.CommandGroupLength == len(encoded) - 12
+    assert encode_command(command) == encoded  # re-encoding replaces the old length
