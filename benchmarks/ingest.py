@@ -1,11 +1,13 @@
 """Ingest benchmark: instances/s and MB/s that storage SCPs sustain from DCMTK storescu.
 
-Each workload (small images or 512x512 CT, over 1 or 4 parallel associations)
+Each workload (small images or 512x512 CT, over 1, 4 or 8 parallel associations)
 is sent to each target in turn, every run to a freshly started, empty server;
 wall time runs from the first storescu's start to the last one's exit. A run
 counts only if every storescu exits 0 and the server holds every instance.
-Temporary stores go under $TMPDIR. Usage:
-python -m benchmarks.ingest [--scale tiny|small|full] [--targets pacs,orthanc,storescp,pynetdicom]
+pacs-pg runs when a PostgreSQL server answers at PACS_TEST_POSTGRES_URL.
+Temporary stores go under $TMPDIR. Usage (`python -m benchmarks` runs every benchmark):
+python -m benchmarks.ingest [--scale tiny|small|full]
+                            [--targets pacs,pacs-pg,orthanc,storescp,pynetdicom]
                             [--runs 3] [--json OUT] [--markdown OUT]
 """
 
@@ -27,13 +29,13 @@ SCALES: dict[str, dict[Kind, int]] = {
     "small": {Kind.SMALL: 200, Kind.CT: 64},
     "full": {Kind.SMALL: 1000, Kind.CT: 256},
 }
-ASSOCIATIONS = (1, 4)
+ASSOCIATIONS = (1, 4, 8)
 # A CT series of 64 slices per study; a few dozen captures per study for the small images.
 PER_STUDY = {Kind.SMALL: 50, Kind.CT: 64}
 
 
 def workloads(scale: str) -> list[Workload]:
-    """Small images first, then CT; each over one association, then over four."""
+    """Small images first, then CT; each over one association, then four, then eight."""
     counts = SCALES[scale]
     return [Workload(kind, counts[kind], n) for kind in counts for n in ASSOCIATIONS]
 

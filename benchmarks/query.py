@@ -7,7 +7,8 @@ into every target with parallel DCMTK storescu, timed; then the query mix
 query repeated with varied values. Then more studies are loaded, up to the
 larger size, and the mix runs again. Each figure is the median over runs of
 that run's p50/p95; targets are interleaved within each run, and every answer
-is checked against the population. Temporary stores go under $TMPDIR. Usage:
+is checked against the population. Temporary stores go under $TMPDIR.
+Usage (`python -m benchmarks` runs every benchmark):
 python -m benchmarks.query [--scale tiny|small|full] [--targets pacs,orthanc,pacs-pg]
                            [--runs 3] [--repeats N] [--json OUT] [--markdown OUT]
 """
@@ -30,7 +31,7 @@ from benchmarks.qr_targets import QR_TARGETS, QRTarget, choose
 from benchmarks.query_mix import Case, Observation, check, make_cases
 from benchmarks.query_report import MixRun, document, markdown
 from benchmarks.report import environment
-from benchmarks.targets import TARGETS, Server, shutdown
+from benchmarks.targets import Server, shutdown
 
 # Studies at each size, smallest first; every study holds INSTANCES_PER_STUDY instances.
 SCALES = {"tiny": (10, 30), "small": (200, 1_000), "full": (1_000, 10_000)}
@@ -185,10 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.markdown:
         args.markdown.write_text(table)
     if args.json:
-        env = environment(
-            [t.name for t in targets if t.name in TARGETS], Path(tempfile.gettempdir())
-        )
-        env["versions"] |= {t.name: t.version() for t in targets}
+        env = environment([t.name for t in targets], Path(tempfile.gettempdir()))
         context = {"scale": args.scale, "runs_per_figure": args.runs, "repeats": repeats}
         context |= {"environment": env, "populations": populations, "skipped": skipped}
         args.json.write_text(json.dumps(document(runs, loads, **context), indent=2) + "\n")

@@ -7,7 +7,7 @@ and gets it with getscu, checking that every instance arrived. Targets are
 interleaved within each run; each figure is the median over runs, with the
 server's peak RSS during the retrieval. At --scale full, a 2,000-instance
 study of small images shows whether server memory stays flat as a study grows.
-Temporary stores go under $TMPDIR. Usage:
+Temporary stores go under $TMPDIR. Usage (`python -m benchmarks` runs every benchmark):
 python -m benchmarks.retrieve [--scale tiny|small|full] [--targets pacs,orthanc]
                               [--runs 3] [--json OUT] [--markdown OUT]
 """
@@ -39,7 +39,6 @@ from benchmarks.retrieve_runs import (
 )
 from benchmarks.runs import KIND_LABELS, RunResult, split
 from benchmarks.targets import (
-    TARGETS,
     Destination,
     Server,
     command_version,
@@ -187,8 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.markdown.write_text(table)
     if args.json:
         workdir = Path(tempfile.gettempdir())
-        env = environment([t.name for t in targets if t.name in TARGETS], workdir)
-        env["versions"] |= {t.name: t.version() for t in targets}
+        env = environment([t.name for t in targets], workdir)
         env["versions"] |= {
             tool: command_version([dcmtk.tool(tool), "--version"]) for tool in TOOLS
         }

@@ -1,16 +1,21 @@
-"""The storage SCPs an ingest benchmark compares: how to start each empty, and what it stored."""
+"""The storage SCPs an ingest benchmark compares: how to start each empty, and what it stored.
+
+pacs-pg is pacs on a PostgreSQL database of its own (benchmarks.postgres), created at start
+and dropped at stop; the other pacs target runs on SQLite.
+"""
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from benchmarks import dcmtk
+from benchmarks import dcmtk, postgres
 from benchmarks.processes import DCMTK_ENV, free_port, launch, stop, wait_for_port
 
 START_TIMEOUT = 60.0
@@ -114,6 +119,29 @@ def start_pacs(
     return Server(process, port, "PACS", _count_files("??/??/*", workdir / "store"), log)
 
 
+def start_pacs_postgres(workdir: Path, destinations: Sequence[Destination] = ()) -> Server:
+    """pacs on a database of its own, created empty in the PostgreSQL server; dropped at stop."""
+    name = postgres.create_database()
+    env = {**os.environ, "PACS_DATABASE_URL": postgres.database_url(name)}
+
+    def drop() -> None:
+        postgres.drop_database(name)
+
+    try:
+        server = start_pacs(workdir, destinations, env=env)
+    except BaseException:
+        drop()
+        raise
+    return replace(server, cleanup=drop)
+
+
+def _pacs_postgres_version() -> str:
+    try:
+        return f"pacs {package_version('pacs')}, PostgreSQL {postgres.server_version()}"
+    except Exception as exc:  # unreachable server: the version is unknown, not fatal
+        return f"PostgreSQL unavailable ({exc})"
+
+
 def _orthanc_config(
     workdir: Path, dicom_port: int, http_port: int, destinations: Sequence[Destination]
 ) -> Path:
@@ -185,6 +213,7 @@ def start_pynetdicom(workdir: Path) -> Server:
 
 TARGETS = {
     "pacs": Target("pacs", _need_module("pacs"), start_pacs, lambda: package_version("pacs")),
+    "pacs-pg": Target("pacs-pg", postgres.unavailable, start_pacs_postgres, _pacs_postgres_version),
     "orthanc": Target(
         "orthanc",
         _need_binary("Orthanc"),

@@ -1,7 +1,8 @@
-"""The benchmark harness keeps working: its dataset generators, and ingest, retrieve and query
-runs at tiny scale."""
+"""The benchmark harness keeps working: its dataset generators, an ingest run, and the one
+command that runs ingest, query and retrieve, all at tiny scale."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -69,50 +70,84 @@ def _study_response(population: list[Study], uid: str) -> Dataset:
 
 
 @pytest.mark.dcmtk
+@pytest.mark.postgres
+@pytest.mark.timeout(330)
 @pytest.mark.skipif(dcmtk.find("storescu") is None, reason="DCMTK storescu is not installed")
-def test_tiny_ingest_reports_a_positive_rate_for_every_target(tmp_path: Path) -> None:
-    targets = ["pacs", *(["storescp"] if dcmtk.find("storescp") else [])]
+def test_tiny_ingest_reports_a_rate_for_every_target_up_to_eight_associations(
+    tmp_path: Path,
+) -> None:
+    # pacs on SQLite runs in the whole-suite test below.
+    targets = ["pacs-pg", *(["storescp"] if dcmtk.find("storescp") else [])]
     json_out, markdown_out = tmp_path / "ingest.json", tmp_path / "ingest.md"
     argv = [sys.executable, "-m", "benchmarks.ingest", "--scale", "tiny", "--runs", "1"]
     argv += ["--targets", ",".join(targets), "--json", str(json_out)]
     argv += ["--markdown", str(markdown_out), "--timeout", "60"]
 
     result = subprocess.run(
-        argv, cwd=ROOT, capture_output=True, text=True, timeout=100, check=False
+        argv, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
     )
 
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     assert "| workload | target | inst/s | MB/s | peak RSS MB |" in markdown_out.read_text()
     report = json.loads(json_out.read_text())
+    assert report["skipped"] == {}
     rates = {(s["workload"], s["target"]): s["instances_per_second"] for s in report["summary"]}
-    assert len(rates) == 4 * len(targets)
+    assert {workload for workload, _ in rates} == {
+        f"{kind} x8, {associations}"
+        for kind in ("SC 64x64 8-bit", "CT 512x512 16-bit")
+        for associations in ("1 association", "4 associations", "8 associations")
+    }
     assert {target for _, target in rates} == set(targets)
+    assert len(rates) == 6 * len(targets)
     assert all(rate > 0 for rate in rates.values()), rates
     assert all(run["stored"] == run["instances"] == 8 for run in report["runs"])
 
 
-def _run_benchmark(module: str, tmp_path: Path, *extra: str) -> tuple[dict[str, Any], str]:
-    """Run `python -m benchmarks.<module>` at tiny scale, once, against pacs only."""
-    json_out, markdown_out = tmp_path / f"{module}.json", tmp_path / f"{module}.md"
-    argv = [sys.executable, "-m", f"benchmarks.{module}", "--scale", "tiny", "--runs", "1"]
-    argv += ["--targets", "pacs", "--json", str(json_out), "--markdown", str(markdown_out)]
-    result = subprocess.run(
-        [*argv, *extra], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
-    )
-    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
-    return json.loads(json_out.read_text()), markdown_out.read_text()
-
-
 @pytest.mark.dcmtk
+@pytest.mark.timeout(660)
 @pytest.mark.skipif(
     any(dcmtk.find(tool) is None for tool in ("storescu", "storescp", "movescu", "getscu")),
     reason="DCMTK storescu, storescp, movescu or getscu is not installed",
 )
-def test_tiny_retrieve_reports_positive_rates_for_move_and_get(tmp_path: Path) -> None:
-    report, table = _run_benchmark("retrieve", tmp_path)
+def test_one_command_runs_every_benchmark_and_summarises_them(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    argv = [sys.executable, "-m", "benchmarks", "--scale", "tiny", "--runs", "1"]
+    argv += ["--targets", "pacs", "--out", str(out)]
 
+    result = subprocess.run(
+        argv, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["exit_status"] == {"ingest": 0, "query": 0, "retrieve": 0}
+    _check_ingest(summary["ingest"])
+    _check_query(summary["query"])
+    _check_retrieve(summary["retrieve"])
+    table = (out / "summary.md").read_text()
+    assert [line for line in table.splitlines() if line.startswith("## ")] == [
+        "## Ingest",
+        "## Query",
+        "## Retrieve",
+    ]
+    assert f"Machine: {os.cpu_count()} cores" in table
+    assert "-m benchmarks --scale tiny --runs 1 --targets pacs --out" in table
+    assert "| SC 64x64 8-bit x8, 8 associations | pacs |" in table
+    assert "| population | query | target | p50 ms | p95 ms |" in table
     assert "| C-MOVE CT 512x512 16-bit x8, one study | pacs |" in table
+
+
+def _check_ingest(report: dict[str, Any]) -> None:
     rates = {s["workload"]: s["instances_per_second"] for s in report["summary"]}
+    assert {s["target"] for s in report["summary"]} == {"pacs"}
+    assert len(rates) == 6  # two kinds, over 1, 4 and 8 associations
+    assert all(rate > 0 for rate in rates.values()), rates
+    assert all(run["stored"] == run["instances"] == 8 for run in report["runs"])
+
+
+def _check_retrieve(report: dict[str, Any]) -> None:
+    rates = {s["workload"]: s["instances_per_second"] for s in report["summary"]}
+    assert {s["target"] for s in report["summary"]} == {"pacs"}
     assert set(rates) == {
         "C-MOVE CT 512x512 16-bit x8, one study",
         "C-GET CT 512x512 16-bit x8, one study",
@@ -122,15 +157,11 @@ def test_tiny_retrieve_reports_positive_rates_for_move_and_get(tmp_path: Path) -
     assert all(s["peak_rss_mb"] > 0 for s in report["summary"])
 
 
-@pytest.mark.dcmtk
-@pytest.mark.skipif(dcmtk.find("storescu") is None, reason="DCMTK storescu is not installed")
-def test_tiny_query_reports_a_latency_for_every_query_at_both_sizes(tmp_path: Path) -> None:
-    report, table = _run_benchmark("query", tmp_path)
-
-    assert "| population | query | target | p50 ms | p95 ms |" in table
+def _check_query(report: dict[str, Any]) -> None:
     assert [load["error"] for load in report["loads"]] == [None, None]
     assert report["loads"][-1]["held"] == 300
     latencies = report["latency"]
+    assert {cell["target"] for cell in latencies} == {"pacs"}
     assert {cell["query"] for cell in latencies} == {
         "PatientID exact",
         "PatientName prefix",
