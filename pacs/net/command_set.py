@@ -1,16 +1,19 @@
-"""Command sets encoded by hand (PS3.7 E.1): Implicit VR Little Endian, group 0000.
+"""Command sets by hand (PS3.7 E.1): Implicit VR Little Endian, group 0000.
 
 Every DIMSE message carries one, and a retrieve sends two per instance (the
 C-STORE-RQ and a Pending response): pydicom's general writer cost more than
 sending the instance's bytes. A command set uses a handful of VRs, so it is
-encoded here in one pass; anything unexpected falls back to pydicom.
+encoded here in one pass (anything unexpected falls back to pydicom), and
+decoded by splitting it into raw elements that pydicom converts on access.
 """
 
 import struct
 from collections.abc import Iterable
 from typing import Any
 
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.tag import BaseTag
 from pynetdicom.dsutils import encode
 
 from pacs.errors import ProtocolError
@@ -73,3 +76,28 @@ def _encode_with_pydicom(command: Dataset) -> bytes:
     encoded = encode(command, True, True)
     assert encoded is not None
     return bytes(encoded)
+
+
+def decode_command_set(data: bytes) -> Dataset:
+    """Split a received command set into its elements; raise ProtocolError when it is not one.
+
+    Values stay raw until read (pydicom converts them, with the VR from its dictionary).
+    """
+    elements: dict[BaseTag, DataElement | RawDataElement] = {}
+    offset, end = 0, len(data)
+    while offset < end:
+        if end - offset < _ELEMENT_HEADER.size:
+            raise ProtocolError("undecodable command set: truncated element header")
+        group, element, length = _ELEMENT_HEADER.unpack_from(data, offset)
+        offset += _ELEMENT_HEADER.size
+        if group != 0x0000 or length > end - offset:
+            raise ProtocolError(
+                f"undecodable command set: element ({group:04X},{element:04X}) of "
+                f"{length} bytes at offset {offset - _ELEMENT_HEADER.size}"
+            )
+        tag = BaseTag(element)
+        elements[tag] = RawDataElement(
+            tag, None, length, data[offset : offset + length], offset, True, True
+        )
+        offset += length
+    return Dataset(elements)

@@ -5,13 +5,12 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from enum import IntEnum
-from io import BytesIO
 from typing import Any
 
 from pydicom.dataset import Dataset
-from pynetdicom.dsutils import decode
 
 from pacs.errors import ProtocolError
+from pacs.net.command_set import decode_command_set
 
 NO_DATA_SET = 0x0101
 DATA_SET_PRESENT = 0x0001
@@ -50,8 +49,8 @@ def is_response(command_field: int) -> bool:
 
 def decode_command(data: bytes) -> Dataset:
     """Decode a received command set; raise ProtocolError when it is not one."""
+    command = decode_command_set(data)
     try:
-        command = decode(BytesIO(data), True, True)
         command_field = int(command.CommandField)
     except Exception as exc:
         raise ProtocolError(f"undecodable command set: {exc}") from exc

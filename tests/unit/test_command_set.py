@@ -2,11 +2,13 @@
 
 from io import BytesIO
 
+import pytest
 from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 from pynetdicom.dsutils import decode, encode
 
-from pacs.net.command_set import encode_command
+from pacs.errors import ProtocolError
+from pacs.net.command_set import decode_command_set, encode_command
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
 
@@ -78,3 +80,27 @@ def test_the_command_keeps_its_group_length() -> None:
 
     assert command.CommandGroupLength == len(encoded) - 12
     assert encode_command(command) == encoded  # re-encoding replaces the old length
+
+
+def test_decoding_gives_back_every_element() -> None:
+    for make in (_store_rq, _move_pending, _failure):
+        original = make()
+        decoded = decode_command_set(encode_command(make()))
+
+        assert [(e.tag, e.value) for e in decoded] == [
+            (e.tag, e.value) for e in _with_length(original)
+        ]
+
+
+def _with_length(command: Dataset) -> Dataset:
+    encode_command(command)  # sets CommandGroupLength
+    return command
+
+
+def test_a_truncated_or_foreign_command_set_is_a_protocol_error() -> None:
+    encoded = encode_command(_store_rq())
+    data_set_element = b"\x08\x00\x16\x00\x04\x00\x00\x001.2\x00"
+
+    for broken in (encoded[:-3], encoded[:5], encoded + data_set_element):
+        with pytest.raises(ProtocolError, match="undecodable command set"):
+            decode_command_set(broken)
