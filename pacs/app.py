@@ -71,7 +71,11 @@ class PacsApp:
         storage = settings.storage
         database = settings.database
         self.engine = create_engine(
-            database.url, database.pool_size, database.max_overflow, database.pool_timeout
+            database.url,
+            database.pool_size,
+            database.max_overflow,
+            database.pool_timeout,
+            database.connect_timeout,
         )
         sessions = create_sessionmaker(self.engine)
         self.index = Index.open(self.engine)

@@ -56,6 +56,7 @@ class DatabaseSettings:
     pool_size: int = 10
     max_overflow: int = 10
     pool_timeout: float = 30.0
+    connect_timeout: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +225,7 @@ _KEYS: Mapping[str, Mapping[str, _Parser]] = {
         "pool_size": _integer(1),
         "max_overflow": _integer(0),
         "pool_timeout": _seconds,
+        "connect_timeout": _seconds,
     },
     "storage": {
         "root": lambda value: Path(_text(value)).absolute(),

@@ -37,9 +37,17 @@ _SQLITE_PRAGMAS = (
 
 
 def create_engine(
-    url: str, pool_size: int = 10, max_overflow: int = 10, pool_timeout: float = 30.0
+    url: str,
+    pool_size: int = 10,
+    max_overflow: int = 10,
+    pool_timeout: float = 30.0,
+    connect_timeout: float = 10.0,
 ) -> AsyncEngine:
     """Create the index engine for a `sqlite+aiosqlite` or `postgresql+asyncpg` URL.
+
+    `connect_timeout` bounds opening a PostgreSQL connection: a server that
+    cannot be reached must fail a store before the peer's DIMSE timeout, not
+    after asyncpg's default of a minute.
 
     On PostgreSQL durability of a commit is the server's `synchronous_commit`
     setting (on by default); pacs does not change it.
@@ -51,7 +59,9 @@ def create_engine(
         return engine
     pool = {"pool_size": pool_size, "max_overflow": max_overflow, "pool_timeout": pool_timeout}
     # A server restart or failover must not cost the first write after it.
-    return _create_async_engine(url, pool_pre_ping=True, **pool)
+    return _create_async_engine(
+        url, pool_pre_ping=True, connect_args={"timeout": connect_timeout}, **pool
+    )
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

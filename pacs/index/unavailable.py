@@ -12,7 +12,10 @@ from pacs.errors import StoreUnavailable
 def reason(exc: BaseException) -> str:
     """The first line of what the driver said."""
     orig = getattr(exc, "orig", None)
-    return str(orig if orig is not None else exc).strip().splitlines()[0]
+    cause = orig if orig is not None else exc
+    lines = str(cause).strip().splitlines()
+    # A timeout says nothing of itself (str(TimeoutError()) is empty): name it.
+    return lines[0] if lines else type(cause).__name__
 
 
 @contextmanager

@@ -2,6 +2,7 @@
 
 import asyncio
 import hashlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
@@ -355,3 +356,27 @@ async def test_unreachable_database_is_store_unavailable() -> None:
             await Index(create_sessionmaker(engine)).add_instances([record("1.1.1")], "keep")
     finally:
         await engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_a_silent_database_server_fails_after_the_connect_timeout() -> None:
+    """A server that accepts TCP but never answers (a hung host) must not hang a store."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def accept_and_say_nothing(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    silent = await asyncio.start_server(accept_and_say_nothing, "127.0.0.1", 0)
+    port = silent.sockets[0].getsockname()[1]
+    engine = create_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{port}/x", connect_timeout=0.5)
+    started = time.monotonic()
+    try:
+        with pytest.raises(StoreUnavailable, match="index database unavailable: TimeoutError"):
+            await Index(create_sessionmaker(engine)).add_instances([record("1.1.1")], "keep")
+    finally:
+        await engine.dispose()
+        for writer in held:
+            writer.close()
+        silent.close()
+        await silent.wait_closed()
+    assert time.monotonic() - started < 5

@@ -302,7 +302,7 @@ def test_query_commitment_and_pool_keys_are_read(tmp_path: Path) -> None:
     path.write_text(
         "[query]\ncase_insensitive_pn = false\nmax_results = 500\n"
         '[commitment]\nverify = "exists"\nretry_interval = 1\nreport_deadline = 60\n'
-        "[database]\npool_size = 4\nmax_overflow = 0\npool_timeout = 2.5\n"
+        "[database]\npool_size = 4\nmax_overflow = 0\npool_timeout = 2.5\nconnect_timeout = 3\n"
     )
 
     settings = load_settings(path, environ={"PACS_DATABASE_URL": "postgresql+asyncpg://h/db"})
@@ -311,6 +311,7 @@ def test_query_commitment_and_pool_keys_are_read(tmp_path: Path) -> None:
     assert settings.commitment.verify == "exists"
     assert settings.commitment.retry_interval == 1.0
     assert (settings.database.pool_size, settings.database.max_overflow) == (4, 0)
+    assert (settings.database.pool_timeout, settings.database.connect_timeout) == (2.5, 3.0)
     assert settings.database.url == "postgresql+asyncpg://h/db"  # the pool keys survive it
 
 
