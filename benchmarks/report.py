@@ -16,6 +16,7 @@ from benchmarks.targets import TARGETS, command_version, package_version
 
 REFERENCE_TARGET = "orthanc"
 SUBJECT_TARGET = "pacs"
+SUBJECT_TARGETS = frozenset({"pacs", "pacs-pg"})  # pacs on each index engine
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +58,7 @@ def summarise(results: Iterable[RunResult]) -> list[Summary]:
 
 def ratio(summary: Summary, summaries: Sequence[Summary]) -> float | None:
     """pacs's instances/s over Orthanc's on one workload; None for other targets, failures."""
-    if summary.target != SUBJECT_TARGET or not summary.ok:
+    if summary.target not in SUBJECT_TARGETS or not summary.ok:
         return None
     reference = next(
         (s for s in summaries if s.workload == summary.workload and s.target == REFERENCE_TARGET),
@@ -69,7 +70,7 @@ def ratio(summary: Summary, summaries: Sequence[Summary]) -> float | None:
 
 
 def _ratio_cell(summary: Summary, summaries: Sequence[Summary]) -> str:
-    if summary.target != SUBJECT_TARGET:
+    if summary.target not in SUBJECT_TARGETS:
         return ""
     value = ratio(summary, summaries)
     return "n/a" if value is None else f"{value:.2f}x"
