@@ -7,7 +7,7 @@ otherwise it is converted by `pacs.codec`, or fails with the reason.
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -45,28 +45,52 @@ def _open_data_set(path: Path) -> BinaryIO:
     return stream
 
 
-def _open_and_read(path: Path) -> tuple[BinaryIO, bytes]:
-    stream = _open_data_set(path)
-    return stream, stream.read(CHUNK)
+class DataSetBytes:
+    """An instance's data set bytes on their way out: the first chunk is read on opening,
+    the rest on demand, so opening the next instance can overlap sending this one."""
+
+    def __init__(self, first: bytes, rest: BinaryIO | None = None) -> None:
+        self._first = first
+        self._rest = rest
+
+    @classmethod
+    def read_stored(cls, path: Path) -> "DataSetBytes":
+        """Open a stored file and read its first chunk; the file stays open only if there
+        is more. Blocking: callers run it in a worker thread."""
+        stream = _open_data_set(path)
+        try:
+            first = stream.read(CHUNK)
+        except BaseException:
+            stream.close()
+            raise
+        if len(first) < CHUNK:
+            stream.close()
+            return cls(first)
+        return cls(first, stream)
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The bytes in chunks of at most CHUNK; the file is closed at the end."""
+        try:
+            chunk, self._first = self._first, b""
+            while chunk:
+                yield chunk
+                rest = self._rest
+                chunk = await asyncio.to_thread(rest.read, CHUNK) if rest is not None else b""
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Release the file (when the bytes were not all sent)."""
+        if self._rest is not None:
+            self._rest.close()
+            self._rest = None
 
 
-async def _stream(path: Path) -> AsyncIterator[bytes]:
-    # Opening and the first read share one worker-thread hop: most instances fit in it.
-    stream, chunk = await asyncio.to_thread(_open_and_read, path)
-    try:
-        while chunk:
-            yield chunk
-            chunk = await asyncio.to_thread(stream.read, CHUNK) if len(chunk) == CHUNK else b""
-    finally:
-        stream.close()
-
-
-async def _one(data: bytes) -> AsyncIterator[bytes]:
-    yield data
+Opened = tuple[str, DataSetBytes]
 
 
 class RetrieveService:
-    """Plans retrieves and opens each instance for transfer, one at a time."""
+    """Plans retrieves and opens instances for transfer, one at a time with one read ahead."""
 
     def __init__(self, source: InstanceSource, store: BlobPaths) -> None:
         self._source = source
@@ -82,28 +106,90 @@ class RetrieveService:
             for instance in page:
                 yield instance
 
-    async def open(
-        self, instance: StoredInstance, accepted: Sequence[str]
-    ) -> tuple[str, AsyncIterator[bytes]]:
+    async def open(self, instance: StoredInstance, accepted: Sequence[str]) -> Opened:
         """Pick the syntax to send in (stored if accepted) and return it with the data set bytes.
 
         `accepted` lists the transfer syntaxes the receiver accepted for the
         instance's SOP Class. Raises TransferUnavailable with the reason.
         """
         path = self._store.path_of(instance.blob_sha256)
+        if instance.transfer_syntax_uid in accepted:
+            try:
+                data = await asyncio.to_thread(DataSetBytes.read_stored, path)
+            except FileNotFoundError:
+                raise TransferUnavailable(
+                    f"{instance.sop_instance_uid}: its file {path} is missing"
+                ) from None
+            except OSError as exc:
+                raise TransferUnavailable(
+                    f"{instance.sop_instance_uid}: its file {path} cannot be read: {exc}"
+                ) from exc
+            return instance.transfer_syntax_uid, data
         if not path.is_file():
             raise TransferUnavailable(f"{instance.sop_instance_uid}: its file {path} is missing")
-        if instance.transfer_syntax_uid in accepted:
-            return instance.transfer_syntax_uid, _stream(path)
         for target in accepted:
             if transcode.can_convert(instance.transfer_syntax_uid, target):
                 try:
-                    data = await asyncio.to_thread(transcode.convert_file, path, target)
+                    converted = await asyncio.to_thread(transcode.convert_file, path, target)
                 except transcode.ConversionUnavailable as exc:
                     raise TransferUnavailable(f"{instance.sop_instance_uid}: {exc}") from exc
-                return target, _one(data)
+                return target, DataSetBytes(converted)
         raise TransferUnavailable(
             f"{instance.sop_instance_uid}: stored as {instance.transfer_syntax_uid}, the receiver "
             f"accepted {', '.join(accepted) or 'nothing'} for {instance.sop_class_uid}, "
             "and no conversion between them exists"
         )
+
+    async def read_ahead(
+        self, selection: Selection, accepted: Callable[[str], Sequence[str]]
+    ) -> AsyncGenerator["Outgoing", None]:
+        """The instances to send, each being opened (see `open`) while the one before it is
+        sent: reading a file, or converting it, overlaps the receiver's work.
+
+        `accepted` gives the syntaxes the receiver took for a SOP Class. At most two
+        instances are open at a time; the caller sends or discards each it is given.
+        """
+        ahead: Outgoing | None = None
+        try:
+            async for instance in self.instances(selection):
+                opening = asyncio.create_task(
+                    self.open(instance, accepted(instance.sop_class_uid)),
+                    name=f"open {instance.sop_instance_uid}",
+                )
+                # The one being opened is `ahead` before the yield: if the caller stops
+                # there, the finally below releases it.
+                current, ahead = ahead, Outgoing(instance, opening)
+                if current is not None:
+                    yield current
+            if ahead is not None:
+                last, ahead = ahead, None
+                yield last
+        finally:
+            if ahead is not None:
+                ahead.discard()
+
+
+class Outgoing:
+    """One instance on its way out, being opened in the background."""
+
+    def __init__(self, instance: StoredInstance, opening: "asyncio.Task[Opened]") -> None:
+        self.instance = instance
+        self._opening = opening
+
+    async def open(self) -> Opened:
+        """The syntax it goes out in and its bytes; raises TransferUnavailable with the reason."""
+        try:
+            return await asyncio.shield(self._opening)
+        except asyncio.CancelledError:
+            self.discard()
+            raise
+
+    def discard(self) -> None:
+        """Release it unsent, now or once its worker thread (which cannot be interrupted) ends."""
+        self._opening.add_done_callback(_release)
+
+
+def _release(opening: "asyncio.Task[Opened]") -> None:
+    if opening.cancelled() or opening.exception() is not None:
+        return  # a failure would have been reported had the instance been sent
+    opening.result()[1].close()

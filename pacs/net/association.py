@@ -117,6 +117,7 @@ class Association:
         self._requests: asyncio.Queue[DimseMessage | None] = asyncio.Queue(REQUEST_QUEUE_DEPTH)
         self._waiting: dict[int, asyncio.Queue[DimseMessage | None]] = {}
         self._cancelled: set[int] = set()
+        self._context_ids: dict[tuple[str, str | None], int | None] = {}
         self._message_ids = itertools.count()
         self._command_buffer = bytearray()
         self._incoming: DimseMessage | None = None  # message whose data set is arriving
@@ -136,12 +137,18 @@ class Association:
 
     def context_for(self, abstract_syntax: str, transfer_syntax: str | None = None) -> int | None:
         """ID of an accepted context for the abstract (and, if given, transfer) syntax."""
-        for context_id, cx in self.agreement.accepted.items():
-            if cx.abstract_syntax == abstract_syntax and (
-                transfer_syntax is None or cx.transfer_syntax[0] == transfer_syntax
-            ):
-                return context_id
-        return None
+        key = (abstract_syntax, transfer_syntax)
+        if key not in self._context_ids:  # a retrieve asks once per instance, of ~100 contexts
+            self._context_ids[key] = next(
+                (
+                    context_id
+                    for context_id, cx in self.agreement.accepted.items()
+                    if cx.abstract_syntax == abstract_syntax
+                    and (transfer_syntax is None or cx.transfer_syntax[0] == transfer_syntax)
+                ),
+                None,
+            )
+        return self._context_ids[key]
 
     def next_message_id(self) -> int:
         return next(self._message_ids) % 0xFFFF + 1

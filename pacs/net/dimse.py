@@ -5,6 +5,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from enum import IntEnum
+from functools import cached_property
 from typing import Any
 
 from pydicom.dataset import Dataset
@@ -105,17 +106,17 @@ class DimseMessage:
     answered: bool = False  # a final response has been sent
     received_at: float = field(default_factory=time.monotonic)
 
-    @property
+    @cached_property  # read several times per message, and pydicom access is slow
     def command_field(self) -> int:
         return int(self.command.CommandField)
 
-    @property
+    @cached_property
     def message_id(self) -> int:
         if is_response(self.command_field):
             return int(self.command.MessageIDBeingRespondedTo)
         return int(self.command.MessageID)
 
-    @property
+    @cached_property
     def status(self) -> int:
         return int(self.command.get("Status", 0))
 

@@ -4,15 +4,18 @@ The same loop serves both: for C-MOVE the sender is the sub-association pacs
 opened to the destination, for C-GET it is the requester's own association.
 """
 
+import contextlib
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 from pydicom.dataset import Dataset
 from pynetdicom.presentation import PresentationContext
 
-from pacs.archive.retrieve import RetrieveService
+from pacs.archive.retrieve import Outgoing, RetrieveService
 from pacs.dicom.selection import Selection
 from pacs.errors import PacsError
 from pacs.index.locate import StoredInstance
@@ -100,18 +103,18 @@ def _store_command(instance: StoredInstance, originator: tuple[str, int] | None)
 
 
 async def _send_one(
-    sender: Association,
-    retrieve: RetrieveService,
-    instance: StoredInstance,
-    originator: tuple[str, int] | None,
+    sender: Association, outgoing: Outgoing, originator: tuple[str, int] | None
 ) -> int:
     """Send one instance; return the receiver's status. Raises PacsError when it cannot go."""
-    syntax, chunks = await retrieve.open(
-        instance, accepted_syntaxes(sender, instance.sop_class_uid)
-    )
-    context_id = sender.context_for(instance.sop_class_uid, syntax)
-    assert context_id is not None
-    response = await sender.request_final(context_id, _store_command(instance, originator), chunks)
+    instance = outgoing.instance
+    syntax, data = await outgoing.open()
+    try:
+        context_id = sender.context_for(instance.sop_class_uid, syntax)
+        assert context_id is not None
+        command = _store_command(instance, originator)
+        response = await sender.request_final(context_id, command, data.chunks())
+    finally:
+        data.close()
     return response.status
 
 
@@ -126,26 +129,34 @@ async def send_all(
     originator: tuple[str, int] | None = None,
 ) -> bool:
     """Send every instance of the selection; return True when stopped by a C-CANCEL."""
-    async for instance in retrieve.instances(selection):
-        if cancelled():
-            return True
-        try:
-            code = await _send_one(sender, retrieve, instance, originator)
-        except AssociationClosed:
-            raise
-        except PacsError as exc:
-            log.warning("sub-operation for %s failed: %s", instance.sop_instance_uid, exc)
-            code = status.PROCESSING_FAILURE
-        counts.remaining -= 1
-        if code == status.SUCCESS:
-            counts.completed += 1
-        elif code in STORE_WARNINGS:
-            counts.warning += 1
-        else:
-            counts.failed += 1
-            counts.failed_uids.append(instance.sop_instance_uid)
-        await progress(counts)
+    ahead = retrieve.read_ahead(selection, functools.cache(partial(accepted_syntaxes, sender)))
+    async with contextlib.aclosing(ahead):
+        async for outgoing in ahead:
+            if cancelled():
+                outgoing.discard()
+                return True
+            try:
+                code = await _send_one(sender, outgoing, originator)
+            except AssociationClosed:
+                raise
+            except PacsError as exc:
+                uid = outgoing.instance.sop_instance_uid
+                log.warning("sub-operation for %s failed: %s", uid, exc)
+                code = status.PROCESSING_FAILURE
+            _count(counts, code, outgoing.instance.sop_instance_uid)
+            await progress(counts)
     return False
+
+
+def _count(counts: Counts, code: int, sop_instance_uid: str) -> None:
+    counts.remaining -= 1
+    if code == status.SUCCESS:
+        counts.completed += 1
+    elif code in STORE_WARNINGS:
+        counts.warning += 1
+    else:
+        counts.failed += 1
+        counts.failed_uids.append(sop_instance_uid)
 
 
 def report_pending(

@@ -478,3 +478,53 @@ async def test_a_destination_that_drops_the_association_still_yields_a_final_res
     assert last.NumberOfCompletedSuboperations + last.NumberOfFailedSuboperations == 4
     assert last.NumberOfFailedSuboperations >= 2
     assert await asyncio.to_thread(scu.echo, archive.pacs) == SUCCESS
+
+
+def _open_files_under(directory: Path) -> list[str]:
+    """Files under `directory` that this process (the test server's) holds open."""
+    held = []
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            target = fd.readlink()
+        except OSError:  # closed since the listing
+            continue
+        if target.is_relative_to(directory):
+            held.append(str(target))
+    return held
+
+
+async def test_instances_larger_than_a_read_arrive_whole_and_a_cancel_leaves_no_file_open(
+    start_pacs: StartPacs, receiver: Receiver
+) -> None:
+    # 1200x1200 16-bit: 2.9 MB, several reads of the stored file, the next one opened ahead.
+    pacs = await start_pacs(
+        peers=[{"ae_title": "DEST", "host": "127.0.0.1", "port": receiver.port}]
+    )
+    study = generate_uid()
+    pixels = np.arange(1200 * 1200, dtype=np.uint16).reshape(1200, 1200) % 4096
+    datasets = [
+        make_instance(StudyInstanceUID=study, Rows=1200, Columns=1200, PixelData=pixels.tobytes())
+        for _ in range(6)
+    ]
+    assert await asyncio.to_thread(scu.store, pacs, datasets[:2]) == [SUCCESS] * 2
+    whole, _ = await asyncio.to_thread(
+        _move, pacs, STUDY_ROOT_MOVE, "DEST", _identifier("STUDY", StudyInstanceUID=study)
+    )
+    assert whole == SUCCESS
+    for ds in datasets[:2]:
+        assert receiver.received[ds.SOPInstanceUID].PixelData == ds.PixelData
+
+    assert await asyncio.to_thread(scu.store, pacs, datasets[2:]) == [SUCCESS] * 4
+    receiver.received.clear()
+    receiver.delay = 0.2
+    final, responses = await asyncio.to_thread(
+        _move, pacs, STUDY_ROOT_MOVE, "DEST", _identifier("STUDY", StudyInstanceUID=study), 1
+    )
+    assert final == CANCEL
+    assert responses[-1].NumberOfCompletedSuboperations < 6
+    assert pacs.directory is not None
+    for _ in range(50):  # an instance opened ahead is released when its read ends
+        if not _open_files_under(pacs.directory / "store"):
+            break
+        await asyncio.sleep(0.02)
+    assert _open_files_under(pacs.directory / "store") == []
