@@ -16,8 +16,6 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from pydicom.dataset import Dataset
-
 from pacs.errors import ProtocolError
 from pacs.net import status
 from pacs.net.command_set import encode_command
@@ -25,6 +23,7 @@ from pacs.net.dimse import (
     DATA_SET_PRESENT,
     NO_DATA_SET,
     Command,
+    CommandFields,
     DimseMessage,
     decode_command,
     is_response,
@@ -118,6 +117,7 @@ class Association:
         self._waiting: dict[int, asyncio.Queue[DimseMessage | None]] = {}
         self._cancelled: set[int] = set()
         self._context_ids: dict[tuple[str, str | None], int | None] = {}
+        self._syntaxes: dict[int, tuple[str, str]] = {}  # context ID -> abstract, transfer
         self._message_ids = itertools.count()
         self._command_buffer = bytearray()
         self._incoming: DimseMessage | None = None  # message whose data set is arriving
@@ -233,11 +233,16 @@ class Association:
             command = decode_command(data)
         except ProtocolError as exc:
             raise PduError(str(exc), AbortReason.INVALID_PDU_PARAMETER_VALUE) from exc
+        syntaxes = self._syntaxes.get(context_id)
+        if syntaxes is None:
+            syntaxes = self._syntaxes[context_id] = (
+                str(cx.abstract_syntax),
+                str(cx.transfer_syntax[0]),
+            )
         message = DimseMessage(
             command,
             context_id,
-            str(cx.abstract_syntax),
-            str(cx.transfer_syntax[0]),
+            *syntaxes,
             has_data_set=int(command.get("CommandDataSetType", NO_DATA_SET)) != NO_DATA_SET,
         )
         if message.has_data_set:
@@ -300,11 +305,11 @@ class Association:
     async def send(
         self,
         context_id: int,
-        command: Dataset,
+        command: CommandFields,
         data_set: bytes | AsyncIterable[bytes] | None = None,
     ) -> None:
         """Send one DIMSE message; a data set may be bytes or an async stream of chunks."""
-        command.CommandDataSetType = NO_DATA_SET if data_set is None else DATA_SET_PRESENT
+        command["CommandDataSetType"] = NO_DATA_SET if data_set is None else DATA_SET_PRESENT
         encoded = encode_command(command)
         async with self._send_lock:
             if self.closed:
@@ -358,12 +363,12 @@ class Association:
     async def request(
         self,
         context_id: int,
-        command: Dataset,
+        command: CommandFields,
         data_set: bytes | AsyncIterable[bytes] | None = None,
     ) -> AsyncIterator[DimseMessage]:
         """Send a request and yield its responses, ending with the final one."""
         message_id = self.next_message_id()
-        command.MessageID = message_id
+        command["MessageID"] = message_id
         waiting: asyncio.Queue[DimseMessage | None] = asyncio.Queue()
         self._waiting[message_id] = waiting
         try:
@@ -390,7 +395,7 @@ class Association:
     async def request_final(
         self,
         context_id: int,
-        command: Dataset,
+        command: CommandFields,
         data_set: bytes | AsyncIterable[bytes] | None = None,
     ) -> DimseMessage:
         """Send a request that has exactly one response (C-ECHO, C-STORE, N-*) and return it."""

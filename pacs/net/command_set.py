@@ -8,10 +8,11 @@ decoded by splitting it into raw elements that pydicom converts on access.
 """
 
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.datadict import dictionary_VR, keyword_dict
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
 from pynetdicom.dsutils import encode
@@ -20,6 +21,13 @@ from pacs.errors import ProtocolError
 
 _ELEMENT_HEADER = struct.Struct("<HHI")
 _STRING_PAD = {"UI": b"\x00", "AE": b" ", "LO": b" ", "ST": b" ", "CS": b" ", "SH": b" "}
+# Keyword -> (element number, VR) of every command element (group 0000) pydicom knows.
+COMMAND_ELEMENTS: dict[str, tuple[int, str]] = {
+    keyword: (tag & 0xFFFF, dictionary_VR(tag))
+    for keyword, tag in keyword_dict.items()
+    if tag >> 16 == 0x0000
+}
+_KEYWORD_OF = {element: keyword for keyword, (element, _) in COMMAND_ELEMENTS.items()}
 
 
 class _NotSimple(Exception):
@@ -52,8 +60,33 @@ def _value_bytes(vr: str, value: Any) -> bytes:
     return raw + pad if len(raw) % 2 else raw
 
 
-def encode_command(command: Dataset) -> bytes:
-    """Encode a command set with its group length (which `command` then holds too)."""
+def encode_command(command: Mapping[str, Any] | Dataset) -> bytes:
+    """Encode a command set, given as keyword -> value, with its group length.
+
+    A Dataset is accepted too (it then holds the group length as well).
+    """
+    if isinstance(command, Dataset):
+        return _encode_dataset(command)
+    try:
+        elements = sorted(
+            (COMMAND_ELEMENTS[keyword], value)
+            for keyword, value in command.items()
+            if keyword != "CommandGroupLength"
+        )
+        body = b"".join(
+            _ELEMENT_HEADER.pack(0x0000, element, len(value)) + value
+            for (element, vr), raw in elements
+            for value in (_value_bytes(vr, raw),)
+        )
+    except (_NotSimple, KeyError, TypeError):
+        dataset = Dataset()
+        for keyword, value in command.items():
+            setattr(dataset, keyword, value)
+        return _encode_dataset(dataset)
+    return _ELEMENT_HEADER.pack(0x0000, 0x0000, 4) + struct.pack("<I", len(body)) + body
+
+
+def _encode_dataset(command: Dataset) -> bytes:
     if "CommandGroupLength" in command:
         del command.CommandGroupLength
     try:
@@ -78,12 +111,9 @@ def _encode_with_pydicom(command: Dataset) -> bytes:
     return bytes(encoded)
 
 
-def decode_command_set(data: bytes) -> Dataset:
-    """Split a received command set into its elements; raise ProtocolError when it is not one.
-
-    Values stay raw until read (pydicom converts them, with the VR from its dictionary).
-    """
-    elements: dict[BaseTag, DataElement | RawDataElement] = {}
+def _split(data: bytes) -> dict[int, bytes]:
+    """Element number -> raw value of each element; ProtocolError when it is not a command set."""
+    values: dict[int, bytes] = {}
     offset, end = 0, len(data)
     while offset < end:
         if end - offset < _ELEMENT_HEADER.size:
@@ -95,9 +125,76 @@ def decode_command_set(data: bytes) -> Dataset:
                 f"undecodable command set: element ({group:04X},{element:04X}) of "
                 f"{length} bytes at offset {offset - _ELEMENT_HEADER.size}"
             )
-        tag = BaseTag(element)
-        elements[tag] = RawDataElement(
-            tag, None, length, data[offset : offset + length], offset, True, True
-        )
+        values[element] = data[offset : offset + length]
         offset += length
-    return Dataset(elements)
+    return values
+
+
+_NUMBERS = {"US": struct.Struct("<H"), "UL": struct.Struct("<I")}
+
+
+class ReceivedCommand:
+    """A received command set, read like a Dataset (`get`, attributes, `in`).
+
+    Values of the simple VRs (US, UL, the strings) are decoded straight from the
+    raw bytes when read: every message is routed on a few of them, and going
+    through pydicom cost more than the rest of the upper layer. Anything else is
+    read through the Dataset pydicom builds on first need.
+    """
+
+    __slots__ = ("_dataset", "_values")
+
+    def __init__(self, data: bytes) -> None:
+        self._values = _split(data)
+        self._dataset: Dataset | None = None
+
+    def dataset(self) -> Dataset:
+        """The command set as a pydicom Dataset (values converted on access)."""
+        if self._dataset is None:
+            self._dataset = Dataset(
+                {
+                    BaseTag(element): RawDataElement(
+                        BaseTag(element), None, len(raw), raw, 0, True, True
+                    )
+                    for element, raw in self._values.items()
+                }
+            )
+        return self._dataset
+
+    def get(self, keyword: str, default: Any = None) -> Any:
+        element, vr = COMMAND_ELEMENTS.get(keyword, (None, ""))
+        if element is None or element not in self._values:
+            return default
+        raw = self._values[element]
+        number = _NUMBERS.get(vr)
+        if number is not None and len(raw) == number.size:
+            return number.unpack(raw)[0]
+        if vr in _STRING_PAD and b"\\" not in raw:
+            text = raw.decode("latin-1").rstrip("\x00 ")
+            return text.lstrip(" ") if vr in ("AE", "CS") else text
+        return self.dataset().get(keyword, default)
+
+    def __getattr__(self, keyword: str) -> Any:
+        value = self.get(keyword, _MISSING)
+        if value is _MISSING:
+            raise AttributeError(f"the command set has no {keyword}")
+        return value
+
+    def __contains__(self, keyword: object) -> bool:
+        entry = COMMAND_ELEMENTS.get(keyword) if isinstance(keyword, str) else None
+        return entry is not None and entry[0] in self._values
+
+    def keywords(self) -> list[str]:
+        """The keywords of the elements present, in tag order."""
+        return [_KEYWORD_OF.get(element, f"(0000,{element:04X})") for element in self._values]
+
+
+_MISSING = object()
+
+
+def decode_command_set(data: bytes) -> Dataset:
+    """Split a received command set into its elements; raise ProtocolError when it is not one.
+
+    Values stay raw until read (pydicom converts them, with the VR from its dictionary).
+    """
+    return ReceivedCommand(data).dataset()

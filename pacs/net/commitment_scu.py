@@ -127,11 +127,12 @@ async def _report(assoc: Association, event: int, info: Dataset) -> None:
     context_id = assoc.context_for(STORAGE_COMMITMENT)
     if context_id is None:
         raise ProtocolError(f"{assoc.peer} accepted no Storage Commitment context")
-    command = Dataset()
-    command.CommandField = Command.N_EVENT_REPORT_RQ
-    command.AffectedSOPClassUID = STORAGE_COMMITMENT
-    command.AffectedSOPInstanceUID = STORAGE_COMMITMENT_INSTANCE
-    command.EventTypeID = event
+    command = {
+        "CommandField": Command.N_EVENT_REPORT_RQ,
+        "AffectedSOPClassUID": STORAGE_COMMITMENT,
+        "AffectedSOPInstanceUID": STORAGE_COMMITMENT_INSTANCE,
+        "EventTypeID": event,
+    }
     syntax = str(assoc.agreement.accepted[context_id].transfer_syntax[0])
     response = await assoc.request_final(context_id, command, encode_identifier(info, syntax))
     if response.status != status.SUCCESS:

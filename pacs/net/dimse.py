@@ -8,10 +8,8 @@ from enum import IntEnum
 from functools import cached_property
 from typing import Any
 
-from pydicom.dataset import Dataset
-
 from pacs.errors import ProtocolError
-from pacs.net.command_set import decode_command_set
+from pacs.net.command_set import ReceivedCommand
 
 NO_DATA_SET = 0x0101
 DATA_SET_PRESENT = 0x0001
@@ -48,37 +46,40 @@ def is_response(command_field: int) -> bool:
     return bool(command_field & 0x8000)
 
 
-def decode_command(data: bytes) -> Dataset:
+CommandFields = dict[str, Any]
+"""A command set to send: keyword -> value (encoded by `command_set.encode_command`)."""
+
+
+def decode_command(data: bytes) -> ReceivedCommand:
     """Decode a received command set; raise ProtocolError when it is not one."""
-    command = decode_command_set(data)
-    try:
-        command_field = int(command.CommandField)
-    except Exception as exc:
-        raise ProtocolError(f"undecodable command set: {exc}") from exc
+    command = ReceivedCommand(data)
+    command_field = command.get("CommandField")
+    if not isinstance(command_field, int):
+        raise ProtocolError("undecodable command set: no Command Field")
     if command_field not in Command._value2member_map_:
         raise ProtocolError(f"unknown command field 0x{command_field:04X}")
     return command
 
 
 def make_response(
-    request: Dataset, status: int, comment: str | None = None, **elements: Any
-) -> Dataset:
+    request: ReceivedCommand, status: int, comment: str | None = None, **elements: Any
+) -> CommandFields:
     """Build the response command set answering `request` (PS3.7 9.3, 10.3)."""
-    response = Dataset()
-    response.CommandField = int(request.CommandField) | 0x8000
-    response.MessageIDBeingRespondedTo = request.MessageID
+    response: CommandFields = {
+        "CommandField": int(request.CommandField) | 0x8000,
+        "MessageIDBeingRespondedTo": request.get("MessageID"),
+    }
     if "AffectedSOPClassUID" in request:
-        response.AffectedSOPClassUID = request.AffectedSOPClassUID
+        response["AffectedSOPClassUID"] = request.AffectedSOPClassUID
     elif "RequestedSOPClassUID" in request:
-        response.AffectedSOPClassUID = request.RequestedSOPClassUID
+        response["AffectedSOPClassUID"] = request.RequestedSOPClassUID
     if "AffectedSOPInstanceUID" in request:
-        response.AffectedSOPInstanceUID = request.AffectedSOPInstanceUID
-    response.CommandDataSetType = NO_DATA_SET
-    response.Status = status
+        response["AffectedSOPInstanceUID"] = request.AffectedSOPInstanceUID
+    response["CommandDataSetType"] = NO_DATA_SET
+    response["Status"] = status
     if comment:
-        response.ErrorComment = comment[:ERROR_COMMENT_MAX]
-    for keyword, value in elements.items():
-        setattr(response, keyword, value)
+        response["ErrorComment"] = comment[:ERROR_COMMENT_MAX]
+    response.update(elements)
     return response
 
 
@@ -93,7 +94,7 @@ _CUT = _Cut()
 class DimseMessage:
     """One received DIMSE message: its command set and, if any, its data set as fragments."""
 
-    command: Dataset
+    command: ReceivedCommand
     context_id: int
     abstract_syntax: str
     transfer_syntax: str
@@ -106,7 +107,7 @@ class DimseMessage:
     answered: bool = False  # a final response has been sent
     received_at: float = field(default_factory=time.monotonic)
 
-    @cached_property  # read several times per message, and pydicom access is slow
+    @cached_property  # read several times per message
     def command_field(self) -> int:
         return int(self.command.CommandField)
 

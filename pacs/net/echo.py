@@ -1,7 +1,5 @@
 """C-ECHO (PS3.7 9.1.5): the Verification SCP handler and the SCU call."""
 
-from pydicom.dataset import Dataset
-
 from pacs.errors import ProtocolError
 from pacs.net import status
 from pacs.net.association import Association
@@ -19,8 +17,6 @@ async def echo(assoc: Association) -> int:
     context_id = assoc.context_for(VERIFICATION)
     if context_id is None:
         raise ProtocolError(f"{assoc.peer}: Verification was not accepted")
-    command = Dataset()
-    command.CommandField = Command.C_ECHO_RQ
-    command.AffectedSOPClassUID = VERIFICATION
+    command = {"CommandField": Command.C_ECHO_RQ, "AffectedSOPClassUID": VERIFICATION}
     response = await assoc.request_final(context_id, command)
     return response.status

@@ -22,7 +22,7 @@ from pacs.index.locate import StoredInstance
 from pacs.net import status
 from pacs.net.association import Association, AssociationClosed
 from pacs.net.contexts import UNCOMPRESSED, proposal
-from pacs.net.dimse import Command, DimseMessage
+from pacs.net.dimse import Command, CommandFields, DimseMessage
 
 log = logging.getLogger(__name__)
 
@@ -90,15 +90,16 @@ def accepted_syntaxes(assoc: Association, sop_class: str) -> list[str]:
     ]
 
 
-def _store_command(instance: StoredInstance, originator: tuple[str, int] | None) -> Dataset:
-    command = Dataset()
-    command.CommandField = Command.C_STORE_RQ
-    command.AffectedSOPClassUID = instance.sop_class_uid
-    command.AffectedSOPInstanceUID = instance.sop_instance_uid
-    command.Priority = 0
+def _store_command(instance: StoredInstance, originator: tuple[str, int] | None) -> CommandFields:
+    command: CommandFields = {
+        "CommandField": Command.C_STORE_RQ,
+        "AffectedSOPClassUID": instance.sop_class_uid,
+        "AffectedSOPInstanceUID": instance.sop_instance_uid,
+        "Priority": 0,
+    }
     if originator is not None:
-        command.MoveOriginatorApplicationEntityTitle = originator[0]
-        command.MoveOriginatorMessageID = originator[1]
+        command["MoveOriginatorApplicationEntityTitle"] = originator[0]
+        command["MoveOriginatorMessageID"] = originator[1]
     return command
 
 

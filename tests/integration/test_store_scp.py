@@ -33,6 +33,7 @@ from pynetdicom.dsutils import encode
 
 from pacs.index.records import InstanceRow
 from pacs.net.association import Timeouts
+from pacs.net.command_set import ReceivedCommand
 from pacs.net.contexts import proposal
 from pacs.net.dimse import Command
 from pacs.net.handshake import request_association
@@ -174,7 +175,7 @@ async def test_segmentation_and_mr_objects_are_accepted(running_pacs: PacsAddres
 
 async def _send_raw(
     address: PacsAddress, sop_class: str, sop_instance: str, data: bytes
-) -> Dataset:
+) -> ReceivedCommand:
     """Send a C-STORE-RQ whose data set is exactly `data`, on our own requestor."""
     assoc = await request_association(
         address.host,
@@ -185,11 +186,12 @@ async def _send_raw(
         timeouts=Timeouts(acse=5, dimse=10, network=10),
         max_pdu_length=0,
     )
-    command = Dataset()
-    command.CommandField = Command.C_STORE_RQ
-    command.AffectedSOPClassUID = sop_class
-    command.AffectedSOPInstanceUID = sop_instance
-    command.Priority = 0
+    command = {
+        "CommandField": Command.C_STORE_RQ,
+        "AffectedSOPClassUID": sop_class,
+        "AffectedSOPInstanceUID": sop_instance,
+        "Priority": 0,
+    }
     try:
         response = await assoc.request_final(1, command, data)
         return response.command
@@ -245,11 +247,12 @@ async def test_a_command_for_another_sop_class_than_its_context_gets_a900(
         timeouts=Timeouts(acse=5, dimse=10, network=10),
         max_pdu_length=0,
     )
-    command = Dataset()
-    command.CommandField = Command.C_STORE_RQ
-    command.AffectedSOPClassUID = MRImageStorage
-    command.AffectedSOPInstanceUID = ds.SOPInstanceUID
-    command.Priority = 0
+    command = {
+        "CommandField": Command.C_STORE_RQ,
+        "AffectedSOPClassUID": MRImageStorage,
+        "AffectedSOPInstanceUID": ds.SOPInstanceUID,
+        "Priority": 0,
+    }
     response = await assoc.request_final(1, command, _encoded(ds, ExplicitVRLittleEndian))
     await assoc.release()
 

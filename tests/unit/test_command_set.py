@@ -8,7 +8,7 @@ from pydicom.tag import Tag
 from pynetdicom.dsutils import decode, encode
 
 from pacs.errors import ProtocolError
-from pacs.net.command_set import decode_command_set, encode_command
+from pacs.net.command_set import ReceivedCommand, decode_command_set, encode_command
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
 
@@ -104,3 +104,28 @@ def test_a_truncated_or_foreign_command_set_is_a_protocol_error() -> None:
     for broken in (encoded[:-3], encoded[:5], encoded + data_set_element):
         with pytest.raises(ProtocolError, match="undecodable command set"):
             decode_command_set(broken)
+
+
+def _fields(command: Dataset) -> dict[str, object]:
+    return {element.keyword: element.value for element in command}
+
+
+def test_a_command_given_as_keywords_encodes_as_its_dataset_does() -> None:
+    for make in (_store_rq, _move_pending, _failure):
+        assert encode_command(_fields(make())) == _pydicom(make())
+
+
+def test_a_received_command_reads_every_value_as_pydicom_does() -> None:
+    for make in (_store_rq, _move_pending, _failure):
+        encoded = encode_command(make())
+        received = ReceivedCommand(encoded)
+        reference = decode(BytesIO(encoded), True, True)
+
+        for element in reference:
+            assert element.keyword in received
+            assert received.get(element.keyword) == element.value, element.keyword
+            assert getattr(received, element.keyword) == element.value
+        assert received.keywords() == [element.keyword for element in reference]
+        assert received.get("MoveDestination", "absent") == "absent"
+        with pytest.raises(AttributeError, match="MoveDestination"):
+            _ = received.MoveDestination
