@@ -4,7 +4,10 @@ from pathlib import Path
 from typing import Any
 
 from pydicom import dcmread
+from pydicom.datadict import dictionary_VR, keyword_for_tag
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.tag import BaseTag
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
 from pacs.dicom.levels import EVERY_LEVEL, QueryLevel, level_of
@@ -14,6 +17,10 @@ from pacs.errors import InvalidInstance
 # Binary values larger than this stay in the file only (they are bulk data, not index material).
 BULK_THRESHOLD = 1024
 BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
+CACHEABLE_VRS = frozenset(
+    {"AE", "AS", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "PN", "SH", "SL", "SS"}
+    | {"ST", "SV", "TM", "UC", "UI", "UL", "UR", "US", "UT", "UV"}
+)
 REQUIRED = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
 
 
@@ -36,8 +43,43 @@ def read_header(path: Path, data_set_offset: int, transfer_syntax: str) -> Datas
     return dataset
 
 
-def _is_bulk(element: Any) -> bool:
-    return element.VR in BINARY_VRS and element.length > BULK_THRESHOLD
+def _is_bulk(element: DataElement) -> bool:
+    return element.VR in BINARY_VRS and len(element.value or b"") > BULK_THRESHOLD
+
+
+# DICOM JSON of element values already converted, by everything the conversion depends on:
+# the instances of a series repeat most of their header byte for byte, and converting
+# with pydicom cost as much as the rest of the write path's Python work.
+_converted: dict[tuple[Any, ...], dict[str, Any]] = {}
+CACHE_ENTRIES = 8192
+CACHED_VALUE_BYTES = 256
+
+
+def _cache_key(raw: RawDataElement, charset: str) -> tuple[Any, ...] | None:
+    """The key of a raw element whose JSON depends only on its own bytes, else None.
+
+    Left out: private elements (their VR depends on the private creator), sequences,
+    UN, VRs that depend on other elements (US or SS...), and long values.
+    """
+    if raw.tag >> 16 & 1 or raw.value is None or len(raw.value) > CACHED_VALUE_BYTES:
+        return None
+    vr = raw.VR
+    if vr is None:
+        try:
+            vr = dictionary_VR(raw.tag)
+        except KeyError:
+            return None
+    if vr not in CACHEABLE_VRS:
+        return None
+    return (raw.tag, raw.VR, raw.value, raw.is_implicit_VR, raw.is_little_endian, charset)
+
+
+def _element_json(dataset: Dataset, tag: BaseTag) -> dict[str, Any] | None:
+    """DICOM JSON of one element; None for bulk data (kept in the file only)."""
+    element = dataset[tag]
+    if _is_bulk(element):
+        return None
+    return element.to_json_dict(bulk_data_element_handler=_drop, bulk_data_threshold=BULK_THRESHOLD)
 
 
 def split_by_level(dataset: Dataset) -> dict[QueryLevel, dict[str, Any]]:
@@ -47,20 +89,26 @@ def split_by_level(dataset: Dataset) -> dict[QueryLevel, dict[str, Any]]:
     a Dataset per level first cost more than the conversion itself.
     """
     parts: dict[QueryLevel, dict[str, Any]] = {level: {} for level in QueryLevel}
+    charset = str(dataset.get("SpecificCharacterSet", ""))
     try:
-        for element in dataset:
-            if _is_bulk(element):
-                continue
-            value = element.to_json_dict(
-                bulk_data_element_handler=_drop, bulk_data_threshold=BULK_THRESHOLD
-            )
-            key = f"{element.tag:08X}"
-            keyword = element.keyword
+        for raw in dataset.elements():
+            key = _cache_key(raw, charset) if isinstance(raw, RawDataElement) else None
+            value = _converted.get(key) if key is not None else None
+            if value is None:
+                value = _element_json(dataset, raw.tag)
+                if value is None:
+                    continue
+                if key is not None:
+                    if len(_converted) >= CACHE_ENTRIES:
+                        _converted.clear()
+                    _converted[key] = value
+            keyword = keyword_for_tag(raw.tag)
+            json_key = f"{raw.tag:08X}"
             if keyword in EVERY_LEVEL:
                 for part in parts.values():
-                    part[key] = value
+                    part[json_key] = value
             else:
-                parts[level_of(keyword)][key] = value
+                parts[level_of(keyword)][json_key] = value
     except Exception as exc:
         raise InvalidInstance(f"attribute values cannot be decoded: {exc}") from exc
     return parts

@@ -3,10 +3,12 @@
 import asyncio
 import hashlib
 from collections.abc import Callable
+from io import BytesIO
 from pathlib import Path
 
 import pytest
 from pydicom import dcmread
+from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate
 from pydicom.uid import (
@@ -334,3 +336,16 @@ async def test_dcmtk_storescu_stores_a_file(
     row = await indexed(running_pacs, ct.SOPInstanceUID)
     assert row is not None
     assert row.source_ae_title == "STORESCU"
+
+
+@pytest.mark.parametrize("name", ["CT_small.dcm", "examples_overlay.dcm"])
+async def test_binary_elements_before_the_pixels_are_stored(
+    running_pacs: PacsAddress, name: str
+) -> None:
+    # CT_small has private OB elements (a GE CT's header does), examples_overlay OW overlay data.
+    ds = dcmread(str(get_testdata_file(name)))
+
+    assert await asyncio.to_thread(scu.store, running_pacs, [ds]) == [SUCCESS]
+    row = await indexed(running_pacs, ds.SOPInstanceUID)
+    assert row is not None
+    assert dcmread(BytesIO(stored_bytes(running_pacs, row))).PixelData == ds.PixelData
