@@ -5,10 +5,8 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from pydicom.dataset import Dataset
-
 from pacs.dicom.matching import Query
-from pacs.dicom.responses import build_response
+from pacs.dicom.responses import response_json
 
 log = logging.getLogger(__name__)
 
@@ -34,16 +32,15 @@ class QueryService:
         self._source = source
         self._options = options
 
-    async def find(self, query: Query) -> AsyncGenerator[list[Dataset], None]:
-        """Yield pages of response identifiers, stopping at `max_results` when one is set."""
+    async def find(self, query: Query) -> AsyncGenerator[list[dict[str, Any]], None]:
+        """Yield pages of response identifiers (DICOM JSON keyed by tag), stopping at
+        `max_results` when one is set."""
         options = self._options
         sent = 0
         pages = self._source.find_pages(query, fold_pn=options.fold_pn, page_size=options.page_size)
         try:
             async for page in pages:
-                answers = [
-                    build_response(query, match, options.retrieve_ae_title) for match in page
-                ]
+                answers = [response_json(query, match, options.retrieve_ae_title) for match in page]
                 if options.max_results and sent + len(answers) >= options.max_results:
                     yield answers[: options.max_results - sent]
                     log.warning(

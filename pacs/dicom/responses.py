@@ -1,4 +1,4 @@
-"""Build a C-FIND response identifier from index attributes (PS3.4 C.4.1.1.3.2).
+"""Build a C-FIND response identifier, as DICOM JSON, from index attributes (PS3.4 C.4.1.1.3.2).
 
 A response carries the keys the request asked for and only those, with the
 values the index holds (zero length where it holds none), plus the query level,
@@ -8,7 +8,6 @@ the Retrieve AE Title and, when a value needs it, the Specific Character Set.
 from typing import Any
 
 from pydicom.datadict import dictionary_VR, tag_for_keyword
-from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 
 from pacs.dicom.matching import Query
@@ -36,8 +35,11 @@ def _texts(value: Any) -> list[str]:
     return []
 
 
-def build_response(query: Query, attributes: dict[str, Any], retrieve_ae_title: str) -> Dataset:
-    """The identifier of one Pending response; `attributes` is DICOM JSON keyed by tag."""
+def response_json(
+    query: Query, attributes: dict[str, Any], retrieve_ae_title: str
+) -> dict[str, Any]:
+    """The identifier of one Pending response as DICOM JSON keyed by tag; `attributes` is the
+    index's DICOM JSON of the match."""
     wanted: dict[str, Any] = {}
     for keyword in query.return_keys:
         key = _tag(keyword)
@@ -49,7 +51,6 @@ def build_response(query: Query, attributes: dict[str, Any], retrieve_ae_title: 
         charset = "\\".join(query.character_set)
     if charset:
         wanted["00080005"] = {"vr": "CS", "Value": charset.split("\\")}
-    response = Dataset.from_json(wanted)
-    response.QueryRetrieveLevel = str(query.level)
-    response.RetrieveAETitle = retrieve_ae_title
-    return response
+    wanted["00080052"] = {"vr": "CS", "Value": [str(query.level)]}
+    wanted["00080054"] = {"vr": "AE", "Value": [retrieve_ae_title]}
+    return wanted

@@ -3,12 +3,14 @@
 import logging
 from contextlib import aclosing
 from io import BytesIO
+from typing import Any
 
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 from pynetdicom.dsutils import decode, encode
 
 from pacs.archive.query import QueryService
+from pacs.dicom.json_encoding import encode_json
 from pacs.dicom.matching import InformationModel, parse_identifier
 from pacs.errors import InvalidIdentifier, PacsError
 from pacs.net import status
@@ -32,6 +34,17 @@ def decode_identifier(data: bytes, transfer_syntax: str) -> Dataset:
     except Exception as exc:
         raise InvalidIdentifier(f"the identifier cannot be decoded: {exc}") from exc
     return identifier
+
+
+def encode_response(response: dict[str, Any], transfer_syntax: str) -> bytes:
+    """Encode a response identifier given as DICOM JSON; pydicom does what json_encoding
+    leaves to it (and every big-endian or deflated syntax)."""
+    syntax = UID(transfer_syntax)
+    if syntax.is_little_endian and not syntax.is_deflated:
+        data = encode_json(response, syntax.is_implicit_VR)
+        if data is not None:
+            return data
+    return encode_identifier(Dataset.from_json(response), transfer_syntax)
 
 
 def encode_identifier(identifier: Dataset, transfer_syntax: str) -> bytes:
@@ -59,7 +72,7 @@ def make_find_handler(service: QueryService) -> Handler:
                         if assoc.cancelled(request.message_id):
                             await assoc.respond(request, status.CANCEL)
                             return
-                        data = encode_identifier(match, request.transfer_syntax)
+                        data = encode_response(match, request.transfer_syntax)
                         await assoc.respond(request, status.PENDING, identifier=data)
         except InvalidIdentifier as exc:
             await assoc.respond(request, status.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, str(exc))
