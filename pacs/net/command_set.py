@@ -1,10 +1,11 @@
 """Command sets by hand (PS3.7 E.1): Implicit VR Little Endian, group 0000.
 
-Every DIMSE message carries one, and a retrieve sends two per instance (the
-C-STORE-RQ and a Pending response): pydicom's general writer cost more than
-sending the instance's bytes. A command set uses a handful of VRs, so it is
-encoded here in one pass (anything unexpected falls back to pydicom), and
-decoded by splitting it into raw elements that pydicom converts on access.
+Every DIMSE message carries one, and a retrieve sends and receives one per
+instance: pydicom's Dataset and writer cost more than sending the instance's
+bytes. A command set uses a handful of VRs, so one to send (keyword -> value)
+is encoded here in one pass, and a received one is split into raw elements
+whose US, UL and string values are decoded when read (anything unexpected
+goes through pydicom either way).
 """
 
 import struct

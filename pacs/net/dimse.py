@@ -53,12 +53,22 @@ CommandFields = dict[str, Any]
 def decode_command(data: bytes) -> ReceivedCommand:
     """Decode a received command set; raise ProtocolError when it is not one."""
     command = ReceivedCommand(data)
-    command_field = command.get("CommandField")
+    try:
+        command_field = command.get("CommandField")
+        # The reader routes on these: a malformed one must fail here, as a protocol error.
+        routing = [command.get(keyword, 0) for keyword in _ROUTING]
+    except Exception as exc:
+        raise ProtocolError(f"undecodable command set: {exc}") from exc
     if not isinstance(command_field, int):
         raise ProtocolError("undecodable command set: no Command Field")
+    if not all(isinstance(value, int) for value in routing):
+        raise ProtocolError("undecodable command set: a message ID or data set type is not US")
     if command_field not in Command._value2member_map_:
         raise ProtocolError(f"unknown command field 0x{command_field:04X}")
     return command
+
+
+_ROUTING = ("MessageID", "MessageIDBeingRespondedTo", "CommandDataSetType")
 
 
 def make_response(

@@ -10,7 +10,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from functools import partial
 
 from pydicom.dataset import Dataset
 from pynetdicom.presentation import PresentationContext
@@ -130,7 +129,9 @@ async def send_all(
     originator: tuple[str, int] | None = None,
 ) -> bool:
     """Send every instance of the selection; return True when stopped by a C-CANCEL."""
-    ahead = retrieve.read_ahead(selection, functools.cache(partial(accepted_syntaxes, sender)))
+    ahead = retrieve.read_ahead(
+        selection, functools.cache(functools.partial(accepted_syntaxes, sender))
+    )
     async with contextlib.aclosing(ahead):
         async for outgoing in ahead:
             if cancelled():

@@ -9,6 +9,7 @@ from pynetdicom.dsutils import decode, encode
 
 from pacs.errors import ProtocolError
 from pacs.net.command_set import ReceivedCommand, decode_command_set, encode_command
+from pacs.net.dimse import decode_command
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
 
@@ -129,3 +130,16 @@ def test_a_received_command_reads_every_value_as_pydicom_does() -> None:
         assert received.get("MoveDestination", "absent") == "absent"
         with pytest.raises(AttributeError, match="MoveDestination"):
             _ = received.MoveDestination
+
+
+def test_a_command_whose_message_id_is_not_us_is_a_protocol_error() -> None:
+    encoded = encode_command(_store_rq())
+    # MessageID (0000,0110) with a 4-byte value where US has 2.
+    broken = encoded.replace(
+        b"\x00\x00\x10\x01\x02\x00\x00\x00\x07\x00",
+        b"\x00\x00\x10\x01\x04\x00\x00\x00\x07\x00\x00\x00",
+    )
+    assert broken != encoded
+
+    with pytest.raises(ProtocolError, match="undecodable command set"):
+        decode_command(broken)
