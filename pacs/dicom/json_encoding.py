@@ -15,15 +15,13 @@ from typing import Any
 
 from pydicom.valuerep import IS, DSfloat
 
+from pacs.dicom.structure import LONG_VRS
+
 UTF8 = "ISO_IR 192"
 _ASCII_VRS = frozenset({"AE", "AS", "CS", "DA", "DT", "TM", "UI", "UR"})
 _TEXT_VRS = frozenset({"LO", "LT", "SH", "ST", "UC", "UT"})  # encoded with the character set
 _SINGLE_VALUED = frozenset({"LT", "ST", "UT", "UR"})  # a backslash is text, not a delimiter
 _BINARY_NUMBERS = {"US": "H", "SS": "h", "UL": "I", "SL": "i", "FL": "f", "FD": "d"}
-# Explicit VRs with a 4-byte length after 2 reserved bytes (PS3.5 Table 7.1-1).
-_LONG_LENGTH_VRS = frozenset(
-    {"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"}
-)
 _SHORT_MAX = 0xFFFF
 
 
@@ -97,7 +95,7 @@ def _header(tag: int, vr: str, length: int, implicit: bool) -> bytes:
     group, number = tag >> 16, tag & 0xFFFF
     if implicit:
         return struct.pack("<HHI", group, number, length)
-    if vr in _LONG_LENGTH_VRS:
+    if vr.encode() in LONG_VRS:
         return struct.pack("<HH2sxxI", group, number, vr.encode(), length)
     if length > _SHORT_MAX:
         raise _NotSimple(vr)

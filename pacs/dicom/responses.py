@@ -10,9 +10,8 @@ from typing import Any
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.tag import Tag
 
+from pacs.dicom.json_encoding import UTF8
 from pacs.dicom.matching import Query
-
-UTF8 = "ISO_IR 192"
 
 
 def _tag(keyword: str) -> str:

@@ -85,6 +85,16 @@ class Handlers:
         return self._table.get((command_field, abstract_syntax))
 
 
+@dataclass(frozen=True, slots=True)
+class AcceptedContext:
+    """An accepted presentation context: its ID, syntaxes, and whether we may send requests."""
+
+    context_id: int
+    abstract_syntax: str
+    transfer_syntax: str
+    as_scu: bool
+
+
 def set_nodelay(writer: asyncio.StreamWriter) -> None:
     """Disable Nagle: DIMSE is request/response, and delayed ACKs would add 40 ms a message."""
     sock = writer.get_extra_info("socket")
@@ -116,8 +126,16 @@ class Association:
         self._requests: asyncio.Queue[DimseMessage | None] = asyncio.Queue(REQUEST_QUEUE_DEPTH)
         self._waiting: dict[int, asyncio.Queue[DimseMessage | None]] = {}
         self._cancelled: set[int] = set()
-        self._context_ids: dict[tuple[str, str | None], int | None] = {}
-        self._syntaxes: dict[int, tuple[str, str]] = {}  # context ID -> abstract, transfer
+        # Looked up for every message and every sub-operation; the agreement never changes.
+        self._contexts = {
+            context_id: AcceptedContext(
+                context_id, str(cx.abstract_syntax), str(cx.transfer_syntax[0]), bool(cx.as_scu)
+            )
+            for context_id, cx in agreement.accepted.items()
+        }
+        self._by_abstract_syntax: dict[str, list[AcceptedContext]] = {}
+        for accepted in self._contexts.values():
+            self._by_abstract_syntax.setdefault(accepted.abstract_syntax, []).append(accepted)
         self._message_ids = itertools.count()
         self._command_buffer = bytearray()
         self._incoming: DimseMessage | None = None  # message whose data set is arriving
@@ -137,18 +155,14 @@ class Association:
 
     def context_for(self, abstract_syntax: str, transfer_syntax: str | None = None) -> int | None:
         """ID of an accepted context for the abstract (and, if given, transfer) syntax."""
-        key = (abstract_syntax, transfer_syntax)
-        if key not in self._context_ids:  # a retrieve asks once per instance, of ~100 contexts
-            self._context_ids[key] = next(
-                (
-                    context_id
-                    for context_id, cx in self.agreement.accepted.items()
-                    if cx.abstract_syntax == abstract_syntax
-                    and (transfer_syntax is None or cx.transfer_syntax[0] == transfer_syntax)
-                ),
-                None,
-            )
-        return self._context_ids[key]
+        for cx in self.contexts_for(abstract_syntax):
+            if transfer_syntax is None or cx.transfer_syntax == transfer_syntax:
+                return cx.context_id
+        return None
+
+    def contexts_for(self, abstract_syntax: str) -> list["AcceptedContext"]:
+        """The accepted contexts of an abstract syntax, in context ID order."""
+        return self._by_abstract_syntax.get(abstract_syntax, [])
 
     def next_message_id(self) -> int:
         return next(self._message_ids) % 0xFFFF + 1
@@ -226,23 +240,18 @@ class Association:
             await self._on_command(fragment.context_id, data)
 
     async def _on_command(self, context_id: int, data: bytes) -> None:
-        cx = self.agreement.accepted.get(context_id)
+        cx = self._contexts.get(context_id)
         if cx is None:
             raise PduError(f"P-DATA on presentation context {context_id}, which was not accepted")
         try:
             command = decode_command(data)
         except ProtocolError as exc:
             raise PduError(str(exc), AbortReason.INVALID_PDU_PARAMETER_VALUE) from exc
-        syntaxes = self._syntaxes.get(context_id)
-        if syntaxes is None:
-            syntaxes = self._syntaxes[context_id] = (
-                str(cx.abstract_syntax),
-                str(cx.transfer_syntax[0]),
-            )
         message = DimseMessage(
             command,
             context_id,
-            *syntaxes,
+            cx.abstract_syntax,
+            cx.transfer_syntax,
             has_data_set=int(command.get("CommandDataSetType", NO_DATA_SET)) != NO_DATA_SET,
         )
         if message.has_data_set:

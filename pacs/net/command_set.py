@@ -28,7 +28,6 @@ COMMAND_ELEMENTS: dict[str, tuple[int, str]] = {
     for keyword, tag in keyword_dict.items()
     if tag >> 16 == 0x0000
 }
-_KEYWORD_OF = {element: keyword for keyword, (element, _) in COMMAND_ELEMENTS.items()}
 
 
 class _NotSimple(Exception):
@@ -185,17 +184,5 @@ class ReceivedCommand:
         entry = COMMAND_ELEMENTS.get(keyword) if isinstance(keyword, str) else None
         return entry is not None and entry[0] in self._values
 
-    def keywords(self) -> list[str]:
-        """The keywords of the elements present, in tag order."""
-        return [_KEYWORD_OF.get(element, f"(0000,{element:04X})") for element in self._values]
-
 
 _MISSING = object()
-
-
-def decode_command_set(data: bytes) -> Dataset:
-    """Split a received command set into its elements; raise ProtocolError when it is not one.
-
-    Values stay raw until read (pydicom converts them, with the VR from its dictionary).
-    """
-    return ReceivedCommand(data).dataset()

@@ -1,6 +1,7 @@
 """C-FIND SCP (PS3.4 C.4.1): identifier in, one Pending response per match, final status out."""
 
 import logging
+from collections.abc import Callable
 from contextlib import aclosing
 from io import BytesIO
 from typing import Any
@@ -36,15 +37,19 @@ def decode_identifier(data: bytes, transfer_syntax: str) -> Dataset:
     return identifier
 
 
-def encode_response(response: dict[str, Any], transfer_syntax: str) -> bytes:
-    """Encode a response identifier given as DICOM JSON; pydicom does what json_encoding
-    leaves to it (and every big-endian or deflated syntax)."""
+def response_encoder(transfer_syntax: str) -> Callable[[dict[str, Any]], bytes]:
+    """How to encode the response identifiers (DICOM JSON) of one request: json_encoding in
+    little-endian syntaxes, pydicom for what it leaves and for big-endian or deflated ones."""
     syntax = UID(transfer_syntax)
-    if syntax.is_little_endian and not syntax.is_deflated:
-        data = encode_json(response, syntax.is_implicit_VR)
-        if data is not None:
-            return data
-    return encode_identifier(Dataset.from_json(response), transfer_syntax)
+    direct = syntax.is_little_endian and not syntax.is_deflated
+
+    def encode_response(response: dict[str, Any]) -> bytes:
+        data = encode_json(response, syntax.is_implicit_VR) if direct else None
+        if data is None:
+            data = encode_identifier(Dataset.from_json(response), transfer_syntax)
+        return data
+
+    return encode_response
 
 
 def encode_identifier(identifier: Dataset, transfer_syntax: str) -> bytes:
@@ -65,6 +70,7 @@ def make_find_handler(service: QueryService) -> Handler:
         except InvalidIdentifier as exc:
             await assoc.respond(request, status.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, str(exc))
             return
+        encode_response = response_encoder(request.transfer_syntax)
         try:
             async with aclosing(service.find(query)) as pages:
                 async for page in pages:
@@ -72,7 +78,7 @@ def make_find_handler(service: QueryService) -> Handler:
                         if assoc.cancelled(request.message_id):
                             await assoc.respond(request, status.CANCEL)
                             return
-                        data = encode_response(match, request.transfer_syntax)
+                        data = encode_response(match)
                         await assoc.respond(request, status.PENDING, identifier=data)
         except InvalidIdentifier as exc:
             await assoc.respond(request, status.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, str(exc))

@@ -41,6 +41,17 @@ class Counts:
     warning: int = 0
     failed_uids: list[str] = field(default_factory=list)
 
+    def record(self, code: int, sop_instance_uid: str) -> None:
+        """Count one finished sub-operation by the receiver's status."""
+        self.remaining -= 1
+        if code == status.SUCCESS:
+            self.completed += 1
+        elif code in STORE_WARNINGS:
+            self.warning += 1
+        else:
+            self.failed += 1
+            self.failed_uids.append(sop_instance_uid)
+
     def pending_elements(self) -> dict[str, int]:
         return {
             "NumberOfRemainingSuboperations": self.remaining,
@@ -82,11 +93,7 @@ def sub_association_contexts(pairs: set[tuple[str, str]]) -> list[PresentationCo
 
 def accepted_syntaxes(assoc: Association, sop_class: str) -> list[str]:
     """Transfer syntaxes on which we may send C-STORE-RQ for this SOP Class."""
-    return [
-        str(cx.transfer_syntax[0])
-        for cx in assoc.agreement.accepted.values()
-        if cx.abstract_syntax == sop_class and cx.as_scu
-    ]
+    return [cx.transfer_syntax for cx in assoc.contexts_for(sop_class) if cx.as_scu]
 
 
 def _store_command(instance: StoredInstance, originator: tuple[str, int] | None) -> CommandFields:
@@ -129,9 +136,7 @@ async def send_all(
     originator: tuple[str, int] | None = None,
 ) -> bool:
     """Send every instance of the selection; return True when stopped by a C-CANCEL."""
-    ahead = retrieve.read_ahead(
-        selection, functools.cache(functools.partial(accepted_syntaxes, sender))
-    )
+    ahead = retrieve.read_ahead(selection, functools.partial(accepted_syntaxes, sender))
     async with contextlib.aclosing(ahead):
         async for outgoing in ahead:
             if cancelled():
@@ -145,20 +150,9 @@ async def send_all(
                 uid = outgoing.instance.sop_instance_uid
                 log.warning("sub-operation for %s failed: %s", uid, exc)
                 code = status.PROCESSING_FAILURE
-            _count(counts, code, outgoing.instance.sop_instance_uid)
+            counts.record(code, outgoing.instance.sop_instance_uid)
             await progress(counts)
     return False
-
-
-def _count(counts: Counts, code: int, sop_instance_uid: str) -> None:
-    counts.remaining -= 1
-    if code == status.SUCCESS:
-        counts.completed += 1
-    elif code in STORE_WARNINGS:
-        counts.warning += 1
-    else:
-        counts.failed += 1
-        counts.failed_uids.append(sop_instance_uid)
 
 
 def report_pending(

@@ -8,7 +8,7 @@ from pydicom.tag import Tag
 from pynetdicom.dsutils import decode, encode
 
 from pacs.errors import ProtocolError
-from pacs.net.command_set import ReceivedCommand, decode_command_set, encode_command
+from pacs.net.command_set import ReceivedCommand, encode_command
 from pacs.net.dimse import decode_command
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
@@ -86,7 +86,7 @@ def test_the_command_keeps_its_group_length() -> None:
 def test_decoding_gives_back_every_element() -> None:
     for make in (_store_rq, _move_pending, _failure):
         original = make()
-        decoded = decode_command_set(encode_command(make()))
+        decoded = ReceivedCommand(encode_command(make())).dataset()
 
         assert [(e.tag, e.value) for e in decoded] == [
             (e.tag, e.value) for e in _with_length(original)
@@ -104,7 +104,7 @@ def test_a_truncated_or_foreign_command_set_is_a_protocol_error() -> None:
 
     for broken in (encoded[:-3], encoded[:5], encoded + data_set_element):
         with pytest.raises(ProtocolError, match="undecodable command set"):
-            decode_command_set(broken)
+            ReceivedCommand(broken)
 
 
 def _fields(command: Dataset) -> dict[str, object]:
@@ -126,7 +126,7 @@ def test_a_received_command_reads_every_value_as_pydicom_does() -> None:
             assert element.keyword in received
             assert received.get(element.keyword) == element.value, element.keyword
             assert getattr(received, element.keyword) == element.value
-        assert received.keywords() == [element.keyword for element in reference]
+        assert [e.keyword for e in received.dataset()] == [e.keyword for e in reference]
         assert received.get("MoveDestination", "absent") == "absent"
         with pytest.raises(AttributeError, match="MoveDestination"):
             _ = received.MoveDestination
