@@ -16,6 +16,7 @@ from pacs.index.commitments import CommitmentLedger
 from pacs.index.engine import create_engine, create_sessionmaker, prepare_sqlite_directory
 from pacs.index.find import Finder
 from pacs.index.locate import Locator
+from pacs.index.reads import open_reads
 from pacs.index.records import DuplicatePolicy
 from pacs.index.repository import Index
 from pacs.index.schema import ensure_schema
@@ -79,18 +80,19 @@ class PacsApp:
         )
         sessions = create_sessionmaker(self.engine)
         self.index = Index.open(self.engine)
+        self.reads = open_reads(self.engine)
         self.store = FileBlobStore(storage.root, storage.fsync, storage.min_free_bytes)
         self.commits = GroupCommit(self.index, DuplicatePolicy(storage.duplicate_policy.value))
         self.ingest = Ingest(self.store, self.commits)
         self.queries = QueryService(
-            Finder(sessions),
+            Finder(self.reads),
             QueryOptions(
                 fold_pn=settings.query.case_insensitive_pn,
                 max_results=settings.query.max_results,
                 retrieve_ae_title=settings.server.ae_title,
             ),
         )
-        self.retrieve = RetrieveService(Locator(sessions), self.store)
+        self.retrieve = RetrieveService(Locator(self.reads), self.store)
         server = settings.server
         self.timeouts = Timeouts(
             acse=server.acse_timeout, dimse=server.dimse_timeout, network=server.network_timeout
@@ -160,6 +162,7 @@ class PacsApp:
             await self.server.start()
             self._worker = asyncio.create_task(self.commitments.run(), name="commitment worker")
         except BaseException:
+            await self.reads.close()
             await self.index.close()
             await self.engine.dispose()
             raise
@@ -174,6 +177,7 @@ class PacsApp:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
         await self.commits.close()
+        await self.reads.close()
         await self.index.close()
         await self.engine.dispose()
         log.info("pacs stopped")

@@ -11,6 +11,7 @@ to pydicom.
 """
 
 import struct
+from functools import cache
 from typing import Any
 
 from pydicom.valuerep import IS, DSfloat
@@ -23,6 +24,7 @@ _TEXT_VRS = frozenset({"LO", "LT", "SH", "ST", "UC", "UT"})  # encoded with the 
 _SINGLE_VALUED = frozenset({"LT", "ST", "UT", "UR"})  # a backslash is text, not a delimiter
 _BINARY_NUMBERS = {"US": "H", "SS": "h", "UL": "I", "SL": "i", "FL": "f", "FD": "d"}
 _SHORT_MAX = 0xFFFF
+_SHORT_LENGTH, _LONG_LENGTH = struct.Struct("<H"), struct.Struct("<I")
 
 
 class _NotSimple(Exception):
@@ -45,6 +47,8 @@ def _person_name(value: Any) -> str:
 def _number_string(vr: str, value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _NotSimple(vr)
+    if vr == "IS" and type(value) is int:
+        return str(value)  # what IS(value) writes, without building one
     return str(IS(value) if vr == "IS" else DSfloat(value))
 
 
@@ -91,15 +95,27 @@ def _value_bytes(vr: str, element: dict[str, Any], utf8: bool) -> bytes:
     raise _NotSimple(vr)
 
 
-def _header(tag: int, vr: str, length: int, implicit: bool) -> bytes:
+@cache
+def _tag_number(key: str) -> int:
+    return int(key, 16)
+
+
+@cache
+def _header_prefix(tag: int, vr: str, implicit: bool) -> tuple[bytes, struct.Struct]:
+    """An element header's bytes up to its length, and the length's encoding."""
     group, number = tag >> 16, tag & 0xFFFF
     if implicit:
-        return struct.pack("<HHI", group, number, length)
+        return struct.pack("<HH", group, number), _LONG_LENGTH
     if vr.encode() in LONG_VRS:
-        return struct.pack("<HH2sxxI", group, number, vr.encode(), length)
-    if length > _SHORT_MAX:
+        return struct.pack("<HH2sxx", group, number, vr.encode()), _LONG_LENGTH
+    return struct.pack("<HH2s", group, number, vr.encode()), _SHORT_LENGTH
+
+
+def _header(tag: int, vr: str, length: int, implicit: bool) -> bytes:
+    prefix, encoding = _header_prefix(tag, vr, implicit)
+    if encoding is _SHORT_LENGTH and length > _SHORT_MAX:
         raise _NotSimple(vr)
-    return struct.pack("<HH2sH", group, number, vr.encode(), length)
+    return prefix + encoding.pack(length)
 
 
 def encode_json(data_set: dict[str, Any], implicit_vr: bool) -> bytes | None:
@@ -110,11 +126,11 @@ def encode_json(data_set: dict[str, Any], implicit_vr: bool) -> bytes | None:
     utf8 = charset == [UTF8]
     parts: list[bytes] = []
     try:
-        for key in sorted(data_set, key=lambda k: int(k, 16)):
+        for key in sorted(data_set, key=_tag_number):
             element = data_set[key]
             vr = str(element.get("vr", ""))
             value = _value_bytes(vr, element, utf8)
-            parts += (_header(int(key, 16), vr, len(value), implicit_vr), value)
+            parts += (_header(_tag_number(key), vr, len(value), implicit_vr), value)
     except (_NotSimple, ValueError, TypeError, AttributeError):
         return None
     return b"".join(parts)

@@ -5,33 +5,30 @@ values the index holds (zero length where it holds none), plus the query level,
 the Retrieve AE Title and, when a value needs it, the Specific Character Set.
 """
 
+from functools import cache
 from typing import Any
 
+import orjson
 from pydicom.datadict import dictionary_VR, tag_for_keyword
-from pydicom.tag import Tag
 
 from pacs.dicom.json_encoding import UTF8
 from pacs.dicom.matching import Query
 
 
-def _tag(keyword: str) -> str:
-    tag = tag_for_keyword(keyword)
-    assert tag is not None, keyword
-    return f"{tag:08X}"
+@cache
+def _template(return_keys: tuple[str, ...]) -> tuple[tuple[str, dict[str, Any]], ...]:
+    """Each return key's tag and its zero-length element, worked out once per set of keys."""
+    template = []
+    for keyword in return_keys:
+        tag = tag_for_keyword(keyword)
+        assert tag is not None, keyword
+        template.append((f"{tag:08X}", {"vr": dictionary_VR(tag)}))
+    return tuple(template)
 
 
 def _has_non_ascii(attributes: dict[str, Any]) -> bool:
-    return any(not text.isascii() for text in _texts(attributes))
-
-
-def _texts(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        return [text for item in value.values() for text in _texts(item)]
-    if isinstance(value, list):
-        return [text for item in value for text in _texts(item)]
-    return []
+    # orjson visits every string at once and writes them as UTF-8, never escaped.
+    return not orjson.dumps(attributes).isascii()
 
 
 def response_json(
@@ -40,9 +37,9 @@ def response_json(
     """The identifier of one Pending response as DICOM JSON keyed by tag; `attributes` is the
     index's DICOM JSON of the match."""
     wanted: dict[str, Any] = {}
-    for keyword in query.return_keys:
-        key = _tag(keyword)
-        wanted[key] = attributes.get(key) or {"vr": dictionary_VR(Tag(key))}
+    for key, empty in _template(query.return_keys):
+        # The empty element is shared by every response: nobody writes to a response.
+        wanted[key] = attributes.get(key) or empty
     charset = None
     if _has_non_ascii(wanted):
         charset = UTF8

@@ -26,7 +26,6 @@ from sqlalchemy import (
     or_,
     select,
 )
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import InstrumentedAttribute, aliased
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -45,7 +44,7 @@ from pacs.dicom.matching import (
     matches,
 )
 from pacs.index.models import Instance, Patient, Series, Study
-from pacs.index.unavailable import index_errors
+from pacs.index.reads import Reads
 
 __all__ = ["COLUMNS", "Finder", "clause_for", "to_glob_pattern", "to_like_pattern"]
 
@@ -272,6 +271,7 @@ def _patient_total(expression: Expression) -> Expression:
     return select(expression).where(_STUDIES.patient_fk == Patient.id).scalar_subquery()
 
 
+@cache  # built once per depth: SQLAlchemy expressions are immutable, and building them cost
 def _computed_columns(depth: int) -> dict[str, Expression]:
     """Computed attributes (PS3.4 C.6.1.1.2 - C.6.2.1.2) the joined tables can give."""
     columns: dict[str, Expression] = {
@@ -400,8 +400,8 @@ def _plan(query: Query, fold_pn: bool) -> _Plan:
 class Finder:
     """C-FIND matching over the index (PS3.4 C.2.2.2, C.4.1); StoreUnavailable on DB failure."""
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-        self._sessionmaker = sessionmaker
+    def __init__(self, reads: Reads) -> None:
+        self._reads = reads
 
     async def find_pages(
         self, query: Query, *, fold_pn: bool, page_size: int = 100
@@ -417,16 +417,10 @@ class Finder:
         plan = _plan(query, fold_pn)
         after: int | None = None
         while True:
-            rows = await self._fetch(plan.select(after, page_size))
+            rows = await self._reads.all(plan.select(after, page_size))
             page = [match for row in rows if (match := plan.match(row)) is not None]
             if page:
                 yield page
             if len(rows) < page_size:
                 return
             after = int(rows[-1][0])
-
-    async def _fetch(self, statement: Select[Any]) -> Sequence[Row[Any]]:
-        with index_errors():
-            async with self._sessionmaker() as session:
-                rows: Sequence[Row[Any]] = (await session.execute(statement)).all()
-        return rows

@@ -5,11 +5,10 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select, func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pacs.dicom.selection import Selection
 from pacs.index.models import Instance, Patient, Series, Study
-from pacs.index.unavailable import index_errors
+from pacs.index.reads import Reads
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,10 +48,10 @@ def _joined(statement: _Statement, selection: Selection) -> _Statement:
 
 
 class Locator:
-    """Finds the instances of a retrieve; reads only, on its own short sessions."""
+    """Finds the instances of a retrieve; reads only, a short transaction per statement."""
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-        self._sessionmaker = sessionmaker
+    def __init__(self, reads: Reads) -> None:
+        self._reads = reads
 
     async def summary(self, selection: Selection) -> tuple[int, set[tuple[str, str]]]:
         """How many instances, and which (SOP Class, transfer syntax) pairs they have."""
@@ -62,9 +61,7 @@ class Locator:
             .group_by(Instance.sop_class_uid, Instance.transfer_syntax_uid),
             selection,
         )
-        with index_errors():
-            async with self._sessionmaker() as session:
-                rows = (await session.execute(statement)).all()
+        rows = await self._reads.all(statement)
         return sum(int(row[2]) for row in rows), {(str(row[0]), str(row[1])) for row in rows}
 
     async def locate(
@@ -89,9 +86,7 @@ class Locator:
                 .order_by(Instance.id)
                 .limit(page_size)
             )
-            with index_errors():
-                async with self._sessionmaker() as session:
-                    rows = (await session.execute(statement)).all()
+            rows = await self._reads.all(statement)
             if rows:
                 yield [
                     StoredInstance(str(row[1]), str(row[2]), str(row[3]), str(row[4]), int(row[5]))

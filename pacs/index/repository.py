@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from pacs.index.engine import create_sessionmaker, create_sqlite_write_engine
+from pacs.index.engine import create_sessionmaker, create_sqlite_sync_engine
 from pacs.index.models import Instance, Series, Study
 from pacs.index.records import AddKind, AddOutcome, DuplicatePolicy, InstanceRecord, InstanceRow
 from pacs.index.transactions import SessionTransactions, SqliteWriterThread, WriteTransactions
@@ -66,7 +66,7 @@ class Index:
     def open(cls, engine: AsyncEngine) -> Self:
         """Create the Index of engine, writing a SQLite file from a writer thread; close() it."""
         sessionmaker = create_sessionmaker(engine)
-        write_engine = create_sqlite_write_engine(engine.url)
+        write_engine = create_sqlite_sync_engine(engine.url)
         if write_engine is None:
             return cls(sessionmaker)
         return cls(sessionmaker, SqliteWriterThread(write_engine))

@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from pacs.index.engine import AsyncEngine, create_engine, create_sessionmaker
+from pacs.index.reads import Reads, open_reads
 from pacs.index.repository import Index
 from pacs.index.schema import upgrade_to_head
 
@@ -17,6 +18,17 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
         yield engine
     finally:
         await engine.dispose()
+
+
+@pytest.fixture
+async def reads(engine: AsyncEngine) -> AsyncIterator[Reads]:
+    """The index's reads on the test database as the server runs them (reader threads on
+    SQLite), closed after the test."""
+    reads = open_reads(engine)
+    try:
+        yield reads
+    finally:
+        await reads.close()
 
 
 @pytest.fixture

@@ -32,6 +32,7 @@ from pacs.errors import StoreUnavailable
 from pacs.index.engine import AsyncEngine, AsyncSession, async_sessionmaker, create_sessionmaker
 from pacs.index.find import Finder
 from pacs.index.models import fold_person_name
+from pacs.index.reads import Reads
 from pacs.index.records import InstanceRecord
 from pacs.index.repository import Index
 from pacs.index.schema import upgrade_to_head
@@ -176,8 +177,8 @@ async def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 
 @pytest.fixture
-def finder(sessionmaker: async_sessionmaker[AsyncSession]) -> Finder:
-    return Finder(sessionmaker)
+def finder(sessionmaker: async_sessionmaker[AsyncSession], reads: Reads) -> Finder:
+    return Finder(reads)
 
 
 def identifier(level: str, model: InformationModel, keys: dict[str, Any]) -> Query:
@@ -440,8 +441,8 @@ async def test_pages_hold_at_most_page_size_and_are_never_empty(
     assert [len(page) for page in pages] == sizes
 
 
-async def test_an_unusable_database_is_store_unavailable(engine: AsyncEngine) -> None:
-    finder = Finder(create_sessionmaker(engine))  # no tables: never migrated
+async def test_an_unusable_database_is_store_unavailable(reads: Reads) -> None:
+    finder = Finder(reads)  # no tables: never migrated
     query = identifier("STUDY", STUDY_ROOT, {"PatientID": "PID1"})
 
     with pytest.raises(StoreUnavailable):
@@ -449,11 +450,11 @@ async def test_an_unusable_database_is_store_unavailable(engine: AsyncEngine) ->
 
 
 @pytest.fixture
-async def one_study(engine: AsyncEngine) -> AsyncIterator[Finder]:
+async def one_study(engine: AsyncEngine, reads: Reads) -> AsyncIterator[Finder]:
     await upgrade_to_head(engine)
     sessionmaker = create_sessionmaker(engine)
     await Index(sessionmaker).add_instances([instance("S5.1.1")], "keep")
-    yield Finder(sessionmaker)
+    yield Finder(reads)
 
 
 async def store_names(engine: AsyncEngine, text: str) -> None:

@@ -1,0 +1,95 @@
+"""Where the index's hot reads run: SQLite reader threads on sqlite3, or the async engine.
+
+C-FIND and retrieve read a page of rows per statement. Through aiosqlite every
+step of a statement (checkout, BEGIN, cursor, execute, fetch, rollback) is a
+round trip between the event loop and aiosqlite's thread, and the ORM Session
+adds its own bookkeeping: together about 1 ms of a 1-match C-FIND. A reader
+thread runs the whole statement on a sqlite3 connection of its own (WAL lets
+readers run beside the writer) and hands back buffered rows: one hop there and
+one back. On asyncpg a statement is a network round trip awaited on the loop,
+so a Core connection of the async engine serves.
+"""
+
+import asyncio
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol, TypeVarTuple
+
+from sqlalchemy import Row, Select
+from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from pacs.index.engine import create_sqlite_sync_engine
+from pacs.index.unavailable import index_errors
+
+__all__ = ["EngineReads", "Reads", "SqliteReaderThreads", "open_reads"]
+
+Ts = TypeVarTuple("Ts")
+
+# SQLite does the reading in C without the GIL: two threads keep both cores
+# busy, a few more let a long C-FIND not hold up a short one.
+READER_THREADS = 4
+
+# Rows are read by position only. Without this, every run of a statement rebuilt from
+# the compiled cache re-keys the cached result map by the new statement's columns,
+# comparing ORM columns with SQL operators: a third of a 1-row read's time. (The ORM
+# sets the same option for its own statements.)
+_POSITIONAL = {"_result_disable_adapt_to_context": True}
+
+
+class Reads(Protocol):
+    """Runs one read-only statement in a short transaction of its own; StoreUnavailable on
+    database failure."""
+
+    async def all(self, statement: Select[*Ts]) -> Sequence[Row[*Ts]]: ...
+
+    async def close(self) -> None: ...
+
+
+class EngineReads:
+    """Each statement on a Core connection of the async engine, checked out for it alone."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def all(self, statement: Select[*Ts]) -> Sequence[Row[*Ts]]:
+        with index_errors():
+            async with self._engine.connect() as conn:
+                return (await conn.execute(statement, execution_options=_POSITIONAL)).all()
+
+    async def close(self) -> None:
+        """Nothing to release: the engine belongs to whoever created it."""
+
+
+class SqliteReaderThreads:
+    """Each statement run whole in one of a few reader threads, on a synchronous engine."""
+
+    def __init__(self, engine: Engine, threads: int = READER_THREADS) -> None:
+        self._engine = engine
+        self._threads = ThreadPoolExecutor(threads, thread_name_prefix="pacs-index-reader")
+        self._closed = False
+
+    async def all(self, statement: Select[*Ts]) -> Sequence[Row[*Ts]]:
+        with index_errors():
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._threads, self._all, statement)
+
+    def _all(self, statement: Select[*Ts]) -> Sequence[Row[*Ts]]:
+        with self._engine.connect() as conn:
+            return conn.execute(statement, execution_options=_POSITIONAL).all()
+
+    async def close(self) -> None:
+        """Let running reads finish, close the connections, end the threads."""
+        if self._closed:
+            return
+        self._closed = True
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self._threads.shutdown, True)
+        self._engine.dispose()
+
+
+def open_reads(engine: AsyncEngine) -> Reads:
+    """Reader threads for a SQLite file, the engine itself otherwise (PostgreSQL, :memory:);
+    close() it before disposing of the engine."""
+    sync_engine = create_sqlite_sync_engine(engine.url)
+    return EngineReads(engine) if sync_engine is None else SqliteReaderThreads(sync_engine)
