@@ -308,6 +308,11 @@ class Association:
                 return
 
     async def _drain(self) -> None:
+        transport = self._writer.transport
+        if not transport.is_closing() and not transport.get_write_buffer_size():
+            # The kernel took every byte: nothing to wait for, and no timer to arm (arming
+            # one per message cost as much as a C-FIND match's whole encoding).
+            return
         async with asyncio.timeout(self.timeouts.network):
             await self._writer.drain()
 
@@ -319,7 +324,11 @@ class Association:
     ) -> None:
         """Send one DIMSE message; a data set may be bytes or an async stream of chunks."""
         command["CommandDataSetType"] = NO_DATA_SET if data_set is None else DATA_SET_PRESENT
-        encoded = encode_command(command)
+        await self._send_encoded(context_id, encode_command(command), data_set)
+
+    async def _send_encoded(
+        self, context_id: int, encoded: bytes, data_set: bytes | AsyncIterable[bytes] | None
+    ) -> None:
         async with self._send_lock:
             if self.closed:
                 raise AssociationClosed(f"{self.peer}: association already closed")
@@ -366,6 +375,17 @@ class Association:
                 f" ({comment})" if comment else "",
                 (time.monotonic() - request.received_at) * 1000,
             )
+
+    async def respond_pending(self, request: DimseMessage, identifier: bytes) -> None:
+        """Send one Pending response (0xFF00) with an identifier, as a C-FIND does per match.
+
+        Every Pending response to a request has the same command set: it is encoded once.
+        """
+        if request.pending_command is None:
+            response = make_response(request.command, status.PENDING)
+            response["CommandDataSetType"] = DATA_SET_PRESENT
+            request.pending_command = encode_command(response)
+        await self._send_encoded(request.context_id, request.pending_command, identifier)
 
     # -- requesting (either role) -------------------------------------------------
 

@@ -115,6 +115,7 @@ class DimseMessage:
     _finished: bool = False
     _ignored: bool = False
     answered: bool = False  # a final response has been sent
+    pending_command: bytes | None = None  # our Pending response's command set, once encoded
     received_at: float = field(default_factory=time.monotonic)
 
     @cached_property  # read several times per message

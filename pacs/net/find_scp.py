@@ -79,7 +79,7 @@ def make_find_handler(service: QueryService) -> Handler:
                             await assoc.respond(request, status.CANCEL)
                             return
                         data = encode_response(match)
-                        await assoc.respond(request, status.PENDING, identifier=data)
+                        await assoc.respond_pending(request, data)
         except InvalidIdentifier as exc:
             await assoc.respond(request, status.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, str(exc))
             return
