@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from pydicom.dataelem import DataElement
+from pydicom.datadict import keyword_for_tag
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 
 from pacs.dicom.levels import QueryLevel, level_of
@@ -177,17 +178,29 @@ def parse_level(identifier: Dataset, model: InformationModel) -> QueryLevel:
     return level
 
 
+def is_zero_length(element: DataElement | RawDataElement) -> bool:
+    """Whether an element of a decoded data set is one not yet converted, with no value."""
+    return isinstance(element, RawDataElement) and element.length == 0
+
+
 def parse_identifier(identifier: Dataset, model: InformationModel) -> Query:
     """Validate a C-FIND identifier against the model's hierarchy (PS3.4 C.4.1.2.2.1)."""
     level = parse_level(identifier, model)
     constraints: list[Constraint] = []
     keys: list[str] = []
-    for element in identifier:
-        keyword = element.keyword
+    for tag in sorted(identifier.keys()):
+        element: DataElement | None = None
+        if is_zero_length(identifier.get_item(tag)):
+            # A return key without a value (universal matching, C.2.2.2.3) gives only
+            # its keyword; converting it cost more than all the rest of the parse.
+            keyword = keyword_for_tag(tag)
+        else:
+            element = identifier[tag]
+            keyword = element.keyword
         if not keyword or keyword in ALWAYS_ALLOWED:
             continue
         keys.append(keyword)
-        constraint = constraint_for(element)
+        constraint = None if element is None else constraint_for(element)
         if constraint is not None:
             constraints.append(constraint)
     query = Query(model, level, tuple(constraints), tuple(keys), _charset(identifier))

@@ -12,7 +12,7 @@ from pynetdicom.dsutils import decode, encode
 
 from pacs.archive.query import QueryService
 from pacs.dicom.json_encoding import encode_json
-from pacs.dicom.matching import InformationModel, parse_identifier
+from pacs.dicom.matching import InformationModel, is_zero_length, parse_identifier
 from pacs.errors import InvalidIdentifier, PacsError
 from pacs.net import status
 from pacs.net.association import Association, Handler
@@ -30,8 +30,11 @@ def decode_identifier(data: bytes, transfer_syntax: str) -> Dataset:
         identifier = decode(
             BytesIO(data), syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated
         )
-        for _ in identifier:  # element values decode lazily: fail here, not halfway through
-            pass
+        # Values decode lazily: fail here, not halfway through (iterating the Dataset itself
+        # would convert the empty ones too).
+        for tag in identifier.keys():  # noqa: SIM118
+            if not is_zero_length(identifier.get_item(tag)):
+                identifier[tag]
     except Exception as exc:
         raise InvalidIdentifier(f"the identifier cannot be decoded: {exc}") from exc
     return identifier
