@@ -45,4 +45,3 @@ def test_a_value_that_cannot_be_decoded_is_an_invalid_identifier() -> None:
 
     with pytest.raises(InvalidIdentifier, match="cannot be decoded"):
         decode_identifier(STUDY_LEVEL + odd_us, ExplicitVRLittleEndian)
-
