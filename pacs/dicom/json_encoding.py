@@ -21,6 +21,7 @@ from pacs.dicom.structure import LONG_VRS
 UTF8 = "ISO_IR 192"
 _ASCII_VRS = frozenset({"AE", "AS", "CS", "DA", "DT", "TM", "UI", "UR"})
 _TEXT_VRS = frozenset({"LO", "LT", "SH", "ST", "UC", "UT"})  # encoded with the character set
+_STRINGS = _ASCII_VRS | _TEXT_VRS
 _SINGLE_VALUED = frozenset({"LT", "ST", "UT", "UR"})  # a backslash is text, not a delimiter
 _BINARY_NUMBERS = {"US": "H", "SS": "h", "UL": "I", "SL": "i", "FL": "f", "FD": "d"}
 _SHORT_MAX = 0xFFFF
@@ -63,6 +64,10 @@ def _text_bytes(vr: str, values: list[Any], utf8: bool) -> bytes:
         text = "\\".join(values)
     else:
         raise _NotSimple(vr)
+    return _encoded_text(vr, text, utf8)
+
+
+def _encoded_text(vr: str, text: str, utf8: bool) -> bytes:
     if text.isascii():
         raw = text.encode("ascii")
     elif utf8 and vr not in _ASCII_VRS:
@@ -80,6 +85,8 @@ def _value_bytes(vr: str, element: dict[str, Any], utf8: bool) -> bytes:
             raise _NotSimple(vr)
         return b""
     values = element["Value"]
+    if type(values) is list and len(values) == 1 and type(values[0]) is str and vr in _STRINGS:
+        return _encoded_text(vr, values[0], utf8)  # most elements of a response: one string
     if not isinstance(values, list) or not values or any(v is None for v in values):
         raise _NotSimple(vr)
     number = _BINARY_NUMBERS.get(vr)
