@@ -10,6 +10,7 @@ flat however many match, and a slow peer holds no connection between pages.
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
+from itertools import pairwise
 from typing import Any
 
 from pydicom.datadict import tag_for_keyword
@@ -337,6 +338,21 @@ PARENT_KEY: dict[Table, Column] = {
 }
 
 
+@cache  # statements are immutable; building the columns and joins cost as much as a read
+def _candidates(tables: tuple[Table, ...], computed: tuple[str, ...]) -> Select[Any]:
+    """The SELECT of a level's rows joined to their parents, before any condition."""
+    available = _computed_columns(len(tables))
+    statement = select(
+        tables[-1].id,
+        *(t.attributes for t in tables),
+        *(UNIQUE[t][2] for t in tables),
+        *(available[name] for name in computed),
+    ).select_from(Patient)
+    for parent, child in pairwise(tables):
+        statement = statement.join(child, PARENT_KEY[child] == parent.id)
+    return statement
+
+
 @dataclass(frozen=True, slots=True)
 class _Plan:
     """One query's SELECT parts and what is left to match on the JSON."""
@@ -350,15 +366,7 @@ class _Plan:
     def select(self, after: int | None, limit: int) -> Select[Any]:
         """The next page of candidates: rows of the level with ids above `after`."""
         table = self.tables[-1]
-        available = _computed_columns(len(self.tables))
-        statement = select(
-            table.id,
-            *(t.attributes for t in self.tables),
-            *(UNIQUE[t][2] for t in self.tables),
-            *(available[name] for name in self.computed),
-        ).select_from(Patient)
-        for parent, child in zip(self.tables, self.tables[1:], strict=False):
-            statement = statement.join(child, PARENT_KEY[child] == parent.id)
+        statement = _candidates(self.tables, self.computed)
         if after is not None:
             statement = statement.where(table.id > after)
         return statement.where(*self.where).order_by(table.id).limit(limit)
