@@ -1,7 +1,7 @@
 # pacs: the DICOM archive server. Build: `docker build -t pacs .`; run with
 # docker-compose.yml (pacs + PostgreSQL), or alone with SQLite in the volume:
 #   docker run -p 11112:11112 -v pacs-data:/data pacs
-# python-gdcm, numpy, asyncpg and pylibjpeg ship manylinux wheels, so the slim
+# python-gdcm, numpy, asyncpg, orjson and pylibjpeg ship manylinux wheels, so the slim
 # image needs no compiler; DCMTK is not needed either.
 FROM python:3.11-slim-bookworm
 

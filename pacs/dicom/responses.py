@@ -5,7 +5,8 @@ values the index holds (zero length where it holds none), plus the query level,
 the Retrieve AE Title and, when a value needs it, the Specific Character Set.
 """
 
-from functools import cache
+import json
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -15,7 +16,7 @@ from pacs.dicom.json_encoding import UTF8
 from pacs.dicom.matching import Query
 
 
-@cache
+@lru_cache(maxsize=1024)  # peers ask for a few sets of keys, but any peer may send any
 def _template(return_keys: tuple[str, ...]) -> tuple[tuple[str, dict[str, Any]], ...]:
     """Each return key's tag and its zero-length element, worked out once per set of keys."""
     template = []
@@ -28,7 +29,10 @@ def _template(return_keys: tuple[str, ...]) -> tuple[tuple[str, dict[str, Any]],
 
 def _has_non_ascii(attributes: dict[str, Any]) -> bool:
     # orjson visits every string at once and writes them as UTF-8, never escaped.
-    return not orjson.dumps(attributes).isascii()
+    try:
+        return not orjson.dumps(attributes).isascii()
+    except orjson.JSONEncodeError:  # an integer beyond 64 bits
+        return not json.dumps(attributes, ensure_ascii=False).isascii()
 
 
 def response_json(

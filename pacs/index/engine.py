@@ -1,5 +1,6 @@
 """Engines and sessions for the index, with the SQLite settings durability needs."""
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -46,13 +47,24 @@ POSTGRES_SESSION_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
 
 
 def _json_text(value: Any) -> str:
-    return orjson.dumps(value).decode()
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(value)  # an integer beyond 64 bits (a malformed IS), kept as sent
+
+
+def _json_value(text: str | bytes) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)  # NaN or Infinity, as rows written before orjson may hold
 
 
 # Each level's DICOM JSON is written once per instance and read once per C-FIND match:
 # orjson does both in a fraction of the standard library's time (json.loads was a
-# sixth of a many-match C-FIND). It also refuses NaN, which PostgreSQL refuses too.
-_JSON_CODEC = {"json_serializer": _json_text, "json_deserializer": orjson.loads}
+# sixth of a many-match C-FIND). It writes NaN and infinities as null, the only valid
+# JSON for them (PostgreSQL's JSONB refused the standard library's NaN).
+_JSON_CODEC = {"json_serializer": _json_text, "json_deserializer": _json_value}
 
 
 def create_engine(

@@ -1,9 +1,14 @@
-"""The index engine's connections are set up the way the write path and queries rely on."""
+"""The index engine's connections and JSON columns are set up the way the write path and
+queries rely on."""
+
+import math
+from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import ColumnClause, literal, literal_column, select, text, type_coerce
 
 from pacs.index.engine import AsyncEngine
+from pacs.index.models import DICOM_JSON
 
 
 async def test_postgresql_plans_each_statement_with_its_own_values(engine: AsyncEngine) -> None:
@@ -15,3 +20,34 @@ async def test_postgresql_plans_each_statement_with_its_own_values(engine: Async
         for conn in (first, second):
             mode = (await conn.execute(text("SHOW plan_cache_mode"))).scalar_one()
             assert mode == "force_custom_plan"
+
+
+async def _round_trip(engine: AsyncEngine, value: Any) -> Any:
+    async with engine.connect() as conn:
+        return (await conn.execute(select(literal(value, DICOM_JSON)))).scalar_one()
+
+
+async def test_dicom_json_keeps_an_integer_beyond_64_bits(engine: AsyncEngine) -> None:
+    # A malformed IS can be that long; the index must still take the instance (orjson
+    # cannot write it, the standard library can; it reads back as a number of that value).
+    element = {"00201208": {"vr": "IS", "Value": [2**70]}}
+
+    assert await _round_trip(engine, element) == element
+
+
+async def test_dicom_json_writes_nan_as_null(engine: AsyncEngine) -> None:
+    # NaN is no JSON value: PostgreSQL's JSONB refuses it, so it is stored as null.
+    element = {"00180050": {"vr": "DS", "Value": [float("nan")]}}
+
+    assert await _round_trip(engine, element) == {"00180050": {"vr": "DS", "Value": [None]}}
+
+
+async def test_dicom_json_reads_nan_as_older_sqlite_rows_hold_it(engine: AsyncEngine) -> None:
+    if engine.dialect.name != "sqlite":
+        pytest.skip("only SQLite ever stored the standard library's NaN")
+    async with engine.connect() as conn:
+        sql = """'{"00180050": {"vr": "DS", "Value": [NaN]}}'"""
+        stored: ColumnClause[str] = literal_column(sql)
+        value: Any = (await conn.execute(select(type_coerce(stored, DICOM_JSON)))).scalar_one()
+
+    assert math.isnan(value["00180050"]["Value"][0])
