@@ -7,9 +7,10 @@ into every target with parallel DCMTK storescu, timed; then the query mix
 query repeated with varied values. Then more studies are loaded, up to the
 larger size, and the mix runs again. Each figure is the median over runs of
 that run's p50/p95; targets are interleaved within each run, and every answer
-is checked against the population. Temporary stores go under $TMPDIR.
-Usage (`python -m benchmarks` runs every benchmark):
-python -m benchmarks.query [--scale tiny|small|full] [--targets pacs,orthanc,pacs-pg]
+is checked against the population. `--scale medium` is the smaller size of
+`full` alone (10,000 instances), for several runs in minutes. Temporary stores
+go under $TMPDIR. Usage (`python -m benchmarks` runs every benchmark):
+python -m benchmarks.query [--scale tiny|small|medium|full] [--targets pacs,orthanc,pacs-pg]
                            [--runs 3] [--repeats N] [--json OUT] [--markdown OUT]
 """
 
@@ -34,8 +35,8 @@ from benchmarks.report import environment
 from benchmarks.targets import Server, shutdown
 
 # Studies at each size, smallest first; every study holds INSTANCES_PER_STUDY instances.
-SCALES = {"tiny": (10, 30), "small": (200, 1_000), "full": (1_000, 10_000)}
-REPEATS = {"tiny": 5, "small": 100, "full": 100}
+SCALES = {"tiny": (10, 30), "small": (200, 1_000), "medium": (1_000,), "full": (1_000, 10_000)}
+REPEATS = {"tiny": 5, "small": 100, "medium": 100, "full": 100}
 INSTANCES_PER_STUDY = 10
 ASSOCIATIONS = 4
 ECHOES = 20
