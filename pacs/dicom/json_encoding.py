@@ -97,7 +97,7 @@ def _value_bytes(vr: str, element: dict[str, Any], utf8: bool) -> bytes:
             return struct.pack(f"<{len(values)}{number}", *values)
         except struct.error as exc:
             raise _NotSimple(vr) from exc
-    if vr in _ASCII_VRS or vr in _TEXT_VRS or vr in ("PN", "IS", "DS"):
+    if vr in _STRINGS or vr in ("PN", "IS", "DS"):
         return _text_bytes(vr, values, utf8)
     raise _NotSimple(vr)
 

@@ -5,14 +5,14 @@ values the index holds (zero length where it holds none), plus the query level,
 the Retrieve AE Title and, when a value needs it, the Specific Character Set.
 """
 
-import json
 from functools import lru_cache
 from typing import Any
 
-import orjson
-from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.datadict import dictionary_VR
 
+from pacs.dicom import json_model
 from pacs.dicom.json_encoding import UTF8
+from pacs.dicom.json_model import json_key
 from pacs.dicom.matching import Query
 
 
@@ -21,18 +21,15 @@ def _template(return_keys: tuple[str, ...]) -> tuple[tuple[str, dict[str, Any]],
     """Each return key's tag and its zero-length element, worked out once per set of keys."""
     template = []
     for keyword in return_keys:
-        tag = tag_for_keyword(keyword)
-        assert tag is not None, keyword
-        template.append((f"{tag:08X}", {"vr": dictionary_VR(tag)}))
+        key = json_key(keyword)
+        assert key is not None, keyword
+        template.append((key, {"vr": dictionary_VR(keyword)}))
     return tuple(template)
 
 
 def _has_non_ascii(attributes: dict[str, Any]) -> bool:
-    # orjson visits every string at once and writes them as UTF-8, never escaped.
-    try:
-        return not orjson.dumps(attributes).isascii()
-    except orjson.JSONEncodeError:  # an integer beyond 64 bits
-        return not json.dumps(attributes, ensure_ascii=False).isascii()
+    # One C pass over every string: json_model writes text as it is, never escaped.
+    return not json_model.dumps(attributes).isascii()
 
 
 def response_json(

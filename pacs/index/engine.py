@@ -1,16 +1,16 @@
 """Engines and sessions for the index, with the SQLite settings durability needs."""
 
-import json
 from pathlib import Path
 from typing import Any
 
-import orjson
 from sqlalchemy import create_engine as _create_sync_engine
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
+
+from pacs.dicom import json_model
 
 __all__ = [
     "SQLITE_BEGIN",
@@ -46,25 +46,8 @@ _SQLITE_PRAGMAS = (
 POSTGRES_SESSION_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
 
 
-def _json_text(value: Any) -> str:
-    try:
-        return orjson.dumps(value).decode()
-    except orjson.JSONEncodeError:
-        return json.dumps(value)  # an integer beyond 64 bits (a malformed IS), kept as sent
-
-
-def _json_value(text: str | bytes) -> Any:
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return json.loads(text)  # NaN or Infinity, as rows written before orjson may hold
-
-
-# Each level's DICOM JSON is written once per instance and read once per C-FIND match:
-# orjson does both in a fraction of the standard library's time (json.loads was a
-# sixth of a many-match C-FIND). It writes NaN and infinities as null, the only valid
-# JSON for them (PostgreSQL's JSONB refused the standard library's NaN).
-_JSON_CODEC = {"json_serializer": _json_text, "json_deserializer": _json_value}
+# The DICOM JSON columns are written and read with orjson (see pacs.dicom.json_model).
+_JSON_CODEC = {"json_serializer": json_model.dumps, "json_deserializer": json_model.loads}
 
 
 def create_engine(

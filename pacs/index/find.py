@@ -13,7 +13,6 @@ from functools import cache
 from itertools import pairwise
 from typing import Any
 
-from pydicom.datadict import tag_for_keyword
 from sqlalchemy import (
     Boolean,
     ColumnElement,
@@ -32,6 +31,7 @@ from sqlalchemy.orm import InstrumentedAttribute, aliased
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
+from pacs.dicom.json_model import json_key
 from pacs.dicom.levels import QueryLevel
 from pacs.dicom.matching import (
     AnyOf,
@@ -293,12 +293,6 @@ def _computed_columns(depth: int) -> dict[str, Expression]:
     return columns
 
 
-@cache
-def _tag(keyword: str) -> str | None:
-    tag = tag_for_keyword(keyword)
-    return None if tag is None else f"{tag:08X}"
-
-
 def _text(value: Any, vr: str | None) -> str:
     if vr == "PN" and isinstance(value, dict):
         groups = (value.get(group, "") for group in ("Alphabetic", "Ideographic", "Phonetic"))
@@ -315,7 +309,7 @@ def _json_values(element: dict[str, Any] | None) -> list[str] | None:
 
 
 def _matches_json(constraint: Constraint, merged: dict[str, Any], fold_pn: bool) -> bool:
-    tag = _tag(constraint.keyword)
+    tag = json_key(constraint.keyword)
     element = merged.get(tag) if tag is not None else None
     fold = fold_pn and element is not None and element.get("vr") == "PN"
     return matches(constraint, _json_values(element), fold_case=fold)

@@ -95,6 +95,12 @@ class AcceptedContext:
     as_scu: bool
 
 
+def _encoded(command: CommandFields, has_data_set: bool) -> bytes:
+    """A command set to send, saying whether a data set follows it."""
+    command["CommandDataSetType"] = DATA_SET_PRESENT if has_data_set else NO_DATA_SET
+    return encode_command(command)
+
+
 def set_nodelay(writer: asyncio.StreamWriter) -> None:
     """Disable Nagle: DIMSE is request/response, and delayed ACKs would add 40 ms a message."""
     sock = writer.get_extra_info("socket")
@@ -323,8 +329,7 @@ class Association:
         data_set: bytes | AsyncIterable[bytes] | None = None,
     ) -> None:
         """Send one DIMSE message; a data set may be bytes or an async stream of chunks."""
-        command["CommandDataSetType"] = NO_DATA_SET if data_set is None else DATA_SET_PRESENT
-        await self._send_encoded(context_id, encode_command(command), data_set)
+        await self._send_encoded(context_id, _encoded(command, data_set is not None), data_set)
 
     async def _send_encoded(
         self, context_id: int, encoded: bytes, data_set: bytes | AsyncIterable[bytes] | None
@@ -383,8 +388,7 @@ class Association:
         """
         if request.pending_command is None:
             response = make_response(request.command, status.PENDING)
-            response["CommandDataSetType"] = DATA_SET_PRESENT
-            request.pending_command = encode_command(response)
+            request.pending_command = _encoded(response, has_data_set=True)
         await self._send_encoded(request.context_id, request.pending_command, identifier)
 
     # -- requesting (either role) -------------------------------------------------
