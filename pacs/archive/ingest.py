@@ -7,21 +7,20 @@ caller answer Success. Concurrent ingests share index commits (group commit).
 """
 
 import asyncio
+import io
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from pydicom.dataset import Dataset
 
 from pacs.archive.group_commit import GroupCommit
 from pacs.archive.records import record_for
 from pacs.dicom.header import read_header, split_by_level
-from pacs.dicom.levels import QueryLevel
 from pacs.dicom.part10 import file_meta_bytes
 from pacs.errors import DataSetMismatch, InstanceConflict, InvalidInstance
-from pacs.index.records import AddKind, AddOutcome, DuplicatePolicy
+from pacs.index.records import AddKind, AddOutcome, DuplicatePolicy, InstanceRecord
 from pacs.store.blobstore import BlobRef, BlobWriter, FileBlobStore
 
 log = logging.getLogger(__name__)
@@ -93,17 +92,26 @@ class _Staging:
         _write_all(self._writer, chunks)
         return self._writer
 
-    def finish(
-        self, chunks: list[bytes]
-    ) -> tuple[Dataset, dict[QueryLevel, dict[str, Any]], BlobRef]:
-        """Last bytes, header checks, then the durable commit of the file."""
+    def finish(self, chunks: list[bytes]) -> tuple[InstanceRecord, BlobRef]:
+        """Last bytes, header checks, then the durable commit of the file.
+
+        The file syncs while the header is parsed. A data set that arrives whole in
+        the last batch (every instance below FLUSH_BYTES) is parsed from memory.
+        """
+        whole = self._writer is None
         writer = self.write(chunks)
-        writer.flush()
-        syntax = self._arrival.transfer_syntax_uid
-        dataset = read_header(Path(writer.staging_path), self._offset, syntax)
-        _check_arrival(dataset, self._arrival)
+        writer.start_sync()
+        arrival = self._arrival
+        if whole:
+            dataset = read_header(io.BytesIO(b"".join(chunks)), arrival.transfer_syntax_uid)
+        else:
+            with Path(writer.staging_path).open("rb") as fp:
+                fp.seek(self._offset)
+                dataset = read_header(fp, arrival.transfer_syntax_uid)
+        _check_arrival(dataset, arrival)
         levels = split_by_level(dataset)
-        return dataset, levels, writer.commit()
+        blob = writer.commit()
+        return record_for(levels, arrival.transfer_syntax_uid, blob, arrival.source_ae_title), blob
 
     def discard(self) -> None:
         if self._writer is not None:
@@ -129,13 +137,11 @@ class Ingest:
                 if buffered >= FLUSH_BYTES:
                     await asyncio.to_thread(staging.write, chunks)
                     chunks, buffered = [], 0
-            dataset, levels, blob = await asyncio.to_thread(staging.finish, chunks)
+            record, blob = await asyncio.to_thread(staging.finish, chunks)
         except BaseException:
             await asyncio.to_thread(staging.discard)
             raise
-        outcome = await self._commits.add(
-            record_for(dataset, levels, arrival.transfer_syntax_uid, blob, arrival.source_ae_title)
-        )
+        outcome = await self._commits.add(record)
         return self._judge(outcome, blob)
 
     def _judge(self, outcome: AddOutcome, blob: BlobRef) -> IngestOutcome:

@@ -1,12 +1,13 @@
-"""Read what the index needs from a received Part 10 file: the attributes before pixel data."""
+"""Read what the index needs from a received data set: the attributes before pixel data."""
 
-from pathlib import Path
-from typing import Any
+import io
+import zlib
+from typing import Any, BinaryIO
 
-from pydicom import dcmread
 from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.filereader import read_dataset
 from pydicom.tag import BaseTag
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
@@ -21,20 +22,37 @@ CACHEABLE_VRS = frozenset(
     {"AE", "AS", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "PN", "SH", "SL", "SS"}
     | {"ST", "SV", "TM", "UC", "UI", "UL", "UR", "US", "UT", "UV"}
 )
+PIXEL_DATA_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
 REQUIRED = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
 
 
-def read_header(path: Path, data_set_offset: int, transfer_syntax: str) -> Dataset:
-    """Parse the header and check the whole data set is there; raise InvalidInstance if not.
+def _at_pixel_data(tag: BaseTag, _vr: str | None, _length: int) -> bool:
+    return tag in PIXEL_DATA_TAGS
 
-    Blocking: runs in a worker thread. Pixel data is never read into memory.
+
+def read_header(fp: BinaryIO, transfer_syntax: str) -> Dataset:
+    """Parse the data set from fp's position to its end, up to its pixel data, after checking
+    that the whole data set is there; raise InvalidInstance if it is not, or cannot be parsed.
+
+    fp holds the data set alone or a Part 10 file positioned after its File Meta Information:
+    the caller knows the transfer syntax, so nothing is read twice. Blocking when fp is a
+    file (run it in a worker thread). Pixel data is never read into memory.
     """
     syntax = UID(transfer_syntax)
-    if syntax != DeflatedExplicitVRLittleEndian:
-        with path.open("rb") as fp:
-            check_complete(fp, data_set_offset, syntax.is_implicit_VR, syntax.is_little_endian)
+    start = fp.tell()
+    if syntax == DeflatedExplicitVRLittleEndian:
+        # PS3.5 A.5: the whole data set is deflated, so it cannot be walked in place.
+        try:
+            fp = io.BytesIO(zlib.decompress(fp.read(), -zlib.MAX_WBITS))
+        except zlib.error as exc:
+            raise InvalidInstance(f"the deflated data set cannot be inflated: {exc}") from exc
+        start, implicit, little = 0, False, True
+    else:
+        implicit, little = syntax.is_implicit_VR, syntax.is_little_endian
+    check_complete(fp, start, implicit, little)
+    fp.seek(start)
     try:
-        dataset = dcmread(path, stop_before_pixels=True)
+        dataset = read_dataset(fp, implicit, little, stop_when=_at_pixel_data)
     except Exception as exc:
         raise InvalidInstance(f"the data set cannot be parsed: {exc}") from exc
     missing = [keyword for keyword in REQUIRED if not str(dataset.get(keyword, "") or "").strip()]

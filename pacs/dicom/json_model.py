@@ -38,3 +38,23 @@ def loads(text: str | bytes) -> Any:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
         return json.loads(text)
+
+
+PN_GROUPS = ("Alphabetic", "Ideographic", "Phonetic")
+
+
+def value_text(value: Any, vr: str | None) -> str:
+    """One value of a DICOM JSON element as DICOM writes it: a person name's groups joined
+    by "=" (PS3.5 6.2.1), a number in its decimal form, a null as the empty string."""
+    if vr == "PN" and isinstance(value, dict):
+        return "=".join(value.get(group, "") for group in PN_GROUPS).rstrip("=")
+    return "" if value is None else str(value)
+
+
+def values_text(element: dict[str, Any] | None) -> list[str] | None:
+    """The values of a DICOM JSON element as text; None when it has none."""
+    values = element.get("Value") if element else None
+    if not values:
+        return None
+    vr = element.get("vr") if element else None
+    return [value_text(value, vr) for value in values]

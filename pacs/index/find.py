@@ -31,7 +31,7 @@ from sqlalchemy.orm import InstrumentedAttribute, aliased
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from pacs.dicom.json_model import json_key
+from pacs.dicom.json_model import json_key, values_text
 from pacs.dicom.levels import QueryLevel
 from pacs.dicom.matching import (
     AnyOf,
@@ -293,26 +293,11 @@ def _computed_columns(depth: int) -> dict[str, Expression]:
     return columns
 
 
-def _text(value: Any, vr: str | None) -> str:
-    if vr == "PN" and isinstance(value, dict):
-        groups = (value.get(group, "") for group in ("Alphabetic", "Ideographic", "Phonetic"))
-        return "=".join(groups).rstrip("=")
-    return "" if value is None else str(value)
-
-
-def _json_values(element: dict[str, Any] | None) -> list[str] | None:
-    """An element's values as the reference matcher takes them; None when it has none."""
-    values = (element or {}).get("Value")
-    if not element or not values:
-        return None
-    return [_text(value, element.get("vr")) for value in values]
-
-
 def _matches_json(constraint: Constraint, merged: dict[str, Any], fold_pn: bool) -> bool:
     tag = json_key(constraint.keyword)
     element = merged.get(tag) if tag is not None else None
     fold = fold_pn and element is not None and element.get("vr") == "PN"
-    return matches(constraint, _json_values(element), fold_case=fold)
+    return matches(constraint, values_text(element), fold_case=fold)
 
 
 def _element(vr: str, values: list[Any]) -> dict[str, Any]:

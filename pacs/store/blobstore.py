@@ -1,5 +1,6 @@
 """Content-addressed Part 10 files: `<root>/ab/cd/<sha256>`, written through a staging file."""
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -7,6 +8,7 @@ import re
 import secrets
 import shutil
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -19,6 +21,9 @@ _PREFIX = re.compile(r"[0-9a-f]{2}")
 _HASH_CHUNK = 1 << 20
 _NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
 STAGING_DIR = ".staging"
+# Files being synced in the background while their writers get on with other work
+# (fsync releases the GIL); one thread per instance being received at the same time.
+_SYNCS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="pacs-fsync")
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +154,7 @@ class BlobWriter:
         self._size = 0
         self._ref: BlobRef | None = None
         self._discarded = False
+        self._sync: Future[None] | None = None
         try:
             self._file: BinaryIO = staging_path.open("xb")
         except OSError as exc:
@@ -167,6 +173,8 @@ class BlobWriter:
     def write(self, fragment: bytes | memoryview) -> None:
         """Append a fragment to the staging file and to the running digest."""
         self._check_open()
+        if self._sync is not None:
+            raise ValueError("blob writer is being synced: no more writes")
         try:
             self._file.write(fragment)
         except OSError as exc:
@@ -181,6 +189,16 @@ class BlobWriter:
             self._file.flush()
         except OSError as exc:
             raise _unavailable("write to the store", exc) from exc
+
+    def start_sync(self) -> None:
+        """Start syncing the bytes written so far to disk in the background; no more writes.
+
+        `commit()` waits for the sync; the caller meanwhile reads the file or its own copy
+        of the bytes (parsing a small instance's header takes longer than its fsync).
+        """
+        self.flush()
+        if self._store.fsync and self._sync is None:
+            self._sync = _SYNCS.submit(os.fsync, self._file.fileno())
 
     def commit(self) -> BlobRef:
         """Make the blob durable under its address and return it; idempotent once done.
@@ -202,7 +220,9 @@ class BlobWriter:
 
     def _commit(self) -> BlobRef:
         self._file.flush()
-        if self._store.fsync:
+        if self._sync is not None:
+            self._sync.result()
+        elif self._store.fsync:
             os.fsync(self._file.fileno())
         self._file.close()
         ref = BlobRef(self._digest.hexdigest(), self._size)
@@ -223,6 +243,10 @@ class BlobWriter:
         if self._ref is not None or self._discarded:
             return
         self._discarded = True
+        if self._sync is not None:
+            # The sync still uses the descriptor; its own failure no longer matters.
+            with contextlib.suppress(OSError):
+                self._sync.result()
         self._file.close()
         self._staging_path.unlink(missing_ok=True)
 

@@ -165,7 +165,7 @@ def instance(label: str) -> InstanceRecord:
     ds.SOPClassUID = SOP_CLASS[series_keys["Modality"]]
     ds.InstanceNumber = int(label.rsplit(".", 1)[1])
     digest = hashlib.sha256(label.encode()).hexdigest()
-    return record_for(ds, split_by_level(ds), ExplicitVRLittleEndian, BlobRef(digest, 1), "MOD")
+    return record_for(split_by_level(ds), ExplicitVRLittleEndian, BlobRef(digest, 1), "MOD")
 
 
 @pytest.fixture
