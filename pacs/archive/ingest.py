@@ -10,6 +10,7 @@ import asyncio
 import io
 import logging
 from collections.abc import AsyncIterator
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,11 +93,13 @@ class _Staging:
         _write_all(self._writer, chunks)
         return self._writer
 
-    def finish(self, chunks: list[bytes]) -> tuple[InstanceRecord, BlobRef]:
-        """Last bytes, header checks, then the durable commit of the file.
+    def finish(self, chunks: list[bytes]) -> tuple[InstanceRecord, Future[BlobRef]]:
+        """Last bytes, header checks, then the commit of the file, left running.
 
-        The file syncs while the header is parsed. A data set that arrives whole in
-        the last batch (every instance below FLUSH_BYTES) is parsed from memory.
+        The file syncs while the header is parsed, and is renamed to its address and
+        its directory synced while the caller writes its index rows: the index commits
+        once the returned future is done. A data set that arrives whole in the last
+        batch (every instance below FLUSH_BYTES) is parsed from memory.
         """
         whole = self._writer is None
         writer = self.write(chunks)
@@ -110,8 +113,11 @@ class _Staging:
                 dataset = read_header(fp, arrival.transfer_syntax_uid)
         _check_arrival(dataset, arrival)
         levels = split_by_level(dataset)
-        blob = writer.commit()
-        return record_for(levels, arrival.transfer_syntax_uid, blob, arrival.source_ae_title), blob
+        stored = writer.commit_in_background()
+        record = record_for(
+            levels, arrival.transfer_syntax_uid, writer.reference, arrival.source_ae_title
+        )
+        return record, stored
 
     def discard(self) -> None:
         if self._writer is not None:
@@ -137,12 +143,13 @@ class Ingest:
                 if buffered >= FLUSH_BYTES:
                     await asyncio.to_thread(staging.write, chunks)
                     chunks, buffered = [], 0
-            record, blob = await asyncio.to_thread(staging.finish, chunks)
+            record, stored = await asyncio.to_thread(staging.finish, chunks)
         except BaseException:
             await asyncio.to_thread(staging.discard)
             raise
-        outcome = await self._commits.add(record)
-        return self._judge(outcome, blob)
+        outcome = await self._commits.add(record, stored)
+        # The index committed, so the file is stored: the future holds its reference.
+        return self._judge(outcome, stored.result())
 
     def _judge(self, outcome: AddOutcome, blob: BlobRef) -> IngestOutcome:
         uid = outcome.sop_instance_uid

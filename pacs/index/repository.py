@@ -17,7 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from pacs.index.engine import create_sessionmaker, create_sqlite_sync_engine
 from pacs.index.models import Instance, Series, Study
 from pacs.index.records import AddKind, AddOutcome, DuplicatePolicy, InstanceRecord, InstanceRow
-from pacs.index.transactions import SessionTransactions, SqliteWriterThread, WriteTransactions
+from pacs.index.transactions import (
+    Prerequisites,
+    SessionTransactions,
+    SqliteWriterThread,
+    WriteTransactions,
+)
 from pacs.index.unavailable import index_errors as _index_errors
 from pacs.index.unavailable import reason as _reason
 from pacs.index.upsert import add_batch, lock_order
@@ -76,33 +81,43 @@ class Index:
         await self._transactions.close()
 
     async def add_instances(
-        self, records: Sequence[InstanceRecord], policy: DuplicatePolicy | str
+        self,
+        records: Sequence[InstanceRecord],
+        policy: DuplicatePolicy | str,
+        files_stored: Prerequisites = (),
     ) -> list[AddOutcome]:
-        """Index a batch of stored instances in one transaction; outcomes in input order.
+        """Index a batch of instances in one transaction; outcomes in input order.
 
         One commit for many instances is what makes group commit possible: the
         caller batches concurrent C-STOREs. A record the database refuses on its
         own (a value it cannot hold) gets AddKind.FAILED without failing the rest.
+        The rows are written while the instances' files are still being stored and
+        committed once `files_stored` have all succeeded; if one fails, nothing is
+        committed and its exception is raised.
         """
         policy = DuplicatePolicy(policy)
         if not records:
             return []
         with _index_errors():
             try:
-                return await self._add_retrying(records, policy, isolate=False)
+                return await self._add_retrying(records, policy, files_stored, isolate=False)
             except DBAPIError as exc:
                 if not _refuses_record(exc):
                     raise
                 # Redo with a savepoint per record so that only the culprit fails.
                 log.info("index batch refused (%s); retrying record by record", _reason(exc))
-                return await self._add_retrying(records, policy, isolate=True)
+                return await self._add_retrying(records, policy, files_stored, isolate=True)
 
     async def _add_retrying(
-        self, records: Sequence[InstanceRecord], policy: DuplicatePolicy, isolate: bool
+        self,
+        records: Sequence[InstanceRecord],
+        policy: DuplicatePolicy,
+        files_stored: Prerequisites,
+        isolate: bool,
     ) -> list[AddOutcome]:
         for attempt in range(1, _ATTEMPTS + 1):
             try:
-                return await self._add_batch(records, policy, isolate)
+                return await self._add_batch(records, policy, files_stored, isolate)
             except DBAPIError as exc:
                 if attempt == _ATTEMPTS or not _is_transient(exc):
                     raise
@@ -111,11 +126,15 @@ class Index:
         raise AssertionError("unreachable")
 
     async def _add_batch(
-        self, records: Sequence[InstanceRecord], policy: DuplicatePolicy, isolate: bool
+        self,
+        records: Sequence[InstanceRecord],
+        policy: DuplicatePolicy,
+        files_stored: Prerequisites,
+        isolate: bool,
     ) -> list[AddOutcome]:
         write = _write_isolated if isolate else add_batch
         return await self._transactions.run(
-            partial(write, records=records, policy=policy, now=datetime.now(UTC))
+            partial(write, records=records, policy=policy, now=datetime.now(UTC)), files_stored
         )
 
     async def get_instance(self, sop_instance_uid: str) -> InstanceRow | None:

@@ -8,9 +8,9 @@ statement is a cheap network round trip awaited on the loop, so `run_sync` serve
 """
 
 import asyncio
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Protocol, TypeVar
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -24,10 +24,21 @@ T = TypeVar("T")
 _WRITE_OPTIONS = {SQLITE_BEGIN: "IMMEDIATE"}
 
 
-class WriteTransactions(Protocol):
-    """Runs a write in a transaction of its own and returns once that has committed."""
+# What a write waits for before it commits: work done elsewhere that its rows describe
+# (the stored files of the instances it indexes). One that fails rolls the write back.
+Prerequisites = Sequence[Future[Any]]
 
-    async def run(self, work: Callable[[Connection], T]) -> T: ...
+
+class WriteTransactions(Protocol):
+    """Runs a write in a transaction of its own and returns once that has committed.
+
+    The transaction commits only after every prerequisite has succeeded; the first
+    one that fails rolls it back and its exception is raised.
+    """
+
+    async def run(
+        self, work: Callable[[Connection], T], prerequisites: Prerequisites = ()
+    ) -> T: ...
 
     async def close(self) -> None: ...
 
@@ -38,11 +49,14 @@ class SessionTransactions:
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         self._sessionmaker = sessionmaker
 
-    async def run(self, work: Callable[[Connection], T]) -> T:
+    async def run(self, work: Callable[[Connection], T], prerequisites: Prerequisites = ()) -> T:
         """Run work on the session's connection; return after the commit."""
         async with self._sessionmaker() as session, session.begin():
             conn = await session.connection(execution_options=_WRITE_OPTIONS)
-            return await conn.run_sync(work)
+            result = await conn.run_sync(work)
+            for prerequisite in prerequisites:
+                await asyncio.wrap_future(prerequisite)
+            return result
 
     async def close(self) -> None:
         """Nothing to release: the engine belongs to whoever created it."""
@@ -62,16 +76,19 @@ class SqliteWriterThread:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pacs-index-writer")
         self._closed = False
 
-    async def run(self, work: Callable[[Connection], T]) -> T:
+    async def run(self, work: Callable[[Connection], T], prerequisites: Prerequisites = ()) -> T:
         """Run work in the writer thread; return after the commit."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._thread, self._transaction, work)
+        return await loop.run_in_executor(self._thread, self._transaction, work, prerequisites)
 
-    def _transaction(self, work: Callable[[Connection], T]) -> T:
+    def _transaction(self, work: Callable[[Connection], T], prerequisites: Prerequisites) -> T:
         with self._engine.connect() as conn:
             conn.execution_options(**_WRITE_OPTIONS)
             with conn.begin():
-                return work(conn)
+                result = work(conn)
+                for prerequisite in prerequisites:
+                    prerequisite.result()
+                return result
 
     async def close(self) -> None:
         """Finish the queued writes, close the connections, end the thread."""

@@ -21,9 +21,11 @@ _PREFIX = re.compile(r"[0-9a-f]{2}")
 _HASH_CHUNK = 1 << 20
 _NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
 STAGING_DIR = ".staging"
-# Files being synced in the background while their writers get on with other work
-# (fsync releases the GIL); one thread per instance being received at the same time.
+# Files synced and committed in the background while their writers get on with other
+# work (fsync releases the GIL). Two pools: a commit waits for its file's sync, so the
+# two must never queue behind each other.
 _SYNCS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="pacs-fsync")
+_COMMITS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="pacs-commit")
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +157,7 @@ class BlobWriter:
         self._ref: BlobRef | None = None
         self._discarded = False
         self._sync: Future[None] | None = None
+        self._committing: Future[BlobRef] | None = None
         try:
             self._file: BinaryIO = staging_path.open("xb")
         except OSError as exc:
@@ -164,6 +167,11 @@ class BlobWriter:
     def size(self) -> int:
         """Bytes written so far."""
         return self._size
+
+    @property
+    def reference(self) -> BlobRef:
+        """The address and size of the bytes written so far: what `commit()` will return."""
+        return BlobRef(self._digest.hexdigest(), self._size)
 
     @property
     def staging_path(self) -> Path:
@@ -200,6 +208,17 @@ class BlobWriter:
         if self._store.fsync and self._sync is None:
             self._sync = _SYNCS.submit(os.fsync, self._file.fileno())
 
+    def commit_in_background(self) -> Future[BlobRef]:
+        """Run `commit()` in a store thread; the future holds its result or its StoreError.
+
+        The caller may do other work in the meantime (index the blob's reference) as
+        long as it claims nothing about the blob before the future is done.
+        """
+        if self._committing is None:
+            self.flush()
+            self._committing = _COMMITS.submit(self._commit_once)
+        return self._committing
+
     def commit(self) -> BlobRef:
         """Make the blob durable under its address and return it; idempotent once done.
 
@@ -207,13 +226,18 @@ class BlobWriter:
         the rename, and the directory after it. An address that already exists holds
         identical bytes, so the staging copy is simply dropped (deduplication).
         """
+        if self._committing is not None:
+            return self._committing.result()
+        return self._commit_once()
+
+    def _commit_once(self) -> BlobRef:
         if self._ref is not None:
             return self._ref
         self._check_open()
         try:
             ref = self._commit()
         except OSError as exc:
-            self.discard()
+            self._drop()
             raise _unavailable("commit to the store", exc) from exc
         self._ref = ref
         return ref
@@ -239,7 +263,17 @@ class BlobWriter:
         return ref
 
     def discard(self) -> None:
-        """Drop the staging file; harmless when repeated or after commit."""
+        """Drop the staging file; harmless when repeated or after commit.
+
+        A commit under way in the background is waited for: once it has begun, the blob
+        is stored (or dropped by the commit's own failure), never half of either.
+        """
+        if self._committing is not None:
+            with contextlib.suppress(StoreUnavailable, ValueError):
+                self._committing.result()
+        self._drop()
+
+    def _drop(self) -> None:
         if self._ref is not None or self._discarded:
             return
         self._discarded = True

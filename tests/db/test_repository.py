@@ -4,6 +4,7 @@ import asyncio
 import hashlib
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import Future
 from dataclasses import replace
 from typing import Any
 
@@ -380,3 +381,31 @@ async def test_a_silent_database_server_fails_after_the_connect_timeout() -> Non
         silent.close()
         await silent.wait_closed()
     assert time.monotonic() - started < 5
+
+
+async def test_rows_commit_only_once_the_files_are_stored(
+    index: Index, engine: AsyncEngine
+) -> None:
+    file_stored: Future[BlobRef] = Future()
+    adding = asyncio.ensure_future(index.add_instances([record("1.1.1")], "keep", [file_stored]))
+    await asyncio.sleep(0.2)
+
+    assert not adding.done()
+    file_stored.set_result(blob("1.1.1"))
+    assert kinds(await adding) == [AddKind.STORED]
+    assert await rows(engine, "SELECT sop_instance_uid FROM instance") == [("1.1.1",)]
+
+
+async def test_a_file_that_fails_to_store_rolls_the_batch_back(
+    index: Index, engine: AsyncEngine
+) -> None:
+    stored: Future[BlobRef] = Future()
+    stored.set_result(blob("1.1.1"))
+    failed: Future[BlobRef] = Future()
+    failed.set_exception(StoreUnavailable("cannot commit to the store: disk gone"))
+
+    with pytest.raises(StoreUnavailable, match="disk gone"):
+        await index.add_instances([record("1.1.1"), record("1.1.2")], "keep", [stored, failed])
+
+    assert await rows(engine, "SELECT sop_instance_uid FROM instance") == []
+    assert await rows(engine, "SELECT number_of_instances FROM study") == []

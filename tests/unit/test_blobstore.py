@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from pacs.errors import StoreFull
+from pacs.errors import StoreFull, StoreUnavailable
 from pacs.store.blobstore import BlobRef, FileBlobStore
 
 CONTENT = b"DICM" + bytes(range(256)) * 10
@@ -135,3 +135,41 @@ def test_store_without_fsync_still_commits(tmp_path: Path) -> None:
 def test_path_of_rejects_anything_but_a_hex_digest(store: FileBlobStore) -> None:
     with pytest.raises(ValueError, match="SHA-256"):
         store.path_of("../" + DIGEST[3:])
+
+
+def test_a_background_commit_stores_the_blob_under_its_reference(store: FileBlobStore) -> None:
+    writer = store.begin()
+    writer.write(b"pixels")
+    writer.start_sync()
+    reference = writer.reference
+
+    assert writer.commit_in_background().result() == reference
+    assert writer.commit() == reference
+    assert store.path_of(reference.sha256).read_bytes() == b"pixels"
+    assert not any(store.staging_dir.iterdir())
+
+
+def test_no_writes_once_the_sync_has_started(store: FileBlobStore) -> None:
+    writer = store.begin()
+    writer.write(b"a")
+    writer.start_sync()
+
+    with pytest.raises(ValueError, match="synced"):
+        writer.write(b"b")
+    writer.discard()
+    assert not any(store.staging_dir.iterdir())
+
+
+def test_a_failed_background_commit_raises_store_unavailable_and_leaves_nothing(
+    store: FileBlobStore,
+) -> None:
+    writer = store.begin()
+    writer.write(b"pixels")
+    # A file where the blob's ab/ directory must go: the commit cannot create it.
+    (store.root / writer.reference.sha256[:2]).write_bytes(b"")
+
+    with pytest.raises(StoreUnavailable, match="commit to the store"):
+        writer.commit_in_background().result()
+    writer.discard()
+    assert not any(store.staging_dir.iterdir())
+    assert not store.exists(writer.reference.sha256)
