@@ -203,8 +203,7 @@ class _BatchWriter:
 
     def _lock_study(self, study_id: int) -> None:
         if study_id not in self._locked:
-            row = self._conn.execute(sql.LOCK_STUDY, {"b_id": study_id}).one()
-            self._locked[study_id] = _StudyTally(*row)
+            self._locked[study_id] = _StudyTally(*sql.lock_study(self._conn, study_id))
 
     def _insert_instances(self, records: list[InstanceRecord]) -> set[str]:
         """INSERT the new instances in one statement; return the UIDs that went in."""
@@ -249,7 +248,7 @@ class _BatchWriter:
         self._lock_study(current.study_fk)  # already held unless the UID raced in
         values = instance_values(record, self._now)
         del values["sop_instance_uid"]
-        self._conn.execute(sql.REPLACE_INSTANCE, {**values, "b_uid": uid})
+        sql.replace_instance(self._conn, uid, values)
         tally = self._locked[current.study_fk]
         tally.changed = True
         tally.new_sop_classes.add(record.sop_class_uid)
@@ -257,9 +256,6 @@ class _BatchWriter:
         return AddOutcome(AddKind.REPLACED, uid, previous)
 
     def _write_counts(self) -> None:
-        if self._series_counts:
-            rows = [{"b_id": i, "b_instances": n} for i, n in sorted(self._series_counts.items())]
-            self._conn.execute(sql.COUNT_SERIES, rows)
+        sql.count_series(self._conn, self._series_counts)
         studies = sorted((i, t) for i, t in self._locked.items() if t.changed)
-        if studies:
-            self._conn.execute(sql.COUNT_STUDY, [t.params(i, self._now) for i, t in studies])
+        sql.count_studies(self._conn, [t.params(i, self._now) for i, t in studies])

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Executable
 
 from pacs.index.models import Base, Instance, Patient, Series, Study
+from pacs.index.statements import execute, execute_each
 
 FIND_INSTANCES = (
     select(Instance.sop_instance_uid, Instance.blob_sha256, Series.study_fk)
@@ -106,7 +107,7 @@ class CurrentFile(NamedTuple):
 
 def find_instances(conn: Connection, uids: set[str]) -> dict[str, CurrentFile]:
     """Return the indexed instances among uids, by UID."""
-    rows = conn.execute(FIND_INSTANCES, {"b_uids": list(uids)})
+    rows = execute(conn, FIND_INSTANCES, {"b_uids": list(uids)})
     return {uid: CurrentFile(sha, study) for uid, sha, study in rows}
 
 
@@ -114,7 +115,7 @@ def find_series(conn: Connection, uids: set[str]) -> dict[str, SeriesRef]:
     """Return the indexed series among uids, by UID."""
     if not uids:
         return {}
-    rows = conn.execute(FIND_SERIES, {"b_uids": list(uids)})
+    rows = execute(conn, FIND_SERIES, {"b_uids": list(uids)})
     return {uid: SeriesRef(id_, study, modality) for uid, id_, study, modality in rows}
 
 
@@ -122,24 +123,46 @@ def find_studies(conn: Connection, uids: set[str]) -> dict[str, StudyRef]:
     """Return the indexed studies among uids, by UID."""
     if not uids:
         return {}
-    rows = conn.execute(FIND_STUDIES, {"b_uids": list(uids)})
+    rows = execute(conn, FIND_STUDIES, {"b_uids": list(uids)})
     return {uid: StudyRef(id_, (pid, issuer)) for uid, id_, pid, issuer in rows}
 
 
 def find_patients(conn: Connection, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
     """Return the ids of the indexed patients among keys (Patient ID, Issuer), by key."""
-    rows = conn.execute(FIND_PATIENTS, {"b_keys": list(keys)})
+    rows = execute(conn, FIND_PATIENTS, {"b_keys": list(keys)})
     return {(pid, issuer): id_ for id_, pid, issuer in rows}
 
 
 def insert_new(conn: Connection, model: type[Base], values: dict[str, Any]) -> int | None:
     """INSERT a patient, study or series unless its unique key exists; its id, else None."""
-    created = conn.execute(INSERT_NEW[conn.dialect.name][model], values).scalar_one_or_none()
-    return None if created is None else int(created)
+    created = execute(conn, INSERT_NEW[conn.dialect.name][model], values)
+    return int(created[0][0]) if created else None
 
 
 def insert_instances(conn: Connection, rows: list[dict[str, Any]]) -> set[str]:
     """INSERT instances in one statement, skipping known UIDs; return the UIDs that went in."""
     if not rows:
         return set()
-    return set(conn.execute(INSERT_NEW[conn.dialect.name][Instance], rows).scalars())
+    return {uid for (uid,) in execute_each(conn, INSERT_NEW[conn.dialect.name][Instance], rows)}
+
+
+def lock_study(conn: Connection, study_id: int) -> tuple[str | None, str | None]:
+    """Lock a study row until commit (PostgreSQL); return its modalities and SOP classes."""
+    ((modalities, sop_classes),) = execute(conn, LOCK_STUDY, {"b_id": study_id})
+    return modalities, sop_classes
+
+
+def replace_instance(conn: Connection, uid: str, values: dict[str, Any]) -> None:
+    """Point an indexed instance at another file, with that file's instance-level values."""
+    execute(conn, REPLACE_INSTANCE, {**values, "b_uid": uid})
+
+
+def count_series(conn: Connection, added: dict[int, int]) -> None:
+    """Add instances to the counts of series, by series id."""
+    rows = [{"b_id": i, "b_instances": n} for i, n in sorted(added.items())]
+    execute_each(conn, COUNT_SERIES, rows)
+
+
+def count_studies(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Update studies' counts and sets (the parameters of COUNT_STUDY, one set per study)."""
+    execute_each(conn, COUNT_STUDY, rows)
