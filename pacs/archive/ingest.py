@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydicom.dataset import Dataset
 
@@ -134,6 +135,9 @@ class Ingest:
     async def ingest(self, arrival: Arrival, fragments: AsyncIterator[bytes]) -> IngestOutcome:
         """Store one instance; return only when it is durable. Raises PacsError subclasses."""
         staging = _Staging(self._store, arrival)
+        # The staging file belongs to the thread working on it until that returns, even
+        # when this task is cancelled (shield), so a discard never runs beside it.
+        working: asyncio.Task[Any] | None = None
         try:
             chunks: list[bytes] = []
             buffered = 0
@@ -141,10 +145,16 @@ class Ingest:
                 chunks.append(fragment)
                 buffered += len(fragment)
                 if buffered >= FLUSH_BYTES:
-                    await asyncio.to_thread(staging.write, chunks)
+                    working = asyncio.create_task(asyncio.to_thread(staging.write, chunks))
+                    await asyncio.shield(working)
                     chunks, buffered = [], 0
-            record, stored = await asyncio.to_thread(staging.finish, chunks)
+            working = asyncio.create_task(asyncio.to_thread(staging.finish, chunks))
+            record, stored = await asyncio.shield(working)
         except BaseException:
+            if working is not None:
+                await asyncio.wait({working})
+                if not working.cancelled():
+                    working.exception()  # retrieved: what is raised here is the first error
             await asyncio.to_thread(staging.discard)
             raise
         outcome = await self._commits.add(record, stored)
