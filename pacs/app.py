@@ -13,7 +13,12 @@ from pacs.archive.query import QueryOptions, QueryService
 from pacs.archive.retrieve import RetrieveService
 from pacs.config import Settings
 from pacs.index.commitments import CommitmentLedger
-from pacs.index.engine import create_engine, create_sessionmaker, prepare_sqlite_directory
+from pacs.index.engine import (
+    create_engine,
+    create_read_engine,
+    create_sessionmaker,
+    prepare_sqlite_directory,
+)
 from pacs.index.find import Finder
 from pacs.index.locate import Locator
 from pacs.index.reads import open_reads
@@ -80,7 +85,14 @@ class PacsApp:
         )
         sessions = create_sessionmaker(self.engine)
         self.index = Index.open(self.engine)
-        self.reads = open_reads(self.engine)
+        read_engine = create_read_engine(
+            database.url,
+            database.pool_size,
+            database.max_overflow,
+            database.pool_timeout,
+            database.connect_timeout,
+        )
+        self.reads = open_reads(self.engine, read_engine)
         self.store = FileBlobStore(storage.root, storage.fsync, storage.min_free_bytes)
         self.commits = GroupCommit(self.index, DuplicatePolicy(storage.duplicate_policy.value))
         self.ingest = Ingest(self.store, self.commits)

@@ -17,6 +17,7 @@ from typing import Protocol, TypeVarTuple
 
 from sqlalchemy import Row, Select
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pacs.index.engine import create_sqlite_sync_engine
@@ -47,18 +48,35 @@ class Reads(Protocol):
 
 
 class EngineReads:
-    """Each statement on a Core connection of the async engine, checked out for it alone."""
+    """Each statement on a Core connection of the async engine, checked out for it alone.
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    A statement that meets a connection the server has dropped (a restart, a failover,
+    an idle timeout) runs once more on a new one: a read may simply be repeated, so the
+    engine need not ping every connection it checks out (see `create_read_engine`).
+    """
+
+    def __init__(self, engine: AsyncEngine, *, owned: bool = False) -> None:
+        """Read through engine; dispose of it on close() when owned."""
         self._engine = engine
+        self._owned = owned
 
     async def all(self, statement: Select[*Ts]) -> Sequence[Row[*Ts]]:
         with index_errors():
-            async with self._engine.connect() as conn:
-                return (await conn.execute(statement, execution_options=_POSITIONAL)).all()
+            try:
+                return await self._all(statement)
+            except DBAPIError as exc:
+                if not exc.connection_invalidated:
+                    raise
+                return await self._all(statement)
+
+    async def _all(self, statement: Select[*Ts]) -> Sequence[Row[*Ts]]:
+        async with self._engine.connect() as conn:
+            return (await conn.execute(statement, execution_options=_POSITIONAL)).all()
 
     async def close(self) -> None:
-        """Nothing to release: the engine belongs to whoever created it."""
+        """Dispose of the engine if it is this object's own."""
+        if self._owned:
+            await self._engine.dispose()
 
 
 class SqliteReaderThreads:
@@ -88,8 +106,12 @@ class SqliteReaderThreads:
         self._engine.dispose()
 
 
-def open_reads(engine: AsyncEngine) -> Reads:
-    """Reader threads for a SQLite file, the engine itself otherwise (PostgreSQL, :memory:);
-    close() it before disposing of the engine."""
+def open_reads(engine: AsyncEngine, read_engine: AsyncEngine | None = None) -> Reads:
+    """Reader threads for a SQLite file; otherwise (PostgreSQL, :memory:) read_engine, which
+    the Reads then own, or else the engine itself. close() it before disposing of engine."""
     sync_engine = create_sqlite_sync_engine(engine.url)
-    return EngineReads(engine) if sync_engine is None else SqliteReaderThreads(sync_engine)
+    if sync_engine is not None:
+        return SqliteReaderThreads(sync_engine)
+    if read_engine is not None:
+        return EngineReads(read_engine, owned=True)
+    return EngineReads(engine)
