@@ -45,7 +45,7 @@ class _Compiled:
 
 
 def _placeholders(values: Sequence[Any]) -> str:
-    """ "?, ?" for two values; "(?, ?), (?, ?)" for two pairs (a tuple IN)."""
+    """An IN list's placeholders: "?, ?" for two values, "(?, ?), (?, ?)" for two pairs."""
     return ", ".join(
         "(" + ", ".join(["?"] * len(v)) + ")" if isinstance(v, tuple) else "?" for v in values
     )
