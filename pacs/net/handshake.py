@@ -64,11 +64,21 @@ async def _read_associate_pdu(
     return pdu_type, frame(pdu_type, body)
 
 
-async def _refuse(writer: asyncio.StreamWriter, pdu: bytes) -> None:
+async def _refuse(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, pdu: bytes, artim: float | None
+) -> None:
+    """Send an A-ASSOCIATE-RJ or A-ABORT, then let the peer close the connection.
+
+    PS3.8 9.2 (Sta13): the requestor closes on receiving it, the acceptor only when
+    ARTIM expires. Closing at once raced the peer's reading of the PDU: pynetdicom
+    then and again saw a closed connection, not the rejection.
+    """
     try:
         writer.write(pdu)
-        async with asyncio.timeout(1.0):
+        async with asyncio.timeout(artim):
             await writer.drain()
+            while await reader.read(MAX_ASSOCIATE_PDU):
+                pass  # whatever the peer still sends is of no interest now
     except (ConnectionError, TimeoutError):
         pass
     writer.close()
@@ -106,7 +116,8 @@ async def accept_association(
         return None
     except PduError as exc:
         log.warning("%s: aborting: %s", address, exc)
-        await _refuse(writer, encode_abort(AbortSource.SERVICE_PROVIDER, exc.reason))
+        abort = encode_abort(AbortSource.SERVICE_PROVIDER, exc.reason)
+        await _refuse(reader, writer, abort, timeouts.acse)
         return None
     rejection: Rejection | None = check_request(rq, policy)
     if rejection is None and association_limit is not None:
@@ -119,7 +130,7 @@ async def accept_association(
             rq.called_ae_title.strip(),
             rejection.why,
         )
-        await _refuse(writer, rejection.encode())
+        await _refuse(reader, writer, rejection.encode(), timeouts.acse)
         return None
     agreement, ac = accept(rq, policy)
     writer.write(ac)
