@@ -69,9 +69,8 @@ async def _refuse(
 ) -> None:
     """Send an A-ASSOCIATE-RJ or A-ABORT, then let the peer close the connection.
 
-    PS3.8 9.2 (Sta13): the requestor closes on receiving it, the acceptor only when
-    ARTIM expires. Closing at once raced the peer's reading of the PDU: pynetdicom
-    then and again saw a closed connection, not the rejection.
+    PS3.8 9.2 (AE-8, AA-1, Sta13): the requestor closes the connection on receiving
+    it; the acceptor closes it only when ARTIM expires first.
     """
     try:
         writer.write(pdu)
