@@ -14,6 +14,7 @@ from pacs.archive.retrieve import RetrieveService
 from pacs.config import Settings
 from pacs.index.commitments import CommitmentLedger
 from pacs.index.engine import (
+    PoolLimits,
     create_engine,
     create_read_engine,
     create_sessionmaker,
@@ -76,23 +77,16 @@ class PacsApp:
         self.settings = settings
         storage = settings.storage
         database = settings.database
-        self.engine = create_engine(
-            database.url,
+        limits = PoolLimits(
             database.pool_size,
             database.max_overflow,
             database.pool_timeout,
             database.connect_timeout,
         )
+        self.engine = create_engine(database.url, limits)
         sessions = create_sessionmaker(self.engine)
         self.index = Index.open(self.engine)
-        read_engine = create_read_engine(
-            database.url,
-            database.pool_size,
-            database.max_overflow,
-            database.pool_timeout,
-            database.connect_timeout,
-        )
-        self.reads = open_reads(self.engine, read_engine)
+        self.reads = open_reads(self.engine, create_read_engine(database.url, limits))
         self.store = FileBlobStore(storage.root, storage.fsync, storage.min_free_bytes)
         self.commits = GroupCommit(self.index, DuplicatePolicy(storage.duplicate_policy.value))
         self.ingest = Ingest(self.store, self.commits)

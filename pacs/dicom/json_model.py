@@ -53,8 +53,7 @@ def value_text(value: Any, vr: str | None) -> str:
 
 def values_text(element: dict[str, Any] | None) -> list[str] | None:
     """The values of a DICOM JSON element as text; None when it has none."""
-    values = element.get("Value") if element else None
-    if not values:
+    if not element or not (values := element.get("Value")):
         return None
-    vr = element.get("vr") if element else None
+    vr = element.get("vr")
     return [value_text(value, vr) for value in values]

@@ -1,5 +1,6 @@
 """Engines and sessions for the index, with the SQLite settings durability needs."""
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ __all__ = [
     "SQLITE_BEGIN",
     "AsyncEngine",
     "AsyncSession",
+    "PoolLimits",
     "async_sessionmaker",
     "create_engine",
     "create_read_engine",
@@ -51,40 +53,37 @@ POSTGRES_SESSION_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
 _JSON_CODEC = {"json_serializer": json_model.dumps, "json_deserializer": json_model.loads}
 
 
-def create_engine(
-    url: str,
-    pool_size: int = 10,
-    max_overflow: int = 10,
-    pool_timeout: float = 30.0,
-    connect_timeout: float = 10.0,
-) -> AsyncEngine:
-    """Create the index engine for a `sqlite+aiosqlite` or `postgresql+asyncpg` URL.
+@dataclass(frozen=True, slots=True)
+class PoolLimits:
+    """How many PostgreSQL connections an engine keeps, and how long it waits for one.
 
-    `connect_timeout` bounds opening a PostgreSQL connection: a server that
-    cannot be reached must fail a store before the peer's DIMSE timeout, not
-    after asyncpg's default of a minute.
+    `connect_timeout` bounds opening a connection: a server that cannot be reached
+    must fail a store before the peer's DIMSE timeout, not after asyncpg's default
+    of a minute. SQLite has one writer; its pool keeps SQLAlchemy's defaults.
+    """
+
+    size: int = 10
+    max_overflow: int = 10
+    timeout: float = 30.0
+    connect_timeout: float = 10.0
+
+
+def create_engine(url: str, limits: PoolLimits = PoolLimits()) -> AsyncEngine:
+    """Create the index engine for a `sqlite+aiosqlite` or `postgresql+asyncpg` URL.
 
     On PostgreSQL durability of a commit is the server's `synchronous_commit`
     setting (on by default); pacs does not change it.
     """
-    if make_url(url).get_backend_name() == "sqlite":
-        # SQLite has one writer; its pool (static for :memory:) keeps SQLAlchemy's defaults.
+    if _is_sqlite(url):
+        # The pool (static for :memory:) keeps SQLAlchemy's defaults.
         engine = _create_async_engine(url, **_JSON_CODEC)
         _configure_sqlite(engine)
         return engine
     # A server restart or failover must not cost the first write after it.
-    return _create_postgres_engine(
-        url, pool_size, max_overflow, pool_timeout, connect_timeout, pool_pre_ping=True
-    )
+    return _create_postgres_engine(url, limits, pool_pre_ping=True)
 
 
-def create_read_engine(
-    url: str,
-    pool_size: int = 10,
-    max_overflow: int = 10,
-    pool_timeout: float = 30.0,
-    connect_timeout: float = 10.0,
-) -> AsyncEngine | None:
+def create_read_engine(url: str, limits: PoolLimits = PoolLimits()) -> AsyncEngine | None:
     """Create the engine of the index's one-statement reads on PostgreSQL; None on SQLite
     (its reads run in reader threads, see `pacs.index.reads`).
 
@@ -93,30 +92,28 @@ def create_read_engine(
     connection is simply run again): together about a fifth of a 1-match C-FIND's
     time on the event loop.
     """
-    if make_url(url).get_backend_name() == "sqlite":
+    if _is_sqlite(url):
         return None
-    return _create_postgres_engine(
+    return _create_postgres_engine(url, limits, pool_pre_ping=False, isolation_level="AUTOCOMMIT")
+
+
+def _is_sqlite(url: str | URL) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def _create_postgres_engine(url: str, limits: PoolLimits, **options: Any) -> AsyncEngine:
+    return _create_async_engine(
         url,
-        pool_size,
-        max_overflow,
-        pool_timeout,
-        connect_timeout,
-        pool_pre_ping=False,
-        isolation_level="AUTOCOMMIT",
+        pool_size=limits.size,
+        max_overflow=limits.max_overflow,
+        pool_timeout=limits.timeout,
+        connect_args={
+            "timeout": limits.connect_timeout,
+            "server_settings": POSTGRES_SESSION_SETTINGS,
+        },
+        **options,
+        **_JSON_CODEC,
     )
-
-
-def _create_postgres_engine(
-    url: str,
-    pool_size: int,
-    max_overflow: int,
-    pool_timeout: float,
-    connect_timeout: float,
-    **options: Any,
-) -> AsyncEngine:
-    pool = {"pool_size": pool_size, "max_overflow": max_overflow, "pool_timeout": pool_timeout}
-    connect_args = {"timeout": connect_timeout, "server_settings": POSTGRES_SESSION_SETTINGS}
-    return _create_async_engine(url, connect_args=connect_args, **pool, **options, **_JSON_CODEC)
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -84,9 +84,7 @@ def _direct(conn: Connection) -> bool:
 
 def execute(conn: Connection, statement: Executable, params: Mapping[str, Any]) -> list[Row]:
     """Run statement once with params; return its rows (RETURNING included)."""
-    if not _direct(conn) or any(
-        not value for name, value in params.items() if isinstance(value, list)
-    ):
+    if not _direct(conn) or any(isinstance(v, list) and not v for v in params.values()):
         # An empty IN list is SQLAlchemy's to render; the write path never sends one.
         result = conn.execute(statement, dict(params))
         return [tuple(row) for row in result] if result.returns_rows else []

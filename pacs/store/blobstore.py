@@ -215,7 +215,7 @@ class BlobWriter:
         long as it claims nothing about the blob before the future is done.
         """
         if self._committing is None:
-            self.flush()
+            self._check_open()
             self._committing = _COMMITS.submit(self._commit_once)
         return self._committing
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from sqlalchemy import ColumnClause, literal, literal_column, select, text, type_coerce
 
-from pacs.index.engine import AsyncEngine, create_engine, create_read_engine
+from pacs.index.engine import AsyncEngine, PoolLimits, create_engine, create_read_engine
 from pacs.index.models import DICOM_JSON
 from pacs.index.reads import open_reads
 
@@ -57,7 +57,7 @@ async def test_dicom_json_reads_nan_as_older_sqlite_rows_hold_it(engine: AsyncEn
 async def test_reads_run_again_on_a_connection_the_server_dropped(database_url: str) -> None:
     # The read engine pings no connection before using it; a restart or failover of the
     # server must still cost no C-FIND (a read is one SELECT, so it is simply repeated).
-    read_engine = create_read_engine(database_url, pool_size=1, max_overflow=0)
+    read_engine = create_read_engine(database_url, PoolLimits(size=1, max_overflow=0))
     if read_engine is None:
         pytest.skip("SQLite reads run in reader threads on a file")
     engine = create_engine(database_url)

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from pacs.errors import StoreUnavailable
-from pacs.index.engine import AsyncEngine, create_engine, create_sessionmaker
+from pacs.index.engine import AsyncEngine, PoolLimits, create_engine, create_sessionmaker
 from pacs.index.records import (
     AddKind,
     AddOutcome,
@@ -369,7 +369,9 @@ async def test_a_silent_database_server_fails_after_the_connect_timeout() -> Non
 
     silent = await asyncio.start_server(accept_and_say_nothing, "127.0.0.1", 0)
     port = silent.sockets[0].getsockname()[1]
-    engine = create_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{port}/x", connect_timeout=0.5)
+    engine = create_engine(
+        f"postgresql+asyncpg://postgres@127.0.0.1:{port}/x", PoolLimits(connect_timeout=0.5)
+    )
     started = time.monotonic()
     try:
         with pytest.raises(StoreUnavailable, match="index database unavailable: TimeoutError"):
