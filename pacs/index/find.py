@@ -7,19 +7,22 @@ keyset-paginated on the level's id, one short transaction each: memory stays
 flat however many match, and a slow peer holds no connection between pages.
 """
 
+from collections import OrderedDict
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from itertools import pairwise
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import (
+    BindParameter,
     Boolean,
     ColumnElement,
-    Row,
+    Integer,
     Select,
     SQLColumnExpression,
     String,
+    bindparam,
     false,
     func,
     literal,
@@ -176,9 +179,145 @@ def to_glob_pattern(dicom_pattern: str) -> str:
     return dicom_pattern.replace("[", "[[]")
 
 
-def _wildcard(expression: Expression, dicom_pattern: str) -> ColumnElement[bool]:
-    like, glob = to_like_pattern(dicom_pattern), to_glob_pattern(dicom_pattern)
-    return _WildcardMatch(expression, literal(like, String()), literal(glob, String()))
+Condition_co = TypeVar("Condition_co", covariant=True)
+C = TypeVar("C")
+
+
+class _Say(Protocol[Condition_co]):
+    """How a constraint's SQL condition is said: built as SQLAlchemy expressions (`_Build`),
+    or traced (`_Trace`) as a shape without values plus the values in bind order."""
+
+    def equals(self, column: Column, value: Any) -> Condition_co: ...
+    def is_blank(self, column: Column) -> Condition_co: ...
+    def and_not_blank(self, clause: Any, column: Column) -> Condition_co: ...
+    def is_null(self, column: Column) -> Condition_co: ...
+    def false(self) -> Condition_co: ...
+    def one_of(self, column: Column, values: Sequence[str]) -> Condition_co: ...
+    def wildcard(self, column: Column, dicom_pattern: str) -> Condition_co: ...
+    def has_value(self, column: Column, value: str) -> Condition_co: ...
+    def range(self, column: Column, start: str | None, end: str | None) -> Condition_co: ...
+    def any_of(self, clauses: Sequence[Any]) -> Condition_co: ...
+
+
+class _Build:
+    """The conditions as SQLAlchemy expressions, each value a bind parameter named p0, p1...
+    in the order a `_Trace` of the same constraints lists the values."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._framed: dict[str, Expression] = {}
+
+    def _bind(self, value: Any, type_: Any, *, expanding: bool = False) -> BindParameter[Any]:
+        name = f"p{self._count}"
+        self._count += 1
+        return bindparam(name, value, type_=type_, expanding=expanding)
+
+    def equals(self, column: Column, value: Any) -> ColumnElement[bool]:
+        return column == self._bind(value, column.type)
+
+    def is_blank(self, column: Column) -> ColumnElement[bool]:
+        return column == ""
+
+    def and_not_blank(self, clause: ColumnElement[bool], column: Column) -> ColumnElement[bool]:
+        return clause & (column != "")
+
+    def is_null(self, column: Column) -> ColumnElement[bool]:
+        return column.is_(None)
+
+    def false(self) -> ColumnElement[bool]:
+        return false()
+
+    def one_of(self, column: Column, values: Sequence[str]) -> ColumnElement[bool]:
+        return column.in_(self._bind(list(values), column.type, expanding=True))
+
+    def _match(self, expression: Expression, dicom_pattern: str) -> ColumnElement[bool]:
+        like = self._bind(to_like_pattern(dicom_pattern), String())
+        glob = self._bind(to_glob_pattern(dicom_pattern), String())
+        return _WildcardMatch(expression, like, glob)
+
+    def wildcard(self, column: Column, dicom_pattern: str) -> ColumnElement[bool]:
+        return self._match(column, dicom_pattern)
+
+    def has_value(self, column: Column, value: str) -> ColumnElement[bool]:
+        # Faster than EXISTS on series.modality at 10k studies: the id-ordered scan
+        # stops at a page of matches, and no series row is read.
+        framed = self._framed.get(column.key)
+        if framed is None:  # one per column: an OR of several values binds it once
+            framed = literal("\\", String()) + column + literal("\\", String())
+            self._framed[column.key] = framed
+        return self._match(framed, f"*\\{value}\\*")
+
+    def range(self, column: Column, start: str | None, end: str | None) -> ColumnElement[bool]:
+        # A TM/DT end carries '~' (see matching); it sorts last only by code point.
+        subject: Expression = column
+        if (end or "").endswith("~"):
+            subject = _CodePointOrder(column)
+        if start is None:
+            return subject <= self._bind(end, column.type)
+        if end is None:
+            return subject >= self._bind(start, column.type)
+        return subject.between(self._bind(start, column.type), self._bind(end, column.type))
+
+    def any_of(self, clauses: Sequence[ColumnElement[bool]]) -> ColumnElement[bool]:
+        return or_(*clauses)
+
+
+Step = tuple[Any, ...]
+_TRACED = object()  # what a traced condition stands for: not None, so it is SQL's to match
+
+
+class _Trace:
+    """The conditions' shape (which statement says them) and their values, built nothing."""
+
+    def __init__(self) -> None:
+        self.steps: list[Step] = []
+        self.values: list[Any] = []
+
+    def _step(self, *step: Any, values: Sequence[Any] = ()) -> object:
+        self.steps.append(step)
+        self.values.extend(values)
+        return _TRACED
+
+    def mark(self) -> tuple[int, int]:
+        return len(self.steps), len(self.values)
+
+    def rewind(self, mark: tuple[int, int]) -> None:
+        del self.steps[mark[0] :], self.values[mark[1] :]
+
+    def equals(self, column: Column, value: Any) -> object:
+        return self._step("=", str(column), values=(value,))
+
+    def is_blank(self, column: Column) -> object:
+        return self._step("blank", str(column))
+
+    def and_not_blank(self, clause: Any, column: Column) -> object:
+        return self._step("and not blank", str(column))
+
+    def is_null(self, column: Column) -> object:
+        return self._step("null", str(column))
+
+    def false(self) -> object:
+        return self._step("false")
+
+    def one_of(self, column: Column, values: Sequence[str]) -> object:
+        return self._step("in", str(column), values=(list(values),))
+
+    def wildcard(self, column: Column, dicom_pattern: str) -> object:
+        patterns = (to_like_pattern(dicom_pattern), to_glob_pattern(dicom_pattern))
+        return self._step("wildcard", str(column), values=patterns)
+
+    def has_value(self, column: Column, value: str) -> object:
+        pattern = f"*\\{value}\\*"
+        patterns = (to_like_pattern(pattern), to_glob_pattern(pattern))
+        return self._step("has", str(column), values=patterns)
+
+    def range(self, column: Column, start: str | None, end: str | None) -> object:
+        shape = (start is None, end is None, (end or "").endswith("~"))
+        values = [value for value in (start, end) if value is not None]
+        return self._step("range", str(column), *shape, values=values)
+
+    def any_of(self, clauses: Sequence[Any]) -> object:
+        return self._step("or", len(clauses))
 
 
 def clause_for(constraint: Constraint, *, fold_pn: bool) -> ColumnElement[bool] | None:
@@ -187,68 +326,60 @@ def clause_for(constraint: Constraint, *, fold_pn: bool) -> ColumnElement[bool] 
     Column keys include ModalitiesInStudy and SOPClassesInStudy, except with wildcards.
     Agrees with `matches`: absent and empty values match nothing but EmptyValue.
     """
+    return _condition(constraint, fold_pn, _Build())
+
+
+def _condition(constraint: Constraint, fold_pn: bool, say: _Say[C]) -> C | None:
     if constraint.keyword in JOINED:
-        return _joined_clause(constraint, JOINED[constraint.keyword])
+        return _joined_clause(constraint, JOINED[constraint.keyword], say)
     if constraint.keyword not in COLUMNS:
         return None
     column, folded = COLUMNS[constraint.keyword]
     if fold_pn and folded is not None:
-        return _clause(constraint, folded, str.upper)
-    return _clause(constraint, column, lambda text: text)
+        return _clause(constraint, folded, str.upper, say)
+    return _clause(constraint, column, lambda text: text, say)
 
 
 def _clause(
-    constraint: Constraint, column: Column, fold: Callable[[str], str]
-) -> ColumnElement[bool] | None:
+    constraint: Constraint, column: Column, fold: Callable[[str], str], say: _Say[C]
+) -> C | None:
     keyword = constraint.keyword
-    clause: ColumnElement[bool] | None = None
+    clause: C | None = None
     match constraint:
         case EmptyValue():
-            clause = column == "" if keyword in EMPTY_IS_BLANK else column.is_(None)
+            clause = say.is_blank(column) if keyword in EMPTY_IS_BLANK else say.is_null(column)
         case SingleValue(value=value):
-            clause = _equals(keyword, column, fold(value))
+            clause = _equals(keyword, column, fold(value), say)
         case UidList(uids=uids):
-            clause = column.in_(uids)
+            clause = say.one_of(column, uids)
         case Wildcard(pattern=pattern) if keyword not in INTEGER_KEYS:  # IS: no wildcards
-            clause = _wildcard(column, fold(pattern))
+            clause = say.wildcard(column, fold(pattern))
             if keyword in EMPTY_IS_BLANK and not pattern.strip("*"):
-                clause = clause & (column != "")
+                clause = say.and_not_blank(clause, column)
         case Range(start=start, end=end):
-            clause = _range(column, start, end)
+            clause = say.range(column, start, end)
         case AnyOf(parts=parts):
-            clauses = [_clause(part, column, fold) for part in parts]
+            clauses = [_clause(part, column, fold, say) for part in parts]
             if all(clause is not None for clause in clauses):
-                clause = or_(*(clause for clause in clauses if clause is not None))
+                clause = say.any_of(clauses)
     return clause
 
 
-def _equals(keyword: str, column: Column, value: str) -> ColumnElement[bool]:
+def _equals(keyword: str, column: Column, value: str, say: _Say[C]) -> C:
     if keyword not in INTEGER_KEYS:
-        return column == value
+        return say.equals(column, value)
     try:
         # IS matching is implementation-defined (CP-2305): "+7" and "007" match 7 here.
-        return column == int(value)
+        return say.equals(column, int(value))
     except ValueError:
-        return false()  # no integer column holds it
+        return say.false()  # no integer column holds it
 
 
-def _range(column: Column, start: str | None, end: str | None) -> ColumnElement[bool]:
-    # A TM/DT end carries '~' (see matching); it sorts last only by code point.
-    subject: Expression = column
-    if (end or "").endswith("~"):
-        subject = _CodePointOrder(column)
-    if start is None:
-        return subject <= end
-    if end is None:
-        return subject >= start
-    return subject.between(start, end)
-
-
-def _joined_clause(constraint: Constraint, column: Column) -> ColumnElement[bool] | None:
+def _joined_clause(constraint: Constraint, column: Column, say: _Say[C]) -> C | None:
     """ModalitiesInStudy/SOPClassesInStudy on their backslash-joined study column."""
     match constraint:
         case EmptyValue():
-            return column.is_(None)
+            return say.is_null(column)
         case SingleValue(value=value):
             values: Sequence[str] = (value,)
         case UidList(uids=uids):
@@ -259,10 +390,7 @@ def _joined_clause(constraint: Constraint, column: Column) -> ColumnElement[bool
             return None  # wildcards: the reference matcher on the JSON
     if any(set(value) & set("*?\\") for value in values):
         return None
-    # Faster than EXISTS on series.modality at 10k studies: the id-ordered scan
-    # stops at a page of matches, and no series row is read.
-    framed = literal("\\", String()) + column + literal("\\", String())
-    return or_(*(_wildcard(framed, f"*\\{value}\\*") for value in values))
+    return say.any_of([say.has_value(column, value) for value in values])
 
 
 _STUDIES = aliased(Study, name="patient_study")  # the patient's studies, not the matched one
@@ -334,23 +462,20 @@ def _candidates(tables: tuple[Table, ...], computed: tuple[str, ...]) -> Select[
 
 @dataclass(frozen=True, slots=True)
 class _Plan:
-    """One query's SELECT parts and what is left to match on the JSON."""
+    """One query's statement, its values, and what is left to match on the JSON."""
 
     tables: tuple[Table, ...]
-    where: tuple[ColumnElement[bool], ...]
+    statement: Select[Any]  # bind parameters p0, p1... then after and limit
+    params: dict[str, Any]
     in_python: tuple[Constraint, ...]
     computed: tuple[str, ...]
     fold_pn: bool
 
-    def select(self, after: int | None, limit: int) -> Select[Any]:
-        """The next page of candidates: rows of the level with ids above `after`."""
-        table = self.tables[-1]
-        statement = _candidates(self.tables, self.computed)
-        if after is not None:
-            statement = statement.where(table.id > after)
-        return statement.where(*self.where).order_by(table.id).limit(limit)
+    def page(self, after: int, limit: int) -> dict[str, Any]:
+        """The values of the next page's statement: rows of the level with ids above `after`."""
+        return {**self.params, "after": after, "limit": limit}
 
-    def match(self, row: Row[Any]) -> dict[str, Any] | None:
+    def match(self, row: Sequence[Any]) -> dict[str, Any] | None:
         """The merged DICOM JSON of a candidate, or None when a JSON-side key rejects it."""
         depth = len(self.tables)
         merged: dict[str, Any] = {}
@@ -367,21 +492,63 @@ class _Plan:
         return dict(sorted(merged.items()))
 
 
+# A query's statement depends on its shape only (level, return keys, how each key is
+# matched), not on its values: a site sends a few shapes, each built and compiled once.
+# Building one cost about as much as running it. Bounded: an AnyOf of any length is a shape.
+_STATEMENTS_KEPT = 256
+_statements: OrderedDict[tuple[Any, ...], Select[Any]] = OrderedDict()
+
+
+def _statement(
+    shape: tuple[Any, ...],
+    tables: tuple[Table, ...],
+    computed: tuple[str, ...],
+    in_sql: Sequence[Constraint],
+    fold_pn: bool,
+) -> Select[Any]:
+    found = _statements.get(shape)
+    if found is not None:
+        _statements.move_to_end(shape)
+        return found
+    build = _Build()
+    where = []
+    for constraint in in_sql:
+        condition = _condition(constraint, fold_pn, build)
+        assert condition is not None, "traced as SQL's, so built as SQL"
+        where.append(condition)
+    table = tables[-1]
+    statement = (
+        _candidates(tables, computed)
+        .where(table.id > bindparam("after", type_=Integer()), *where)
+        .order_by(table.id)
+        .limit(bindparam("limit", type_=Integer()))
+    )
+    _statements[shape] = statement
+    if len(_statements) > _STATEMENTS_KEPT:
+        _statements.popitem(last=False)
+    return statement
+
+
 def _plan(query: Query, fold_pn: bool) -> _Plan:
     tables = HIERARCHY[: DEPTH[query.level]]
-    where: list[ColumnElement[bool]] = []
+    trace = _Trace()
+    in_sql: list[Constraint] = []
     in_python: list[Constraint] = []
     for constraint in query.constraints:
+        mark = trace.mark()
         joined = TABLE_OF.get(constraint.keyword) in tables
-        clause = clause_for(constraint, fold_pn=fold_pn) if joined else None
-        if clause is None:
-            in_python.append(constraint)
+        if joined and _condition(constraint, fold_pn, trace) is not None:
+            in_sql.append(constraint)
         else:
-            where.append(clause)
+            trace.rewind(mark)  # an AnyOf may have traced parts before one fell through
+            in_python.append(constraint)
     available = _computed_columns(len(tables))
     wanted = {*query.return_keys, *(c.keyword for c in query.constraints)}
     computed = tuple(name for name in COMPUTED_TAGS if name in wanted and name in available)
-    return _Plan(tables, tuple(where), tuple(in_python), computed, fold_pn)
+    shape = (len(tables), computed, fold_pn, tuple(trace.steps))
+    statement = _statement(shape, tables, computed, in_sql, fold_pn)
+    params = {f"p{number}": value for number, value in enumerate(trace.values)}
+    return _Plan(tables, statement, params, tuple(in_python), computed, fold_pn)
 
 
 class Finder:
@@ -402,9 +569,9 @@ class Finder:
         if page_size < 1:
             raise ValueError(f"page_size must be positive, not {page_size}")
         plan = _plan(query, fold_pn)
-        after: int | None = None
+        after = 0  # ids start at 1
         while True:
-            rows = await self._reads.all(plan.select(after, page_size))
+            rows = await self._reads.run(plan.statement, plan.page(after, page_size))
             page = [match for row in rows if (match := plan.match(row)) is not None]
             if page:
                 yield page

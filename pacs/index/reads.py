@@ -11,9 +11,9 @@ so a Core connection of the async engine serves.
 """
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Protocol, TypeVarTuple
+from typing import Any, Protocol, TypeVarTuple
 
 from sqlalchemy import Row, Select
 from sqlalchemy.engine import Engine
@@ -21,11 +21,13 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pacs.index.engine import create_sqlite_sync_engine
+from pacs.index.statements import execute
 from pacs.index.unavailable import index_errors
 
 __all__ = ["EngineReads", "Reads", "SqliteReaderThreads", "open_reads"]
 
 Ts = TypeVarTuple("Ts")
+Rows = Sequence[Any]  # a row read by position: a Row, or the driver's own tuple
 
 # SQLite does the reading in C without the GIL: two threads keep both cores
 # busy, a few more let a long C-FIND not hold up a short one.
@@ -43,6 +45,10 @@ class Reads(Protocol):
     database failure."""
 
     async def all(self, statement: Select[*Ts]) -> Sequence[Row[*Ts]]: ...
+
+    async def run(self, statement: Select[Any], params: Mapping[str, Any]) -> Sequence[Rows]:
+        """Run a statement built once and kept (every bind parameter named in params)."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -73,6 +79,21 @@ class EngineReads:
         async with self._engine.connect() as conn:
             return (await conn.execute(statement, execution_options=_POSITIONAL)).all()
 
+    async def run(self, statement: Select[Any], params: Mapping[str, Any]) -> Sequence[Rows]:
+        with index_errors():
+            try:
+                return await self._run(statement, params)
+            except DBAPIError as exc:
+                if not exc.connection_invalidated:
+                    raise
+                return await self._run(statement, params)
+
+    async def _run(self, statement: Select[Any], params: Mapping[str, Any]) -> Sequence[Rows]:
+        async with self._engine.connect() as conn:
+            result = await conn.execute(statement, dict(params), execution_options=_POSITIONAL)
+            rows: Sequence[Rows] = result.all()
+            return rows
+
     async def close(self) -> None:
         """Dispose of the engine if it is this object's own."""
         if self._owned:
@@ -95,6 +116,16 @@ class SqliteReaderThreads:
     def _all(self, statement: Select[*Ts]) -> Sequence[Row[*Ts]]:
         with self._engine.connect() as conn:
             return conn.execute(statement, execution_options=_POSITIONAL).all()
+
+    async def run(self, statement: Select[Any], params: Mapping[str, Any]) -> Sequence[Rows]:
+        with index_errors():
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._threads, self._run, statement, params)
+
+    def _run(self, statement: Select[Any], params: Mapping[str, Any]) -> Sequence[Rows]:
+        # Straight on sqlite3, and outside any transaction: one SELECT reads one snapshot.
+        with self._engine.connect() as conn:
+            return execute(conn, statement, params)
 
     async def close(self) -> None:
         """Let running reads finish, close the connections, end the threads."""

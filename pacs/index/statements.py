@@ -1,18 +1,21 @@
-"""Run the write path's prebuilt statements: on SQLite's writer straight on its sqlite3 connection.
+"""Run prebuilt statements: on SQLite straight on the sqlite3 connection.
 
 SQLAlchemy Core costs about 80 us per statement around sqlite3's own 10 us, and
-one small instance's transaction runs six: most of the index writer's time. On
-the stdlib sqlite3 driver a statement is compiled once per set of parameter names
-(the SQL text, the parameters' order, their types' bind processors, all from
-SQLAlchemy's compiler) and executed on the DBAPI connection of the transaction
-SQLAlchemy opened. Every other driver (asyncpg, aiosqlite) goes through
+one small instance's transaction runs six: most of the index writer's time; a
+1-match C-FIND's read cost 0.5 ms in its reader thread. On the stdlib sqlite3
+driver a statement built once (the write path's, a C-FIND plan's) is compiled
+once per set of parameter names (the SQL text, the parameters' order, their
+types' bind and result processors, all from SQLAlchemy's compiler) and executed
+on the DBAPI connection. Every other driver (asyncpg, aiosqlite) goes through
 `Connection.execute` as before.
 """
 
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import Select
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Executable
@@ -27,13 +30,15 @@ class _Compiled:
     names: tuple[str, ...]
     expanding: frozenset[str]
     processors: Mapping[str, Callable[[Any], Any]]
+    constants: Mapping[str, Any]  # binds that carry their value: literals, SQLite's OFFSET 0
+    results: tuple[Callable[[Any], Any] | None, ...]  # per selected column; empty: none
 
     def bind(self, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
         """The SQL with its expanding IN lists written out, and the positional values."""
         values: list[Any] = []
         sql = self.sql
         for name in self.names:
-            value = params[name]
+            value = params[name] if name in params else self.constants[name]
             if name in self.expanding:
                 sql = sql.replace(f"__[POSTCOMPILE_{name}]", _placeholders(value), 1)
                 for item in value:
@@ -43,6 +48,16 @@ class _Compiled:
             values.append(value if process is None or value is None else process(value))
         return sql, values
 
+    def rows(self, fetched: list[Row]) -> list[Row]:
+        """Rows as the driver gave them, through the columns' result processors."""
+        if not any(self.results):
+            return fetched
+        results = self.results
+        return [
+            tuple(v if p is None or v is None else p(v) for p, v in zip(results, row, strict=True))
+            for row in fetched
+        ]
+
 
 def _placeholders(values: Sequence[Any]) -> str:
     """An IN list's placeholders: "?, ?" for two values, "(?, ?), (?, ?)" for two pairs."""
@@ -51,14 +66,19 @@ def _placeholders(values: Sequence[Any]) -> str:
     )
 
 
-_compiled: dict[tuple[int, tuple[str, ...]], _Compiled] = {}
+# Enough for the write path's statements and the query shapes a site sends; C-FIND plans
+# come and go (an AnyOf of any length is a shape), so the oldest compiled form goes first.
+_CACHE_SIZE = 512
+_compiled: OrderedDict[tuple[int, tuple[str, ...]], tuple[Executable, _Compiled]] = OrderedDict()
 
 
 def _compile(statement: Executable, keys: tuple[str, ...], dialect: Dialect) -> _Compiled:
     cache_key = (id(statement), keys)
     found = _compiled.get(cache_key)
-    if found is not None:
-        return found
+    # The entry holds its statement, so no other object can have that id meanwhile.
+    if found is not None and found[0] is statement:
+        _compiled.move_to_end(cache_key)
+        return found[1]
     compiled = statement.compile(dialect=dialect, column_keys=list(keys))  # type: ignore[attr-defined]
     assert isinstance(compiled, SQLCompiler) and compiled.positiontup is not None
     binds = compiled.binds
@@ -67,15 +87,24 @@ def _compile(statement: Executable, keys: tuple[str, ...], dialect: Dialect) -> 
         process = binds[name].type.dialect_impl(dialect).bind_processor(dialect)
         if process is not None and not binds[name].expanding:
             processors[name] = process
-    found = _Compiled(
+    results: tuple[Callable[[Any], Any] | None, ...] = ()
+    if isinstance(statement, Select):
+        results = tuple(
+            column.type.dialect_impl(dialect).result_processor(dialect, None)
+            for column in statement.selected_columns
+        )
+    entry = _Compiled(
         compiled.string,
         tuple(compiled.positiontup),
         frozenset(name for name, bind in binds.items() if bind.expanding),
         processors,
+        {name: bind.value for name, bind in binds.items() if not bind.required},
+        results,
     )
-    # The statements are module constants, so their ids stay theirs.
-    _compiled[cache_key] = found
-    return found
+    _compiled[cache_key] = (statement, entry)
+    if len(_compiled) > _CACHE_SIZE:
+        _compiled.popitem(last=False)
+    return entry
 
 
 def _direct(conn: Connection) -> bool:
@@ -88,12 +117,13 @@ def execute(conn: Connection, statement: Executable, params: Mapping[str, Any]) 
         # An empty IN list is SQLAlchemy's to render; the write path never sends one.
         result = conn.execute(statement, dict(params))
         return [tuple(row) for row in result] if result.returns_rows else []
-    sql, values = _compile(statement, tuple(params), conn.dialect).bind(params)
+    compiled = _compile(statement, tuple(params), conn.dialect)
+    sql, values = compiled.bind(params)
     dbapi_error = conn.dialect.loaded_dbapi.Error
     try:
         cursor = conn.connection.driver_connection.execute(sql, values)  # type: ignore[union-attr]
         try:
-            return cursor.fetchall() if cursor.description else []
+            return compiled.rows(cursor.fetchall()) if cursor.description else []
         finally:
             cursor.close()
     except dbapi_error as exc:

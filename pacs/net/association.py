@@ -13,7 +13,15 @@ import itertools
 import logging
 import socket
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass
 
 from pacs.errors import ProtocolError
@@ -294,14 +302,13 @@ class Association:
 
     # -- writing ---------------------------------------------------------------
 
-    def _write_pdvs(
+    def _pdv_parts(
         self, context_id: int, control: int, data: bytes | memoryview, last: bool
-    ) -> None:
+    ) -> list[bytes | memoryview]:
+        """The P-DATA-TF PDUs of one message part (command or data), as pieces to write."""
         view = memoryview(data)
         step = self.max_pdv_data
         offset = 0
-        # One write for all the PDUs of the chunk: a write per PDU header and per
-        # piece meant two send() calls per PDU, and peers often accept 16 KiB PDUs.
         parts: list[bytes | memoryview] = []
         while True:
             piece = view[offset : offset + step]
@@ -310,8 +317,14 @@ class Association:
             flags = control | (0x02 if final and last else 0x00)
             parts += (pdata_header(context_id, flags, len(piece)), piece)
             if final:
-                self._writer.writelines(parts)
-                return
+                return parts
+
+    def _write_pdvs(
+        self, context_id: int, control: int, data: bytes | memoryview, last: bool
+    ) -> None:
+        # One write for all the PDUs of the chunk: a write per PDU header and per
+        # piece meant two send() calls per PDU, and peers often accept 16 KiB PDUs.
+        self._writer.writelines(self._pdv_parts(context_id, control, data, last))
 
     async def _drain(self) -> None:
         transport = self._writer.transport
@@ -334,16 +347,26 @@ class Association:
     async def _send_encoded(
         self, context_id: int, encoded: bytes, data_set: bytes | AsyncIterable[bytes] | None
     ) -> None:
+        async with self._sending():
+            if isinstance(data_set, bytes | bytearray | memoryview):
+                # Command and data set in one send(): each costs a system call.
+                parts = self._pdv_parts(context_id, 0x01, encoded, last=True)
+                parts += self._pdv_parts(context_id, 0x00, data_set, last=True)
+                self._writer.writelines(parts)
+            else:
+                self._write_pdvs(context_id, 0x01, encoded, last=True)
+                if data_set is not None:
+                    await self._send_stream(context_id, data_set)
+            await self._drain()
+
+    @contextlib.asynccontextmanager
+    async def _sending(self) -> AsyncIterator[None]:
+        """Hold the send lock for one message (or a run of them); a failed send closes."""
         async with self._send_lock:
             if self.closed:
                 raise AssociationClosed(f"{self.peer}: association already closed")
             try:
-                self._write_pdvs(context_id, 0x01, encoded, last=True)
-                if isinstance(data_set, bytes | bytearray | memoryview):
-                    self._write_pdvs(context_id, 0x00, data_set, last=True)
-                elif data_set is not None:
-                    await self._send_stream(context_id, data_set)
-                await self._drain()
+                yield
             except (ConnectionError, TimeoutError) as exc:
                 self._writer.close()
                 raise AssociationClosed(f"{self.peer}: sending failed: {exc}") from exc
@@ -381,15 +404,24 @@ class Association:
                 (time.monotonic() - request.received_at) * 1000,
             )
 
-    async def respond_pending(self, request: DimseMessage, identifier: bytes) -> None:
-        """Send one Pending response (0xFF00) with an identifier, as a C-FIND does per match.
+    async def respond_pending(self, request: DimseMessage, identifiers: Sequence[bytes]) -> None:
+        """Send a Pending response (0xFF00) per identifier, as a C-FIND does per match.
 
         Every Pending response to a request has the same command set: it is encoded once.
+        The responses go out in one send(): a system call per response cost more than
+        encoding its identifier.
         """
         if request.pending_command is None:
             response = make_response(request.command, status.PENDING)
             request.pending_command = _encoded(response, has_data_set=True)
-        await self._send_encoded(request.context_id, request.pending_command, identifier)
+        command, context_id = request.pending_command, request.context_id
+        async with self._sending():
+            parts: list[bytes | memoryview] = []
+            for identifier in identifiers:
+                parts += self._pdv_parts(context_id, 0x01, command, last=True)
+                parts += self._pdv_parts(context_id, 0x00, identifier, last=True)
+            self._writer.writelines(parts)
+            await self._drain()
 
     # -- requesting (either role) -------------------------------------------------
 

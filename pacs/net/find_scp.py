@@ -78,12 +78,12 @@ def make_find_handler(service: QueryService) -> Handler:
         try:
             async with aclosing(service.find(query)) as pages:
                 async for page in pages:
-                    for match in page:
-                        if assoc.cancelled(request.message_id):
-                            await assoc.respond(request, status.CANCEL)
-                            return
-                        data = encode_response(match)
-                        await assoc.respond_pending(request, data)
+                    # A C-CANCEL is looked for once per page: the page's responses go
+                    # out together (PS3.4 C.4.1.3.1 lets Pending responses precede Cancel).
+                    if assoc.cancelled(request.message_id):
+                        await assoc.respond(request, status.CANCEL)
+                        return
+                    await assoc.respond_pending(request, [encode_response(m) for m in page])
         except InvalidIdentifier as exc:
             await assoc.respond(request, status.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, str(exc))
             return
