@@ -305,7 +305,11 @@ class Association:
     def _pdv_parts(
         self, context_id: int, control: int, data: bytes | memoryview, last: bool
     ) -> list[bytes | memoryview]:
-        """The P-DATA-TF PDUs of one message part (command or data), as pieces to write."""
+        """The P-DATA-TF PDUs of one message part (command or data), as pieces to write.
+
+        All the PDUs of a part go out in one write: a write per PDU header and per
+        piece meant two send() calls per PDU, and peers often accept 16 KiB PDUs.
+        """
         view = memoryview(data)
         step = self.max_pdv_data
         offset = 0
@@ -318,13 +322,6 @@ class Association:
             parts += (pdata_header(context_id, flags, len(piece)), piece)
             if final:
                 return parts
-
-    def _write_pdvs(
-        self, context_id: int, control: int, data: bytes | memoryview, last: bool
-    ) -> None:
-        # One write for all the PDUs of the chunk: a write per PDU header and per
-        # piece meant two send() calls per PDU, and peers often accept 16 KiB PDUs.
-        self._writer.writelines(self._pdv_parts(context_id, control, data, last))
 
     async def _drain(self) -> None:
         transport = self._writer.transport
@@ -348,15 +345,15 @@ class Association:
         self, context_id: int, encoded: bytes, data_set: bytes | AsyncIterable[bytes] | None
     ) -> None:
         async with self._sending():
-            if isinstance(data_set, bytes | bytearray | memoryview):
-                # Command and data set in one send(): each costs a system call.
-                parts = self._pdv_parts(context_id, 0x01, encoded, last=True)
-                parts += self._pdv_parts(context_id, 0x00, data_set, last=True)
-                self._writer.writelines(parts)
+            # The command goes out with the data set's first bytes, in one send(): each
+            # costs a system call, more than encoding a small message.
+            command = self._pdv_parts(context_id, 0x01, encoded, last=True)
+            if data_set is None:
+                self._writer.writelines(command)
+            elif isinstance(data_set, bytes | bytearray | memoryview):
+                self._writer.writelines(command + self._pdv_parts(context_id, 0x00, data_set, True))
             else:
-                self._write_pdvs(context_id, 0x01, encoded, last=True)
-                if data_set is not None:
-                    await self._send_stream(context_id, data_set)
+                await self._send_stream(context_id, data_set, command)
             await self._drain()
 
     @contextlib.asynccontextmanager
@@ -371,14 +368,18 @@ class Association:
                 self._writer.close()
                 raise AssociationClosed(f"{self.peer}: sending failed: {exc}") from exc
 
-    async def _send_stream(self, context_id: int, chunks: AsyncIterable[bytes]) -> None:
+    async def _send_stream(
+        self, context_id: int, chunks: AsyncIterable[bytes], command: list[bytes | memoryview]
+    ) -> None:
+        unsent = command
         held: bytes | None = None
         async for chunk in chunks:
             if held is not None:
-                self._write_pdvs(context_id, 0x00, held, last=False)
+                self._writer.writelines(unsent + self._pdv_parts(context_id, 0x00, held, False))
+                unsent = []
                 await self._drain()
             held = chunk
-        self._write_pdvs(context_id, 0x00, held or b"", last=True)
+        self._writer.writelines(unsent + self._pdv_parts(context_id, 0x00, held or b"", True))
 
     async def respond(
         self,
