@@ -204,12 +204,12 @@ class _Build:
     in the order a `_Trace` of the same constraints lists the values."""
 
     def __init__(self) -> None:
-        self._count = 0
+        self.count = 0  # bind parameters so far
         self._framed: dict[str, Expression] = {}
 
     def _bind(self, value: Any, type_: Any, *, expanding: bool = False) -> BindParameter[Any]:
-        name = f"p{self._count}"
-        self._count += 1
+        name = f"p{self.count}"
+        self.count += 1
         return bindparam(name, value, type_=type_, expanding=expanding)
 
     def equals(self, column: Column, value: Any) -> ColumnElement[bool]:
@@ -504,7 +504,9 @@ def _statement(
     tables: tuple[Table, ...],
     computed: tuple[str, ...],
     in_sql: Sequence[Constraint],
+    *,
     fold_pn: bool,
+    values: int,
 ) -> Select[Any]:
     found = _statements.get(shape)
     if found is not None:
@@ -516,6 +518,8 @@ def _statement(
         condition = _condition(constraint, fold_pn, build)
         assert condition is not None, "traced as SQL's, so built as SQL"
         where.append(condition)
+    # A bind the trace has no value for would run with the first query's value.
+    assert build.count == values, f"{build.count} bind parameters, {values} traced values"
     table = tables[-1]
     statement = (
         _candidates(tables, computed)
@@ -546,7 +550,8 @@ def _plan(query: Query, fold_pn: bool) -> _Plan:
     wanted = {*query.return_keys, *(c.keyword for c in query.constraints)}
     computed = tuple(name for name in COMPUTED_TAGS if name in wanted and name in available)
     shape = (len(tables), computed, fold_pn, tuple(trace.steps))
-    statement = _statement(shape, tables, computed, in_sql, fold_pn)
+    values = len(trace.values)
+    statement = _statement(shape, tables, computed, in_sql, fold_pn=fold_pn, values=values)
     params = {f"p{number}": value for number, value in enumerate(trace.values)}
     return _Plan(tables, statement, params, tuple(in_python), computed, fold_pn)
 

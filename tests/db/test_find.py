@@ -6,7 +6,7 @@ by hand from the standard's rules, not by running the code under test.
 
 import hashlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -27,7 +27,15 @@ from pydicom.uid import (
 from pacs.archive.records import record_for
 from pacs.dicom.header import split_by_level
 from pacs.dicom.levels import QueryLevel
-from pacs.dicom.matching import InformationModel, Query, Wildcard, matches, parse_identifier
+from pacs.dicom.matching import (
+    AnyOf,
+    InformationModel,
+    Query,
+    SingleValue,
+    Wildcard,
+    matches,
+    parse_identifier,
+)
 from pacs.errors import StoreUnavailable
 from pacs.index.engine import AsyncEngine, AsyncSession, async_sessionmaker, create_sessionmaker
 from pacs.index.find import Finder
@@ -364,6 +372,22 @@ async def test_matching_follows_the_standard(finder: Finder, subtests: pytest.Su
             found = await find(finder, query, fold_pn=case.fold_pn)
 
             assert labels(found, case.level) == case.expected
+
+
+async def test_a_key_sql_says_only_in_part_leaves_the_next_key_its_own_values(
+    finder: Finder,
+) -> None:
+    # IS takes no wildcards in SQL, so the whole value list goes to the reference matcher
+    # (pydicom refuses "2*" as IS off the wire; a Query can still hold it); the Modality
+    # list after it must bind "MR" and "SR", not the 3 traced before the list fell through.
+    query = identifier("SERIES", STUDY_ROOT, {"Modality": ["MR", "SR"]})
+    parts = (SingleValue("SeriesNumber", "3"), Wildcard("SeriesNumber", "2*"))
+    series_number = AnyOf("SeriesNumber", parts)
+    query = replace(query, constraints=(series_number, *query.constraints))
+
+    found = await find(finder, query)
+
+    assert labels(found, "SERIES") == ["S1.2", "S5.2"]
 
 
 async def test_a_match_merges_the_json_of_its_level_and_every_parent(finder: Finder) -> None:
