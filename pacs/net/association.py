@@ -345,15 +345,18 @@ class Association:
         self, context_id: int, encoded: bytes, data_set: bytes | AsyncIterable[bytes] | None
     ) -> None:
         async with self._sending():
-            # The command goes out with the data set's first bytes, in one send(): each
-            # costs a system call, more than encoding a small message.
             command = self._pdv_parts(context_id, 0x01, encoded, last=True)
-            if data_set is None:
-                self._writer.writelines(command)
-            elif isinstance(data_set, bytes | bytearray | memoryview):
+            if isinstance(data_set, bytes | bytearray | memoryview):
+                # Command and data set in one send(): each costs a system call, more
+                # than encoding a small message.
                 self._writer.writelines(command + self._pdv_parts(context_id, 0x00, data_set, True))
             else:
-                await self._send_stream(context_id, data_set, command)
+                # A streamed data set's command goes first, on its own: the receiver
+                # starts on it while the first chunk is read. Sent with that chunk, C-GET
+                # of CT or of small instances was no faster (same-run A/B, 8 runs each).
+                self._writer.writelines(command)
+                if data_set is not None:
+                    await self._send_stream(context_id, data_set)
             await self._drain()
 
     @contextlib.asynccontextmanager
@@ -368,18 +371,14 @@ class Association:
                 self._writer.close()
                 raise AssociationClosed(f"{self.peer}: sending failed: {exc}") from exc
 
-    async def _send_stream(
-        self, context_id: int, chunks: AsyncIterable[bytes], command: list[bytes | memoryview]
-    ) -> None:
-        unsent = command
+    async def _send_stream(self, context_id: int, chunks: AsyncIterable[bytes]) -> None:
         held: bytes | None = None
         async for chunk in chunks:
             if held is not None:
-                self._writer.writelines(unsent + self._pdv_parts(context_id, 0x00, held, False))
-                unsent = []
+                self._writer.writelines(self._pdv_parts(context_id, 0x00, held, last=False))
                 await self._drain()
             held = chunk
-        self._writer.writelines(unsent + self._pdv_parts(context_id, 0x00, held or b"", True))
+        self._writer.writelines(self._pdv_parts(context_id, 0x00, held or b"", last=True))
 
     async def respond(
         self,
