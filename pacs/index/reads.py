@@ -6,8 +6,10 @@ round trip between the event loop and aiosqlite's thread, and the ORM Session
 adds its own bookkeeping: together about 1 ms of a 1-match C-FIND. A reader
 thread runs the whole statement on a sqlite3 connection of its own (WAL lets
 readers run beside the writer) and hands back buffered rows: one hop there and
-one back. On asyncpg a statement is a network round trip awaited on the loop,
-so a Core connection of the async engine serves.
+one back; a statement built once and kept (a C-FIND's, `run`) skips SQLAlchemy's
+execute too and goes straight to sqlite3 (`statements.execute`). On asyncpg a
+statement is a network round trip awaited on the loop, so a Core connection of
+the async engine serves.
 """
 
 import asyncio
@@ -27,7 +29,7 @@ from pacs.index.unavailable import index_errors
 __all__ = ["EngineReads", "Reads", "SqliteReaderThreads", "open_reads"]
 
 Ts = TypeVarTuple("Ts")
-Rows = Sequence[Any]  # a row read by position: a Row, or the driver's own tuple
+PositionalRows = Sequence[Sequence[Any]]  # Rows, or the driver's own tuples
 
 # SQLite does the reading in C without the GIL: two threads keep both cores
 # busy, a few more let a long C-FIND not hold up a short one.
@@ -46,7 +48,7 @@ class Reads(Protocol):
 
     async def all(self, statement: Select[*Ts]) -> Sequence[Row[*Ts]]: ...
 
-    async def run(self, statement: Select[Any], params: Mapping[str, Any]) -> Sequence[Rows]:
+    async def run(self, statement: Select[Any], params: Mapping[str, Any]) -> PositionalRows:
         """Run a statement built once and kept (every bind parameter named in params)."""
         ...
 
@@ -79,7 +81,7 @@ class EngineReads:
         async with self._engine.connect() as conn:
             return (await conn.execute(statement, execution_options=_POSITIONAL)).all()
 
-    async def run(self, statement: Select[Any], params: Mapping[str, Any]) -> Sequence[Rows]:
+    async def run(self, statement: Select[Any], params: Mapping[str, Any]) -> PositionalRows:
         with index_errors():
             try:
                 return await self._run(statement, params)
@@ -88,10 +90,10 @@ class EngineReads:
                     raise
                 return await self._run(statement, params)
 
-    async def _run(self, statement: Select[Any], params: Mapping[str, Any]) -> Sequence[Rows]:
+    async def _run(self, statement: Select[Any], params: Mapping[str, Any]) -> PositionalRows:
         async with self._engine.connect() as conn:
             result = await conn.execute(statement, dict(params), execution_options=_POSITIONAL)
-            rows: Sequence[Rows] = result.all()
+            rows: PositionalRows = result.all()
             return rows
 
     async def close(self) -> None:
@@ -117,12 +119,12 @@ class SqliteReaderThreads:
         with self._engine.connect() as conn:
             return conn.execute(statement, execution_options=_POSITIONAL).all()
 
-    async def run(self, statement: Select[Any], params: Mapping[str, Any]) -> Sequence[Rows]:
+    async def run(self, statement: Select[Any], params: Mapping[str, Any]) -> PositionalRows:
         with index_errors():
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._threads, self._run, statement, params)
 
-    def _run(self, statement: Select[Any], params: Mapping[str, Any]) -> Sequence[Rows]:
+    def _run(self, statement: Select[Any], params: Mapping[str, Any]) -> PositionalRows:
         # Straight on sqlite3, and outside any transaction: one SELECT reads one snapshot.
         with self._engine.connect() as conn:
             return execute(conn, statement, params)

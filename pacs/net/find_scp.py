@@ -78,8 +78,8 @@ def make_find_handler(service: QueryService) -> Handler:
         try:
             async with aclosing(service.find(query)) as pages:
                 async for page in pages:
-                    # A C-CANCEL is looked for once per page: the page's responses go
-                    # out together (PS3.4 C.4.1.3.1 lets Pending responses precede Cancel).
+                    # A C-CANCEL is looked for once per page, as the page's responses go
+                    # out together: Pending responses may precede the Cancel status.
                     if assoc.cancelled(request.message_id):
                         await assoc.respond(request, status.CANCEL)
                         return
