@@ -179,6 +179,16 @@ def to_glob_pattern(dicom_pattern: str) -> str:
     return dicom_pattern.replace("[", "[[]")
 
 
+def _wildcard_values(dicom_pattern: str) -> tuple[str, str]:
+    """A wildcard match's bind values, in bind order: the LIKE pattern, then the GLOB one."""
+    return to_like_pattern(dicom_pattern), to_glob_pattern(dicom_pattern)
+
+
+def _framed_pattern(value: str) -> str:
+    """One value of a backslash-joined column, as a pattern on the column framed in '\\'."""
+    return f"*\\{value}\\*"
+
+
 Condition_co = TypeVar("Condition_co", covariant=True)
 C = TypeVar("C")
 
@@ -231,8 +241,7 @@ class _Build:
         return column.in_(self._bind(list(values), column.type, expanding=True))
 
     def _match(self, expression: Expression, dicom_pattern: str) -> ColumnElement[bool]:
-        like = self._bind(to_like_pattern(dicom_pattern), String())
-        glob = self._bind(to_glob_pattern(dicom_pattern), String())
+        like, glob = (self._bind(value, String()) for value in _wildcard_values(dicom_pattern))
         return _WildcardMatch(expression, like, glob)
 
     def wildcard(self, column: Column, dicom_pattern: str) -> ColumnElement[bool]:
@@ -245,7 +254,7 @@ class _Build:
         if framed is None:  # one per column: an OR of several values binds it once
             framed = literal("\\", String()) + column + literal("\\", String())
             self._framed[column.key] = framed
-        return self._match(framed, f"*\\{value}\\*")
+        return self._match(framed, _framed_pattern(value))
 
     def range(self, column: Column, start: str | None, end: str | None) -> ColumnElement[bool]:
         # A TM/DT end carries '~' (see matching); it sorts last only by code point.
@@ -303,13 +312,11 @@ class _Trace:
         return self._step("in", str(column), values=(list(values),))
 
     def wildcard(self, column: Column, dicom_pattern: str) -> object:
-        patterns = (to_like_pattern(dicom_pattern), to_glob_pattern(dicom_pattern))
-        return self._step("wildcard", str(column), values=patterns)
+        return self._step("wildcard", str(column), values=_wildcard_values(dicom_pattern))
 
     def has_value(self, column: Column, value: str) -> object:
-        pattern = f"*\\{value}\\*"
-        patterns = (to_like_pattern(pattern), to_glob_pattern(pattern))
-        return self._step("has", str(column), values=patterns)
+        values = _wildcard_values(_framed_pattern(value))
+        return self._step("has", str(column), values=values)
 
     def range(self, column: Column, start: str | None, end: str | None) -> object:
         shape = (start is None, end is None, (end or "").endswith("~"))

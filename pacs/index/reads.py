@@ -69,32 +69,24 @@ class EngineReads:
         self._owned = owned
 
     async def all(self, statement: Select[*Ts]) -> Sequence[Row[*Ts]]:
-        with index_errors():
-            try:
-                return await self._all(statement)
-            except DBAPIError as exc:
-                if not exc.connection_invalidated:
-                    raise
-                return await self._all(statement)
-
-    async def _all(self, statement: Select[*Ts]) -> Sequence[Row[*Ts]]:
-        async with self._engine.connect() as conn:
-            return (await conn.execute(statement, execution_options=_POSITIONAL)).all()
+        return await self._read(statement, {})
 
     async def run(self, statement: Select[Any], params: Mapping[str, Any]) -> PositionalRows:
+        return await self._read(statement, params)
+
+    async def _read(self, statement: Select[*Ts], params: Mapping[str, Any]) -> Sequence[Row[*Ts]]:
         with index_errors():
             try:
-                return await self._run(statement, params)
+                return await self._once(statement, params)
             except DBAPIError as exc:
                 if not exc.connection_invalidated:
                     raise
-                return await self._run(statement, params)
+                return await self._once(statement, params)
 
-    async def _run(self, statement: Select[Any], params: Mapping[str, Any]) -> PositionalRows:
+    async def _once(self, statement: Select[*Ts], params: Mapping[str, Any]) -> Sequence[Row[*Ts]]:
         async with self._engine.connect() as conn:
             result = await conn.execute(statement, dict(params), execution_options=_POSITIONAL)
-            rows: PositionalRows = result.all()
-            return rows
+            return result.all()
 
     async def close(self) -> None:
         """Dispose of the engine if it is this object's own."""
