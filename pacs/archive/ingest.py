@@ -22,7 +22,14 @@ from pacs.archive.records import record_for
 from pacs.dicom.header import read_header, split_by_level
 from pacs.dicom.part10 import file_meta_bytes
 from pacs.errors import DataSetMismatch, InstanceConflict, InvalidInstance
-from pacs.index.records import AddKind, AddOutcome, DuplicatePolicy, InstanceRecord
+from pacs.index.records import (
+    AddKind,
+    AddOutcome,
+    DuplicatePolicy,
+    InstanceRecord,
+    PatientColumns,
+    PatientConflict,
+)
 from pacs.store.blobstore import BlobRef, BlobWriter, FileBlobStore
 
 log = logging.getLogger(__name__)
@@ -49,6 +56,21 @@ class IngestOutcome:
     kind: AddKind
     blob: BlobRef
     previous_sha256: str | None = None
+
+
+@dataclass(slots=True)
+class IngestCounters:
+    """What ingest has seen since start that an admin should watch."""
+
+    patient_conflicts: int = 0
+
+
+def _describe(patient: PatientColumns) -> str:
+    return (
+        f"PatientID={patient.patient_id!r} IssuerOfPatientID={patient.issuer_of_patient_id!r} "
+        f"PatientName={patient.patient_name!r} PatientBirthDate={patient.patient_birth_date!r} "
+        f"PatientSex={patient.patient_sex!r}"
+    )
 
 
 def _write_all(writer: BlobWriter, chunks: list[bytes]) -> None:
@@ -131,6 +153,7 @@ class Ingest:
     def __init__(self, store: FileBlobStore, commits: GroupCommit) -> None:
         self._store = store
         self._commits = commits
+        self.counters = IngestCounters()
 
     async def ingest(self, arrival: Arrival, fragments: AsyncIterator[bytes]) -> IngestOutcome:
         """Store one instance; return only when it is durable. Raises PacsError subclasses."""
@@ -159,10 +182,12 @@ class Ingest:
             raise
         outcome = await self._commits.add(record, stored)
         # The index committed, so the file is stored: the future holds its reference.
-        return self._judge(outcome, stored.result())
+        return self._judge(outcome, stored.result(), arrival)
 
-    def _judge(self, outcome: AddOutcome, blob: BlobRef) -> IngestOutcome:
+    def _judge(self, outcome: AddOutcome, blob: BlobRef, arrival: Arrival) -> IngestOutcome:
         uid = outcome.sop_instance_uid
+        if outcome.conflict is not None:
+            self._report(outcome.conflict, arrival)
         if outcome.kind == AddKind.REJECTED:
             raise InstanceConflict(
                 f"SOP Instance {uid} is already stored with other content "
@@ -180,5 +205,19 @@ class Ingest:
             )
         return IngestOutcome(outcome.kind, blob, outcome.previous_sha256)
 
+    def _report(self, conflict: PatientConflict, arrival: Arrival) -> None:
+        """Count and log an instance filed under a patient whose attributes it contradicts."""
+        self.counters.patient_conflicts += 1
+        # WARNING, with the values an admin needs to find both records.
+        log.warning(
+            "patient attributes differ: SOP Instance %s of study %s from %s has %s; "
+            "its patient keeps %s (the first stored wins)",
+            arrival.sop_instance_uid,
+            conflict.study_instance_uid,
+            arrival.source_ae_title,
+            _describe(conflict.received),
+            _describe(conflict.kept),
+        )
 
-__all__ = ["Arrival", "DuplicatePolicy", "Ingest", "IngestOutcome"]
+
+__all__ = ["Arrival", "DuplicatePolicy", "Ingest", "IngestCounters", "IngestOutcome"]

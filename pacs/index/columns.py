@@ -1,13 +1,14 @@
 """Column values of new patient, study, series and instance rows, taken from an InstanceRecord.
 
 Absent and zero-length values are one thing in the index: NULL (see models),
-except the patient key, which stays '' so that it can be unique.
+except the patient key, which stays '' so that it can be unique (see patients).
 """
 
 from datetime import datetime
 from typing import Any
 
 from pacs.index.models import fold_person_name
+from pacs.index.patients import patient_key
 from pacs.index.records import InstanceRecord
 
 
@@ -15,17 +16,14 @@ def _text(value: str | None) -> str | None:
     return value or None
 
 
-def patient_key(record: InstanceRecord) -> tuple[str, str]:
-    """Return what identifies the record's patient: (Patient ID, Issuer of Patient ID)."""
-    return (record.patient.patient_id, record.patient.issuer_of_patient_id)
-
-
 def patient_values(record: InstanceRecord) -> dict[str, Any]:
     """Return the columns of the record's patient row."""
     patient = record.patient
+    patient_id, issuer, scope = patient_key(record)
     return {
-        "patient_id": patient.patient_id,
-        "issuer_of_patient_id": patient.issuer_of_patient_id,
+        "patient_id": patient_id,
+        "issuer_of_patient_id": issuer,
+        "scope_study_uid": scope,
         "patient_name": _text(patient.patient_name),
         "patient_name_folded": fold_person_name(patient.patient_name),
         "patient_birth_date": _text(patient.patient_birth_date),

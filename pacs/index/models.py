@@ -2,9 +2,9 @@
 
 Empty values: an optional column holds NULL when the attribute is absent or
 zero-length, never '', so PS3.4 C.2.2.2.4 empty-value matching is `IS NULL`.
-The one exception is the patient key (patient_id, issuer_of_patient_id): both
-are NOT NULL and hold '' when absent, because NULLs never collide in a unique
-constraint and two "unknown patient" rows would appear.
+The one exception is the patient key (patient_id, issuer_of_patient_id,
+scope_study_uid): all are NOT NULL and hold '' when absent, because NULLs never
+collide in a unique constraint and two rows for one patient would appear.
 
 Each level keeps the attributes matched often as columns and the whole level's
 attributes as DICOM JSON (PS3.18 F.2) in `attributes` (JSONB on PostgreSQL,
@@ -58,11 +58,17 @@ class Base(DeclarativeBase):
 
 
 class Patient(Base):
-    """A patient, identified by Patient ID within its issuer."""
+    """A patient, identified by Patient ID within its issuer.
+
+    Patient ID is Type 2: an instance may come without one. Such an instance says
+    nothing about who else it shares a patient with, so its patient is confined to
+    its study: `scope_study_uid` holds that study's UID (and '' for every patient
+    with a Patient ID), and instances of different people never share a row.
+    """
 
     __tablename__ = "patient"
     __table_args__ = (
-        UniqueConstraint("patient_id", "issuer_of_patient_id"),
+        UniqueConstraint("patient_id", "issuer_of_patient_id", "scope_study_uid"),
         # The unique constraint leads with patient_id, but with default operators;
         # this one serves wildcard matching on PostgreSQL.
         Index("ix_patient_patient_id", "patient_id", postgresql_ops={"patient_id": PATTERN_OPS}),
@@ -79,6 +85,7 @@ class Patient(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     patient_id: Mapped[str] = mapped_column(String)
     issuer_of_patient_id: Mapped[str] = mapped_column(String, server_default="")
+    scope_study_uid: Mapped[str] = mapped_column(String, server_default="")
     patient_name: Mapped[str | None] = mapped_column(String)
     patient_name_folded: Mapped[str | None] = mapped_column(String)
     patient_birth_date: Mapped[str | None] = mapped_column(String)

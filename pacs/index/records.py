@@ -18,7 +18,7 @@ class StoredBlob(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class PatientColumns:
-    """Patient-level column values; the key is (patient_id, issuer_of_patient_id)."""
+    """Patient-level column values; see pacs.index.patients for the key."""
 
     patient_id: str = ""
     issuer_of_patient_id: str = ""
@@ -97,6 +97,19 @@ class AddKind(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class PatientConflict:
+    """A stored instance whose patient attributes contradict its study's patient row.
+
+    The row keeps what the first instance of the patient brought (`kept`); the
+    instance's own file keeps what it was sent with (`received`).
+    """
+
+    study_instance_uid: str
+    kept: PatientColumns
+    received: PatientColumns
+
+
+@dataclass(frozen=True, slots=True)
 class AddOutcome:
     """The result for one record: `previous_sha256` is the file the index pointed to before."""
 
@@ -104,6 +117,7 @@ class AddOutcome:
     sop_instance_uid: str
     previous_sha256: str | None = None
     reason: str | None = None
+    conflict: PatientConflict | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,8 @@ Rows are created with INSERT ... ON CONFLICT DO NOTHING RETURNING; when nothing 
 concurrent writer on PostgreSQL won the race: the loser waited for the winner's commit and
 reads its row. Parent rows keep the attributes of the instance that created them; a later
 instance does not rewrite them (last-writer-wins between racing writers would be arbitrary,
-and corrections are an administrative act, not a C-STORE).
+and corrections are an administrative act, not a C-STORE). A new instance whose patient
+attributes contradict its study's patient row is reported in its outcome (see patients).
 
 Lock order, which keeps concurrent PostgreSQL writers out of deadlocks: first the patients
 the batch has to create, in key order; then each study row (held until commit), in the order
@@ -25,15 +26,17 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from pacs.index import upsert_sql as sql
-from pacs.index.columns import (
-    instance_values,
-    patient_key,
-    patient_values,
-    series_values,
-    study_values,
-)
+from pacs.index.columns import instance_values, patient_values, series_values, study_values
 from pacs.index.models import Patient, Series, Study
-from pacs.index.records import AddKind, AddOutcome, DuplicatePolicy, InstanceRecord
+from pacs.index.patients import PatientKey, contradicts, patient_key
+from pacs.index.records import (
+    AddKind,
+    AddOutcome,
+    DuplicatePolicy,
+    InstanceRecord,
+    PatientColumns,
+    PatientConflict,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +48,11 @@ _DUPLICATE_KIND = {
 
 @dataclass(slots=True)
 class _StudyTally:
-    """A locked study: its sets as read under the lock, and what the batch adds."""
+    """A locked study: its sets and patient as read under the lock, and what the batch adds."""
 
     modalities: str | None
     sop_classes: str | None
+    patient: PatientColumns
     series_added: int = 0
     instances_added: int = 0
     changed: bool = False
@@ -98,8 +102,8 @@ class _BatchWriter:
         self._conn = conn
         self._now = now
         self._current: dict[str, sql.CurrentFile] = {}
-        self._patients: dict[tuple[str, str], int] = {}
-        self._studies: dict[str, sql.StudyRef] = {}
+        self._patients: dict[PatientKey, tuple[int, PatientColumns]] = {}
+        self._studies: dict[str, int] = {}
         self._series: dict[str, sql.SeriesRef] = {}
         self._locked: dict[int, _StudyTally] = {}
         self._series_counts: Counter[int] = Counter()
@@ -170,25 +174,23 @@ class _BatchWriter:
         uid = record.study.study_instance_uid
         found = self._studies.get(uid)
         if found is None:
-            patient_fk = self._patients[patient_key(record)]
+            patient_fk, patient = self._patients[patient_key(record)]
             values = study_values(record, patient_fk, self._now)
             created = sql.insert_new(self._conn, Study, values)
             if created is not None:
-                self._locked[created] = _StudyTally(None, None)
-                self._studies[uid] = sql.StudyRef(created, patient_key(record))
+                self._locked[created] = _StudyTally(None, None, patient)
+                self._studies[uid] = created
                 return created
             found = sql.find_studies(self._conn, {uid}).get(uid)
             if found is None:
                 raise RuntimeError(f"study {uid} neither inserted nor found")
             self._studies[uid] = found
-        if found.patient != patient_key(record):
-            log.warning("study %s belongs to another patient; attaching series to it", uid)
-        self._lock_study(found.id)
-        return found.id
+        self._lock_study(found)
+        return found
 
     def _ensure_patients(self, records: Iterable[InstanceRecord]) -> None:
         """Find or create the patients of records, creating in key order (see the lock order)."""
-        first: dict[tuple[str, str], InstanceRecord] = {}
+        first: dict[PatientKey, InstanceRecord] = {}
         for record in records:
             first.setdefault(patient_key(record), record)
         if not first:
@@ -197,13 +199,15 @@ class _BatchWriter:
         self._patients = sql.find_patients(self._conn, first)
         for key in sorted(first.keys() - self._patients.keys()):
             created = sql.insert_new(self._conn, Patient, patient_values(first[key]))
-            self._patients[key] = (
-                created if created is not None else sql.find_patients(self._conn, [key])[key]
-            )
+            if created is None:
+                self._patients[key] = sql.find_patients(self._conn, [key])[key]
+            else:
+                self._patients[key] = (created, first[key].patient)
 
     def _lock_study(self, study_id: int) -> None:
         if study_id not in self._locked:
-            self._locked[study_id] = _StudyTally(*sql.lock_study(self._conn, study_id))
+            locked = sql.lock_study(self._conn, study_id)
+            self._locked[study_id] = _StudyTally(*locked)
 
     def _insert_instances(self, records: list[InstanceRecord]) -> set[str]:
         """INSERT the new instances in one statement; return the UIDs that went in."""
@@ -227,7 +231,13 @@ class _BatchWriter:
         tally.new_sop_classes.add(record.sop_class_uid)
         self._series_counts[series.id] += 1
         self._current[uid] = sql.CurrentFile(record.blob.sha256, series.study_fk)
-        return AddOutcome(AddKind.STORED, uid)
+        return AddOutcome(AddKind.STORED, uid, conflict=self._conflict(record, tally.patient))
+
+    @staticmethod
+    def _conflict(record: InstanceRecord, kept: PatientColumns) -> PatientConflict | None:
+        if not contradicts(kept, record.patient):
+            return None
+        return PatientConflict(record.study.study_instance_uid, kept, record.patient)
 
     def _on_duplicate(self, record: InstanceRecord, policy: DuplicatePolicy) -> AddOutcome:
         uid = record.sop_instance_uid

@@ -13,6 +13,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Executable
 
 from pacs.index.models import Base, Instance, Patient, Series, Study
+from pacs.index.patients import PatientKey
+from pacs.index.records import PatientColumns
 from pacs.index.statements import execute, execute_each
 
 FIND_INSTANCES = (
@@ -23,20 +25,28 @@ FIND_INSTANCES = (
 FIND_SERIES = select(Series.series_instance_uid, Series.id, Series.study_fk, Series.modality).where(
     Series.series_instance_uid.in_(bindparam("b_uids", expanding=True))
 )
-FIND_STUDIES = (
-    select(Study.study_instance_uid, Study.id, Patient.patient_id, Patient.issuer_of_patient_id)
-    .join(Patient, Study.patient_fk == Patient.id)
-    .where(Study.study_instance_uid.in_(bindparam("b_uids", expanding=True)))
+FIND_STUDIES = select(Study.study_instance_uid, Study.id).where(
+    Study.study_instance_uid.in_(bindparam("b_uids", expanding=True))
 )
-FIND_PATIENTS = select(Patient.id, Patient.patient_id, Patient.issuer_of_patient_id).where(
-    tuple_(Patient.patient_id, Patient.issuer_of_patient_id).in_(
+_PATIENT_COLUMNS = (
+    Patient.patient_id,
+    Patient.issuer_of_patient_id,
+    Patient.patient_name,
+    Patient.patient_birth_date,
+    Patient.patient_sex,
+)
+FIND_PATIENTS = select(Patient.id, Patient.scope_study_uid, *_PATIENT_COLUMNS).where(
+    tuple_(Patient.patient_id, Patient.issuer_of_patient_id, Patient.scope_study_uid).in_(
         bindparam("b_keys", expanding=True)
     )
 )
 LOCK_STUDY = (
-    select(Study.modalities_in_study, Study.sop_classes_in_study)
+    select(Study.modalities_in_study, Study.sop_classes_in_study, *_PATIENT_COLUMNS)
+    .join(Patient, Study.patient_fk == Patient.id)
     .where(Study.id == bindparam("b_id"))
-    .with_for_update()  # SQLite has no row locks; its writer holds the database lock
+    # Only the study: the patient row is read, never changed, by the write path.
+    # SQLite has no row locks; its writer holds the database lock.
+    .with_for_update(of=Study)
 )
 REPLACE_INSTANCE = update(Instance).where(Instance.sop_instance_uid == bindparam("b_uid"))
 COUNT_SERIES = (
@@ -63,7 +73,7 @@ def _inserts_for(
     insert: Callable[[type[Base]], sqlite.Insert | postgresql.Insert],
 ) -> dict[type[Base], Executable]:
     """INSERT ... ON CONFLICT (unique key) DO NOTHING RETURNING the id (an instance's: UID)."""
-    patient_key_columns = ["patient_id", "issuer_of_patient_id"]
+    patient_key_columns = ["patient_id", "issuer_of_patient_id", "scope_study_uid"]
     return {
         Patient: insert(Patient)
         .on_conflict_do_nothing(index_elements=patient_key_columns)
@@ -91,11 +101,12 @@ class SeriesRef(NamedTuple):
     modality: str | None
 
 
-class StudyRef(NamedTuple):
-    """A study row and the key of the patient it belongs to."""
+class LockedStudy(NamedTuple):
+    """A study row read under its lock: its sets, and its patient's columns."""
 
-    id: int
-    patient: tuple[str, str]
+    modalities: str | None
+    sop_classes: str | None
+    patient: PatientColumns
 
 
 class CurrentFile(NamedTuple):
@@ -119,18 +130,20 @@ def find_series(conn: Connection, uids: set[str]) -> dict[str, SeriesRef]:
     return {uid: SeriesRef(id_, study, modality) for uid, id_, study, modality in rows}
 
 
-def find_studies(conn: Connection, uids: set[str]) -> dict[str, StudyRef]:
-    """Return the indexed studies among uids, by UID."""
+def find_studies(conn: Connection, uids: set[str]) -> dict[str, int]:
+    """Return the ids of the indexed studies among uids, by UID."""
     if not uids:
         return {}
     rows = execute(conn, FIND_STUDIES, {"b_uids": list(uids)})
-    return {uid: StudyRef(id_, (pid, issuer)) for uid, id_, pid, issuer in rows}
+    return {uid: id_ for uid, id_ in rows}
 
 
-def find_patients(conn: Connection, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
-    """Return the ids of the indexed patients among keys (Patient ID, Issuer), by key."""
+def find_patients(
+    conn: Connection, keys: Iterable[PatientKey]
+) -> dict[PatientKey, tuple[int, PatientColumns]]:
+    """Return the ids and columns of the indexed patients among keys, by key."""
     rows = execute(conn, FIND_PATIENTS, {"b_keys": list(keys)})
-    return {(pid, issuer): id_ for id_, pid, issuer in rows}
+    return {(row[2], row[3], row[1]): (row[0], PatientColumns(*row[2:])) for row in rows}
 
 
 def insert_new(conn: Connection, model: type[Base], values: dict[str, Any]) -> int | None:
@@ -146,10 +159,10 @@ def insert_instances(conn: Connection, rows: list[dict[str, Any]]) -> set[str]:
     return {uid for (uid,) in execute_each(conn, INSERT_NEW[conn.dialect.name][Instance], rows)}
 
 
-def lock_study(conn: Connection, study_id: int) -> tuple[str | None, str | None]:
-    """Lock a study row until commit (PostgreSQL); return its modalities and SOP classes."""
-    ((modalities, sop_classes),) = execute(conn, LOCK_STUDY, {"b_id": study_id})
-    return modalities, sop_classes
+def lock_study(conn: Connection, study_id: int) -> LockedStudy:
+    """Lock a study row until commit (PostgreSQL); return its sets and its patient."""
+    ((modalities, sop_classes, *patient),) = execute(conn, LOCK_STUDY, {"b_id": study_id})
+    return LockedStudy(modalities, sop_classes, PatientColumns(*patient))
 
 
 def replace_instance(conn: Connection, uid: str, values: dict[str, Any]) -> None:

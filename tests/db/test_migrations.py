@@ -18,7 +18,7 @@ from pacs.index.schema import (
     upgrade_to_head,
 )
 
-HEAD = "0002"
+HEAD = "0003"
 CATALOGUE = {"patient", "study", "series", "instance"}
 
 
@@ -103,3 +103,64 @@ async def test_ensure_schema_refuses_a_newer_schema(engine: AsyncEngine) -> None
 
     with pytest.raises(SchemaError, match="does not know"):
         await ensure_schema(engine)
+
+
+async def _migrate(engine: AsyncEngine, verb: str, revision: str) -> None:
+    async with engine.begin() as conn:
+        await conn.run_sync(lambda sync: getattr(command, verb)(alembic_config(sync), revision))
+
+
+MERGED_PATIENT = (
+    "INSERT INTO patient (patient_id, issuer_of_patient_id, patient_name, attributes) "
+    "VALUES ('', '', 'First^Person', '{}'), ('P1', '', 'Other^Person', '{}')"
+)
+THREE_STUDIES = (
+    "INSERT INTO study (patient_fk, study_instance_uid, attributes, created_at, updated_at,"
+    " number_of_series, number_of_instances)"
+    " SELECT p.id, s.uid, '{}', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 0, 0"
+    " FROM patient p JOIN (SELECT '' AS pid, '1.2.1' AS uid UNION ALL SELECT '', '1.2.2'"
+    " UNION ALL SELECT 'P1', '1.2.3') s ON p.patient_id = s.pid"
+)
+PATIENT_OF_STUDY = (
+    "SELECT s.study_instance_uid, p.patient_id, p.scope_study_uid, p.patient_name"
+    " FROM study s JOIN patient p ON s.patient_fk = p.id ORDER BY s.study_instance_uid"
+)
+
+
+async def test_upgrade_gives_each_study_of_a_patient_without_id_its_own_patient(
+    engine: AsyncEngine,
+) -> None:
+    await _migrate(engine, "upgrade", "0002")
+    async with engine.begin() as conn:
+        await conn.exec_driver_sql(MERGED_PATIENT)
+        await conn.exec_driver_sql(THREE_STUDIES)
+
+    await _migrate(engine, "upgrade", "head")
+
+    async with engine.connect() as conn:
+        rows = (await conn.exec_driver_sql(PATIENT_OF_STUDY)).all()
+        patients = (await conn.exec_driver_sql("SELECT count(*) FROM patient")).scalar_one()
+    assert [tuple(r) for r in rows] == [
+        ("1.2.1", "", "1.2.1", "First^Person"),
+        ("1.2.2", "", "1.2.2", "First^Person"),
+        ("1.2.3", "P1", "", "Other^Person"),
+    ]
+    assert patients == 3  # the shared row is gone
+
+
+async def test_downgrade_merges_patients_without_id_again(engine: AsyncEngine) -> None:
+    await _migrate(engine, "upgrade", "0002")
+    async with engine.begin() as conn:
+        await conn.exec_driver_sql(MERGED_PATIENT)
+        await conn.exec_driver_sql(THREE_STUDIES)
+    await _migrate(engine, "upgrade", "head")
+
+    await _migrate(engine, "downgrade", "0002")
+
+    async with engine.connect() as conn:
+        fks = (
+            await conn.exec_driver_sql("SELECT patient_fk FROM study ORDER BY study_instance_uid")
+        ).all()
+        patients = (await conn.exec_driver_sql("SELECT count(*) FROM patient")).scalar_one()
+    assert len({fk for (fk,) in fks[:2]}) == 1
+    assert patients == 2
