@@ -58,7 +58,7 @@ async def test_studies_without_patient_id_answer_with_their_own_patient(
 ) -> None:
     paths = [get_testdata_file(name) for name in WITHOUT_PATIENT_ID]
     code, output = await run_dcmtk(
-        "storescu", "-R", running_pacs.host, str(running_pacs.port), *map(str, paths)
+        "storescu", running_pacs.host, str(running_pacs.port), *map(str, paths)
     )
     assert code == 0, output
 
