@@ -25,9 +25,15 @@ class _Refused(Exception):
 
 
 def _references(information: Dataset) -> list[tuple[str, str]]:
-    """(SOP Class, SOP Instance) pairs of the Referenced SOP Sequence; refuse a broken one."""
+    """(SOP Class, SOP Instance) pairs of the Referenced SOP Sequence; refuse a broken one.
+
+    Every refusal is a status PS3.7 10.1.4.1.10 lists for N-ACTION. Missing Attribute
+    (0x0120) is not among them: an Action Information without its Transaction UID is an
+    argument whose value is inappropriate, Invalid Argument Value (PS3.7 C.5.10). No Such
+    Argument (C.5.9) is for information the SCP does not recognise, the opposite case.
+    """
     if "TransactionUID" not in information or not str(information.TransactionUID).strip():
-        raise _Refused(status.MISSING_ATTRIBUTE, "no Transaction UID (0008,1195)")
+        raise _Refused(status.INVALID_ARGUMENT_VALUE, "no Transaction UID (0008,1195)")
     sequence = information.get("ReferencedSOPSequence")
     if not sequence:
         raise _Refused(status.INVALID_ARGUMENT_VALUE, "Referenced SOP Sequence is missing or empty")

@@ -20,6 +20,11 @@ COMMITMENT = "1.2.840.10008.1.20.1"
 COMMITMENT_INSTANCE = "1.2.840.10008.1.20.1.1"
 CT, MR = "1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.4"
 SUCCESS = 0x0000
+# The failure statuses PS3.7 10.1.4.1.10 lists for N-ACTION.
+N_ACTION_FAILURES = {
+    0x0110, 0x0112, 0x0114, 0x0115, 0x0117, 0x0118, 0x0119,
+    0x0123, 0x0124, 0x0210, 0x0211, 0x0212, 0x0213,
+}  # fmt: skip
 FAST_RETRY = {"retry_interval": 0.2, "max_retry_interval": 0.5, "report_deadline": 60}
 
 
@@ -72,6 +77,7 @@ def request_commitment(
     *,
     wait: float = 0.0,
     action_type: int = 1,
+    instance: str = COMMITMENT_INSTANCE,
 ) -> Dataset:
     """N-ACTION as MODALITY; with `wait`, keep the association open that long for the report."""
     ae = AE(ae_title="MODALITY")
@@ -82,7 +88,7 @@ def request_commitment(
     assoc = ae.associate(address.host, address.port, evt_handlers=handlers)
     assert assoc.is_established
     try:
-        status, _ = assoc.send_n_action(info, action_type, COMMITMENT, COMMITMENT_INSTANCE)
+        status, _ = assoc.send_n_action(info, action_type, COMMITMENT, instance)
         if wait and reports.arrived.wait(wait):
             # The handler ran; pynetdicom's own thread still has to send the
             # N-EVENT-REPORT-RSP, which it cannot do once release has begun.
@@ -257,31 +263,35 @@ async def test_a_restart_before_the_report_still_delivers_it(
 @pytest.mark.parametrize(
     ("change", "status"),
     [
-        ("no-transaction", 0x0120),
+        ("no-transaction", 0x0115),
         ("empty-sequence", 0x0115),
         ("broken-item", 0x0115),
         ("action-type", 0x0123),
+        ("sop-instance", 0x0112),
     ],
 )
 async def test_malformed_requests_get_the_failure_status_that_names_them(
     running_pacs: PacsAddress, reports: Reports, change: str, status: int
 ) -> None:
     info = action_information(generate_uid(), [(CT, generate_uid())])
-    action_type = 1
+    action_type, instance = 1, COMMITMENT_INSTANCE
     if change == "no-transaction":
         del info.TransactionUID
     elif change == "empty-sequence":
         info.ReferencedSOPSequence = []
     elif change == "broken-item":
         del info.ReferencedSOPSequence[0].ReferencedSOPInstanceUID
-    else:
+    elif change == "action-type":
         action_type = 2
+    else:
+        instance = generate_uid()
 
     response = await asyncio.to_thread(
-        request_commitment, running_pacs, info, reports, action_type=action_type
+        request_commitment, running_pacs, info, reports, action_type=action_type, instance=instance
     )
 
     assert response.Status == status
+    assert response.Status in N_ACTION_FAILURES
     assert response.ErrorComment
     assert await asyncio.to_thread(scu.echo, running_pacs) == SUCCESS
 
