@@ -24,7 +24,9 @@ def can_convert(source_ts: str, target_ts: str) -> bool:
     """Whether convert_file can turn data sets stored in `source_ts` into `target_ts`.
 
     Targets are the uncompressed syntaxes (or the source itself); a compressed
-    source needs an installed decoder.
+    source must be one pacs decodes (syntaxes.DECODED) with its decoder
+    installed. A pixel format a decoder cannot handle still fails with
+    ConversionUnavailable from convert_file.
     """
     if source_ts == target_ts:
         return True
