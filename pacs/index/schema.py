@@ -71,13 +71,14 @@ async def check_schema(engine: AsyncEngine) -> None:
 
 
 async def ensure_schema(engine: AsyncEngine) -> None:
-    """Bring a fresh or older database to head; refuse one migrated by a newer pacs."""
+    """Bring a fresh or older database to head; refuse one migrated by a newer pacs.
+
+    A database already at head is left alone: no Alembic run, and no lines in the log.
+    """
     revision = await current_revision(engine)
-    if revision is not None:
-        known = {
-            script.revision
-            for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()
-        }
-        if revision not in known:
-            await check_schema(engine)  # raises SchemaError naming the unknown revision
+    scripts = ScriptDirectory.from_config(alembic_config())
+    if revision == scripts.get_current_head():
+        return
+    if revision is not None and revision not in {s.revision for s in scripts.walk_revisions()}:
+        await check_schema(engine)  # raises SchemaError naming the unknown revision
     await upgrade_to_head(engine)
