@@ -32,7 +32,6 @@ class StartupError(PacsError):
 
     def __init__(self, key: str, cause: str) -> None:
         super().__init__(f"{key}: {cause}")
-        self.key = key
 
 
 class SchemaError(PacsError):
