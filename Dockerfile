@@ -23,17 +23,13 @@ RUN python -c "import tomllib; \
     && pip install -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt
 
-# pacs itself, installed the way the README installs it: editable, from the
-# source tree at /app. Not a regular (wheel) install, because the Alembic
-# migrations are not package data: pacs/index/schema.py finds them at
-# Path(pacs.__file__).parent.parent / "migrations", which resolves to
-# /app/migrations only while the pacs package is imported from /app.
-# The code stays root-owned, so it is compiled here: the pacs user cannot write
-# __pycache__ under /app.
+# pacs itself, a regular (non-editable) install of the copied source tree, as pip
+# installs any Python package: the Alembic migrations ship inside the package as
+# package data. pip compiles the modules as it installs them (the pacs user cannot
+# write __pycache__ in site-packages).
 COPY . /app
-RUN pip install --no-deps --editable /app \
-    && pip check \
-    && python -m compileall -q /app/pacs /app/migrations
+RUN pip install --no-deps /app \
+    && pip check
 
 # A default configuration, so the image runs on its own; docker-compose.yml
 # mounts ./config/pacs.toml over it (read-only).

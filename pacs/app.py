@@ -1,8 +1,10 @@
 """Composition root: builds the archive's parts from the settings and runs them on one loop."""
 
 import asyncio
+import errno
 import logging
 import signal
+import socket
 
 import pydicom.config
 
@@ -11,10 +13,13 @@ from pacs.archive.group_commit import GroupCommit
 from pacs.archive.ingest import Ingest
 from pacs.archive.query import QueryOptions, QueryService
 from pacs.archive.retrieve import RetrieveService
-from pacs.config import Settings
+from pacs.config import ServerSettings, Settings
+from pacs.errors import StartupError, StoreUnavailable
 from pacs.index.commitments import CommitmentLedger
 from pacs.index.engine import (
+    AsyncEngine,
     PoolLimits,
+    check_connection,
     create_engine,
     create_read_engine,
     create_sessionmaker,
@@ -51,6 +56,7 @@ from pacs.net.negotiation import AcceptorPolicy
 from pacs.net.server import DimseServer, Listener
 from pacs.net.store_scp import make_store_handler
 from pacs.store.blobstore import FileBlobStore
+from pacs.store.probe import probe_root
 
 log = logging.getLogger(__name__)
 
@@ -161,11 +167,18 @@ class PacsApp:
         return self.server.address
 
     async def start(self) -> None:
-        """Bring the index schema to head, then listen. Raises SchemaError for a newer schema."""
-        prepare_sqlite_directory(self.settings.database.url)
+        """Check the store, bring the index schema to head, then listen.
+
+        StartupError when the store root, the database or the address cannot be used;
+        SchemaError for a schema from a newer pacs.
+        """
         try:
-            await ensure_schema(self.engine)
-            await self.server.start()
+            await asyncio.to_thread(probe_root, self.settings.storage.root)
+        except StoreUnavailable as exc:
+            raise StartupError("[storage] root", str(exc)) from exc
+        try:
+            await open_index(self.engine, self.settings)
+            await self._listen()
             self._worker = asyncio.create_task(self.commitments.run(), name="commitment worker")
         except BaseException:
             await self.reads.close()
@@ -174,6 +187,12 @@ class PacsApp:
             raise
         host, port = self.address
         log.info("pacs listening on %s:%d as %s", host, port, self.settings.server.ae_title)
+
+    async def _listen(self) -> None:
+        try:
+            await self.server.start()
+        except OSError as exc:
+            raise _listen_failure(self.settings.server, exc) from exc
 
     async def stop(self, grace: float = SHUTDOWN_GRACE) -> None:
         """Refuse new associations, let running ones finish, drain commits, close the index."""
@@ -189,12 +208,38 @@ class PacsApp:
         log.info("pacs stopped")
 
 
+async def open_index(engine: AsyncEngine, settings: Settings) -> None:
+    """Connect to the index database and bring it to the newest schema.
+
+    StartupError names the setting of the database that cannot be opened.
+    """
+    try:
+        prepare_sqlite_directory(settings.database.url)
+        await check_connection(engine)
+    except StoreUnavailable as exc:
+        raise StartupError(settings.database.url_source, str(exc)) from exc
+    await ensure_schema(engine)
+
+
+def _listen_failure(server: ServerSettings, exc: OSError) -> StartupError:
+    """Say which of [server] host and port to fix when the listening socket fails."""
+    address = f"{server.host}:{server.port}"
+    if isinstance(exc, socket.gaierror):
+        return StartupError("[server] host", f"{server.host!r} does not resolve ({exc.strerror})")
+    if exc.errno == errno.EADDRINUSE:
+        return StartupError("[server] port", f"{address} is already in use by another program")
+    if exc.errno == errno.EACCES:
+        return StartupError("[server] port", f"not permitted to listen on {address}")
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return StartupError("[server] host", f"{server.host} is not an address of this machine")
+    return StartupError("[server] host", f"cannot listen on {address}: {exc.strerror or exc}")
+
+
 async def upgrade_database(settings: Settings) -> None:
     """`pacs db upgrade`: bring the index database to the newest schema."""
-    prepare_sqlite_directory(settings.database.url)
     engine = create_engine(settings.database.url)
     try:
-        await ensure_schema(engine)
+        await open_index(engine, settings)
     finally:
         await engine.dispose()
 

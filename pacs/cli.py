@@ -2,17 +2,31 @@
 
 import argparse
 import asyncio
+import importlib.metadata
 import logging
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import pacs
 from pacs.app import run, upgrade_database
-from pacs.config import Settings, load_settings
-from pacs.errors import PacsError
+from pacs.config import Settings, check_listen_host, load_settings
+from pacs.errors import ConfigError, PacsError
 
 log = logging.getLogger("pacs")
+
+# Exit statuses; the README's Command line section lists them.
+EXIT_CONFIG = 2  # the configuration file or PACS_DATABASE_URL is invalid
+EXIT_CANNOT_RUN = 3  # something the configuration names cannot be used (port, directory, database)
+EXIT_INTERRUPTED = 130
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("pacs")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
+        return pacs.__version__
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -20,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="pacs",
         description="pacs: a DICOM archive (Storage and Query/Retrieve SCP) on one asyncio loop.",
     )
+    parser.add_argument("--version", action="version", version=f"pacs {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     config_help = "the TOML configuration file (default: $PACS_CONFIG, else built-in defaults)"
 
@@ -63,21 +78,38 @@ def _config_path(arg: Path | None) -> Path | None:
     return Path(env) if env else None
 
 
+class _AlembicSetupAtDebug(logging.Filter):
+    """Alembic announces its dialect at INFO whenever pacs looks at the schema, which is on
+    every start; those lines go to DEBUG. Its "Running upgrade" lines stay at INFO."""
+
+    _SETUP = ("Context impl ", "Will assume ")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.INFO and record.getMessage().startswith(self._SETUP):
+            if not logging.getLogger(record.name).isEnabledFor(logging.DEBUG):
+                return False
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return True
+
+
 def _configure_logging(settings: Settings) -> None:
     logging.basicConfig(
         level=settings.logging.level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("alembic.runtime.migration").addFilter(_AlembicSetupAtDebug())
 
 
-def _serve(settings: Settings) -> int:
+def _serve(settings: Settings, path: Path | None) -> int:
+    check_listen_host(settings, path)
     _configure_logging(settings)
     asyncio.run(run(settings))
     return 0
 
 
-def _check(settings: Settings) -> int:
+def _check(settings: Settings, path: Path | None) -> int:
+    check_listen_host(settings, path)
     print(settings)
     return 0
 
@@ -90,17 +122,20 @@ def _upgrade(settings: Settings) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; the exit status is 0 on success, 2 for a bad configuration."""
+    """Run the command line; the exit status is 0 on success, else one of EXIT_*."""
     args = _parser().parse_args(argv)
+    path = _config_path(args.config)
     try:
-        settings = load_settings(_config_path(args.config))
+        settings = load_settings(path)
         if args.command == "serve":
-            return _serve(settings)
+            return _serve(settings, path)
         if args.command == "db":
             return _upgrade(settings)
-        return _check(settings)
+        return _check(settings, path)
     except PacsError as exc:
+        # One line for the admin; the traceback is for whoever runs at DEBUG.
+        log.debug("pacs %s failed", args.command, exc_info=True)
         print(f"pacs: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_CONFIG if isinstance(exc, ConfigError) else EXIT_CANNOT_RUN
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED

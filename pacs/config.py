@@ -4,7 +4,9 @@ import dataclasses
 import difflib
 import math
 import os
+import re
 import reprlib
+import socket
 import sys
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
@@ -50,13 +52,21 @@ class ServerSettings:
 
 @dataclass(frozen=True, slots=True)
 class DatabaseSettings:
-    """The index database, as an SQLAlchemy async URL."""
+    """The index database, as an SQLAlchemy async URL; its repr hides the password."""
 
     url: str = field(default_factory=lambda: f"sqlite+aiosqlite:///{_SQLITE_FILE.absolute()}")
     pool_size: int = 10
     max_overflow: int = 10
     pool_timeout: float = 30.0
     connect_timeout: float = 10.0
+    # Where `url` was set, for messages that tell the admin what to fix.
+    url_source: str = "[database] url"
+
+    def __repr__(self) -> str:
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        values["url"] = mask_password(self.url)
+        shown = ", ".join(f"{name}={value!r}" for name, value in values.items())
+        return f"{type(self).__name__}({shown})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +203,17 @@ def _database_url(value: object) -> str:
         drivers = " or ".join(DATABASE_DRIVERS)
         raise _Invalid(f"must start with {drivers} (the supported drivers), got {scheme}")
     return url
+
+
+# SQLAlchemy's URL grammar: the password runs from the first ':' after the user name
+# to the first '@'. A `password=` query parameter is passed to the driver as well.
+_URL_PASSWORD = re.compile(r"^([\w+]+://[^:/@]*:)[^@]*@")
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&]*")
+
+
+def mask_password(url: str) -> str:
+    """Return a database URL with its password, if any, shown as ***."""
+    return _QUERY_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", url, count=1))
 
 
 def _one_of(choices: Sequence[_S]) -> Callable[[object], _S]:
@@ -332,8 +353,26 @@ def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -
     environ = os.environ if environ is None else environ
     if url := environ.get(DATABASE_URL_VARIABLE, "").strip():
         try:
-            database = dataclasses.replace(settings.database, url=_database_url(url))
+            database = dataclasses.replace(
+                settings.database, url=_database_url(url), url_source=DATABASE_URL_VARIABLE
+            )
             settings = dataclasses.replace(settings, database=database)
         except _Invalid as exc:
             raise ConfigError(f"environment variable {DATABASE_URL_VARIABLE}: {exc}") from None
     return settings
+
+
+def check_listen_host(settings: Settings, path: Path | None) -> None:
+    """Raise ConfigError unless [server] host resolves to an address to listen on.
+
+    Not part of load_settings, which reads only the file: this asks the resolver.
+    """
+    host = settings.server.host
+    try:
+        socket.getaddrinfo(host, None, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (OSError, UnicodeError) as exc:
+        cause = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        where = f"{path}: " if path is not None else ""
+        raise ConfigError(
+            f"{where}[server] host: {host!r} does not resolve to an address ({cause})"
+        ) from None

@@ -5,6 +5,7 @@ DIMSE statuses. No DICOM status codes here.
 
     PacsError
     ├── ConfigError            the configuration file is invalid (names the key)
+    ├── StartupError           a port, directory or database the configuration names is unusable
     ├── SchemaError            the database schema is not one this code can use
     ├── InvalidInstance        a received data set cannot be indexed (says why)
     │   └── DataSetMismatch    the data set is not the SOP Class / Instance announced
@@ -23,6 +24,14 @@ class PacsError(Exception):
 
 class ConfigError(PacsError):
     """The configuration is invalid; the message names the key and the reason."""
+
+
+class StartupError(PacsError):
+    """pacs cannot start or run a command: a port, directory or database that the
+    configuration names cannot be used. The message names the key to fix and the cause."""
+
+    def __init__(self, key: str, cause: str) -> None:
+        super().__init__(f"{key}: {cause}")
 
 
 class SchemaError(PacsError):

@@ -1,5 +1,6 @@
 """Engines and sessions for the index, with the SQLite settings durability needs."""
 
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -7,11 +8,14 @@ from typing import Any
 from sqlalchemy import create_engine as _create_sync_engine
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from pacs.dicom import json_model
+from pacs.errors import StoreUnavailable
+from pacs.index.unavailable import reason
 
 __all__ = [
     "SQLITE_BEGIN",
@@ -19,10 +23,12 @@ __all__ = [
     "AsyncSession",
     "PoolLimits",
     "async_sessionmaker",
+    "check_connection",
     "create_engine",
     "create_read_engine",
     "create_sessionmaker",
     "create_sqlite_sync_engine",
+    "prepare_sqlite_directory",
 ]
 
 # Execution option naming the BEGIN variant on SQLite: a writer asks for
@@ -40,6 +46,9 @@ _SQLITE_PRAGMAS = (
     f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
 )
 
+
+# PostgreSQL's SQLSTATE for "database does not exist" (PostgreSQL docs, Appendix A).
+_INVALID_CATALOG_NAME = "3D000"
 
 # asyncpg prepares every statement, and after five runs PostgreSQL may keep a generic
 # plan made while the tables were nearly empty: sequential scans that it then keeps as
@@ -164,7 +173,59 @@ def _on_sqlite_begin(connection: Connection) -> None:
 
 
 def prepare_sqlite_directory(url: str) -> None:
-    """Create the directory of a SQLite database file, which SQLite will not do itself."""
+    """Create the directory of a SQLite database file, which SQLite will not do itself.
+
+    StoreUnavailable says which directory cannot be created and why.
+    """
     parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return
+    directory = Path(parsed.database).parent
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        blocker = next(path for path in (directory, *directory.parents) if path.exists())
+        raise StoreUnavailable(
+            f"cannot create directory {directory} for the SQLite database: "
+            f"{blocker} is not a directory"
+        ) from exc
+    except OSError as exc:
+        raise StoreUnavailable(
+            f"cannot create directory {exc.filename or directory} for the SQLite database: "
+            f"{exc.strerror or exc}"
+        ) from exc
+
+
+async def check_connection(engine: AsyncEngine) -> None:
+    """Open one connection to the index database; StoreUnavailable names it and says why not.
+
+    Run before anything else touches the database, so that a server that is down, a
+    database that does not exist or a SQLite file that cannot be created is one clear
+    sentence at start-up rather than a driver's traceback.
+    """
+    try:
+        async with engine.connect() as connection:
+            await connection.exec_driver_sql("SELECT 1")
+    except (DBAPIError, OSError) as exc:
+        raise StoreUnavailable(f"cannot open {_describe(engine.url)}: {_cause(exc)}") from exc
+
+
+def _describe(url: URL) -> str:
+    if url.get_backend_name() == "sqlite":
+        return f"the SQLite database {url.database}"
+    host = url.host or url.query.get("host") or "localhost"
+    return f"PostgreSQL database {url.database!r} on {host}:{url.port or 5432}"
+
+
+def _cause(exc: BaseException) -> str:
+    """What went wrong, with the usual remedy where the cause is a common one."""
+    orig = getattr(exc, "orig", None)
+    if getattr(orig, "sqlstate", None) == _INVALID_CATALOG_NAME:
+        return f"{reason(exc)} (create it, e.g. with createdb, or correct the name)"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (is PostgreSQL running and listening there?)"
+    if isinstance(exc, socket.gaierror):
+        return f"the host name does not resolve ({exc.strerror})"
+    if isinstance(exc, TimeoutError):
+        return "no answer within [database] connect_timeout"
+    return reason(exc)

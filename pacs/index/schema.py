@@ -12,10 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 import pacs
 from pacs.errors import SchemaError
 
-# migrations/ is the sibling of the pacs package at the repository root. That
-# holds in a checkout and in an editable install (which points into the
-# checkout); a wheel would have to ship migrations/ as package data instead.
-MIGRATIONS_DIR = Path(pacs.__file__).resolve().parent.parent / "migrations"
+# The Alembic scripts ship inside the package (package data, see pyproject.toml), so
+# they are found the same way in a checkout, an editable install and a wheel. Alembic
+# needs a directory on disk, which an installed wheel is.
+MIGRATIONS_DIR = Path(pacs.__file__).resolve().parent / "migrations"
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -24,7 +24,7 @@ def alembic_config(connection: Connection | None = None) -> Config:
     # Alembic options go through ConfigParser interpolation, where '%' is special.
     config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
     if connection is not None:
-        # migrations/env.py runs on this connection instead of opening its own engine.
+        # pacs/migrations/env.py runs on this connection instead of opening its own engine.
         config.attributes["connection"] = connection
     return config
 
@@ -71,13 +71,14 @@ async def check_schema(engine: AsyncEngine) -> None:
 
 
 async def ensure_schema(engine: AsyncEngine) -> None:
-    """Bring a fresh or older database to head; refuse one migrated by a newer pacs."""
+    """Bring a fresh or older database to head; refuse one migrated by a newer pacs.
+
+    A database already at head is left alone: no Alembic run, and no lines in the log.
+    """
     revision = await current_revision(engine)
-    if revision is not None:
-        known = {
-            script.revision
-            for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()
-        }
-        if revision not in known:
-            await check_schema(engine)  # raises SchemaError naming the unknown revision
+    scripts = ScriptDirectory.from_config(alembic_config())
+    if revision == scripts.get_current_head():
+        return
+    if revision is not None and revision not in {s.revision for s in scripts.walk_revisions()}:
+        await check_schema(engine)  # raises SchemaError naming the unknown revision
     await upgrade_to_head(engine)

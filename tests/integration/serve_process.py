@@ -1,9 +1,11 @@
 """`pacs serve` as a child process, for tests that signal or kill the server."""
 
 import asyncio
+import os
 import re
 import signal
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,8 +65,17 @@ async def start_serve(config: Path, *extra: str) -> ServeProcess:
     return served
 
 
-async def run_pacs(*args: str) -> tuple[int, str]:
-    """Run a short `pacs` command; return its exit code and everything it printed."""
+async def run_pacs(*args: str, env: Mapping[str, str] | None = None) -> tuple[int, str]:
+    """Run a short `pacs` command; return its exit code and everything it printed.
+
+    `env` adds to (or, with an empty value, removes from) this process's environment.
+    """
+    environ = dict(os.environ)
+    for name, value in (env or {}).items():
+        if value:
+            environ[name] = value
+        else:
+            environ.pop(name, None)
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -72,6 +83,7 @@ async def run_pacs(*args: str) -> tuple[int, str]:
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
+        env=environ,
     )
     output, _ = await process.communicate()
     return process.returncode or 0, output.decode(errors="replace")

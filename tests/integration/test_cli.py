@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+import pacs
 from tests.integration import scu
 from tests.integration.conftest import PacsAddress, run_dcmtk, write_config
 from tests.integration.serve_process import run_pacs, start_serve
@@ -74,7 +75,7 @@ async def test_db_upgrade_creates_the_schema_and_serve_refuses_a_newer_one(tmp_p
 
     code, output = await run_pacs("serve", "--config", str(config))
 
-    assert code == 2
+    assert code == 3  # valid configuration, unusable database
     assert "ffffffffffff" in output
     assert "newer" in output
     assert "Traceback" not in output
@@ -88,3 +89,55 @@ async def test_help_says_what_each_command_does() -> None:
     code, output = await run_pacs("serve", "--help")
     assert code == 0
     assert "SIGTERM" in output
+
+
+async def test_version_prints_the_installed_version() -> None:
+    code, output = await run_pacs("--version")
+
+    assert code == 0
+    assert output.strip() == f"pacs {pacs.__version__}"
+
+
+async def test_config_check_masks_the_database_password(tmp_path: Path) -> None:
+    url = "postgresql+asyncpg://pacs:s3cret@db.example:5432/pacs"
+
+    code, output = await run_pacs(
+        "config", "check", "--config", str(write_config(tmp_path)), env={"PACS_DATABASE_URL": url}
+    )
+
+    assert code == 0, output
+    assert "s3cret" not in output
+    assert "postgresql+asyncpg://pacs:***@db.example:5432/pacs" in output
+
+
+ALEMBIC_SETUP = ("Context impl", "Will assume")
+
+
+async def test_alembic_set_up_lines_are_debug_and_upgrades_info(tmp_path: Path) -> None:
+    config = write_config(tmp_path, storage={"min_free_bytes": 0})
+
+    fresh = await start_serve(config)  # a fresh database: migrated at start
+    await fresh.wait_listening()
+    assert await fresh.stop() == 0
+    again = await start_serve(config)  # nothing to migrate
+    await again.wait_listening()
+    assert await again.stop() == 0
+
+    upgrades = [line for line in fresh.log if "Running upgrade" in line]
+    assert upgrades
+    assert all(" INFO alembic" in line for line in upgrades)
+    for line in fresh.log + again.log:
+        assert not any(setup in line for setup in ALEMBIC_SETUP), line
+    assert not any("alembic" in line for line in again.log), again.log
+
+
+async def test_alembic_set_up_lines_show_at_debug_level(tmp_path: Path) -> None:
+    config = write_config(tmp_path, storage={"min_free_bytes": 0}, logging={"level": "DEBUG"})
+
+    served = await start_serve(config)
+    await served.wait_listening()
+    assert await served.stop() == 0
+
+    setup = [line for line in served.log if any(s in line for s in ALEMBIC_SETUP)]
+    assert setup
+    assert all(" DEBUG alembic" in line for line in setup)

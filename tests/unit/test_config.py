@@ -14,6 +14,7 @@ from pacs.config import (
     Settings,
     StorageSettings,
     load_settings,
+    mask_password,
 )
 from pacs.errors import ConfigError
 
@@ -321,3 +322,35 @@ def test_an_unknown_verify_mode_names_the_key(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match=r"\[commitment\] verify"):
         load_settings(path, environ={})
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            "postgresql+asyncpg://pacs:s3:c/r@db:5432/pacs",
+            "postgresql+asyncpg://pacs:***@db:5432/pacs",
+        ),
+        (
+            "postgresql+asyncpg://u@h/d?password=s3cret&ssl=true",
+            "postgresql+asyncpg://u@h/d?password=***&ssl=true",
+        ),
+        ("postgresql+asyncpg://pacs@db:5432/pacs", "postgresql+asyncpg://pacs@db:5432/pacs"),
+        ("postgresql+asyncpg://db:5432/pacs", "postgresql+asyncpg://db:5432/pacs"),
+        (
+            "sqlite+aiosqlite:////srv/pacs/index.sqlite",
+            "sqlite+aiosqlite:////srv/pacs/index.sqlite",
+        ),
+    ],
+)
+def test_the_database_password_is_masked_wherever_it_is_written(url: str, shown: str) -> None:
+    assert mask_password(url) == shown
+
+
+def test_settings_repr_never_shows_the_database_password() -> None:
+    settings = load_settings(None, environ={"PACS_DATABASE_URL": "postgresql+asyncpg://u:pw1@h/d"})
+
+    assert "pw1" not in repr(settings)
+    assert "postgresql+asyncpg://u:***@h/d" in repr(settings)
+    assert settings.database.url == "postgresql+asyncpg://u:pw1@h/d"
+    assert settings.database.url_source == "PACS_DATABASE_URL"
