@@ -142,7 +142,8 @@ def describe_abort(source: int, reason: int) -> str:
     if source == AbortSource.SERVICE_USER:
         return "A-ABORT from the peer's application"
     if source == AbortSource.SERVICE_PROVIDER and reason in AbortReason._value2member_map_:
-        return f"A-P-ABORT: {AbortReason(reason).name.lower().replace('_', ' ')}"
+        words = AbortReason(reason).name.lower().replace("_", " ")
+        return f"A-P-ABORT: {words.replace('pdu', 'PDU')}"
     return f"A-ABORT source {source}, reason {reason}"
 
 
