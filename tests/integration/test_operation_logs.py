@@ -15,6 +15,7 @@ import pytest
 from pydicom.dataset import Dataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE, build_role, evt
+from pynetdicom.dsutils import encode
 
 from pacs.net.command_set import encode_command
 from pacs.net.contexts import VERIFICATION, proposal
@@ -198,34 +199,32 @@ async def test_a_requester_silent_past_the_dimse_timeout_is_aborted_by_pacs(
     pacs = await start_pacs(server={"dimse_timeout": 1})
     ct = make_instance()
     assert await asyncio.to_thread(scu.store, pacs, [ct]) == [SUCCESS]
-    answer = threading.Event()
-
-    def get_and_stall() -> None:
-        ae = AE(ae_title="STALLER")
-        ae.add_requested_context(STUDY_ROOT_GET)
-        ae.add_requested_context(CTImageStorage, [ExplicitVRLittleEndian])
-
-        def on_store(event: Any) -> int:
-            answer.wait(30)  # past pacs's DIMSE timeout: pacs gives up first
-            return SUCCESS
-
-        assoc = ae.associate(
-            pacs.host,
-            pacs.port,
-            ae_title=pacs.ae_title,
-            ext_neg=[build_role(CTImageStorage, scp_role=True)],
-            evt_handlers=[(evt.EVT_C_STORE, on_store)],
-        )
-        assert assoc.is_established
-        identifier = _identifier("STUDY", StudyInstanceUID=ct.StudyInstanceUID)
-        try:
-            for _ in assoc.send_c_get(identifier, STUDY_ROOT_GET):
-                pass
-        finally:
-            answer.set()
-            assoc.release()
-
-    await asyncio.to_thread(get_and_stall)
+    reader, writer = await asyncio.open_connection(pacs.host, pacs.port)
+    contexts = number_contexts(
+        [
+            proposal(STUDY_ROOT_GET, [ImplicitVRLittleEndian]),
+            proposal(CTImageStorage, [ExplicitVRLittleEndian], scu_role=False, scp_role=True),
+        ]
+    )
+    writer.write(build_request("STALLER", pacs.ae_title, contexts, 0))
+    command = Dataset()
+    command.CommandField = Command.C_GET_RQ
+    command.MessageID = 1
+    command.AffectedSOPClassUID = STUDY_ROOT_GET
+    command.Priority = 0
+    command.CommandDataSetType = 0x0001
+    encoded = encode_command(command)
+    identifier = encode(_identifier("STUDY", StudyInstanceUID=ct.StudyInstanceUID), True, True)
+    assert identifier is not None
+    async with asyncio.timeout(10):
+        await reader.readexactly(6)  # the A-ASSOCIATE-AC's header...
+        await reader.read(65536)  # ...and the rest of it
+        writer.write(pdata_header(1, 0x03, len(encoded)) + encoded)
+        writer.write(pdata_header(1, 0x02, len(identifier)) + identifier)
+        # pacs sends the sub-operation's C-STORE-RQ, is never answered, and aborts.
+        while await reader.read(65536):
+            pass
+    writer.close()
     await _stop(pacs)
 
     line = _one(logs, "STALLER@127.0.0.1:", "aborted")
