@@ -178,6 +178,25 @@ async def test_a_protocol_error_abort_says_pacs_aborted_and_why(
     assert not _lines(logs, "RAW@", "closed by the peer")
 
 
+async def test_a_silent_peer_is_aborted_by_pacs_after_the_network_timeout(
+    start_pacs: StartPacs, logs: pytest.LogCaptureFixture
+) -> None:
+    pacs = await start_pacs(server={"network_timeout": 1})
+    reader, writer = await asyncio.open_connection(pacs.host, pacs.port)
+    contexts = number_contexts([proposal(VERIFICATION, [ImplicitVRLittleEndian])])
+    writer.write(build_request("SILENT", pacs.ae_title, contexts, 0))
+    async with asyncio.timeout(10):
+        while await reader.read(65536):  # the A-ASSOCIATE-AC, then pacs's A-ABORT
+            pass
+    writer.close()
+    await _stop(pacs)
+
+    line = _one(logs, "SILENT@127.0.0.1:", "aborted")
+    assert "aborted by pacs" in line.getMessage()
+    assert "no data for 1" in line.getMessage()
+    assert not _lines(logs, "SILENT@", "closed by the peer")
+
+
 async def test_an_association_aborted_at_shutdown_is_not_closed_by_the_peer(
     running_pacs: PacsAddress, logs: pytest.LogCaptureFixture
 ) -> None:
