@@ -38,6 +38,7 @@ from pacs.net.dimse import (
     make_response,
 )
 from pacs.net.negotiation import Agreement
+from pacs.net.operation_log import log_association_end, log_operation, operation_name
 from pacs.net.pdu import (
     PDV_HEADER_LENGTH,
     AbortReason,
@@ -46,6 +47,7 @@ from pacs.net.pdu import (
     PduType,
     PdvFragment,
     decode_abort,
+    describe_abort,
     encode_abort,
     encode_release_rp,
     encode_release_rq,
@@ -127,6 +129,7 @@ class Association:
         timeouts: Timeouts,
         *,
         is_requestor: bool,
+        purpose: str = "",
     ) -> None:
         self.agreement = agreement
         self.timeouts = timeouts
@@ -134,6 +137,8 @@ class Association:
         host, port = writer.get_extra_info("peername")[:2]
         title = agreement.called_ae_title if is_requestor else agreement.calling_ae_title
         self.peer = f"{title}@{host}:{port}"
+        direction = "to" if is_requestor else "from"
+        self.label = f"association {direction} {self.peer}" + (f" for {purpose}" if purpose else "")
         self._reader = reader
         self._writer = writer
         self._send_lock = asyncio.Lock()
@@ -159,7 +164,8 @@ class Association:
         self.closed = False
         self.aborted = False
         self.started = time.monotonic()
-        self.operations = 0
+        self.operations = 0  # requests answered (acceptor) or made (requestor)
+        self._ending: tuple[str, str] | None = None  # how it ended, and why
         self._reader_task = asyncio.create_task(self._read_loop(), name=f"reader {self.peer}")
 
     @property
@@ -199,16 +205,25 @@ class Association:
             while await self._read_pdu():
                 pass
         except (asyncio.IncompleteReadError, ConnectionError):
-            if not self.closed:
-                log.info("%s: connection closed by the peer", self.peer)
+            # Also how a connection that pacs closed ends here: the first ending noted stands.
+            self._note_ending("closed by the peer", "the connection ended without release")
         except TimeoutError:
-            log.warning("%s: no data for %ss, aborting", self.peer, self.timeouts.network)
-            await self._send_abort(AbortSource.SERVICE_PROVIDER, AbortReason.NOT_SPECIFIED)
+            why = f"no data for {self.timeouts.network} s"
+            await self._send_abort(AbortSource.SERVICE_PROVIDER, AbortReason.NOT_SPECIFIED, why)
         except PduError as exc:
-            log.warning("%s: protocol error, aborting: %s", self.peer, exc)
-            await self._send_abort(AbortSource.SERVICE_PROVIDER, exc.reason)
+            why = f"protocol error: {exc}"
+            await self._send_abort(AbortSource.SERVICE_PROVIDER, exc.reason, why)
         finally:
             self._end()
+            self._log_ending()
+
+    def _note_ending(self, how: str, why: str = "") -> None:
+        if self._ending is None:
+            self._ending = (how, why)
+
+    def _log_ending(self) -> None:
+        how, why = self._ending or ("closed", "")
+        log_association_end(self.label, how, why, time.monotonic() - self.started, self.operations)
 
     async def _read_pdu(self) -> bool:
         """Read and act on one PDU; False when nothing more is to be read."""
@@ -220,14 +235,15 @@ class Association:
         body = await self._read_exactly(length)
         if pdu_type == PduType.RELEASE_RQ:
             self.release_requested = True
+            self._note_ending("released by the peer")
             await self._requests.put(None)
             return True
         if pdu_type == PduType.RELEASE_RP and self.is_requestor:
+            self._note_ending("released")
             self._release_rp.set()
             return False
         if pdu_type == PduType.ABORT:
-            source, reason = decode_abort(body)
-            log.info("%s: aborted by the peer (source %d, reason %d)", self.peer, source, reason)
+            self._note_ending("aborted by the peer", describe_abort(*decode_abort(body)))
             self.aborted = True
             return False
         known = pdu_type in PduType._value2member_map_
@@ -374,6 +390,11 @@ class Association:
             try:
                 yield
             except (ConnectionError, TimeoutError) as exc:
+                if isinstance(exc, TimeoutError):
+                    why = f"the peer took no data for {self.timeouts.network} s"
+                    self._note_ending("closed by pacs", why)
+                else:
+                    self._note_ending("closed by the peer", f"sending failed: {exc}")
                 self._writer.close()
                 raise AssociationClosed(f"{self.peer}: sending failed: {exc}") from exc
 
@@ -393,22 +414,17 @@ class Association:
         comment: str | None = None,
         identifier: bytes | None = None,
         elements: Mapping[str, object] | None = None,
+        *,
+        detail: str = "",
     ) -> None:
-        """Answer `request`; a final status is logged as the operation's one line."""
+        """Answer `request`; a final status is logged as the operation's one line, with
+        `detail` saying what the operation was about (level, destination, counts)."""
         response = make_response(request.command, status_code, comment, **(elements or {}))
         await self.send(request.context_id, response, identifier)
         if status.is_final(status_code):
             self.operations += 1
             request.answered = True
-            log.info(
-                "%s %s from %s: status 0x%04X%s in %.1f ms",
-                Command(request.command_field).name.replace("_", "-")[:-3],
-                request.command.get("AffectedSOPInstanceUID", "") or request.abstract_syntax,
-                self.peer,
-                status_code,
-                f" ({comment})" if comment else "",
-                (time.monotonic() - request.received_at) * 1000,
-            )
+            log_operation(self.peer, request, status_code, comment, detail)
 
     async def respond_pending(self, request: DimseMessage, identifiers: Sequence[bytes]) -> None:
         """Send a Pending response (0xFF00) per identifier, as a C-FIND does per match.
@@ -450,7 +466,7 @@ class Association:
                 except TimeoutError:
                     # A peer that stops answering mid-operation leaves the protocol state
                     # unknown: abort, as PS3.8 does when a timer expires.
-                    await self.abort()
+                    await self.abort(f"no response within {self.timeouts.dimse} s")
                     raise AssociationClosed(
                         f"{self.peer}: no response within {self.timeouts.dimse} s"
                     ) from None
@@ -458,6 +474,8 @@ class Association:
                     raise AssociationClosed(f"{self.peer}: closed while awaiting a response")
                 yield response
                 if status.is_final(response.status):
+                    if self.is_requestor:
+                        self.operations += 1
                     return
         finally:
             del self._waiting[message_id]
@@ -502,7 +520,8 @@ class Association:
                 return
             await handler(self, message)
         except AssociationClosed as exc:
-            log.info("%s", exc)
+            name, why = operation_name(message.command_field), str(exc).removeprefix(self.peer)
+            log.warning("%s from %s not answered%s", name, self.peer, why)
         except Exception:
             log.exception("%s: %s failed", self.peer, Command(message.command_field).name)
             await message.discard()
@@ -525,19 +544,19 @@ class Association:
             async with asyncio.timeout(self.timeouts.acse):
                 await self._release_rp.wait()
         except TimeoutError:
-            log.warning("%s: no A-RELEASE-RP in time, aborting", self.peer)
-            await self.abort()
+            await self.abort(f"no A-RELEASE-RP within {self.timeouts.acse} s")
             return
         self.closed = True
         self._writer.close()
         await self.wait_closed()
 
-    async def abort(self) -> None:
-        """Send A-ABORT (service user) and drop the connection."""
-        await self._send_abort(AbortSource.SERVICE_USER, AbortReason.NOT_SPECIFIED)
+    async def abort(self, why: str) -> None:
+        """Send A-ABORT (service user) and drop the connection; `why` goes to the log."""
+        await self._send_abort(AbortSource.SERVICE_USER, AbortReason.NOT_SPECIFIED, why)
         await self.wait_closed()
 
-    async def _send_abort(self, source: AbortSource, reason: AbortReason) -> None:
+    async def _send_abort(self, source: AbortSource, reason: AbortReason, why: str) -> None:
+        self._note_ending("aborted by pacs", why)
         self.aborted = True
         if not self._writer.is_closing():
             try:

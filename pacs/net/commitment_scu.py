@@ -112,6 +112,7 @@ class NetReportSender:
                 ],
                 timeouts=self._requestor.timeouts,
                 max_pdu_length=self._requestor.max_pdu_length,
+                purpose=f"Storage Commitment report {transaction_uid}",
             )
         except ProtocolError as exc:
             raise ReportNotDelivered(str(exc)) from exc

@@ -75,21 +75,28 @@ def make_find_handler(service: QueryService) -> Handler:
             await assoc.respond(request, status.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, str(exc))
             return
         encode_response = response_encoder(request.transfer_syntax)
+        matches = 0
+
+        def detail() -> str:
+            return f"{query.level} level, {matches} match{'' if matches == 1 else 'es'}"
+
         try:
             async with aclosing(service.find(query)) as pages:
                 async for page in pages:
                     # A C-CANCEL is looked for once per page, as the page's responses go
                     # out together: Pending responses may precede the Cancel status.
                     if assoc.cancelled(request.message_id):
-                        await assoc.respond(request, status.CANCEL)
+                        await assoc.respond(request, status.CANCEL, detail=detail())
                         return
                     await assoc.respond_pending(request, [encode_response(m) for m in page])
+                    matches += len(page)
         except InvalidIdentifier as exc:
-            await assoc.respond(request, status.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, str(exc))
+            code = status.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS
+            await assoc.respond(request, code, str(exc), detail=detail())
             return
         except PacsError as exc:
-            await assoc.respond(request, status.UNABLE_TO_PROCESS, str(exc))
+            await assoc.respond(request, status.UNABLE_TO_PROCESS, str(exc), detail=detail())
             return
-        await assoc.respond(request, status.SUCCESS)
+        await assoc.respond(request, status.SUCCESS, detail=detail())
 
     return handle_find

@@ -8,22 +8,25 @@ from pacs.net.association import Association, Handler
 from pacs.net.dimse import DimseMessage
 from pacs.net.find_scp import decode_identifier
 from pacs.net.move_scp import finish
-from pacs.net.substore import Counts, report_pending, send_all
+from pacs.net.substore import Counts, describe_selection, report_pending, send_all
 
 
 def make_get_handler(retrieve: RetrieveService) -> Handler:
     """The C-GET handler: sub-operations use the storage contexts the requester accepted as SCP."""
 
     async def handle_get(assoc: Association, request: DimseMessage) -> None:
+        detail = f"to {assoc.agreement.calling_ae_title}"  # the requester is the destination
         try:
             identifier = decode_identifier(await request.read_data_set(), request.transfer_syntax)
             selection = parse_selection(identifier, request.abstract_syntax)
+            detail += f", {describe_selection(selection)}"
             total, _ = await retrieve.summary(selection)
         except InvalidIdentifier as exc:
-            await assoc.respond(request, status.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, str(exc))
+            code = status.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS
+            await assoc.respond(request, code, str(exc), detail=detail)
             return
         except PacsError as exc:
-            await assoc.respond(request, status.UNABLE_TO_PROCESS, str(exc))
+            await assoc.respond(request, status.UNABLE_TO_PROCESS, str(exc), detail=detail)
             return
         counts = Counts(remaining=total)
 
@@ -35,6 +38,6 @@ def make_get_handler(retrieve: RetrieveService) -> Handler:
             cancelled=lambda: assoc.cancelled(request.message_id),
             progress=report_pending(assoc, request),
         )
-        await finish(assoc, request, counts, cancelled)
+        await finish(assoc, request, counts, cancelled, detail)
 
     return handle_get

@@ -122,7 +122,7 @@ async def accept_association(
     if rejection is None and association_limit is not None:
         rejection = too_many_associations(association_limit)
     if rejection is not None:
-        log.info(
+        log.warning(
             "association from %s@%s to %s rejected: %s",
             rq.calling_ae_title.strip(),
             address,
@@ -160,8 +160,12 @@ async def request_association(
     contexts: Sequence[PresentationContext],
     timeouts: Timeouts,
     max_pdu_length: int,
+    purpose: str = "",
 ) -> Association:
-    """Open an association to a peer as requestor; raise AssociationFailed when that fails."""
+    """Open an association to a peer as requestor; raise AssociationFailed when that fails.
+
+    `purpose` ("C-MOVE from ...") goes into the association's opening and closing lines.
+    """
     proposed = number_contexts(contexts)
     try:
         async with asyncio.timeout(timeouts.acse):
@@ -193,10 +197,19 @@ async def request_association(
     ac = A_ASSOCIATE_AC()
     ac.decode(data)
     agreement = read_acceptance(ac, proposed, calling_ae_title)
-    association = Association(reader, writer, agreement, timeouts, is_requestor=True)
     if not agreement.accepted:
-        await association.abort()
+        writer.write(encode_abort(AbortSource.SERVICE_USER))
+        writer.close()  # the transport sends what is buffered, then closes
         raise AssociationRejected(
             f"{called_ae_title}@{host}:{port} accepted no presentation context"
         )
+    association = Association(
+        reader, writer, agreement, timeouts, is_requestor=True, purpose=purpose
+    )
+    log.info(
+        "%s accepted: %d of %d contexts",
+        association.label,
+        len(agreement.accepted),
+        len(agreement.accepted) + len(agreement.rejected),
+    )
     return association

@@ -12,7 +12,13 @@ from pacs.net.association import Association, AssociationClosed, Handler, Timeou
 from pacs.net.dimse import DimseMessage
 from pacs.net.find_scp import decode_identifier, encode_identifier
 from pacs.net.handshake import AssociationFailed, request_association
-from pacs.net.substore import Counts, report_pending, send_all, sub_association_contexts
+from pacs.net.substore import (
+    Counts,
+    describe_selection,
+    report_pending,
+    send_all,
+    sub_association_contexts,
+)
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +39,18 @@ class Requestor:
 
 
 async def finish(
-    assoc: Association, request: DimseMessage, counts: Counts, cancelled: bool
+    assoc: Association, request: DimseMessage, counts: Counts, cancelled: bool, detail: str
 ) -> None:
-    """The final C-MOVE/C-GET response: counts, and the failed UIDs when some failed."""
+    """The final C-MOVE/C-GET response: counts, and the failed UIDs when some failed.
+
+    `detail` (destination and selection) starts the operation's log line; the counts end it.
+    """
     code = status.CANCEL if cancelled else counts.final_status()
     failed = counts.failed_list()
     data = encode_identifier(failed, request.transfer_syntax) if failed is not None else None
     elements = counts.pending_elements() if cancelled else counts.final_elements()
-    await assoc.respond(request, code, identifier=data, elements=elements)
+    detail = f"{detail}, {counts.describe()}"
+    await assoc.respond(request, code, identifier=data, elements=elements, detail=detail)
 
 
 def make_move_handler(
@@ -49,28 +59,31 @@ def make_move_handler(
     """The C-MOVE handler: destinations are the configured peers by AE title."""
 
     async def handle_move(assoc: Association, request: DimseMessage) -> None:
+        title = str(request.command.get("MoveDestination", "")).strip()
+        detail = f"to {title}"
         try:
             identifier = decode_identifier(await request.read_data_set(), request.transfer_syntax)
             selection = parse_selection(identifier, request.abstract_syntax)
         except InvalidIdentifier as exc:
-            await assoc.respond(request, status.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, str(exc))
+            code = status.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS
+            await assoc.respond(request, code, str(exc), detail=detail)
             return
-        title = str(request.command.get("MoveDestination", "")).strip()
+        detail += f", {describe_selection(selection)}"
         destination = destinations.get(title)
         if destination is None:
-            await assoc.respond(
-                request, status.MOVE_DESTINATION_UNKNOWN, f"{title!r} is not a configured peer"
-            )
+            comment = f"{title!r} is not a configured peer"
+            await assoc.respond(request, status.MOVE_DESTINATION_UNKNOWN, comment, detail=detail)
             return
         try:
             total, pairs = await retrieve.summary(selection)
         except PacsError as exc:
-            await assoc.respond(request, status.UNABLE_TO_PROCESS, str(exc))
+            await assoc.respond(request, status.UNABLE_TO_PROCESS, str(exc), detail=detail)
             return
         counts = Counts(remaining=total)
         if total == 0:
-            await finish(assoc, request, counts, cancelled=False)
+            await finish(assoc, request, counts, cancelled=False, detail=detail)
             return
+        purpose = f"C-MOVE from {assoc.peer}"
         try:
             sub = await request_association(
                 destination.host,
@@ -80,12 +93,13 @@ def make_move_handler(
                 contexts=sub_association_contexts(pairs),
                 timeouts=requestor.timeouts,
                 max_pdu_length=requestor.max_pdu_length,
+                purpose=purpose,
             )
         except AssociationFailed as exc:
-            log.warning("C-MOVE to %s: %s", title, exc)
-            await assoc.respond(
-                request, status.SUB_OPERATIONS_FAILED, f"destination unreachable: {exc}"
-            )
+            where = f"{title}@{destination.host}:{destination.port}"
+            log.warning("association to %s for %s failed: %s", where, purpose, exc)
+            comment = f"destination unreachable: {exc}"
+            await assoc.respond(request, status.SUB_OPERATIONS_FAILED, comment, detail=detail)
             return
 
         cancelled = False
@@ -102,13 +116,12 @@ def make_move_handler(
         except AssociationClosed:
             if assoc.closed:
                 raise
-            # The destination went away: what was not sent has failed; the mover still
-            # gets its final response.
-            log.warning("C-MOVE to %s: destination dropped the association", title)
+            # The destination went away (its association's closing line says how): what
+            # was not sent has failed; the mover still gets its final response.
             counts.failed += counts.remaining
             counts.remaining = 0
         finally:
             await sub.release()
-        await finish(assoc, request, counts, cancelled)
+        await finish(assoc, request, counts, cancelled, detail)
 
     return handle_move

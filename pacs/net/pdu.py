@@ -137,6 +137,16 @@ def encode_abort(source: AbortSource, reason: AbortReason = AbortReason.NOT_SPEC
     return bytes(pdu.encode())
 
 
+def describe_abort(source: int, reason: int) -> str:
+    """A received A-ABORT's source and reason in words (PS3.8 9.3.8)."""
+    if source == AbortSource.SERVICE_USER:
+        return "A-ABORT from the peer's application"
+    if source == AbortSource.SERVICE_PROVIDER and reason in AbortReason._value2member_map_:
+        words = AbortReason(reason).name.lower().replace("_", " ")
+        return f"A-P-ABORT: {words.replace('pdu', 'PDU')}"
+    return f"A-ABORT source {source}, reason {reason}"
+
+
 def decode_abort(body: bytes) -> tuple[int, int]:
     """Return (source, reason) of a received A-ABORT body."""
     pdu = A_ABORT_RQ()

@@ -2,7 +2,6 @@
 
 import asyncio
 import logging
-import time
 from dataclasses import dataclass
 
 from pacs.net.association import Association, Handlers, Timeouts
@@ -73,16 +72,9 @@ class DimseServer:
     async def _serve(self, assoc: Association) -> None:
         self._associations.add(assoc)
         try:
-            await assoc.serve(self._handlers)
+            await assoc.serve(self._handlers)  # its closing line is the association's own
         finally:
             self._associations.discard(assoc)
-            log.info(
-                "association with %s %s after %.1f s, %d operations",
-                assoc.peer,
-                "aborted" if assoc.aborted else "ended",
-                time.monotonic() - assoc.started,
-                assoc.operations,
-            )
 
     async def stop(self, grace: float) -> None:
         """Refuse new associations, give running ones `grace` seconds, then abort the rest."""
@@ -93,7 +85,8 @@ class DimseServer:
             if pending:
                 log.warning("aborting %d associations still open at shutdown", len(pending))
                 await asyncio.gather(
-                    *(assoc.abort() for assoc in list(self._associations)), return_exceptions=True
+                    *(assoc.abort("shutting down") for assoc in list(self._associations)),
+                    return_exceptions=True,
                 )
                 for task in pending:
                     task.cancel()

@@ -1,10 +1,14 @@
 """C-STORE SCP (PS3.4 B.2): hand the arriving data set to ingest, answer with its verdict."""
 
+import logging
+
 from pacs.archive.ingest import Arrival, Ingest
 from pacs.errors import PacsError
 from pacs.net import status
 from pacs.net.association import Association, Handler
 from pacs.net.dimse import DimseMessage
+
+log = logging.getLogger(__name__)
 
 
 def make_store_handler(ingest: Ingest) -> Handler:
@@ -32,6 +36,9 @@ def make_store_handler(ingest: Ingest) -> Handler:
             await request.discard()
             if not assoc.closed:
                 await assoc.respond(request, status.for_error(exc), str(exc))
+            else:  # no response can go: this is the operation's line
+                uid = arrival.sop_instance_uid
+                log.warning("C-STORE from %s: SOP Instance %s not stored: %s", assoc.peer, uid, exc)
             return
         await assoc.respond(request, status.SUCCESS)
 

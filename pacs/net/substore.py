@@ -15,6 +15,7 @@ from pydicom.dataset import Dataset
 from pynetdicom.presentation import PresentationContext
 
 from pacs.archive.retrieve import Outgoing, RetrieveService
+from pacs.dicom.levels import QueryLevel
 from pacs.dicom.selection import Selection
 from pacs.errors import PacsError
 from pacs.index.locate import StoredInstance
@@ -22,6 +23,7 @@ from pacs.net import status
 from pacs.net.association import Association, AssociationClosed
 from pacs.net.contexts import UNCOMPRESSED, proposal
 from pacs.net.dimse import Command, CommandFields, DimseMessage
+from pacs.net.operation_log import outcome
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,11 @@ class Counts:
             "NumberOfWarningSuboperations": self.warning,
         }
 
+    def describe(self) -> str:
+        """The counts in words, for the operation's log line."""
+        text = f"{self.completed} completed, {self.failed} failed, {self.warning} warning"
+        return f"{text}, {self.remaining} remaining" if self.remaining else text
+
     def final_status(self) -> int:
         """Success, all failed (0xA702), or some failed (0xB000), per PS3.4 C.4.2.1.5."""
         if not self.failed and not self.warning:
@@ -79,6 +86,19 @@ class Counts:
         identifier = Dataset()
         identifier.FailedSOPInstanceUIDList = self.failed_uids
         return identifier
+
+
+def describe_selection(selection: Selection) -> str:
+    """What a retrieve names, for log lines: its level and UIDs (a Patient ID is PHI: left out)."""
+    uids = {
+        QueryLevel.STUDY: selection.study_uids,
+        QueryLevel.SERIES: selection.series_uids,
+        QueryLevel.IMAGE: selection.sop_uids,
+    }.get(selection.level, ())
+    if not uids:
+        return f"{selection.level} level"
+    more = f" and {len(uids) - 1} more" if len(uids) > 1 else ""
+    return f"{selection.level} {uids[0]}{more}"
 
 
 def sub_association_contexts(pairs: set[tuple[str, str]]) -> list[PresentationContext]:
@@ -111,8 +131,8 @@ def _store_command(instance: StoredInstance, originator: tuple[str, int] | None)
 
 async def _send_one(
     sender: Association, outgoing: Outgoing, originator: tuple[str, int] | None
-) -> int:
-    """Send one instance; return the receiver's status. Raises PacsError when it cannot go."""
+) -> DimseMessage:
+    """Send one instance; return the receiver's response. Raises PacsError when it cannot go."""
     instance = outgoing.instance
     syntax, data = await outgoing.open()
     try:
@@ -122,7 +142,7 @@ async def _send_one(
         response = await sender.request_final(context_id, command, data.chunks())
     finally:
         data.close()
-    return response.status
+    return response
 
 
 async def send_all(
@@ -142,17 +162,35 @@ async def send_all(
             if cancelled():
                 outgoing.discard()
                 return True
+            uid = outgoing.instance.sop_instance_uid
             try:
-                code = await _send_one(sender, outgoing, originator)
+                response = await _send_one(sender, outgoing, originator)
             except AssociationClosed:
                 raise
             except PacsError as exc:
-                uid = outgoing.instance.sop_instance_uid
-                log.warning("sub-operation for %s failed: %s", uid, exc)
+                log.warning("C-STORE of %s to %s not sent: %s", uid, sender.peer, exc)
                 code = status.PROCESSING_FAILURE
-            counts.record(code, outgoing.instance.sop_instance_uid)
+            else:
+                code = response.status
+                if code != status.SUCCESS:
+                    _log_refusal(sender, uid, response)
+            counts.record(code, uid)
             await progress(counts)
     return False
+
+
+def _log_refusal(sender: Association, uid: str, response: DimseMessage) -> None:
+    """A sub-operation the receiver refused or warned about, with its ErrorComment."""
+    _, word = outcome(response.status)
+    comment = response.command.get("ErrorComment")
+    log.warning(
+        "C-STORE of %s to %s: %s 0x%04X%s",
+        uid,
+        sender.peer,
+        word,
+        response.status,
+        f" ({comment})" if comment else "",
+    )
 
 
 def report_pending(

@@ -1,0 +1,67 @@
+"""The log line of each DIMSE operation (who asked, what for, the outcome, its time) and the
+closing line of each association (how it ended, after how long, having done what).
+
+Successes, cancels and releases are INFO; refusals, failures, warnings and aborts are
+WARNING, so an admin who reads only warnings sees every instance pacs did not take and
+every association that did not end well, and why. No patient names or IDs go into these
+lines: the details name levels and UIDs.
+"""
+
+import logging
+import time
+
+from pacs.net import status
+from pacs.net.dimse import Command, DimseMessage
+
+log = logging.getLogger(__name__)
+
+# PS3.7 C.3: the warning statuses outside the 0xBxxx range.
+_OTHER_WARNINGS = frozenset({0x0001, 0x0107, 0x0116})
+
+
+def operation_name(command_field: int) -> str:
+    """'C-STORE' for a C-STORE-RQ, and so on."""
+    return Command(command_field).name.removesuffix("_RQ").replace("_", "-")
+
+
+def outcome(code: int) -> tuple[int, str]:
+    """The log level and the word for a final status: 'status', 'warning' or 'refused'."""
+    if code in (status.SUCCESS, status.CANCEL):
+        return logging.INFO, "status"
+    if code >> 12 == 0xB or code in _OTHER_WARNINGS:
+        return logging.WARNING, "warning"
+    return logging.WARNING, "refused"
+
+
+def log_operation(
+    peer: str, request: DimseMessage, code: int, comment: str | None, detail: str
+) -> None:
+    """Log the final response to `request`; `detail` says what it was about (levels, counts)."""
+    if not detail and (uid := request.command.get("AffectedSOPInstanceUID")):
+        detail = f"SOP Instance {uid}"
+    level, word = outcome(code)
+    log.log(
+        level,
+        "%s from %s: %s%s 0x%04X%s in %.1f ms",
+        operation_name(request.command_field),
+        peer,
+        f"{detail}; " if detail else "",
+        word,
+        code,
+        f" ({comment})" if comment else "",
+        (time.monotonic() - request.received_at) * 1000,
+    )
+
+
+def log_association_end(label: str, how: str, why: str, seconds: float, operations: int) -> None:
+    """`label` ('association from X@host:port') ended `how` ('released by the peer'...)."""
+    log.log(
+        logging.INFO if how.startswith("released") else logging.WARNING,
+        "%s %s after %.1f s, %d operation%s%s",
+        label,
+        how,
+        seconds,
+        operations,
+        "" if operations == 1 else "s",
+        f": {why}" if why else "",
+    )
