@@ -13,8 +13,8 @@ from pacs.dicom.matching import (
     UidList,
     Wildcard,
 )
+from pacs.index.conditions import clause_for, to_glob_pattern, to_like_pattern
 from pacs.index.engine import create_engine
-from pacs.index.find import clause_for, to_glob_pattern, to_like_pattern
 
 # Engines are only created, never connected: their dialects compile.
 SQLITE = create_engine("sqlite+aiosqlite://").dialect
