@@ -2,6 +2,7 @@
 
 import dataclasses
 import difflib
+import ipaddress
 import math
 import os
 import re
@@ -15,6 +16,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TypeVar
 
+from pacs.archive.access import ALL_OPERATIONS, Network, Operation
 from pacs.errors import ConfigError
 
 DATABASE_URL_VARIABLE = "PACS_DATABASE_URL"
@@ -47,7 +49,6 @@ class ServerSettings:
     acse_timeout: float = 30.0
     dimse_timeout: float = 60.0
     network_timeout: float = 300.0
-    check_called_ae_title: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,11 +107,22 @@ class LoggingSettings:
 
 @dataclass(frozen=True, slots=True)
 class Peer:
-    """A remote AE we connect to: a C-MOVE destination or a commitment report target."""
+    """A remote AE: where we reach it (C-MOVE destination, commitment reports), what it may do."""
 
     ae_title: str
     host: str
     port: int
+    allow: frozenset[Operation] = ALL_OPERATIONS
+    hosts: tuple[Network, ...] = ()  # addresses it may connect from; empty: any
+    move_destinations: frozenset[str] | None = None  # None: any configured peer
+
+
+@dataclass(frozen=True, slots=True)
+class AccessSettings:
+    """[access]: what a calling AE that is not a peer may do, and the called AE title check."""
+
+    unknown_peers: frozenset[Operation] = frozenset({Operation.ECHO, Operation.STORE})
+    check_called_ae_title: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +136,9 @@ class Settings:
     commitment: CommitmentSettings = field(default_factory=CommitmentSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     peers: tuple[Peer, ...] = ()
+    access: AccessSettings = field(default_factory=AccessSettings)
+    # What the admin should change in the file although it loaded (deprecated keys).
+    warnings: tuple[str, ...] = ()
 
     def peer(self, ae_title: str) -> Peer | None:
         """Return the peer with this AE title, or None if it is not configured."""
@@ -228,6 +243,38 @@ def _one_of(choices: Sequence[_S]) -> Callable[[object], _S]:
     return parse
 
 
+def _list(value: object) -> list[object]:
+    if not isinstance(value, list):
+        raise _Invalid(f"must be a list, got {_show(value)}")
+    return value
+
+
+def _operations(value: object) -> frozenset[Operation]:
+    """Parse a list of operation names (`allow`, `unknown_peers`); [] allows nothing."""
+    parse = _one_of(list(Operation))
+    return frozenset(Operation(parse(item)) for item in _list(value))
+
+
+def _network(value: object) -> Network:
+    """Parse an IP address or CIDR range; host names are refused (no DNS in a permission)."""
+    text = _text(value)
+    try:
+        return ipaddress.ip_network(text)
+    except ValueError as exc:
+        if "has host bits set" in str(exc):
+            network = ipaddress.ip_network(text, strict=False)
+            raise _Invalid(f"{text!r} has host bits set (did you mean {network}?)") from None
+        raise _Invalid(f"must be an IP address or CIDR range, got {_show(value)}") from None
+
+
+def _networks(value: object) -> tuple[Network, ...]:
+    return tuple(_network(item) for item in _list(value))
+
+
+def _ae_titles(value: object) -> frozenset[str]:
+    return frozenset(_ae_title(item) for item in _list(value))
+
+
 _KEYS: Mapping[str, Mapping[str, _Parser]] = {
     "server": {
         "ae_title": _ae_title,
@@ -239,7 +286,6 @@ _KEYS: Mapping[str, Mapping[str, _Parser]] = {
         "acse_timeout": _seconds,
         "dimse_timeout": _seconds,
         "network_timeout": _seconds,
-        "check_called_ae_title": _boolean,
     },
     "database": {
         "url": _database_url,
@@ -263,6 +309,12 @@ _KEYS: Mapping[str, Mapping[str, _Parser]] = {
     },
     "logging": {"level": _one_of(LOG_LEVELS)},
     "peers": {"ae_title": _ae_title, "host": _text, "port": _integer(1, 65535)},
+    "access": {"unknown_peers": _operations, "check_called_ae_title": _boolean},
+}
+_PEER_ACCESS_KEYS: Mapping[str, _Parser] = {
+    "allow": _operations,
+    "hosts": _networks,
+    "move_destinations": _ae_titles,
 }
 
 
@@ -303,17 +355,67 @@ def _parse_peers(tables: object) -> tuple[Peer, ...]:
     peers: list[Peer] = []
     for n, table in enumerate(tables, 1):
         where = f"[[peers]][{n}]"
-        peer = _parse_table(Peer, table, where, _KEYS["peers"], required=True)
+        peer = _parse_peer(table, where)
         if clash := next((m for m, p in enumerate(peers, 1) if p.ae_title == peer.ae_title), 0):
             raise _Invalid(
                 f"{where} ae_title: duplicate {peer.ae_title!r}, already in [[peers]][{clash}]"
             )
         peers.append(peer)
+    _check_move_destinations(peers)
     return tuple(peers)
 
 
-def _parse_document(document: Mapping[str, object]) -> Settings:
+def _parse_peer(table: object, where: str) -> Peer:
+    """Parse one [[peers]] table: its address keys (required), then its optional permissions."""
+    if not isinstance(table, dict):
+        raise _Invalid(f"{where}: must be a table, got {_show(table)}")
+    _check_known(table, [*_KEYS["peers"], *_PEER_ACCESS_KEYS], where)
+    address = {key: value for key, value in table.items() if key not in _PEER_ACCESS_KEYS}
+    peer = _parse_table(Peer, address, where, _KEYS["peers"], required=True)
+    rules = {key: value for key, value in table.items() if key in _PEER_ACCESS_KEYS}
+    parsed: dict[str, object] = _parse_table(dict, rules, where, _PEER_ACCESS_KEYS, False)
+    # Each value has been through its key's parser, so it has its field's type.
+    return dataclasses.replace(peer, **parsed)  # type: ignore[arg-type]
+
+
+def _check_move_destinations(peers: Sequence[Peer]) -> None:
+    """Refuse a move destination that is not a configured peer: C-MOVE could never use it."""
+    titles = {peer.ae_title for peer in peers}
+    for n, peer in enumerate(peers, 1):
+        for title in sorted(peer.move_destinations or ()):
+            if title not in titles:
+                raise _Invalid(
+                    f"[[peers]][{n}] move_destinations: {title!r} is not a configured peer"
+                )
+
+
+def _moved_called_ae_check(document: dict[str, object]) -> tuple[str, ...]:
+    """Accept [server] check_called_ae_title as an alias of [access]'s; say it is deprecated."""
+    server, access = document.get("server"), document.get("access", {})
+    if not isinstance(server, dict) or "check_called_ae_title" not in server:
+        return ()
+    if not isinstance(access, dict):
+        return ()  # [access] is refused with its own message
+    if "check_called_ae_title" in access:
+        raise _Invalid(
+            "[server] check_called_ae_title: moved to [access] check_called_ae_title, "
+            "which is also set; remove the one in [server]"
+        )
+    try:
+        check = _boolean(server["check_called_ae_title"])
+    except _Invalid as exc:
+        raise _Invalid(f"[server] check_called_ae_title: {exc}") from None
+    document["server"] = {k: v for k, v in server.items() if k != "check_called_ae_title"}
+    document["access"] = {**access, "check_called_ae_title": check}
+    return (
+        "[server] check_called_ae_title is deprecated: "
+        "set check_called_ae_title in [access] instead",
+    )
+
+
+def _parse_document(document: dict[str, object]) -> Settings:
     _check_known(document, list(_KEYS))
+    warnings = _moved_called_ae_check(document)
 
     def section(cls: Callable[..., _T], name: str) -> _T:
         return _parse_table(cls, document.get(name, {}), f"[{name}]", _KEYS[name], required=False)
@@ -326,6 +428,8 @@ def _parse_document(document: Mapping[str, object]) -> Settings:
         commitment=section(CommitmentSettings, "commitment"),
         logging=section(LoggingSettings, "logging"),
         peers=_parse_peers(document.get("peers", [])),
+        access=section(AccessSettings, "access"),
+        warnings=warnings,
     )
 
 

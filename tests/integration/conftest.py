@@ -30,7 +30,14 @@ def _toml_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, str | Path):
         return f'"{value}"'
+    if isinstance(value, list | tuple | frozenset | set):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
     return str(value)
+
+
+# The test AEs (TESTSCU, WORKSTATION...) are not configured peers; tests of permissions
+# set [access] themselves.
+EVERYTHING = ["echo", "store", "find", "get", "move", "commit"]
 
 
 def write_config(directory: Path, **sections: Any) -> Path:
@@ -39,6 +46,7 @@ def write_config(directory: Path, **sections: Any) -> Path:
         "server": {"port": 0, "host": "127.0.0.1", "acse_timeout": 5, "network_timeout": 30},
         "storage": {"root": directory / "store"},
         "database": {"url": f"sqlite+aiosqlite:///{directory / 'index.sqlite'}"},
+        "access": {"unknown_peers": EVERYTHING},
     }
     for name, values in sections.items():
         if isinstance(values, list):
