@@ -139,5 +139,6 @@ def refused_contexts_line(
         calling_ae_title,
         address,
         f"may not {describe(operations - allowed) or 'take the role asked'}: "
-        f"{len(wanted)} presentation contexts rejected (allowed: {describe(allowed)})",
+        f"{len(wanted)} presentation context{'s' if len(wanted) != 1 else ''} rejected "
+        f"(allowed: {describe(allowed)})",
     )
