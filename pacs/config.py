@@ -2,11 +2,9 @@
 
 import dataclasses
 import difflib
-import ipaddress
 import math
 import os
 import re
-import reprlib
 import socket
 import sys
 import tomllib
@@ -17,6 +15,19 @@ from pathlib import Path
 from typing import TypeVar
 
 from pacs.archive.access import ALL_OPERATIONS, Network, Operation
+from pacs.config_access import (
+    ACCESS_KEYS,
+    PEER_ACCESS_KEYS,
+    AccessSettings,
+    check_move_destinations,
+    moved_called_ae_check,
+)
+from pacs.config_values import Invalid as _Invalid
+from pacs.config_values import ae_title as _ae_title
+from pacs.config_values import boolean as _boolean
+from pacs.config_values import one_of as _one_of
+from pacs.config_values import show as _show
+from pacs.config_values import text as _text
 from pacs.errors import ConfigError
 
 DATABASE_URL_VARIABLE = "PACS_DATABASE_URL"
@@ -25,7 +36,6 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _SQLITE_FILE = Path("data/index.sqlite")
 
 _T = TypeVar("_T")
-_S = TypeVar("_S", bound=str)
 _Parser = Callable[[object], object]
 
 
@@ -118,14 +128,6 @@ class Peer:
 
 
 @dataclass(frozen=True, slots=True)
-class AccessSettings:
-    """[access]: what a calling AE that is not a peer may do, and the called AE title check."""
-
-    unknown_peers: frozenset[Operation] = frozenset({Operation.ECHO, Operation.STORE})
-    check_called_ae_title: bool = False
-
-
-@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the application is configured with."""
 
@@ -145,30 +147,6 @@ class Settings:
         # Titles arrive space-padded from the wire (PS3.5 6.2, AE); padding is not significant.
         wanted = ae_title.strip(" ")
         return next((peer for peer in self.peers if peer.ae_title == wanted), None)
-
-
-class _Invalid(Exception):
-    """A value failed validation; the message locates it and says why."""
-
-
-def _show(value: object) -> str:
-    """Render a rejected value for a message, in TOML's spelling where it differs."""
-    if isinstance(value, bool):
-        return str(value).lower()
-    return "a table" if isinstance(value, dict) else reprlib.repr(value)
-
-
-def _text(value: object, padding: str | None = None) -> str:
-    """Return a string with `padding` (default: whitespace) stripped; refuse blank ones."""
-    if not isinstance(value, str) or not (text := value.strip(padding)):
-        raise _Invalid(f"must be a non-blank string, got {_show(value)}")
-    return text
-
-
-def _boolean(value: object) -> bool:
-    if not isinstance(value, bool):
-        raise _Invalid(f"must be true or false, got {_show(value)}")
-    return value
 
 
 def _integer(
@@ -198,18 +176,6 @@ def _seconds(value: object) -> float:
     return float(number)
 
 
-def _ae_title(value: object) -> str:
-    """Validate an AE title (PS3.5 6.2, AE): spaces around it are padding, not part of it."""
-    title = _text(value, " ")
-    if len(title) > 16:
-        reason = "must be at most 16 characters"
-    elif not all(" " <= char <= "~" and char != "\\" for char in title):
-        reason = "must be printable ASCII without backslash or control characters"
-    else:
-        return title
-    raise _Invalid(f"{reason}, got {_show(value)}")
-
-
 def _database_url(value: object) -> str:
     url = _text(value)
     if not url.startswith(DATABASE_DRIVERS):
@@ -229,50 +195,6 @@ _QUERY_PASSWORD = re.compile(r"([?&]password=)[^&]*")
 def mask_password(url: str) -> str:
     """Return a database URL with its password, if any, shown as ***."""
     return _QUERY_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", url, count=1))
-
-
-def _one_of(choices: Sequence[_S]) -> Callable[[object], _S]:
-    """Build a case-insensitive parser that returns the matching choice itself."""
-    by_name = {choice.casefold(): choice for choice in choices}
-
-    def parse(value: object) -> _S:
-        if (choice := by_name.get(_text(value).casefold())) is None:
-            raise _Invalid(f"must be one of {', '.join(choices)}, got {_show(value)}")
-        return choice
-
-    return parse
-
-
-def _list(value: object) -> list[object]:
-    if not isinstance(value, list):
-        raise _Invalid(f"must be a list, got {_show(value)}")
-    return value
-
-
-def _operations(value: object) -> frozenset[Operation]:
-    """Parse a list of operation names (`allow`, `unknown_peers`); [] allows nothing."""
-    parse = _one_of(list(Operation))
-    return frozenset(Operation(parse(item)) for item in _list(value))
-
-
-def _network(value: object) -> Network:
-    """Parse an IP address or CIDR range; host names are refused (no DNS in a permission)."""
-    text = _text(value)
-    try:
-        return ipaddress.ip_network(text)
-    except ValueError as exc:
-        if "has host bits set" in str(exc):
-            network = ipaddress.ip_network(text, strict=False)
-            raise _Invalid(f"{text!r} has host bits set (did you mean {network}?)") from None
-        raise _Invalid(f"must be an IP address or CIDR range, got {_show(value)}") from None
-
-
-def _networks(value: object) -> tuple[Network, ...]:
-    return tuple(_network(item) for item in _list(value))
-
-
-def _ae_titles(value: object) -> frozenset[str]:
-    return frozenset(_ae_title(item) for item in _list(value))
 
 
 _KEYS: Mapping[str, Mapping[str, _Parser]] = {
@@ -309,12 +231,7 @@ _KEYS: Mapping[str, Mapping[str, _Parser]] = {
     },
     "logging": {"level": _one_of(LOG_LEVELS)},
     "peers": {"ae_title": _ae_title, "host": _text, "port": _integer(1, 65535)},
-    "access": {"unknown_peers": _operations, "check_called_ae_title": _boolean},
-}
-_PEER_ACCESS_KEYS: Mapping[str, _Parser] = {
-    "allow": _operations,
-    "hosts": _networks,
-    "move_destinations": _ae_titles,
+    "access": ACCESS_KEYS,
 }
 
 
@@ -361,7 +278,7 @@ def _parse_peers(tables: object) -> tuple[Peer, ...]:
                 f"{where} ae_title: duplicate {peer.ae_title!r}, already in [[peers]][{clash}]"
             )
         peers.append(peer)
-    _check_move_destinations(peers)
+    check_move_destinations(peers)
     return tuple(peers)
 
 
@@ -369,53 +286,18 @@ def _parse_peer(table: object, where: str) -> Peer:
     """Parse one [[peers]] table: its address keys (required), then its optional permissions."""
     if not isinstance(table, dict):
         raise _Invalid(f"{where}: must be a table, got {_show(table)}")
-    _check_known(table, [*_KEYS["peers"], *_PEER_ACCESS_KEYS], where)
-    address = {key: value for key, value in table.items() if key not in _PEER_ACCESS_KEYS}
+    _check_known(table, [*_KEYS["peers"], *PEER_ACCESS_KEYS], where)
+    address = {key: value for key, value in table.items() if key not in PEER_ACCESS_KEYS}
     peer = _parse_table(Peer, address, where, _KEYS["peers"], required=True)
-    rules = {key: value for key, value in table.items() if key in _PEER_ACCESS_KEYS}
-    parsed: dict[str, object] = _parse_table(dict, rules, where, _PEER_ACCESS_KEYS, False)
+    rules = {key: value for key, value in table.items() if key in PEER_ACCESS_KEYS}
+    parsed: dict[str, object] = _parse_table(dict, rules, where, PEER_ACCESS_KEYS, False)
     # Each value has been through its key's parser, so it has its field's type.
     return dataclasses.replace(peer, **parsed)  # type: ignore[arg-type]
 
 
-def _check_move_destinations(peers: Sequence[Peer]) -> None:
-    """Refuse a move destination that is not a configured peer: C-MOVE could never use it."""
-    titles = {peer.ae_title for peer in peers}
-    for n, peer in enumerate(peers, 1):
-        for title in sorted(peer.move_destinations or ()):
-            if title not in titles:
-                raise _Invalid(
-                    f"[[peers]][{n}] move_destinations: {title!r} is not a configured peer"
-                )
-
-
-def _moved_called_ae_check(document: dict[str, object]) -> tuple[str, ...]:
-    """Accept [server] check_called_ae_title as an alias of [access]'s; say it is deprecated."""
-    server, access = document.get("server"), document.get("access", {})
-    if not isinstance(server, dict) or "check_called_ae_title" not in server:
-        return ()
-    if not isinstance(access, dict):
-        return ()  # [access] is refused with its own message
-    if "check_called_ae_title" in access:
-        raise _Invalid(
-            "[server] check_called_ae_title: moved to [access] check_called_ae_title, "
-            "which is also set; remove the one in [server]"
-        )
-    try:
-        check = _boolean(server["check_called_ae_title"])
-    except _Invalid as exc:
-        raise _Invalid(f"[server] check_called_ae_title: {exc}") from None
-    document["server"] = {k: v for k, v in server.items() if k != "check_called_ae_title"}
-    document["access"] = {**access, "check_called_ae_title": check}
-    return (
-        "[server] check_called_ae_title is deprecated: "
-        "set check_called_ae_title in [access] instead",
-    )
-
-
 def _parse_document(document: dict[str, object]) -> Settings:
     _check_known(document, list(_KEYS))
-    warnings = _moved_called_ae_check(document)
+    warnings = moved_called_ae_check(document)
 
     def section(cls: Callable[..., _T], name: str) -> _T:
         return _parse_table(cls, document.get(name, {}), f"[{name}]", _KEYS[name], required=False)

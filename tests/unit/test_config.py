@@ -8,7 +8,6 @@ import pytest
 
 from pacs.archive.access import ALL_OPERATIONS, Operation
 from pacs.config import (
-    AccessSettings,
     DatabaseSettings,
     DuplicatePolicy,
     LoggingSettings,
@@ -19,6 +18,7 @@ from pacs.config import (
     load_settings,
     mask_password,
 )
+from pacs.config_access import AccessSettings
 from pacs.errors import ConfigError
 
 EXAMPLE_CONFIG = Path(__file__).parents[2] / "config" / "pacs.toml"
