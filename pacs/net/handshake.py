@@ -124,24 +124,16 @@ async def accept_association(
         abort = encode_abort(AbortSource.SERVICE_PROVIDER, exc.reason)
         await _refuse(reader, writer, abort, timeouts.acse)
         return None
-    rejection: Rejection | None = check_request(rq, policy)
-    admitted = ALL_OPERATIONS
-    if rejection is None and gatekeeper is not None:
-        admission = gatekeeper.admit(rq.calling_ae_title, address)
-        rejection, admitted = _split(admission)
-    if rejection is None and association_limit is not None:
-        rejection = too_many_associations(association_limit)
-    if rejection is not None and not admitted:
-        await _refuse(reader, writer, rejection.encode(), timeouts.acse)  # logged as a refusal
-        return None
+    rejection, admitted = _judge(rq, policy, address, association_limit, gatekeeper)
     if rejection is not None:
-        log.warning(
-            "association from %s@%s to %s rejected: %s",
-            rq.calling_ae_title.strip(),
-            address,
-            rq.called_ae_title.strip(),
-            rejection.why,
-        )
+        if admitted:  # else permissions.refuse_permission has logged it
+            log.warning(
+                "association from %s@%s to %s rejected: %s",
+                rq.calling_ae_title.strip(),
+                address,
+                rq.called_ae_title.strip(),
+                rejection.why,
+            )
         await _refuse(reader, writer, rejection.encode(), timeouts.acse)
         return None
     agreement, ac = _accept(rq, policy, gatekeeper, admitted, address)
@@ -157,12 +149,25 @@ async def accept_association(
     return Association(reader, writer, agreement, timeouts, is_requestor=False)
 
 
-def _split(
-    admission: frozenset[Operation] | Rejection,
+def _judge(
+    rq: A_ASSOCIATE_RQ,
+    policy: AcceptorPolicy,
+    address: str,
+    association_limit: int | None,
+    gatekeeper: Gatekeeper | None,
 ) -> tuple[Rejection | None, frozenset[Operation]]:
-    if isinstance(admission, Rejection):
-        return admission, NOTHING
-    return None, admission
+    """Why the request must be rejected (None: negotiate it), and what the caller may do."""
+    if (rejection := check_request(rq, policy)) is not None:
+        return rejection, ALL_OPERATIONS
+    admitted = ALL_OPERATIONS
+    if gatekeeper is not None:
+        admission = gatekeeper.admit(rq.calling_ae_title, address)
+        if isinstance(admission, Rejection):
+            return admission, NOTHING
+        admitted = admission
+    if association_limit is not None:
+        return too_many_associations(association_limit), admitted
+    return None, admitted
 
 
 def _accept(

@@ -54,6 +54,16 @@ async def finish(
     await assoc.respond(request, code, identifier=data, elements=elements, detail=detail)
 
 
+def _not_authorized(assoc: Association, destination: str, gatekeeper: Gatekeeper) -> str:
+    """Why the requester may not move to this configured peer, logged; "" when it may."""
+    requester = assoc.agreement.calling_ae_title
+    if gatekeeper.may_move_to(requester, destination):
+        return ""
+    comment = f"{requester} may not move to {destination}"
+    refuse_permission(requester, assoc.peer.partition("@")[2], f"C-MOVE refused: {comment}")
+    return comment
+
+
 def make_move_handler(
     retrieve: RetrieveService,
     destinations: Mapping[str, Destination],
@@ -82,11 +92,8 @@ def make_move_handler(
             comment = f"{title!r} is not a configured peer"
             await assoc.respond(request, status.MOVE_DESTINATION_UNKNOWN, comment, detail=detail)
             return
-        requester = assoc.agreement.calling_ae_title
-        if gatekeeper is not None and not gatekeeper.may_move_to(requester, title):
-            comment = f"{requester} may not move to {title}"
-            refuse_permission(requester, assoc.peer.partition("@")[2], f"C-MOVE refused: {comment}")
-            await assoc.respond(request, status.NOT_AUTHORIZED, comment, detail=detail)
+        if gatekeeper is not None and (refusal := _not_authorized(assoc, title, gatekeeper)):
+            await assoc.respond(request, status.NOT_AUTHORIZED, refusal, detail=detail)
             return
         try:
             total, pairs = await retrieve.summary(selection)
