@@ -115,7 +115,7 @@ class PacsApp:
         self.timeouts = Timeouts(
             acse=server.acse_timeout, dimse=server.dimse_timeout, network=server.network_timeout
         )
-        self.destinations = {p.ae_title: Destination(p.host, p.port) for p in settings.peers}
+        self.destinations = _destinations(settings)
         self.requestor = Requestor(server.ae_title, server.max_pdu_length, self.timeouts)
         self.open_associations = OpenAssociations()
         commitment = settings.commitment
@@ -186,7 +186,7 @@ class PacsApp:
             log.warning("%s: %s", self.config_path, warning)
         self.gatekeeper.policy = _access_policy(new)
         self.destinations.clear()
-        self.destinations.update({p.ae_title: Destination(p.host, p.port) for p in new.peers})
+        self.destinations.update(_destinations(new))
         check = new.access.check_called_ae_title
         self.server.policy = dataclasses.replace(self.server.policy, check_called_ae_title=check)
         self.settings = dataclasses.replace(self.settings, peers=new.peers, access=new.access)
@@ -247,6 +247,11 @@ class PacsApp:
         await self.index.close()
         await self.engine.dispose()
         log.info("pacs stopped")
+
+
+def _destinations(settings: Settings) -> dict[str, Destination]:
+    """Where C-MOVE sub-associations and commitment reports go, by peer AE title."""
+    return {p.ae_title: Destination(p.host, p.port) for p in settings.peers}
 
 
 def _access_policy(settings: Settings) -> AccessPolicy:

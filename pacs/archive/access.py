@@ -110,8 +110,10 @@ class AccessPolicy:
         """True when `ae_title` connecting from `address` may perform `operation`."""
         return operation in self.operations_for(ae_title, address)
 
-    def is_peer(self, ae_title: str) -> bool:
-        return _strip(ae_title) in self.peers
+    def outside_hosts(self, ae_title: str, address: str) -> bool:
+        """True when `ae_title` is a peer and `address` is not one of its hosts."""
+        peer = self.peers.get(_strip(ae_title))
+        return peer is not None and not peer.admits(address)
 
     def may_move_to(self, requester: str, destination: str) -> bool:
         """True when `requester` may send a C-MOVE's images to the peer `destination`.

@@ -81,9 +81,9 @@ def offered(
     return result
 
 
-def not_recognized(calling_ae_title: str, address: str, is_peer: bool) -> Rejection:
+def not_recognized(calling_ae_title: str, address: str, outside_hosts: bool) -> Rejection:
     """The A-ASSOCIATE-RJ for a calling AE allowed nothing, logged as a refusal."""
-    why = "connects from a host not in its hosts" if is_peer else "is allowed nothing"
+    why = "connects from a host not in its hosts" if outside_hosts else "is allowed nothing"
     refuse_permission(calling_ae_title, address, f"association rejected: {why}")
     return Rejection(
         RejectResult.PERMANENT,
@@ -123,7 +123,8 @@ class Gatekeeper:
         host = address.rsplit(":", 1)[0].strip("[]")
         operations = self.policy.operations_for(calling_ae_title, host)
         if not operations:
-            return not_recognized(calling_ae_title, address, self.policy.is_peer(calling_ae_title))
+            outside = self.policy.outside_hosts(calling_ae_title, host)
+            return not_recognized(calling_ae_title, address, outside)
         return operations
 
     def may_move_to(self, requester: str, destination: str) -> bool:

@@ -155,7 +155,7 @@ async def test_a_peer_from_outside_its_hosts_is_rejected_as_not_recognized(
 
 
 async def test_unknown_aes_allowed_nothing_are_rejected_and_dcmtk_says_why(
-    start_pacs: StartPacs,
+    start_pacs: StartPacs, refusals: pytest.LogCaptureFixture
 ) -> None:
     peer = {"ae_title": "KNOWN", "host": "127.0.0.1", "port": 1}
     pacs = await start_pacs(access={"unknown_peers": []}, peers=[peer])
@@ -167,6 +167,7 @@ async def test_unknown_aes_allowed_nothing_are_rejected_and_dcmtk_says_why(
     assert await rejection(pacs, "STRANGER") == (0x01, 0x01, 0x03)
     assert code != 0
     assert "Calling AE Title Not Recognized" in output
+    assert "association rejected: is allowed nothing" in _refusal_lines(refusals)[0]
     assert await asyncio.to_thread(scu.echo, pacs, ae_title="KNOWN") == SUCCESS
 
 

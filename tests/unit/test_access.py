@@ -32,6 +32,9 @@ def test_a_peer_outside_its_hosts_may_do_nothing() -> None:
     assert POLICY.operations_for("CT", "fd00::12") == ALL_OPERATIONS
     assert POLICY.operations_for("CT", "10.2.0.1") == frozenset()
     assert POLICY.operations_for("CT", "not an address") == frozenset()
+    assert POLICY.outside_hosts("CT", "10.2.0.1")
+    assert not POLICY.outside_hosts("VIEWER", "10.2.0.1")  # no hosts: allowed nothing anyway
+    assert not POLICY.outside_hosts("STRANGER", "10.2.0.1")
 
 
 def test_moves_go_only_to_configured_peers_the_requester_may_use() -> None:
