@@ -79,3 +79,25 @@ async def test_a_bad_file_on_sighup_keeps_the_running_settings(
     assert "unknown AEs may echo" in fixed
     assert echo == SUCCESS
     assert code == 0
+
+
+async def test_the_deprecated_server_key_still_works_and_is_named_in_the_log(
+    tmp_path: Path, database_url: str
+) -> None:
+    sections = {"database": {"url": database_url}, "storage": {"min_free_bytes": 0}}
+    config = write_config(tmp_path, **sections)
+    config.write_text(
+        config.read_text().replace("[server]\n", "[server]\ncheck_called_ae_title = true\n")
+    )
+    served = await start_serve(config)
+    try:
+        await served.wait_listening()
+        line = await served.wait_for_line("check_called_ae_title is deprecated")
+        pacs = PacsAddress(served.host, served.port, "WRONG")
+        wrong_called = await rejection(pacs, "STRANGER")
+    finally:
+        await served.stop()
+
+    assert " WARNING pacs.cli: " in line
+    assert "set check_called_ae_title in [access] instead" in line
+    assert wrong_called == (0x01, 0x01, 0x07)  # called AE title not recognized
