@@ -1,20 +1,23 @@
 """Composition root: builds the archive's parts from the settings and runs them on one loop."""
 
 import asyncio
+import dataclasses
 import errno
 import logging
 import signal
 import socket
+from pathlib import Path
 
 import pydicom.config
 
+from pacs.archive.access import AccessPolicy
 from pacs.archive.commitment import CommitmentPolicy, CommitmentService
 from pacs.archive.group_commit import GroupCommit
 from pacs.archive.ingest import Ingest
 from pacs.archive.query import QueryOptions, QueryService
 from pacs.archive.retrieve import RetrieveService
-from pacs.config import ServerSettings, Settings
-from pacs.errors import StartupError, StoreUnavailable
+from pacs.config import ServerSettings, Settings, load_settings
+from pacs.errors import ConfigError, StartupError, StoreUnavailable
 from pacs.index.commitments import CommitmentLedger
 from pacs.index.engine import (
     AsyncEngine,
@@ -53,6 +56,7 @@ from pacs.net.find_scp import make_find_handler
 from pacs.net.get_scp import make_get_handler
 from pacs.net.move_scp import Destination, Requestor, make_move_handler
 from pacs.net.negotiation import AcceptorPolicy
+from pacs.net.permissions import Gatekeeper, describe
 from pacs.net.server import DimseServer, Listener
 from pacs.net.store_scp import make_store_handler
 from pacs.store.blobstore import FileBlobStore
@@ -78,9 +82,11 @@ def _trust_pydicom_values() -> None:
 class PacsApp:
     """The running archive: its DICOM server and the services behind it."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, config_path: Path | None = None) -> None:
         _trust_pydicom_values()
         self.settings = settings
+        self.config_path = config_path  # what SIGHUP reloads
+        self.gatekeeper = Gatekeeper(_access_policy(settings))
         storage = settings.storage
         database = settings.database
         limits = PoolLimits(
@@ -109,7 +115,7 @@ class PacsApp:
         self.timeouts = Timeouts(
             acse=server.acse_timeout, dimse=server.dimse_timeout, network=server.network_timeout
         )
-        self.destinations = {p.ae_title: Destination(p.host, p.port) for p in settings.peers}
+        self.destinations = _destinations(settings)
         self.requestor = Requestor(server.ae_title, server.max_pdu_length, self.timeouts)
         self.open_associations = OpenAssociations()
         commitment = settings.commitment
@@ -137,7 +143,7 @@ class PacsApp:
         handlers.register(
             Command.C_MOVE_RQ,
             QUERY_RETRIEVE_MOVE,
-            make_move_handler(self.retrieve, self.destinations, self.requestor),
+            make_move_handler(self.retrieve, self.destinations, self.requestor, self.gatekeeper),
         )
         handlers.register(
             Command.N_ACTION_RQ,
@@ -149,7 +155,7 @@ class PacsApp:
         )
         policy = AcceptorPolicy(
             ae_title=server.ae_title,
-            check_called_ae_title=server.check_called_ae_title,
+            check_called_ae_title=self.settings.access.check_called_ae_title,
             max_pdu_length=server.max_pdu_length,
             contexts=[
                 *verification_contexts(),
@@ -160,7 +166,42 @@ class PacsApp:
             ],
         )
         listener = Listener(server.host, server.port, server.max_associations)
-        return DimseServer(listener, policy, handlers, self.timeouts)
+        return DimseServer(listener, policy, handlers, self.timeouts, self.gatekeeper)
+
+    def reload(self) -> None:
+        """Re-read peers and [access] from the configuration file (SIGHUP).
+
+        New associations get the new permissions; running ones keep what they
+        negotiated. A file that does not load changes nothing.
+        """
+        if self.config_path is None:
+            log.warning("SIGHUP: no configuration file was given, nothing to reload")
+            return
+        try:
+            new = load_settings(self.config_path)
+        except ConfigError as exc:
+            log.error("configuration not reloaded, keeping the running one: %s", exc)
+            return
+        for warning in new.warnings:
+            log.warning("%s: %s", self.config_path, warning)
+        self.gatekeeper.policy = _access_policy(new)
+        self.destinations.clear()
+        self.destinations.update(_destinations(new))
+        check = new.access.check_called_ae_title
+        self.server.policy = dataclasses.replace(self.server.policy, check_called_ae_title=check)
+        self.settings = dataclasses.replace(self.settings, peers=new.peers, access=new.access)
+        ignored = [
+            f.name
+            for f in dataclasses.fields(new)
+            if f.name != "warnings" and getattr(new, f.name) != getattr(self.settings, f.name)
+        ]
+        log.info(
+            "configuration reloaded from %s: %d peers, unknown AEs may %s%s",
+            self.config_path,
+            len(new.peers),
+            describe(new.access.unknown_peers),
+            f"; changes to [{'], ['.join(ignored)}] need a restart" if ignored else "",
+        )
 
     @property
     def address(self) -> tuple[str, int]:
@@ -208,6 +249,15 @@ class PacsApp:
         log.info("pacs stopped")
 
 
+def _destinations(settings: Settings) -> dict[str, Destination]:
+    """Where C-MOVE sub-associations and commitment reports go, by peer AE title."""
+    return {p.ae_title: Destination(p.host, p.port) for p in settings.peers}
+
+
+def _access_policy(settings: Settings) -> AccessPolicy:
+    return AccessPolicy.build(settings.peers, settings.access.unknown_peers)
+
+
 async def open_index(engine: AsyncEngine, settings: Settings) -> None:
     """Connect to the index database and bring it to the newest schema.
 
@@ -244,14 +294,15 @@ async def upgrade_database(settings: Settings) -> None:
         await engine.dispose()
 
 
-async def run(settings: Settings) -> None:
-    """Serve until SIGINT or SIGTERM, then stop cleanly."""
-    app = PacsApp(settings)
+async def run(settings: Settings, config_path: Path | None = None) -> None:
+    """Serve until SIGINT or SIGTERM, then stop cleanly; SIGHUP reloads peers and permissions."""
+    app = PacsApp(settings, config_path)
     await app.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, app.reload)
     try:
         await stop.wait()
     finally:

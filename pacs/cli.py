@@ -104,7 +104,9 @@ def _configure_logging(settings: Settings) -> None:
 def _serve(settings: Settings, path: Path | None) -> int:
     check_listen_host(settings, path)
     _configure_logging(settings)
-    asyncio.run(run(settings))
+    for warning in settings.warnings:
+        logging.getLogger(__name__).warning("%s: %s", path, warning)
+    asyncio.run(run(settings, path))
     return 0
 
 

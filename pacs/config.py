@@ -5,7 +5,6 @@ import difflib
 import math
 import os
 import re
-import reprlib
 import socket
 import sys
 import tomllib
@@ -15,6 +14,20 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TypeVar
 
+from pacs.archive.access import ALL_OPERATIONS, Network, Operation
+from pacs.config_access import (
+    ACCESS_KEYS,
+    PEER_ACCESS_KEYS,
+    AccessSettings,
+    check_move_destinations,
+    moved_called_ae_check,
+)
+from pacs.config_values import Invalid as _Invalid
+from pacs.config_values import ae_title as _ae_title
+from pacs.config_values import boolean as _boolean
+from pacs.config_values import one_of as _one_of
+from pacs.config_values import show as _show
+from pacs.config_values import text as _text
 from pacs.errors import ConfigError
 
 DATABASE_URL_VARIABLE = "PACS_DATABASE_URL"
@@ -23,7 +36,6 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _SQLITE_FILE = Path("data/index.sqlite")
 
 _T = TypeVar("_T")
-_S = TypeVar("_S", bound=str)
 _Parser = Callable[[object], object]
 
 
@@ -47,7 +59,6 @@ class ServerSettings:
     acse_timeout: float = 30.0
     dimse_timeout: float = 60.0
     network_timeout: float = 300.0
-    check_called_ae_title: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,11 +117,14 @@ class LoggingSettings:
 
 @dataclass(frozen=True, slots=True)
 class Peer:
-    """A remote AE we connect to: a C-MOVE destination or a commitment report target."""
+    """A remote AE: where we reach it (C-MOVE destination, commitment reports), what it may do."""
 
     ae_title: str
     host: str
     port: int
+    allow: frozenset[Operation] = ALL_OPERATIONS
+    hosts: tuple[Network, ...] = ()  # addresses it may connect from; empty: any
+    move_destinations: frozenset[str] | None = None  # None: any configured peer
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,36 +138,15 @@ class Settings:
     commitment: CommitmentSettings = field(default_factory=CommitmentSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     peers: tuple[Peer, ...] = ()
+    access: AccessSettings = field(default_factory=AccessSettings)
+    # What the admin should change in the file although it loaded (deprecated keys).
+    warnings: tuple[str, ...] = ()
 
     def peer(self, ae_title: str) -> Peer | None:
         """Return the peer with this AE title, or None if it is not configured."""
         # Titles arrive space-padded from the wire (PS3.5 6.2, AE); padding is not significant.
         wanted = ae_title.strip(" ")
         return next((peer for peer in self.peers if peer.ae_title == wanted), None)
-
-
-class _Invalid(Exception):
-    """A value failed validation; the message locates it and says why."""
-
-
-def _show(value: object) -> str:
-    """Render a rejected value for a message, in TOML's spelling where it differs."""
-    if isinstance(value, bool):
-        return str(value).lower()
-    return "a table" if isinstance(value, dict) else reprlib.repr(value)
-
-
-def _text(value: object, padding: str | None = None) -> str:
-    """Return a string with `padding` (default: whitespace) stripped; refuse blank ones."""
-    if not isinstance(value, str) or not (text := value.strip(padding)):
-        raise _Invalid(f"must be a non-blank string, got {_show(value)}")
-    return text
-
-
-def _boolean(value: object) -> bool:
-    if not isinstance(value, bool):
-        raise _Invalid(f"must be true or false, got {_show(value)}")
-    return value
 
 
 def _integer(
@@ -183,18 +176,6 @@ def _seconds(value: object) -> float:
     return float(number)
 
 
-def _ae_title(value: object) -> str:
-    """Validate an AE title (PS3.5 6.2, AE): spaces around it are padding, not part of it."""
-    title = _text(value, " ")
-    if len(title) > 16:
-        reason = "must be at most 16 characters"
-    elif not all(" " <= char <= "~" and char != "\\" for char in title):
-        reason = "must be printable ASCII without backslash or control characters"
-    else:
-        return title
-    raise _Invalid(f"{reason}, got {_show(value)}")
-
-
 def _database_url(value: object) -> str:
     url = _text(value)
     if not url.startswith(DATABASE_DRIVERS):
@@ -216,18 +197,6 @@ def mask_password(url: str) -> str:
     return _QUERY_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", url, count=1))
 
 
-def _one_of(choices: Sequence[_S]) -> Callable[[object], _S]:
-    """Build a case-insensitive parser that returns the matching choice itself."""
-    by_name = {choice.casefold(): choice for choice in choices}
-
-    def parse(value: object) -> _S:
-        if (choice := by_name.get(_text(value).casefold())) is None:
-            raise _Invalid(f"must be one of {', '.join(choices)}, got {_show(value)}")
-        return choice
-
-    return parse
-
-
 _KEYS: Mapping[str, Mapping[str, _Parser]] = {
     "server": {
         "ae_title": _ae_title,
@@ -239,7 +208,6 @@ _KEYS: Mapping[str, Mapping[str, _Parser]] = {
         "acse_timeout": _seconds,
         "dimse_timeout": _seconds,
         "network_timeout": _seconds,
-        "check_called_ae_title": _boolean,
     },
     "database": {
         "url": _database_url,
@@ -263,6 +231,7 @@ _KEYS: Mapping[str, Mapping[str, _Parser]] = {
     },
     "logging": {"level": _one_of(LOG_LEVELS)},
     "peers": {"ae_title": _ae_title, "host": _text, "port": _integer(1, 65535)},
+    "access": ACCESS_KEYS,
 }
 
 
@@ -303,17 +272,32 @@ def _parse_peers(tables: object) -> tuple[Peer, ...]:
     peers: list[Peer] = []
     for n, table in enumerate(tables, 1):
         where = f"[[peers]][{n}]"
-        peer = _parse_table(Peer, table, where, _KEYS["peers"], required=True)
+        peer = _parse_peer(table, where)
         if clash := next((m for m, p in enumerate(peers, 1) if p.ae_title == peer.ae_title), 0):
             raise _Invalid(
                 f"{where} ae_title: duplicate {peer.ae_title!r}, already in [[peers]][{clash}]"
             )
         peers.append(peer)
+    check_move_destinations(peers)
     return tuple(peers)
 
 
-def _parse_document(document: Mapping[str, object]) -> Settings:
+def _parse_peer(table: object, where: str) -> Peer:
+    """Parse one [[peers]] table: its address keys (required), then its optional permissions."""
+    if not isinstance(table, dict):
+        raise _Invalid(f"{where}: must be a table, got {_show(table)}")
+    _check_known(table, [*_KEYS["peers"], *PEER_ACCESS_KEYS], where)
+    address = {key: value for key, value in table.items() if key not in PEER_ACCESS_KEYS}
+    peer = _parse_table(Peer, address, where, _KEYS["peers"], required=True)
+    rules = {key: value for key, value in table.items() if key in PEER_ACCESS_KEYS}
+    parsed: dict[str, object] = _parse_table(dict, rules, where, PEER_ACCESS_KEYS, False)
+    # Each value has been through its key's parser, so it has its field's type.
+    return dataclasses.replace(peer, **parsed)  # type: ignore[arg-type]
+
+
+def _parse_document(document: dict[str, object]) -> Settings:
     _check_known(document, list(_KEYS))
+    warnings = moved_called_ae_check(document)
 
     def section(cls: Callable[..., _T], name: str) -> _T:
         return _parse_table(cls, document.get(name, {}), f"[{name}]", _KEYS[name], required=False)
@@ -326,6 +310,8 @@ def _parse_document(document: Mapping[str, object]) -> Settings:
         commitment=section(CommitmentSettings, "commitment"),
         logging=section(LoggingSettings, "logging"),
         peers=_parse_peers(document.get("peers", [])),
+        access=section(AccessSettings, "access"),
+        warnings=warnings,
     )
 
 

@@ -4,13 +4,16 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
+from pydicom.uid import UID
 from pynetdicom.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RJ, A_ASSOCIATE_RQ
 from pynetdicom.presentation import PresentationContext
 
+from pacs.archive.access import ALL_OPERATIONS, NOTHING, Operation
 from pacs.errors import ProtocolError
 from pacs.net.association import Association, Timeouts, set_nodelay
 from pacs.net.negotiation import (
     AcceptorPolicy,
+    Agreement,
     Rejection,
     accept,
     build_request,
@@ -28,6 +31,7 @@ from pacs.net.pdu import (
     frame,
     read_pdu_header,
 )
+from pacs.net.permissions import Gatekeeper, operations_of, refused_contexts_line
 
 log = logging.getLogger(__name__)
 
@@ -90,11 +94,13 @@ async def accept_association(
     timeouts: Timeouts,
     *,
     association_limit: int | None = None,
+    gatekeeper: Gatekeeper | None = None,
 ) -> Association | None:
     """Negotiate a new connection as acceptor; None when it was rejected or abandoned.
 
     `association_limit` is set when the server is already full: the request is
-    then answered with a transient "local limit exceeded" rejection.
+    then answered with a transient "local limit exceeded" rejection. `gatekeeper`
+    decides what the calling AE may negotiate (None: everything).
     """
     set_nodelay(writer)
     address = _address(writer)
@@ -118,20 +124,19 @@ async def accept_association(
         abort = encode_abort(AbortSource.SERVICE_PROVIDER, exc.reason)
         await _refuse(reader, writer, abort, timeouts.acse)
         return None
-    rejection: Rejection | None = check_request(rq, policy)
-    if rejection is None and association_limit is not None:
-        rejection = too_many_associations(association_limit)
+    rejection, admitted = _judge(rq, policy, address, association_limit, gatekeeper)
     if rejection is not None:
-        log.warning(
-            "association from %s@%s to %s rejected: %s",
-            rq.calling_ae_title.strip(),
-            address,
-            rq.called_ae_title.strip(),
-            rejection.why,
-        )
+        if admitted:  # else permissions.refuse_permission has logged it
+            log.warning(
+                "association from %s@%s to %s rejected: %s",
+                rq.calling_ae_title.strip(),
+                address,
+                rq.called_ae_title.strip(),
+                rejection.why,
+            )
         await _refuse(reader, writer, rejection.encode(), timeouts.acse)
         return None
-    agreement, ac = accept(rq, policy)
+    agreement, ac = _accept(rq, policy, gatekeeper, admitted, address)
     writer.write(ac)
     log.info(
         "association from %s@%s to %s accepted: %d of %d contexts",
@@ -142,6 +147,49 @@ async def accept_association(
         len(agreement.accepted) + len(agreement.rejected),
     )
     return Association(reader, writer, agreement, timeouts, is_requestor=False)
+
+
+def _judge(
+    rq: A_ASSOCIATE_RQ,
+    policy: AcceptorPolicy,
+    address: str,
+    association_limit: int | None,
+    gatekeeper: Gatekeeper | None,
+) -> tuple[Rejection | None, frozenset[Operation]]:
+    """Why the request must be rejected (None: negotiate it), and what the caller may do."""
+    if (rejection := check_request(rq, policy)) is not None:
+        return rejection, ALL_OPERATIONS
+    admitted = ALL_OPERATIONS
+    if gatekeeper is not None:
+        admission = gatekeeper.admit(rq.calling_ae_title, address)
+        if isinstance(admission, Rejection):
+            return admission, NOTHING
+        admitted = admission
+    if association_limit is not None:
+        return too_many_associations(association_limit), admitted
+    return None, admitted
+
+
+def _accept(
+    rq: A_ASSOCIATE_RQ,
+    policy: AcceptorPolicy,
+    gatekeeper: Gatekeeper | None,
+    admitted: frozenset[Operation],
+    address: str,
+) -> tuple[Agreement, bytes]:
+    """Negotiate what the caller proposed, rejecting the contexts it has no permission for."""
+    if gatekeeper is None or admitted == ALL_OPERATIONS:
+        return accept(rq, policy)
+
+    def permitted(cx: PresentationContext) -> bool:
+        return operations_of(cx) <= admitted
+
+    agreement, ac = accept(rq, gatekeeper.tailor(policy, admitted), permitted)
+    # User rejections: no permission, or a role the tailored contexts do not offer.
+    refused = {UID(str(cx.abstract_syntax)) for cx in agreement.rejected if cx.result == 0x01}
+    if refused:
+        refused_contexts_line(rq.calling_ae_title, address, admitted, refused)
+    return agreement, ac
 
 
 def number_contexts(contexts: Sequence[PresentationContext]) -> list[PresentationContext]:

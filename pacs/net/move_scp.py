@@ -12,6 +12,7 @@ from pacs.net.association import Association, AssociationClosed, Handler, Timeou
 from pacs.net.dimse import DimseMessage
 from pacs.net.find_scp import decode_identifier, encode_identifier
 from pacs.net.handshake import AssociationFailed, request_association
+from pacs.net.permissions import Gatekeeper, refuse_permission
 from pacs.net.substore import (
     Counts,
     describe_selection,
@@ -53,10 +54,27 @@ async def finish(
     await assoc.respond(request, code, identifier=data, elements=elements, detail=detail)
 
 
+def _not_authorized(assoc: Association, destination: str, gatekeeper: Gatekeeper) -> str:
+    """Why the requester may not move to this configured peer, logged; "" when it may."""
+    requester = assoc.agreement.calling_ae_title
+    if gatekeeper.may_move_to(requester, destination):
+        return ""
+    comment = f"{requester} may not move to {destination}"
+    refuse_permission(requester, assoc.peer.partition("@")[2], f"C-MOVE refused: {comment}")
+    return comment
+
+
 def make_move_handler(
-    retrieve: RetrieveService, destinations: Mapping[str, Destination], requestor: Requestor
+    retrieve: RetrieveService,
+    destinations: Mapping[str, Destination],
+    requestor: Requestor,
+    gatekeeper: Gatekeeper | None = None,
 ) -> Handler:
-    """The C-MOVE handler: destinations are the configured peers by AE title."""
+    """The C-MOVE handler: destinations are the configured peers by AE title.
+
+    A destination the requester may not use (its move_destinations) gets 0x0124,
+    Refused: Not Authorized (PS3.7 C.5), with an ErrorComment.
+    """
 
     async def handle_move(assoc: Association, request: DimseMessage) -> None:
         title = str(request.command.get("MoveDestination", "")).strip()
@@ -73,6 +91,9 @@ def make_move_handler(
         if destination is None:
             comment = f"{title!r} is not a configured peer"
             await assoc.respond(request, status.MOVE_DESTINATION_UNKNOWN, comment, detail=detail)
+            return
+        if gatekeeper is not None and (refusal := _not_authorized(assoc, title, gatekeeper)):
+            await assoc.respond(request, status.NOT_AUTHORIZED, refusal, detail=detail)
             return
         try:
             total, pairs = await retrieve.summary(selection)

@@ -4,7 +4,7 @@ Pure functions over decoded PDUs: what to answer an A-ASSOCIATE-RQ, and what a
 peer's A-ASSOCIATE-AC means for a request we sent. No I/O.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
@@ -135,12 +135,29 @@ def too_many_associations(limit: int) -> Rejection:
     )
 
 
-def accept(rq: A_ASSOCIATE_RQ, policy: AcceptorPolicy) -> tuple[Agreement, bytes]:
-    """Negotiate contexts and roles for a valid request; return the agreement and the AC PDU."""
+USER_REJECTION = 0x01  # presentation context result (PS3.8 9.3.3.2)
+
+
+def accept(
+    rq: A_ASSOCIATE_RQ,
+    policy: AcceptorPolicy,
+    permitted: Callable[[PresentationContext], bool] | None = None,
+) -> tuple[Agreement, bytes]:
+    """Negotiate contexts and roles for a valid request; return the agreement and the AC PDU.
+
+    A context that negotiates but is not `permitted` (with the roles it got) is
+    rejected with result 1, user rejection, and loses its role selection reply.
+    """
     request = rq.to_primitive()
     results, reply_roles = negotiate_as_acceptor(
         request.presentation_context_definition_list, list(policy.contexts), roles_of(request)
     )
+    if permitted is not None:
+        for cx in results:
+            if cx.result == 0x00 and not permitted(cx):
+                cx.result = USER_REJECTION
+        kept = {str(cx.abstract_syntax) for cx in results if cx.result == 0x00}
+        reply_roles = [role for role in reply_roles if str(role.sop_class_uid) in kept]
     primitive = A_ASSOCIATE()
     primitive.application_context_name = APPLICATION_CONTEXT_NAME
     primitive.calling_ae_title = request.calling_ae_title

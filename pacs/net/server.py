@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pacs.net.association import Association, Handlers, Timeouts
 from pacs.net.handshake import accept_association
 from pacs.net.negotiation import AcceptorPolicy
+from pacs.net.permissions import Gatekeeper
 
 log = logging.getLogger(__name__)
 
@@ -24,10 +25,16 @@ class DimseServer:
     """Accepts connections and serves each association as its own task on the running loop."""
 
     def __init__(
-        self, listener: Listener, policy: AcceptorPolicy, handlers: Handlers, timeouts: Timeouts
+        self,
+        listener: Listener,
+        policy: AcceptorPolicy,
+        handlers: Handlers,
+        timeouts: Timeouts,
+        gatekeeper: Gatekeeper | None = None,
     ) -> None:
         self._listener = listener
-        self._policy = policy
+        self.policy = policy  # replaced on reload; running associations keep their agreement
+        self._gatekeeper = gatekeeper
         self._handlers = handlers
         self._timeouts = timeouts
         self._server: asyncio.Server | None = None
@@ -58,7 +65,12 @@ class DimseServer:
         try:
             limit = self._listener.max_associations if full else None
             assoc = await accept_association(
-                reader, writer, self._policy, self._timeouts, association_limit=limit
+                reader,
+                writer,
+                self.policy,
+                self._timeouts,
+                association_limit=limit,
+                gatekeeper=self._gatekeeper,
             )
             if assoc is not None:
                 await self._serve(assoc)

@@ -8,10 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pynetdicom.pdu import A_ASSOCIATE_RJ
 
 from benchmarks.dcmtk import find as find_dcmtk
 from pacs.app import PacsApp
 from pacs.config import load_settings
+from pacs.net.contexts import VERIFICATION, proposal
+from pacs.net.handshake import number_contexts
+from pacs.net.negotiation import build_request
+from pacs.net.pdu import AbortSource, PduType, encode_abort
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +35,14 @@ def _toml_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, str | Path):
         return f'"{value}"'
+    if isinstance(value, list | tuple | frozenset | set):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
     return str(value)
+
+
+# The test AEs (TESTSCU, WORKSTATION...) are not configured peers; tests of permissions
+# set [access] themselves.
+EVERYTHING = ["echo", "store", "find", "get", "move", "commit"]
 
 
 def write_config(directory: Path, **sections: Any) -> Path:
@@ -39,6 +51,7 @@ def write_config(directory: Path, **sections: Any) -> Path:
         "server": {"port": 0, "host": "127.0.0.1", "acse_timeout": 5, "network_timeout": 30},
         "storage": {"root": directory / "store"},
         "database": {"url": f"sqlite+aiosqlite:///{directory / 'index.sqlite'}"},
+        "access": {"unknown_peers": EVERYTHING},
     }
     for name, values in sections.items():
         if isinstance(values, list):
@@ -118,3 +131,22 @@ async def run_dcmtk(name: str, *args: str) -> tuple[int, str]:
     )
     output, _ = await process.communicate()
     return process.returncode or 0, output.decode(errors="replace")
+
+
+async def rejection(address: PacsAddress, calling: str) -> tuple[int, int, int] | None:
+    """(result, source, reason) of the A-ASSOCIATE-RJ for `calling`; None when accepted."""
+    reader, writer = await asyncio.open_connection(address.host, address.port)
+    try:
+        contexts = number_contexts([proposal(VERIFICATION)])
+        writer.write(build_request(calling, address.ae_title, contexts, 0))
+        async with asyncio.timeout(10):
+            header = await reader.readexactly(6)
+            body = await reader.readexactly(int.from_bytes(header[2:], "big"))
+        if header[0] == PduType.ASSOCIATE_AC:
+            writer.write(encode_abort(AbortSource.SERVICE_USER))
+            return None
+        rj = A_ASSOCIATE_RJ()
+        rj.decode(header + body)
+        return int(rj.result or 0), int(rj.source or 0), int(rj.reason_diagnostic or 0)
+    finally:
+        writer.close()

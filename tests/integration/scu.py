@@ -70,3 +70,17 @@ def store(address: PacsAddress, datasets: list[Any]) -> list[int]:
         return [int(assoc.send_c_store(ds).Status) for ds in datasets]
     finally:
         assoc.release()
+
+
+def context_results(address: PacsAddress, ae_title: str, contexts: list[Any]) -> dict[str, int]:
+    """Propose `contexts` as `ae_title`; the result of each abstract syntax (-1: no association)."""
+    assoc = associate(address, contexts, ae_title=ae_title)
+    if not assoc.is_established:
+        return {}
+    try:
+        return {
+            str(cx.abstract_syntax): int(cx.result or 0)
+            for cx in [*assoc.accepted_contexts, *assoc.rejected_contexts]
+        }
+    finally:
+        assoc.release()

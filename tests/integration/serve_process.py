@@ -36,6 +36,19 @@ class ServeProcess:
                     raise RuntimeError("pacs serve exited:\n" + "\n".join(self.log))
                 await asyncio.sleep(0.05)
 
+    async def wait_for_line(self, text: str, start: int = 0, timeout: float = 30.0) -> str:
+        """The first log line from index `start` on that contains `text`, waiting for it."""
+        async with asyncio.timeout(timeout):
+            while True:
+                for line in self.log[start:]:
+                    if text in line:
+                        return line
+                if self.process.returncode is not None:
+                    raise RuntimeError(
+                        f"pacs serve exited before {text!r}:\n" + "\n".join(self.log)
+                    )
+                await asyncio.sleep(0.05)
+
     async def stop(self, sig: int | None = signal.SIGTERM, timeout: float = 30.0) -> int:
         """Signal the server (None: just wait for it) and return its exit code."""
         if sig is not None and self.process.returncode is None:

@@ -1,10 +1,12 @@
 """load_settings: defaults, every key, the environment override and the error messages."""
 
 from collections.abc import Callable
+from ipaddress import ip_network
 from pathlib import Path
 
 import pytest
 
+from pacs.archive.access import ALL_OPERATIONS, Operation
 from pacs.config import (
     DatabaseSettings,
     DuplicatePolicy,
@@ -16,13 +18,15 @@ from pacs.config import (
     load_settings,
     mask_password,
 )
+from pacs.config_access import AccessSettings
 from pacs.errors import ConfigError
 
 EXAMPLE_CONFIG = Path(__file__).parents[2] / "config" / "pacs.toml"
 
 EVERY_KEY = """
 peers = [
-    { ae_title = "VIEWER", host = "viewer.example", port = 11113 },
+    { ae_title = "VIEWER", host = "viewer.lan", port = 11113, allow = ["find", "Move"], hosts = [
+      "10.0.0.5", "fd00::/64"], move_destinations = ["CT1"] },  # an inline table is one line
     { ae_title = "CT1", host = "10.0.0.5", port = 104 },
 ]
 
@@ -35,6 +39,9 @@ max_pdu_length = 0
 acse_timeout = 5
 dimse_timeout = 6.5
 network_timeout = 7.0
+
+[access]
+unknown_peers = ["echo"]
 check_called_ae_title = true
 
 [database]
@@ -115,7 +122,6 @@ def test_every_key_is_read_from_the_file(load: Load) -> None:
             acse_timeout=5.0,
             dimse_timeout=6.5,
             network_timeout=7.0,
-            check_called_ae_title=True,
         ),
         database=DatabaseSettings(url="sqlite+aiosqlite:///data/x.sqlite"),
         storage=StorageSettings(
@@ -125,7 +131,18 @@ def test_every_key_is_read_from_the_file(load: Load) -> None:
             duplicate_policy=DuplicatePolicy.REJECT,
         ),
         logging=LoggingSettings(level="DEBUG"),
-        peers=(Peer("VIEWER", "viewer.example", 11113), Peer("CT1", "10.0.0.5", 104)),
+        peers=(
+            Peer(
+                "VIEWER",
+                "viewer.lan",
+                11113,
+                allow=frozenset({Operation.FIND, Operation.MOVE}),
+                hosts=(ip_network("10.0.0.5/32"), ip_network("fd00::/64")),
+                move_destinations=frozenset({"CT1"}),
+            ),
+            Peer("CT1", "10.0.0.5", 104),
+        ),
+        access=AccessSettings(frozenset({Operation.ECHO}), check_called_ae_title=True),
     )
 
 
@@ -293,8 +310,21 @@ def test_peer_lookup_ignores_padding_from_the_wire_but_not_case(load: Load) -> N
 def test_example_config_is_valid_and_spells_out_the_defaults() -> None:
     settings = load_settings(EXAMPLE_CONFIG, environ={})
 
+    workstation = Peer(
+        "WORKSTATION",
+        "127.0.0.1",
+        11113,
+        allow=frozenset({Operation.ECHO, Operation.FIND, Operation.GET, Operation.MOVE}),
+        hosts=(ip_network("127.0.0.1"),),
+        move_destinations=frozenset({"WORKSTATION", "VIEWER"}),
+    )
+    ct1_store_only = frozenset({Operation.ECHO, Operation.STORE, Operation.COMMIT})
     assert settings == Settings(
-        peers=(Peer("WORKSTATION", "127.0.0.1", 11113), Peer("CT1", "127.0.0.1", 11114))
+        peers=(
+            workstation,
+            Peer("CT1", "127.0.0.1", 11114, allow=ct1_store_only),
+            Peer("VIEWER", "127.0.0.1", 11115, allow=frozenset()),
+        )
     )
 
 
@@ -354,3 +384,63 @@ def test_settings_repr_never_shows_the_database_password() -> None:
     assert "postgresql+asyncpg://u:***@h/d" in repr(settings)
     assert settings.database.url == "postgresql+asyncpg://u:pw1@h/d"
     assert settings.database.url_source == "PACS_DATABASE_URL"
+
+
+def test_peers_keep_every_permission_and_unknown_aes_may_echo_and_store_by_default(
+    load: Load,
+) -> None:
+    settings = load(PEER)
+
+    assert settings.peers[0].allow == ALL_OPERATIONS
+    assert (settings.peers[0].hosts, settings.peers[0].move_destinations) == ((), None)
+    assert settings.access == AccessSettings(frozenset({Operation.ECHO, Operation.STORE}), False)
+
+
+def test_an_empty_allow_list_allows_nothing(load: Load) -> None:
+    assert load(PEER + "allow = []").peers[0].allow == frozenset()
+
+
+def test_check_called_ae_title_in_server_is_a_deprecated_alias(load: Load) -> None:
+    settings = load("[server]\ncheck_called_ae_title = true")
+
+    assert settings.access.check_called_ae_title is True
+    assert settings.warnings == (
+        "[server] check_called_ae_title is deprecated: "
+        "set check_called_ae_title in [access] instead",
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "[server]\ncheck_called_ae_title = true\n[access]\ncheck_called_ae_title = false",
+            "[server] check_called_ae_title: moved to [access] check_called_ae_title, "
+            "which is also set; remove the one in [server]",
+        ),
+        (
+            '[access]\nunknown_peers = ["echo", "read"]',
+            "[access] unknown_peers: must be one of echo, store, find, get, move, commit, "
+            "got 'read'",
+        ),
+        ('[access]\nunknown_peers = "echo"', "[access] unknown_peers: must be a list, got 'echo'"),
+        ("[access]\nunknown = []", "unknown key [access] unknown (did you mean unknown_peers?)"),
+        (PEER + 'alow = ["find"]', "unknown key [[peers]][1] alow (did you mean allow?)"),
+        (
+            PEER + 'hosts = ["10.0.0.5/24"]',
+            "[[peers]][1] hosts: '10.0.0.5/24' has host bits set (did you mean 10.0.0.0/24?)",
+        ),
+        (
+            PEER + 'hosts = ["ws.example"]',
+            "[[peers]][1] hosts: must be an IP address or CIDR range, got 'ws.example'",
+        ),
+        (
+            PEER + 'move_destinations = ["NOWHERE"]',
+            "[[peers]][1] move_destinations: 'NOWHERE' is not a configured peer",
+        ),
+    ],
+)
+def test_bad_permission_names_the_key_and_the_reason(
+    config_error: Refuse, text: str, expected: str
+) -> None:
+    assert config_error(text) == f"pacs.toml: {expected}"

@@ -141,3 +141,21 @@ def test_the_requestor_reads_back_what_the_acceptor_agreed() -> None:
     assert list(agreement.accepted) == [1]
     assert [cx.result for cx in agreement.rejected] == [0x03]
     assert agreement.peer_max_pdu_length == 65536
+
+
+def test_a_context_not_permitted_is_a_user_rejection_without_its_role_reply() -> None:
+    rq = _request(
+        [proposal(VERIFICATION), proposal(CT_IMAGE, [ImplicitVRLittleEndian], scp_role=True)]
+    )
+
+    agreement, ac_bytes = accept(rq, POLICY, lambda cx: cx.abstract_syntax != CT_IMAGE)
+
+    ac = A_ASSOCIATE_AC()
+    ac.decode(ac_bytes)
+    primitive = ac.to_primitive()
+    results = {
+        cx.context_id: cx.result for cx in primitive.presentation_context_definition_results_list
+    }
+    assert results == {1: 0x00, 3: 0x01}
+    assert roles_of(primitive) == {}
+    assert list(agreement.accepted) == [1]
