@@ -104,6 +104,27 @@ class LoggingSettings:
     level: str = "INFO"
 
 
+class ClientCertificates(StrEnum):
+    """Whether the TLS listener asks calling peers for a certificate (verified when sent)."""
+
+    REQUIRED = "required"
+    OPTIONAL = "optional"
+    NONE = "none"
+
+
+@dataclass(frozen=True, slots=True)
+class TlsSettings:
+    """The DICOM TLS listener (PS3.15 B.9) and the credentials of outbound TLS associations."""
+
+    port: int
+    certificate: Path
+    private_key: Path
+    ca_certificates: Path | None = None
+    client_certificates: ClientCertificates = ClientCertificates.REQUIRED
+    handshake_timeout: float = 10.0
+    plain_listener: bool = True
+
+
 @dataclass(frozen=True, slots=True)
 class Peer:
     """A remote AE we connect to: a C-MOVE destination or a commitment report target."""
@@ -111,6 +132,9 @@ class Peer:
     ae_title: str
     host: str
     port: int
+    tls: bool = False
+    # RFC 4514 subject its certificate must carry on TLS associations ("CN=ws1,O=Hospital").
+    certificate_subject: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +148,7 @@ class Settings:
     commitment: CommitmentSettings = field(default_factory=CommitmentSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     peers: tuple[Peer, ...] = ()
+    tls: TlsSettings | None = None
 
     def peer(self, ae_title: str) -> Peer | None:
         """Return the peer with this AE title, or None if it is not configured."""
@@ -228,6 +253,10 @@ def _one_of(choices: Sequence[_S]) -> Callable[[object], _S]:
     return parse
 
 
+def _path(value: object) -> Path:
+    return Path(_text(value)).absolute()
+
+
 _KEYS: Mapping[str, Mapping[str, _Parser]] = {
     "server": {
         "ae_title": _ae_title,
@@ -249,7 +278,7 @@ _KEYS: Mapping[str, Mapping[str, _Parser]] = {
         "connect_timeout": _seconds,
     },
     "storage": {
-        "root": lambda value: Path(_text(value)).absolute(),
+        "root": _path,
         "fsync": _boolean,
         "min_free_bytes": _integer(0),
         "duplicate_policy": _one_of(list(DuplicatePolicy)),
@@ -262,8 +291,25 @@ _KEYS: Mapping[str, Mapping[str, _Parser]] = {
         "report_deadline": _seconds,
     },
     "logging": {"level": _one_of(LOG_LEVELS)},
-    "peers": {"ae_title": _ae_title, "host": _text, "port": _integer(1, 65535)},
+    "peers": {
+        "ae_title": _ae_title,
+        "host": _text,
+        "port": _integer(1, 65535),
+        "tls": _boolean,
+        "certificate_subject": _text,
+    },
+    "tls": {
+        "port": _integer(0, 65535),
+        "certificate": _path,
+        "private_key": _path,
+        "ca_certificates": _path,
+        "client_certificates": _one_of(list(ClientCertificates)),
+        "handshake_timeout": _seconds,
+        "plain_listener": _boolean,
+    },
 }
+_PEER_REQUIRED = ("ae_title", "host", "port")
+_TLS_REQUIRED = ("port", "certificate", "private_key")
 
 
 def _check_known(table: Mapping[str, object], known: Sequence[str], where: str = "") -> None:
@@ -278,13 +324,21 @@ def _check_known(table: Mapping[str, object], known: Sequence[str], where: str =
 
 
 def _parse_table(
-    cls: Callable[..., _T], table: object, where: str, spec: Mapping[str, _Parser], required: bool
+    cls: Callable[..., _T],
+    table: object,
+    where: str,
+    spec: Mapping[str, _Parser],
+    required: bool | Sequence[str],
 ) -> _T:
-    """Parse each key of one TOML table with its parser; absent keys keep the field default."""
+    """Parse each key of one TOML table with its parser; absent keys keep the field default.
+
+    `required`: True when every key must be present, or the keys that must be.
+    """
     if not isinstance(table, dict):
         raise _Invalid(f"{where}: must be a table, got {_show(table)}")
     _check_known(table, list(spec), where)
-    if required and (missing := [key for key in spec if key not in table]):
+    needed = list(spec) if required is True else list(required or ())
+    if missing := [key for key in needed if key not in table]:
         raise _Invalid(f"{where}: missing key {', '.join(missing)}")
     values: dict[str, object] = {}
     for key, raw in table.items():
@@ -303,7 +357,7 @@ def _parse_peers(tables: object) -> tuple[Peer, ...]:
     peers: list[Peer] = []
     for n, table in enumerate(tables, 1):
         where = f"[[peers]][{n}]"
-        peer = _parse_table(Peer, table, where, _KEYS["peers"], required=True)
+        peer = _parse_table(Peer, table, where, _KEYS["peers"], required=_PEER_REQUIRED)
         if clash := next((m for m, p in enumerate(peers, 1) if p.ae_title == peer.ae_title), 0):
             raise _Invalid(
                 f"{where} ae_title: duplicate {peer.ae_title!r}, already in [[peers]][{clash}]"
@@ -312,20 +366,46 @@ def _parse_peers(tables: object) -> tuple[Peer, ...]:
     return tuple(peers)
 
 
+def _parse_tls(table: object, peers: Sequence[Peer], server_port: int) -> TlsSettings | None:
+    """Parse [tls]; check that what the listener and the TLS peers need is configured."""
+    tls_peer = next((n for n, peer in enumerate(peers, 1) if peer.tls), 0)
+    if table is None:
+        if tls_peer:
+            raise _Invalid(f"[[peers]][{tls_peer}] tls: needs a [tls] table (our certificate)")
+        return None
+    tls = _parse_table(TlsSettings, table, "[tls]", _KEYS["tls"], required=_TLS_REQUIRED)
+    if tls.plain_listener and tls.port == server_port != 0:
+        raise _Invalid(f"[tls] port: {tls.port} is also [server] port; TLS needs its own port")
+    if tls.ca_certificates is None:
+        if tls.client_certificates != ClientCertificates.NONE:
+            raise _Invalid(
+                f"[tls] ca_certificates: needed to verify client certificates "
+                f"(client_certificates = {tls.client_certificates.value!r})"
+            )
+        if tls_peer:
+            raise _Invalid(
+                f"[tls] ca_certificates: needed to verify [[peers]][{tls_peer}]'s certificate"
+            )
+    return tls
+
+
 def _parse_document(document: Mapping[str, object]) -> Settings:
     _check_known(document, list(_KEYS))
 
     def section(cls: Callable[..., _T], name: str) -> _T:
         return _parse_table(cls, document.get(name, {}), f"[{name}]", _KEYS[name], required=False)
 
+    peers = _parse_peers(document.get("peers", []))
+    server = section(ServerSettings, "server")
     return Settings(
-        server=section(ServerSettings, "server"),
+        server=server,
         database=section(DatabaseSettings, "database"),
         storage=section(StorageSettings, "storage"),
         query=section(QuerySettings, "query"),
         commitment=section(CommitmentSettings, "commitment"),
         logging=section(LoggingSettings, "logging"),
-        peers=_parse_peers(document.get("peers", [])),
+        peers=peers,
+        tls=_parse_tls(document.get("tls"), peers, server.port),
     )
 
 

@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Sequence
 
 from pynetdicom.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RJ, A_ASSOCIATE_RQ
@@ -28,6 +29,7 @@ from pacs.net.pdu import (
     frame,
     read_pdu_header,
 )
+from pacs.net.tls import describe_failure, peer_subject, subject_matches, tls_refused
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,14 @@ class AssociationRejected(AssociationFailed):
     """The peer answered our A-ASSOCIATE-RQ with A-ASSOCIATE-RJ."""
 
 
+# A TLS record's first byte is its content type; 0x16 (handshake) opens a ClientHello.
+TLS_HANDSHAKE_RECORD = 0x16
+
+
+class TlsOnPlainPort(PduError):
+    """A TLS ClientHello arrived where an A-ASSOCIATE-RQ was expected."""
+
+
 def _address(writer: asyncio.StreamWriter) -> str:
     peer = writer.get_extra_info("peername")
     return f"{peer[0]}:{peer[1]}" if peer else "?"
@@ -54,6 +64,8 @@ async def _read_associate_pdu(
     """Read one association-phase PDU within the ARTIM timeout; return (type, whole PDU)."""
     async with asyncio.timeout(timeout):
         pdu_type, length = await read_pdu_header(reader.readexactly)
+        if pdu_type == TLS_HANDSHAKE_RECORD and PduType.ASSOCIATE_RQ in expected:
+            raise TlsOnPlainPort("a TLS ClientHello on the plain DICOM port")
         if pdu_type not in expected:
             known = pdu_type in PduType._value2member_map_
             reason = AbortReason.UNEXPECTED_PDU if known else AbortReason.UNRECOGNIZED_PDU
@@ -113,6 +125,10 @@ async def accept_association(
         log.info("%s: connection closed before association", address)
         writer.close()
         return None
+    except TlsOnPlainPort as exc:
+        tls_refused(address, str(exc))
+        writer.close()  # an A-ABORT would mean nothing to a TLS client
+        return None
     except PduError as exc:
         log.warning("%s: aborting: %s", address, exc)
         abort = encode_abort(AbortSource.SERVICE_PROVIDER, exc.reason)
@@ -133,15 +149,52 @@ async def accept_association(
         return None
     agreement, ac = accept(rq, policy)
     writer.write(ac)
+    association = Association(reader, writer, agreement, timeouts, is_requestor=False)
     log.info(
-        "association from %s@%s to %s accepted: %d of %d contexts",
+        "association from %s@%s to %s accepted: %d of %d contexts%s",
         agreement.calling_ae_title,
         address,
         agreement.called_ae_title,
         len(agreement.accepted),
         len(agreement.accepted) + len(agreement.rejected),
+        _tls_note(writer, association.peer_certificate_subject),
     )
-    return Association(reader, writer, agreement, timeouts, is_requestor=False)
+    return association
+
+
+def _tls_note(writer: asyncio.StreamWriter, subject: str | None) -> str:
+    """ ", TLSv1.3 as CN=..." for a TLS association; nothing for a plain one."""
+    ssl_object = writer.get_extra_info("ssl_object")
+    if ssl_object is None:
+        return ""
+    return f", {ssl_object.version()}" + (f" as {subject}" if subject else "")
+
+
+async def _connect(
+    host: str, port: int, called_ae_title: str, timeouts: Timeouts, tls: ssl.SSLContext | None
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    where = f"{called_ae_title}@{host}:{port}"
+    try:
+        async with asyncio.timeout(timeouts.acse):
+            return await asyncio.open_connection(
+                host, port, ssl=tls, server_hostname=host if tls else None
+            )
+    except ssl.SSLError as exc:
+        reason = describe_failure(exc)
+        tls_refused(where, reason)
+        raise AssociationFailed(f"cannot connect to {where} over TLS: {reason}") from exc
+    except (OSError, TimeoutError) as exc:
+        raise AssociationFailed(f"cannot connect to {where}: {exc}") from exc
+
+
+def _check_subject(writer: asyncio.StreamWriter, where: str, wanted: str) -> None:
+    """Close the connection unless the peer's certificate carries the configured subject."""
+    subject = peer_subject(writer)
+    if not subject_matches(subject, wanted):
+        writer.close()
+        reason = f"certificate subject {subject!r} is not the configured {wanted!r}"
+        tls_refused(where, reason)
+        raise AssociationFailed(f"{where}: {reason}")
 
 
 def number_contexts(contexts: Sequence[PresentationContext]) -> list[PresentationContext]:
@@ -161,19 +214,19 @@ async def request_association(
     timeouts: Timeouts,
     max_pdu_length: int,
     purpose: str = "",
+    tls: ssl.SSLContext | None = None,
+    certificate_subject: str | None = None,
 ) -> Association:
     """Open an association to a peer as requestor; raise AssociationFailed when that fails.
 
     `purpose` ("C-MOVE from ...") goes into the association's opening and closing lines.
+    With `tls`, the connection is TLS and, given `certificate_subject`, the peer's
+    certificate must carry that subject.
     """
     proposed = number_contexts(contexts)
-    try:
-        async with asyncio.timeout(timeouts.acse):
-            reader, writer = await asyncio.open_connection(host, port)
-    except (OSError, TimeoutError) as exc:
-        raise AssociationFailed(
-            f"cannot connect to {called_ae_title}@{host}:{port}: {exc}"
-        ) from exc
+    reader, writer = await _connect(host, port, called_ae_title, timeouts, tls)
+    if tls is not None and certificate_subject is not None:
+        _check_subject(writer, f"{called_ae_title}@{host}:{port}", certificate_subject)
     set_nodelay(writer)
     writer.write(build_request(calling_ae_title, called_ae_title, proposed, max_pdu_length))
     expected = {PduType.ASSOCIATE_AC, PduType.ASSOCIATE_RJ, PduType.ABORT}
