@@ -115,9 +115,15 @@ class PacsApp:
             for p in settings.peers
         }
         tls = settings.tls
-        self.tls_listener = (
-            TlsListener(tls.port, server_context(tls), tls.handshake_timeout) if tls else None
-        )
+        self.tls_listener: TlsListener | None = None
+        if tls is not None:
+            bound = {p.ae_title: p.certificate_subject for p in settings.peers}
+            self.tls_listener = TlsListener(
+                tls.port,
+                server_context(tls),
+                tls.handshake_timeout,
+                {title: subject for title, subject in bound.items() if subject},
+            )
         self.requestor = Requestor(
             server.ae_title,
             server.max_pdu_length,

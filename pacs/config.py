@@ -372,10 +372,18 @@ def _parse_tls(table: object, peers: Sequence[Peer], server_port: int) -> TlsSet
     if table is None:
         if tls_peer:
             raise _Invalid(f"[[peers]][{tls_peer}] tls: needs a [tls] table (our certificate)")
+        if bound := next((n for n, p in enumerate(peers, 1) if p.certificate_subject), 0):
+            raise _Invalid(f"[[peers]][{bound}] certificate_subject: needs a [tls] table")
         return None
     tls = _parse_table(TlsSettings, table, "[tls]", _KEYS["tls"], required=_TLS_REQUIRED)
     if tls.plain_listener and tls.port == server_port != 0:
         raise _Invalid(f"[tls] port: {tls.port} is also [server] port; TLS needs its own port")
+    bound = next((n for n, peer in enumerate(peers, 1) if peer.certificate_subject), 0)
+    if bound and tls.client_certificates == ClientCertificates.NONE:
+        raise _Invalid(
+            f"[[peers]][{bound}] certificate_subject: needs [tls] client_certificates "
+            '"required" or "optional", not "none"'
+        )
     if tls.ca_certificates is None:
         if tls.client_certificates != ClientCertificates.NONE:
             raise _Invalid(

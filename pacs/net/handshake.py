@@ -3,7 +3,7 @@
 import asyncio
 import logging
 import ssl
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from pynetdicom.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RJ, A_ASSOCIATE_RQ
 from pynetdicom.presentation import PresentationContext
@@ -29,7 +29,13 @@ from pacs.net.pdu import (
     frame,
     read_pdu_header,
 )
-from pacs.net.tls import describe_failure, peer_subject, subject_matches, tls_refused
+from pacs.net.tls import (
+    describe_failure,
+    identity_rejection,
+    peer_subject,
+    subject_matches,
+    tls_refused,
+)
 
 log = logging.getLogger(__name__)
 
@@ -102,11 +108,13 @@ async def accept_association(
     timeouts: Timeouts,
     *,
     association_limit: int | None = None,
+    bound_subjects: Mapping[str, str] | None = None,
 ) -> Association | None:
     """Negotiate a new connection as acceptor; None when it was rejected or abandoned.
 
     `association_limit` is set when the server is already full: the request is
     then answered with a transient "local limit exceeded" rejection.
+    `bound_subjects`: calling AE titles that must present these certificate subjects.
     """
     set_nodelay(writer)
     address = _address(writer)
@@ -135,6 +143,10 @@ async def accept_association(
         await _refuse(reader, writer, abort, timeouts.acse)
         return None
     rejection: Rejection | None = check_request(rq, policy)
+    if rejection is None and bound_subjects:
+        calling = rq.calling_ae_title.strip()
+        subject = peer_subject(writer)
+        rejection = identity_rejection(calling, subject, bound_subjects, address)
     if rejection is None and association_limit is not None:
         rejection = too_many_associations(association_limit)
     if rejection is not None:

@@ -3,7 +3,8 @@
 import asyncio
 import logging
 import ssl
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from pacs.net.association import Association, Handlers, Timeouts
 from pacs.net.handshake import accept_association
@@ -30,6 +31,8 @@ class TlsListener:
     port: int
     context: ssl.SSLContext
     handshake_timeout: float
+    # Calling AE titles bound to a certificate subject, on either listener.
+    bound_subjects: Mapping[str, str] = field(default_factory=dict)
 
 
 class DimseServer:
@@ -112,7 +115,12 @@ class DimseServer:
         try:
             limit = self._listener.max_associations if full else None
             assoc = await accept_association(
-                reader, writer, self._policy, self._timeouts, association_limit=limit
+                reader,
+                writer,
+                self._policy,
+                self._timeouts,
+                association_limit=limit,
+                bound_subjects=self._tls.bound_subjects if self._tls else None,
             )
             if assoc is not None:
                 await self._serve(assoc)

@@ -10,12 +10,13 @@ an association only carries its peer's certificate subject.
 import asyncio
 import logging
 import ssl
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from pacs.config import ClientCertificates, TlsSettings
 from pacs.errors import StartupError
+from pacs.net.negotiation import Rejection, RejectResult, RejectSource
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +183,23 @@ def _attributes(subject: str) -> list[tuple[str, str]]:
 def subject_matches(actual: str | None, wanted: str) -> bool:
     """True when a certificate subject has exactly the wanted attributes, in any order."""
     return actual is not None and _attributes(actual) == _attributes(wanted)
+
+
+def identity_rejection(
+    calling_ae_title: str, subject: str | None, bound: Mapping[str, str], address: str
+) -> Rejection | None:
+    """Reject a calling AE bound to a certificate subject unless it presented that subject.
+
+    A bound AE must come over TLS with a verified certificate carrying the subject;
+    anything else is answered "calling AE title not recognized" and reported.
+    """
+    wanted = bound.get(calling_ae_title)
+    if wanted is None or subject_matches(subject, wanted):
+        return None
+    shown = f"certificate subject {subject!r}" if subject else "no verified certificate"
+    why = f"calling AE {calling_ae_title!r} is bound to {wanted!r}, but presented {shown}"
+    tls_refused(address, why)
+    return Rejection(RejectResult.PERMANENT, RejectSource.SERVICE_USER, 0x03, why)
 
 
 def peer_subject(writer: asyncio.StreamWriter) -> str | None:

@@ -341,3 +341,25 @@ async def test_a_stalled_handshake_is_cut_off_while_others_are_served(
     assert code == 0, output
     level, _ = await logs.wait_for("TLS connection with 127.0.0.1:", "handshake not completed")
     assert level == logging.WARNING
+
+
+async def test_a_peer_bound_to_its_certificate_subject_must_present_it(
+    start_pacs: StartPacs, pki: Pki, logs: LogWatch
+) -> None:
+    subject = "CN=workstation,O=pacs tests"
+    peer = {"ae_title": "WORKSTATION", "host": "127.0.0.1", "port": 1}
+    pacs = await _start(start_pacs, pki, peers=[{**peer, "certificate_subject": subject}])
+
+    bound, plain, other = await asyncio.gather(
+        _echoscu(pacs.tls, *_tls_args(pki, pki.client)),
+        _echoscu(pacs.plain),
+        _echoscu(pacs.tls, *_tls_args(pki, pki.destination)),
+    )
+
+    assert bound[0] == 0, bound[1]
+    assert "Calling AE Title Not Recognized" in plain[1]
+    assert "Calling AE Title Not Recognized" in other[1]
+    bound_to = f"calling AE 'WORKSTATION' is bound to {subject!r}, but presented"
+    level, _ = await logs.wait_for(bound_to, "no verified certificate")
+    assert level == logging.WARNING
+    await logs.wait_for(bound_to, "certificate subject 'CN=destination,O=pacs tests'")

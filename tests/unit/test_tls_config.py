@@ -79,6 +79,15 @@ def test_without_a_tls_table_there_is_no_tls(tmp_path: Path) -> None:
             "[tls] client_certificates: must be one of required, optional, none",
         ),
         (TLS + "handshake_timeout = 0\n", "[tls] handshake_timeout: must be a positive number"),
+        (
+            '[[peers]]\nae_title = "WS"\nhost = "h"\nport = 1\ncertificate_subject = "CN=ws"\n',
+            "[[peers]][1] certificate_subject: needs a [tls] table",
+        ),
+        (
+            TLS + 'client_certificates = "none"\n[[peers]]\nae_title = "WS"\nhost = "h"\n'
+            'port = 1\ncertificate_subject = "CN=ws"\n',
+            "[[peers]][1] certificate_subject: needs [tls] client_certificates",
+        ),
     ],
 )
 def test_inconsistent_tls_settings_are_refused_naming_the_key(
