@@ -17,6 +17,7 @@ from pynetdicom import AE, build_role, evt
 from benchmarks.certificates import Credential, Pki, make_pki
 from tests.conftest import make_instance
 from tests.integration import scu
+from tests.integration import test_commitment_scp as commitment
 from tests.integration.conftest import PacsAddress, StartPacs, dcmtk_tool, run_dcmtk
 
 STUDY_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.2.1"
@@ -363,3 +364,42 @@ async def test_a_peer_bound_to_its_certificate_subject_must_present_it(
     level, _ = await logs.wait_for(bound_to, "no verified certificate")
     assert level == logging.WARNING
     await logs.wait_for(bound_to, "certificate subject 'CN=destination,O=pacs tests'")
+
+
+async def test_a_commitment_report_reaches_a_tls_peer_on_a_new_association(
+    start_pacs: StartPacs, pki: Pki
+) -> None:
+    reports = commitment.Reports()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(pki.destination.certificate, pki.destination.private_key)
+    context.load_verify_locations(pki.ca)
+    context.verify_mode = ssl.CERT_REQUIRED  # pacs must present its certificate
+    ae = AE(ae_title="MODALITY")
+    ae.add_supported_context(commitment.COMMITMENT, scu_role=True, scp_role=True)
+    handlers: list[Any] = [
+        (evt.EVT_N_EVENT_REPORT, lambda event: reports.record(event, "new association"))
+    ]
+    modality = ae.start_server(
+        ("127.0.0.1", 0), block=False, evt_handlers=handlers, ssl_context=context
+    )
+    assert modality is not None
+    try:
+        port = modality.server_address[1]
+        peer = {"ae_title": "MODALITY", "host": "127.0.0.1", "port": port, "tls": True}
+        pacs = await _start(start_pacs, pki, peers=[peer], commitment=commitment.FAST_RETRY)
+        datasets = [make_instance() for _ in range(2)]
+        assert await asyncio.to_thread(scu.store, pacs.plain, datasets) == [SUCCESS] * 2
+        references = [(str(ds.SOPClassUID), str(ds.SOPInstanceUID)) for ds in datasets]
+        info = commitment.action_information(generate_uid(), references)
+
+        status = await asyncio.to_thread(commitment.request_commitment, pacs.plain, info, reports)
+        assert status.Status == SUCCESS
+        assert await asyncio.to_thread(reports.arrived.wait, 10)
+    finally:
+        modality.shutdown()
+
+    [(event_type, report, where)] = reports.events
+    assert (event_type, where) == (1, "new association")
+    assert {str(item.ReferencedSOPInstanceUID) for item in report.ReferencedSOPSequence} == {
+        ds.SOPInstanceUID for ds in datasets
+    }
