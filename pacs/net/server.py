@@ -56,6 +56,7 @@ class DimseServer:
         self._tasks: set[asyncio.Task[None]] = set()
         self._associations: set[Association] = set()
         self._active = 0  # connections being negotiated or served
+        self._stopping = False
 
     @property
     def address(self) -> tuple[str, int]:
@@ -107,6 +108,9 @@ class DimseServer:
     async def _on_connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
+        if self._stopping:  # a TLS handshake that finished after stop() closed the listeners
+            writer.close()
+            return
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
@@ -140,6 +144,7 @@ class DimseServer:
 
     async def stop(self, grace: float) -> None:
         """Refuse new associations, give running ones `grace` seconds, then abort the rest."""
+        self._stopping = True
         for server in (self._server, self._tls_server):
             if server is not None:
                 server.close()

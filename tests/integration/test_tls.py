@@ -3,6 +3,7 @@ as a TLS C-MOVE destination, and bad input refused, logged, while others are ser
 
 import asyncio
 import logging
+import socket
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,7 +19,14 @@ from benchmarks.certificates import Credential, Pki, make_pki
 from tests.conftest import make_instance
 from tests.integration import scu
 from tests.integration import test_commitment_scp as commitment
-from tests.integration.conftest import PacsAddress, StartPacs, dcmtk_tool, run_dcmtk
+from tests.integration.conftest import (
+    PacsAddress,
+    StartPacs,
+    dcmtk_tool,
+    run_dcmtk,
+    write_config,
+)
+from tests.integration.serve_process import run_pacs
 
 STUDY_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.2.1"
 STUDY_ROOT_MOVE = "1.2.840.10008.5.1.4.1.2.2.2"
@@ -153,8 +161,6 @@ async def test_plain_listener_can_be_switched_off(start_pacs: StartPacs, pki: Pk
 
 async def _storescp_tls(pki: Pki, out: Path) -> tuple[asyncio.subprocess.Process, int]:
     """DCMTK's storescp on a free port with TLS, requiring and verifying our certificate."""
-    import socket
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])
@@ -403,3 +409,36 @@ async def test_a_commitment_report_reaches_a_tls_peer_on_a_new_association(
     assert {str(item.ReferencedSOPInstanceUID) for item in report.ReferencedSOPSequence} == {
         ds.SOPInstanceUID for ds in datasets
     }
+
+
+async def test_a_key_that_is_not_the_certificates_stops_start_up_naming_it(
+    tmp_path: Path, pki: Pki
+) -> None:
+    tls = {"port": 0, "certificate": pki.server.certificate, "ca_certificates": pki.ca}
+    config = write_config(tmp_path, tls={**tls, "private_key": pki.client.private_key})
+
+    code, output = await run_pacs("serve", "--config", str(config))
+
+    assert code == 3, output
+    assert "Traceback" not in output
+    [line] = output.strip().splitlines()
+    assert line == (
+        f"pacs: [tls] private_key: {pki.client.private_key} is not the key of "
+        f"{pki.server.certificate}"
+    )
+
+
+async def test_a_tls_port_in_use_names_tls_port(tmp_path: Path, pki: Pki) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        tls = {"port": port, "certificate": pki.server.certificate, "ca_certificates": pki.ca}
+        config = write_config(tmp_path, tls={**tls, "private_key": pki.server.private_key})
+        assert (await run_pacs("db", "upgrade", "--config", str(config)))[0] == 0
+
+        code, output = await run_pacs("serve", "--config", str(config))
+
+    assert code == 3, output
+    in_use = f"127.0.0.1:{port} is already in use by another program"
+    assert output.strip() == f"pacs: [tls] port: {in_use}"
