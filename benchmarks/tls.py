@@ -7,7 +7,7 @@ runs); the figure is TLS ingest as a ratio of plain ingest. Associations per sec
 (open, C-ECHO, release) use pacs's own requestor, as benchmarks.echo_rate does, over
 TLS and plain. Last, each bad-input case is tried and pacs's WARNING line for it shown.
 Usage: python -m benchmarks.tls [--instances 64] [--associations 2] [--runs 3]
-                                [--echo-associations 200]
+                                [--echo-associations 200] [--no-fsync]
 """
 
 import argparse
@@ -44,12 +44,12 @@ class Server:
     log: Path
 
 
-def start_pacs(workdir: Path, pki: Pki) -> tuple[subprocess.Popen[bytes], Server]:
+def start_pacs(workdir: Path, pki: Pki, fsync: bool) -> tuple[subprocess.Popen[bytes], Server]:
     server = Server(free_port(), free_port(), workdir / "pacs.log")
     config = workdir / "pacs.toml"
     config.write_text(
         f'[server]\nhost = "127.0.0.1"\nport = {server.plain}\n[logging]\nlevel = "WARNING"\n'
-        f'[storage]\nroot = "{workdir / "store"}"\n'
+        f'[storage]\nroot = "{workdir / "store"}"\nfsync = {str(fsync).lower()}\n'
         f'[database]\nurl = "sqlite+aiosqlite:///{workdir / "index.sqlite"}"\n'
         f'[tls]\nport = {server.tls}\ncertificate = "{pki.server.certificate}"\n'
         f'private_key = "{pki.server.private_key}"\nca_certificates = "{pki.ca}"\n'
@@ -179,6 +179,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--associations", type=int, default=2, help="parallel storescu")
     parser.add_argument("--runs", type=int, default=3, help="runs per mode (median reported)")
     parser.add_argument("--echo-associations", type=int, default=200, help="for associations/s")
+    parser.add_argument(
+        "--no-fsync",
+        action="store_true",
+        help="store without fsync: the disk no longer hides the cost of TLS",
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -192,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for mode in ("plain", "tls")
         }  # fmt: skip
         megabytes = sum(p.stat().st_size for p in files["plain"][0]) / args.instances / 1e6
-        process, server = start_pacs(work, pki)
+        process, server = start_pacs(work, pki, fsync=not args.no_fsync)
         try:
             options = {"plain": [], "tls": tls_options(pki, pki.client)}
             ingest_rates = _median_rates(files, server, options, args.associations)
@@ -209,6 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             process.wait(timeout=30)
     print(f"cores: {os.cpu_count()}; {args.instances} CT 512x512 16-bit ({megabytes:.2f} MB each)")
     print(f"per run, {args.associations} storescu associations; median of {args.runs} runs")
+    print(f"[storage] fsync = {str(not args.no_fsync).lower()}")
     print("\n| | plain | TLS | TLS/plain |\n|---|---|---|---|")
     plain, tls = ingest_rates["plain"], ingest_rates["tls"]
     print(f"| CT ingest, inst/s | {plain:,.1f} | {tls:,.1f} | {tls / plain:.2f} |")

@@ -175,7 +175,7 @@ async def accept_association(
 
 
 def _tls_note(writer: asyncio.StreamWriter, subject: str | None) -> str:
-    """ ", TLSv1.3 as CN=..." for a TLS association; nothing for a plain one."""
+    """What the opening line adds for a TLS association: its version and peer subject."""
     ssl_object = writer.get_extra_info("ssl_object")
     if ssl_object is None:
         return ""
@@ -185,18 +185,25 @@ def _tls_note(writer: asyncio.StreamWriter, subject: str | None) -> str:
 async def _connect(
     host: str, port: int, called_ae_title: str, timeouts: Timeouts, tls: ssl.SSLContext | None
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Connect, then (with `tls`) complete the TLS handshake; failures of the latter are
+    TLS refusals, whatever the peer did (alert, reset, silence)."""
     where = f"{called_ae_title}@{host}:{port}"
     try:
         async with asyncio.timeout(timeouts.acse):
-            return await asyncio.open_connection(
-                host, port, ssl=tls, server_hostname=host if tls else None
-            )
-    except ssl.SSLError as exc:
+            reader, writer = await asyncio.open_connection(host, port)
+    except (OSError, TimeoutError) as exc:
+        raise AssociationFailed(f"cannot connect to {where}: {exc}") from exc
+    if tls is None:
+        return reader, writer
+    try:
+        async with asyncio.timeout(timeouts.acse):
+            await writer.start_tls(tls, server_hostname=host)
+    except (OSError, TimeoutError) as exc:
+        writer.transport.abort()
         reason = describe_failure(exc)
         tls_refused(where, reason)
         raise AssociationFailed(f"cannot connect to {where} over TLS: {reason}") from exc
-    except (OSError, TimeoutError) as exc:
-        raise AssociationFailed(f"cannot connect to {where}: {exc}") from exc
+    return reader, writer
 
 
 def _check_subject(writer: asyncio.StreamWriter, where: str, wanted: str) -> None:

@@ -159,14 +159,16 @@ async def test_plain_listener_can_be_switched_off(start_pacs: StartPacs, pki: Pk
     assert code == 0, output
 
 
-async def _storescp_tls(pki: Pki, out: Path) -> tuple[asyncio.subprocess.Process, int]:
+async def _storescp_tls(
+    pki: Pki, out: Path, credential: Credential | None = None
+) -> tuple[asyncio.subprocess.Process, int]:
     """DCMTK's storescp on a free port with TLS, requiring and verifying our certificate."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])
     process = await asyncio.create_subprocess_exec(
         dcmtk_tool("storescp"), "-aet", "STORESCP", "-od", str(out),
-        *_tls_args(pki, pki.destination), str(port),
+        *_tls_args(pki, credential or pki.destination), str(port),
         env={"TCP_NODELAY": "1", "PATH": "/usr/bin:/bin"},
     )  # fmt: skip
     # storescp says nothing when it is ready: wait until its port takes connections.
@@ -231,6 +233,7 @@ async def test_get_and_move_over_tls_to_a_tls_storescp(
     out = tmp_path / "storescp"
     out.mkdir()
     storescp, port = await _storescp_tls(pki, out)
+    stranger, stranger_port = await _storescp_tls(pki, out, pki.untrusted)
     try:
         destination = {"host": "127.0.0.1", "port": port, "tls": True}
         pacs = await _start(
@@ -241,6 +244,7 @@ async def test_get_and_move_over_tls_to_a_tls_storescp(
                 {"ae_title": "BOUND", **destination, "certificate_subject": DESTINATION_SUBJECT},
                 {"ae_title": "IMPOSTOR", **destination, "certificate_subject": "CN=someone else"},
                 {"ae_title": "PLAINTEXT", "host": "127.0.0.1", "port": port},
+                {"ae_title": "STRANGER", **destination, "port": stranger_port},
             ],
         )  # fmt: skip
         study = generate_uid()
@@ -253,9 +257,11 @@ async def test_get_and_move_over_tls_to_a_tls_storescp(
         bound = await asyncio.to_thread(_move, pacs.tls, context, study, "BOUND")
         impostor = await asyncio.to_thread(_move, pacs.tls, context, study, "IMPOSTOR")
         plaintext = await asyncio.to_thread(_move, pacs.tls, context, study, "PLAINTEXT")
+        untrusted = await asyncio.to_thread(_move, pacs.tls, context, study, "STRANGER")
     finally:
-        storescp.terminate()
-        await storescp.wait()
+        for process in (storescp, stranger):
+            process.terminate()
+            await process.wait()
 
     assert got == (SUCCESS, [ds.SOPInstanceUID for ds in datasets])
     assert (moved, bound) == (SUCCESS, SUCCESS)
@@ -267,6 +273,11 @@ async def test_get_and_move_over_tls_to_a_tls_storescp(
     )
     assert level == logging.WARNING
     assert plaintext != SUCCESS  # storescp expects TLS; pacs spoke plain DICOM to it
+    assert untrusted != SUCCESS
+    level, _ = await logs.wait_for(
+        "TLS connection with STRANGER@127.0.0.1", "unable to get local issuer certificate"
+    )
+    assert level == logging.WARNING
 
 
 async def _stalled(pacs: PacsAddress) -> None:
