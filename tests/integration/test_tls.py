@@ -453,3 +453,20 @@ async def test_a_tls_port_in_use_names_tls_port(tmp_path: Path, pki: Pki) -> Non
     assert code == 3, output
     in_use = f"127.0.0.1:{port} is already in use by another program"
     assert output.strip() == f"pacs: [tls] port: {in_use}"
+
+
+async def test_optional_client_certificates_admit_none_but_verify_one_that_is_sent(
+    start_pacs: StartPacs, pki: Pki, logs: LogWatch
+) -> None:
+    pacs = await _start(start_pacs, pki, tls={"client_certificates": "optional"})
+
+    anonymous, untrusted = await asyncio.gather(
+        _echoscu(pacs.tls, "+tla", "+cf", str(pki.ca)),
+        _echoscu(pacs.tls, *_tls_args(pki, pki.untrusted)),
+    )
+
+    assert anonymous[0] == 0, anonymous[1]
+    _, line = await logs.wait_for("association from WORKSTATION@", "accepted")
+    assert line.endswith(", TLSv1.3")  # no certificate, so no subject
+    assert untrusted[0] != 0, untrusted[1]
+    await logs.wait_for("TLS connection with 127.0.0.1:", "unable to get local issuer")
