@@ -16,7 +16,7 @@ from pacs.archive.group_commit import GroupCommit
 from pacs.archive.ingest import Ingest
 from pacs.archive.query import QueryOptions, QueryService
 from pacs.archive.retrieve import RetrieveService
-from pacs.config import ServerSettings, Settings, load_settings
+from pacs.config import Settings, load_settings
 from pacs.errors import ConfigError, StartupError, StoreUnavailable
 from pacs.index.commitments import CommitmentLedger
 from pacs.index.engine import (
@@ -57,8 +57,9 @@ from pacs.net.get_scp import make_get_handler
 from pacs.net.move_scp import Destination, Requestor, make_move_handler
 from pacs.net.negotiation import AcceptorPolicy
 from pacs.net.permissions import Gatekeeper, describe
-from pacs.net.server import DimseServer, Listener
+from pacs.net.server import DimseServer, Listener, TlsListener
 from pacs.net.store_scp import make_store_handler
+from pacs.net.tls import client_context, server_context
 from pacs.store.blobstore import FileBlobStore
 from pacs.store.probe import probe_root
 
@@ -116,7 +117,18 @@ class PacsApp:
             acse=server.acse_timeout, dimse=server.dimse_timeout, network=server.network_timeout
         )
         self.destinations = _destinations(settings)
-        self.requestor = Requestor(server.ae_title, server.max_pdu_length, self.timeouts)
+        tls = settings.tls
+        self.tls_listener: TlsListener | None = None
+        if tls is not None:
+            self.tls_listener = TlsListener(
+                tls.port, server_context(tls), tls.handshake_timeout, _bound_subjects(settings)
+            )
+        self.requestor = Requestor(
+            server.ae_title,
+            server.max_pdu_length,
+            self.timeouts,
+            client_context(tls) if tls else None,
+        )
         self.open_associations = OpenAssociations()
         commitment = settings.commitment
         self.commitments = CommitmentService(
@@ -165,8 +177,16 @@ class PacsApp:
                 *commitment_contexts(),
             ],
         )
-        listener = Listener(server.host, server.port, server.max_associations)
-        return DimseServer(listener, policy, handlers, self.timeouts, self.gatekeeper)
+        plain = self.settings.tls is None or self.settings.tls.plain_listener
+        listener = Listener(server.host, server.port, server.max_associations, plain)
+        return DimseServer(
+            listener,
+            policy,
+            handlers,
+            self.timeouts,
+            gatekeeper=self.gatekeeper,
+            tls=self.tls_listener,
+        )
 
     def reload(self) -> None:
         """Re-read peers and [access] from the configuration file (SIGHUP).
@@ -187,6 +207,8 @@ class PacsApp:
         self.gatekeeper.policy = _access_policy(new)
         self.destinations.clear()
         self.destinations.update(_destinations(new))
+        if self.tls_listener is not None:
+            self.tls_listener.bound_subjects = _bound_subjects(new)
         check = new.access.check_called_ae_title
         self.server.policy = dataclasses.replace(self.server.policy, check_called_ae_title=check)
         self.settings = dataclasses.replace(self.settings, peers=new.peers, access=new.access)
@@ -226,14 +248,26 @@ class PacsApp:
             await self.index.close()
             await self.engine.dispose()
             raise
-        host, port = self.address
-        log.info("pacs listening on %s:%d as %s", host, port, self.settings.server.ae_title)
+        log.info("pacs listening on %s as %s", self._listening(), self.settings.server.ae_title)
+
+    def _listening(self) -> str:
+        listening = []
+        if self.settings.tls is None or self.settings.tls.plain_listener:
+            host, port = self.server.address
+            listening.append(f"{host}:{port}")
+        if (tls := self.server.tls_address) is not None:
+            listening.append(f"{tls[0]}:{tls[1]} (TLS)")
+        return " and ".join(listening)
 
     async def _listen(self) -> None:
         try:
             await self.server.start()
         except OSError as exc:
-            raise _listen_failure(self.settings.server, exc) from exc
+            server = self.settings.server
+            port_key, port = "[server] port", server.port
+            if self.settings.tls and "[tls] port" in getattr(exc, "__notes__", ()):
+                port_key, port = "[tls] port", self.settings.tls.port
+            raise _listen_failure(server.host, port, port_key, exc) from exc
 
     async def stop(self, grace: float = SHUTDOWN_GRACE) -> None:
         """Refuse new associations, let running ones finish, drain commits, close the index."""
@@ -251,7 +285,15 @@ class PacsApp:
 
 def _destinations(settings: Settings) -> dict[str, Destination]:
     """Where C-MOVE sub-associations and commitment reports go, by peer AE title."""
-    return {p.ae_title: Destination(p.host, p.port) for p in settings.peers}
+    return {
+        p.ae_title: Destination(p.host, p.port, p.tls, p.certificate_subject)
+        for p in settings.peers
+    }
+
+
+def _bound_subjects(settings: Settings) -> dict[str, str]:
+    """The certificate subjects calling peers must present over TLS, by AE title."""
+    return {p.ae_title: p.certificate_subject for p in settings.peers if p.certificate_subject}
 
 
 def _access_policy(settings: Settings) -> AccessPolicy:
@@ -271,17 +313,17 @@ async def open_index(engine: AsyncEngine, settings: Settings) -> None:
     await ensure_schema(engine)
 
 
-def _listen_failure(server: ServerSettings, exc: OSError) -> StartupError:
-    """Say which of [server] host and port to fix when the listening socket fails."""
-    address = f"{server.host}:{server.port}"
+def _listen_failure(host: str, port: int, port_key: str, exc: OSError) -> StartupError:
+    """Say which of [server] host and `port_key` to fix when a listening socket fails."""
+    address = f"{host}:{port}"
     if isinstance(exc, socket.gaierror):
-        return StartupError("[server] host", f"{server.host!r} does not resolve ({exc.strerror})")
+        return StartupError("[server] host", f"{host!r} does not resolve ({exc.strerror})")
     if exc.errno == errno.EADDRINUSE:
-        return StartupError("[server] port", f"{address} is already in use by another program")
+        return StartupError(port_key, f"{address} is already in use by another program")
     if exc.errno == errno.EACCES:
-        return StartupError("[server] port", f"not permitted to listen on {address}")
+        return StartupError(port_key, f"not permitted to listen on {address}")
     if exc.errno == errno.EADDRNOTAVAIL:
-        return StartupError("[server] host", f"{server.host} is not an address of this machine")
+        return StartupError("[server] host", f"{host} is not an address of this machine")
     return StartupError("[server] host", f"cannot listen on {address}: {exc.strerror or exc}")
 
 

@@ -22,6 +22,13 @@ from pacs.config_access import (
     check_move_destinations,
     moved_called_ae_check,
 )
+from pacs.config_tls import (
+    TLS_REQUIRED,
+    TlsSettings,
+    check_tls,
+    path,
+    tls_keys,
+)
 from pacs.config_values import Invalid as _Invalid
 from pacs.config_values import ae_title as _ae_title
 from pacs.config_values import boolean as _boolean
@@ -125,6 +132,9 @@ class Peer:
     allow: frozenset[Operation] = ALL_OPERATIONS
     hosts: tuple[Network, ...] = ()  # addresses it may connect from; empty: any
     move_destinations: frozenset[str] | None = None  # None: any configured peer
+    tls: bool = False
+    # RFC 4514 subject its certificate must carry on TLS associations ("CN=ws1,O=Hospital").
+    certificate_subject: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +149,7 @@ class Settings:
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     peers: tuple[Peer, ...] = ()
     access: AccessSettings = field(default_factory=AccessSettings)
+    tls: TlsSettings | None = None
     # What the admin should change in the file although it loaded (deprecated keys).
     warnings: tuple[str, ...] = ()
 
@@ -217,7 +228,7 @@ _KEYS: Mapping[str, Mapping[str, _Parser]] = {
         "connect_timeout": _seconds,
     },
     "storage": {
-        "root": lambda value: Path(_text(value)).absolute(),
+        "root": path,
         "fsync": _boolean,
         "min_free_bytes": _integer(0),
         "duplicate_policy": _one_of(list(DuplicatePolicy)),
@@ -230,9 +241,17 @@ _KEYS: Mapping[str, Mapping[str, _Parser]] = {
         "report_deadline": _seconds,
     },
     "logging": {"level": _one_of(LOG_LEVELS)},
-    "peers": {"ae_title": _ae_title, "host": _text, "port": _integer(1, 65535)},
+    "peers": {
+        "ae_title": _ae_title,
+        "host": _text,
+        "port": _integer(1, 65535),
+        "tls": _boolean,
+        "certificate_subject": _text,
+    },
     "access": ACCESS_KEYS,
+    "tls": tls_keys(_integer(0, 65535), _seconds),
 }
+_PEER_REQUIRED = ("ae_title", "host", "port")
 
 
 def _check_known(table: Mapping[str, object], known: Sequence[str], where: str = "") -> None:
@@ -247,13 +266,21 @@ def _check_known(table: Mapping[str, object], known: Sequence[str], where: str =
 
 
 def _parse_table(
-    cls: Callable[..., _T], table: object, where: str, spec: Mapping[str, _Parser], required: bool
+    cls: Callable[..., _T],
+    table: object,
+    where: str,
+    spec: Mapping[str, _Parser],
+    required: bool | Sequence[str],
 ) -> _T:
-    """Parse each key of one TOML table with its parser; absent keys keep the field default."""
+    """Parse each key of one TOML table with its parser; absent keys keep the field default.
+
+    `required`: True when every key must be present, or the keys that must be.
+    """
     if not isinstance(table, dict):
         raise _Invalid(f"{where}: must be a table, got {_show(table)}")
     _check_known(table, list(spec), where)
-    if required and (missing := [key for key in spec if key not in table]):
+    needed = list(spec) if required is True else list(required or ())
+    if missing := [key for key in needed if key not in table]:
         raise _Invalid(f"{where}: missing key {', '.join(missing)}")
     values: dict[str, object] = {}
     for key, raw in table.items():
@@ -288,7 +315,7 @@ def _parse_peer(table: object, where: str) -> Peer:
         raise _Invalid(f"{where}: must be a table, got {_show(table)}")
     _check_known(table, [*_KEYS["peers"], *PEER_ACCESS_KEYS], where)
     address = {key: value for key, value in table.items() if key not in PEER_ACCESS_KEYS}
-    peer = _parse_table(Peer, address, where, _KEYS["peers"], required=True)
+    peer = _parse_table(Peer, address, where, _KEYS["peers"], required=_PEER_REQUIRED)
     rules = {key: value for key, value in table.items() if key in PEER_ACCESS_KEYS}
     parsed: dict[str, object] = _parse_table(dict, rules, where, PEER_ACCESS_KEYS, False)
     # Each value has been through its key's parser, so it has its field's type.
@@ -302,15 +329,22 @@ def _parse_document(document: dict[str, object]) -> Settings:
     def section(cls: Callable[..., _T], name: str) -> _T:
         return _parse_table(cls, document.get(name, {}), f"[{name}]", _KEYS[name], required=False)
 
+    server = section(ServerSettings, "server")
+    peers = _parse_peers(document.get("peers", []))
+    tls = None
+    if (table := document.get("tls")) is not None:
+        tls = _parse_table(TlsSettings, table, "[tls]", _KEYS["tls"], required=TLS_REQUIRED)
+    check_tls(tls, peers, server.port)
     return Settings(
-        server=section(ServerSettings, "server"),
+        server=server,
         database=section(DatabaseSettings, "database"),
         storage=section(StorageSettings, "storage"),
         query=section(QuerySettings, "query"),
         commitment=section(CommitmentSettings, "commitment"),
         logging=section(LoggingSettings, "logging"),
-        peers=_parse_peers(document.get("peers", [])),
+        peers=peers,
         access=section(AccessSettings, "access"),
+        tls=tls,
         warnings=warnings,
     )
 

@@ -55,6 +55,7 @@ from pacs.net.pdu import (
     read_pdata,
     read_pdu_header,
 )
+from pacs.net.tls import peer_subject
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +138,8 @@ class Association:
         host, port = writer.get_extra_info("peername")[:2]
         title = agreement.called_ae_title if is_requestor else agreement.calling_ae_title
         self.peer = f"{title}@{host}:{port}"
+        # The peer's verified certificate subject (RFC 4514) on a TLS association, else None.
+        self.peer_certificate_subject = peer_subject(writer)
         direction = "to" if is_requestor else "from"
         self.label = f"association {direction} {self.peer}" + (f" for {purpose}" if purpose else "")
         self._reader = reader

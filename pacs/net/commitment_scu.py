@@ -113,6 +113,8 @@ class NetReportSender:
                 timeouts=self._requestor.timeouts,
                 max_pdu_length=self._requestor.max_pdu_length,
                 purpose=f"Storage Commitment report {transaction_uid}",
+                tls=self._requestor.tls_for(peer),
+                certificate_subject=peer.certificate_subject,
             )
         except ProtocolError as exc:
             raise ReportNotDelivered(str(exc)) from exc

@@ -2,7 +2,8 @@
 
 import asyncio
 import logging
-from collections.abc import Sequence
+import ssl
+from collections.abc import Mapping, Sequence
 
 from pydicom.uid import UID
 from pynetdicom.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RJ, A_ASSOCIATE_RQ
@@ -32,6 +33,13 @@ from pacs.net.pdu import (
     read_pdu_header,
 )
 from pacs.net.permissions import Gatekeeper, operations_of, refused_contexts_line
+from pacs.net.tls import (
+    describe_failure,
+    identity_rejection,
+    peer_subject,
+    subject_matches,
+    tls_refused,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +55,14 @@ class AssociationRejected(AssociationFailed):
     """The peer answered our A-ASSOCIATE-RQ with A-ASSOCIATE-RJ."""
 
 
+# A TLS record's first byte is its content type; 0x16 (handshake) opens a ClientHello.
+TLS_HANDSHAKE_RECORD = 0x16
+
+
+class TlsOnPlainPort(PduError):
+    """A TLS ClientHello arrived where an A-ASSOCIATE-RQ was expected."""
+
+
 def _address(writer: asyncio.StreamWriter) -> str:
     peer = writer.get_extra_info("peername")
     return f"{peer[0]}:{peer[1]}" if peer else "?"
@@ -58,6 +74,8 @@ async def _read_associate_pdu(
     """Read one association-phase PDU within the ARTIM timeout; return (type, whole PDU)."""
     async with asyncio.timeout(timeout):
         pdu_type, length = await read_pdu_header(reader.readexactly)
+        if pdu_type == TLS_HANDSHAKE_RECORD and PduType.ASSOCIATE_RQ in expected:
+            raise TlsOnPlainPort("a TLS ClientHello on the plain DICOM port")
         if pdu_type not in expected:
             known = pdu_type in PduType._value2member_map_
             reason = AbortReason.UNEXPECTED_PDU if known else AbortReason.UNRECOGNIZED_PDU
@@ -95,12 +113,14 @@ async def accept_association(
     *,
     association_limit: int | None = None,
     gatekeeper: Gatekeeper | None = None,
+    bound_subjects: Mapping[str, str] | None = None,
 ) -> Association | None:
     """Negotiate a new connection as acceptor; None when it was rejected or abandoned.
 
     `association_limit` is set when the server is already full: the request is
     then answered with a transient "local limit exceeded" rejection. `gatekeeper`
-    decides what the calling AE may negotiate (None: everything).
+    decides what the calling AE may negotiate (None: everything). `bound_subjects`:
+    calling AE titles that must present these certificate subjects.
     """
     set_nodelay(writer)
     address = _address(writer)
@@ -119,12 +139,21 @@ async def accept_association(
         log.info("%s: connection closed before association", address)
         writer.close()
         return None
+    except TlsOnPlainPort as exc:
+        tls_refused(address, str(exc))
+        writer.close()  # an A-ABORT would mean nothing to a TLS client
+        return None
     except PduError as exc:
         log.warning("%s: aborting: %s", address, exc)
         abort = encode_abort(AbortSource.SERVICE_PROVIDER, exc.reason)
         await _refuse(reader, writer, abort, timeouts.acse)
         return None
     rejection, admitted = _judge(rq, policy, address, association_limit, gatekeeper)
+    if rejection is None and bound_subjects:
+        subject = peer_subject(writer)
+        calling = rq.calling_ae_title.strip()
+        if rejection := identity_rejection(calling, subject, bound_subjects, address):
+            admitted = NOTHING  # tls_refused has logged it
     if rejection is not None:
         if admitted:  # else permissions.refuse_permission has logged it
             log.warning(
@@ -138,15 +167,59 @@ async def accept_association(
         return None
     agreement, ac = _accept(rq, policy, gatekeeper, admitted, address)
     writer.write(ac)
+    association = Association(reader, writer, agreement, timeouts, is_requestor=False)
     log.info(
-        "association from %s@%s to %s accepted: %d of %d contexts",
+        "association from %s@%s to %s accepted: %d of %d contexts%s",
         agreement.calling_ae_title,
         address,
         agreement.called_ae_title,
         len(agreement.accepted),
         len(agreement.accepted) + len(agreement.rejected),
+        _tls_note(writer, association.peer_certificate_subject),
     )
-    return Association(reader, writer, agreement, timeouts, is_requestor=False)
+    return association
+
+
+def _tls_note(writer: asyncio.StreamWriter, subject: str | None) -> str:
+    """What the opening line adds for a TLS association: its version and peer subject."""
+    ssl_object = writer.get_extra_info("ssl_object")
+    if ssl_object is None:
+        return ""
+    return f", {ssl_object.version()}" + (f" as {subject}" if subject else "")
+
+
+async def _connect(
+    host: str, port: int, called_ae_title: str, timeouts: Timeouts, tls: ssl.SSLContext | None
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Connect, then (with `tls`) complete the TLS handshake; failures of the latter are
+    TLS refusals, whatever the peer did (alert, reset, silence)."""
+    where = f"{called_ae_title}@{host}:{port}"
+    try:
+        async with asyncio.timeout(timeouts.acse):
+            reader, writer = await asyncio.open_connection(host, port)
+    except (OSError, TimeoutError) as exc:
+        raise AssociationFailed(f"cannot connect to {where}: {exc}") from exc
+    if tls is None:
+        return reader, writer
+    try:
+        async with asyncio.timeout(timeouts.acse):
+            await writer.start_tls(tls, server_hostname=host)
+    except (OSError, TimeoutError) as exc:
+        writer.transport.abort()
+        reason = describe_failure(exc)
+        tls_refused(where, reason)
+        raise AssociationFailed(f"cannot connect to {where} over TLS: {reason}") from exc
+    return reader, writer
+
+
+def _check_subject(writer: asyncio.StreamWriter, where: str, wanted: str) -> None:
+    """Close the connection unless the peer's certificate carries the configured subject."""
+    subject = peer_subject(writer)
+    if not subject_matches(subject, wanted):
+        writer.close()
+        reason = f"certificate subject {subject!r} is not the configured {wanted!r}"
+        tls_refused(where, reason)
+        raise AssociationFailed(f"{where}: {reason}")
 
 
 def _judge(
@@ -209,19 +282,19 @@ async def request_association(
     timeouts: Timeouts,
     max_pdu_length: int,
     purpose: str = "",
+    tls: ssl.SSLContext | None = None,
+    certificate_subject: str | None = None,
 ) -> Association:
     """Open an association to a peer as requestor; raise AssociationFailed when that fails.
 
     `purpose` ("C-MOVE from ...") goes into the association's opening and closing lines.
+    With `tls`, the connection is TLS and, given `certificate_subject`, the peer's
+    certificate must carry that subject.
     """
     proposed = number_contexts(contexts)
-    try:
-        async with asyncio.timeout(timeouts.acse):
-            reader, writer = await asyncio.open_connection(host, port)
-    except (OSError, TimeoutError) as exc:
-        raise AssociationFailed(
-            f"cannot connect to {called_ae_title}@{host}:{port}: {exc}"
-        ) from exc
+    reader, writer = await _connect(host, port, called_ae_title, timeouts, tls)
+    if tls is not None and certificate_subject is not None:
+        _check_subject(writer, f"{called_ae_title}@{host}:{port}", certificate_subject)
     set_nodelay(writer)
     writer.write(build_request(calling_ae_title, called_ae_title, proposed, max_pdu_length))
     expected = {PduType.ASSOCIATE_AC, PduType.ASSOCIATE_RJ, PduType.ABORT}

@@ -1,6 +1,7 @@
 """C-MOVE SCP (PS3.4 C.4.2): send what the identifier names to a configured peer."""
 
 import logging
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 class Destination:
     host: str
     port: int
+    tls: bool = False
+    certificate_subject: str | None = None  # required of its certificate over TLS
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +40,11 @@ class Requestor:
     ae_title: str
     max_pdu_length: int
     timeouts: Timeouts
+    tls: ssl.SSLContext | None = None  # for destinations marked `tls`
+
+    def tls_for(self, destination: Destination) -> ssl.SSLContext | None:
+        """The TLS context for associations to `destination`; None: plain TCP."""
+        return self.tls if destination.tls else None
 
 
 async def finish(
@@ -115,6 +123,8 @@ def make_move_handler(
                 timeouts=requestor.timeouts,
                 max_pdu_length=requestor.max_pdu_length,
                 purpose=purpose,
+                tls=requestor.tls_for(destination),
+                certificate_subject=destination.certificate_subject,
             )
         except AssociationFailed as exc:
             where = f"{title}@{destination.host}:{destination.port}"

@@ -2,12 +2,15 @@
 
 import asyncio
 import logging
-from dataclasses import dataclass
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from pacs.net.association import Association, Handlers, Timeouts
 from pacs.net.handshake import accept_association
 from pacs.net.negotiation import AcceptorPolicy
 from pacs.net.permissions import Gatekeeper
+from pacs.net.tls import start_tls_server
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +22,18 @@ class Listener:
     host: str
     port: int
     max_associations: int
+    plain: bool = True  # False: only the TLS listener accepts associations
+
+
+@dataclass(slots=True)
+class TlsListener:
+    """The DICOM TLS port beside the plain one."""
+
+    port: int
+    context: ssl.SSLContext
+    handshake_timeout: float
+    # Calling AE titles bound to a certificate subject, on either listener; replaced on reload.
+    bound_subjects: Mapping[str, str] = field(default_factory=dict)
 
 
 class DimseServer:
@@ -30,33 +45,76 @@ class DimseServer:
         policy: AcceptorPolicy,
         handlers: Handlers,
         timeouts: Timeouts,
+        *,
         gatekeeper: Gatekeeper | None = None,
+        tls: TlsListener | None = None,
     ) -> None:
         self._listener = listener
         self.policy = policy  # replaced on reload; running associations keep their agreement
         self._gatekeeper = gatekeeper
+        self._tls = tls
         self._handlers = handlers
         self._timeouts = timeouts
         self._server: asyncio.Server | None = None
+        self._tls_server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._associations: set[Association] = set()
         self._active = 0  # connections being negotiated or served
+        self._stopping = False
 
     @property
     def address(self) -> tuple[str, int]:
-        """The bound (host, port): with port 0 in the settings, the one the OS chose."""
-        assert self._server is not None, "server not started"
-        host, port = self._server.sockets[0].getsockname()[:2]
+        """The bound (host, port): with port 0 in the settings, the one the OS chose.
+
+        The plain listener's, or the TLS one's when there is no plain listener.
+        """
+        server = self._server or self._tls_server
+        assert server is not None, "server not started"
+        host, port = server.sockets[0].getsockname()[:2]
+        return host, port
+
+    @property
+    def tls_address(self) -> tuple[str, int] | None:
+        """The bound (host, port) of the TLS listener, if there is one."""
+        if self._tls_server is None:
+            return None
+        host, port = self._tls_server.sockets[0].getsockname()[:2]
         return host, port
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(
-            self._on_connection, self._listener.host, self._listener.port
-        )
+        """Listen on the plain port, the TLS port, or both.
+
+        An OSError from the TLS port carries the note "[tls] port".
+        """
+        if self._tls is not None:
+            tls = self._tls
+            try:
+                self._tls_server = await start_tls_server(
+                    self._listener.host,
+                    tls.port,
+                    tls.context,
+                    tls.handshake_timeout,
+                    self._on_connection,
+                )
+            except OSError as exc:
+                exc.add_note("[tls] port")
+                raise
+        if self._listener.plain:
+            try:
+                self._server = await asyncio.start_server(
+                    self._on_connection, self._listener.host, self._listener.port
+                )
+            except OSError:
+                if self._tls_server is not None:
+                    self._tls_server.close()
+                raise
 
     async def _on_connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
+        if self._stopping:  # a TLS handshake that finished after stop() closed the listeners
+            writer.close()
+            return
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
@@ -71,6 +129,7 @@ class DimseServer:
                 self._timeouts,
                 association_limit=limit,
                 gatekeeper=self._gatekeeper,
+                bound_subjects=self._tls.bound_subjects if self._tls else None,
             )
             if assoc is not None:
                 await self._serve(assoc)
@@ -90,8 +149,10 @@ class DimseServer:
 
     async def stop(self, grace: float) -> None:
         """Refuse new associations, give running ones `grace` seconds, then abort the rest."""
-        if self._server is not None:
-            self._server.close()
+        self._stopping = True
+        for server in (self._server, self._tls_server):
+            if server is not None:
+                server.close()
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
             if pending:

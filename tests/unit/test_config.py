@@ -191,7 +191,7 @@ def test_bad_database_url_in_environment_names_the_variable() -> None:
     [
         ('[server]\nport = "abc"', "[server] port: must be an integer from 0 to 65535, got 'abc'"),
         ("[server]\nprot = 104", "unknown key [server] prot (did you mean port?)"),
-        ("[tls]\nenabled = true", "unknown table [tls]"),
+        ("[tsl]\nport = 2762", "unknown table [tsl] (did you mean tls?)"),
         ("debug = true", "unknown key debug"),
         ("server = 3", "[server]: must be a table, got 3"),
         (
