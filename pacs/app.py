@@ -13,7 +13,10 @@ from pacs.archive.group_commit import GroupCommit
 from pacs.archive.ingest import Ingest
 from pacs.archive.query import QueryOptions, QueryService
 from pacs.archive.retrieve import RetrieveService
-from pacs.config import ServerSettings, Settings
+from pacs.audit.auditor import Auditor
+from pacs.audit.forward import SyslogSink, SyslogTarget
+from pacs.audit.sinks import JsonLinesSink, Sink
+from pacs.config import AuditSettings, ServerSettings, Settings
 from pacs.errors import StartupError, StoreUnavailable
 from pacs.index.commitments import CommitmentLedger
 from pacs.index.engine import (
@@ -112,6 +115,7 @@ class PacsApp:
         self.destinations = {p.ae_title: Destination(p.host, p.port) for p in settings.peers}
         self.requestor = Requestor(server.ae_title, server.max_pdu_length, self.timeouts)
         self.open_associations = OpenAssociations()
+        self.auditor = build_auditor(settings.audit, server.ae_title)
         commitment = settings.commitment
         self.commitments = CommitmentService(
             CommitmentLedger(sessions),
@@ -124,6 +128,7 @@ class PacsApp:
                 max_retry_interval=commitment.max_retry_interval,
                 deadline=commitment.report_deadline,
             ),
+            auditor=self.auditor,
         )
         self._worker: asyncio.Task[None] | None = None
         self.server = self._build_server()
@@ -132,12 +137,16 @@ class PacsApp:
         server = self.settings.server
         handlers = Handlers()
         handlers.register(Command.C_ECHO_RQ, [VERIFICATION], handle_echo)
-        handlers.register(Command.C_FIND_RQ, QUERY_RETRIEVE_FIND, make_find_handler(self.queries))
-        handlers.register(Command.C_GET_RQ, QUERY_RETRIEVE_GET, make_get_handler(self.retrieve))
+        handlers.register(
+            Command.C_FIND_RQ, QUERY_RETRIEVE_FIND, make_find_handler(self.queries, self.auditor)
+        )
+        handlers.register(
+            Command.C_GET_RQ, QUERY_RETRIEVE_GET, make_get_handler(self.retrieve, self.auditor)
+        )
         handlers.register(
             Command.C_MOVE_RQ,
             QUERY_RETRIEVE_MOVE,
-            make_move_handler(self.retrieve, self.destinations, self.requestor),
+            make_move_handler(self.retrieve, self.destinations, self.requestor, self.auditor),
         )
         handlers.register(
             Command.N_ACTION_RQ,
@@ -145,7 +154,7 @@ class PacsApp:
             make_commitment_handler(self.commitments, self.open_associations),
         )
         handlers.register(
-            Command.C_STORE_RQ, storage_sop_classes(), make_store_handler(self.ingest)
+            Command.C_STORE_RQ, storage_sop_classes(), make_store_handler(self.ingest, self.auditor)
         )
         policy = AcceptorPolicy(
             ae_title=server.ae_title,
@@ -160,7 +169,7 @@ class PacsApp:
             ],
         )
         listener = Listener(server.host, server.port, server.max_associations)
-        return DimseServer(listener, policy, handlers, self.timeouts)
+        return DimseServer(listener, policy, handlers, self.timeouts, self.auditor)
 
     @property
     def address(self) -> tuple[str, int]:
@@ -177,16 +186,25 @@ class PacsApp:
         except StoreUnavailable as exc:
             raise StartupError("[storage] root", str(exc)) from exc
         try:
+            self._start_audit()
             await open_index(self.engine, self.settings)
             await self._listen()
             self._worker = asyncio.create_task(self.commitments.run(), name="commitment worker")
         except BaseException:
+            await self.auditor.close()
             await self.reads.close()
             await self.index.close()
             await self.engine.dispose()
             raise
+        self.auditor.application_started()
         host, port = self.address
         log.info("pacs listening on %s:%d as %s", host, port, self.settings.server.ae_title)
+
+    def _start_audit(self) -> None:
+        try:
+            self.auditor.start()
+        except OSError as exc:  # ssl.SSLError too: a bad certificate or key file
+            raise StartupError("[audit]", f"cannot start the audit trail: {exc}") from exc
 
     async def _listen(self) -> None:
         try:
@@ -202,10 +220,26 @@ class PacsApp:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
         await self.commits.close()
+        self.auditor.application_stopped()
+        await self.auditor.close()
         await self.reads.close()
         await self.index.close()
         await self.engine.dispose()
         log.info("pacs stopped")
+
+
+def build_auditor(settings: AuditSettings, ae_title: str) -> Auditor:
+    """The audit trail's sinks from [audit]: none, the JSON-lines file, syslog, or both."""
+    sinks: list[Sink] = []
+    if settings.file is not None:
+        sinks.append(JsonLinesSink(settings.file))
+    if (address := settings.syslog_address) is not None:
+        tls, host, port = address
+        target = SyslogTarget(
+            host, port, tls, settings.ca_certificates, settings.certificate, settings.private_key
+        )
+        sinks.append(SyslogSink(target, settings.spool))
+    return Auditor(ae_title, sinks)
 
 
 async def open_index(engine: AsyncEngine, settings: Settings) -> None:

@@ -105,6 +105,27 @@ class LoggingSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class AuditSettings:
+    """The audit trail: a JSON-lines file, and syslog (tcp:// or tls://) spooled to disk."""
+
+    file: Path | None = None
+    syslog: str | None = None
+    spool: Path = field(default_factory=lambda: Path("data/audit-spool").absolute())
+    ca_certificates: Path | None = None
+    certificate: Path | None = None
+    private_key: Path | None = None
+
+    @property
+    def syslog_address(self) -> tuple[bool, str, int] | None:
+        """(TLS or not, host, port) of the syslog receiver, None when there is none."""
+        if self.syslog is None:
+            return None
+        scheme, _, address = self.syslog.partition("://")
+        host, _, port = address.rpartition(":")
+        return scheme == "tls", host.strip("[]"), int(port)
+
+
+@dataclass(frozen=True, slots=True)
 class Peer:
     """A remote AE we connect to: a C-MOVE destination or a commitment report target."""
 
@@ -124,6 +145,7 @@ class Settings:
     commitment: CommitmentSettings = field(default_factory=CommitmentSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     peers: tuple[Peer, ...] = ()
+    audit: AuditSettings = field(default_factory=AuditSettings)
 
     def peer(self, ae_title: str) -> Peer | None:
         """Return the peer with this AE title, or None if it is not configured."""
@@ -216,6 +238,22 @@ def mask_password(url: str) -> str:
     return _QUERY_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", url, count=1))
 
 
+def _path(value: object) -> Path:
+    return Path(_text(value)).absolute()
+
+
+def _syslog_url(value: object) -> str:
+    """tcp://host:port or tls://host:port (an IPv6 host in brackets)."""
+    url = _text(value)
+    scheme, _, address = url.partition("://")
+    host, _, port = address.rpartition(":")
+    if scheme not in ("tcp", "tls") or not host.strip("[]") or not port.isdigit():
+        raise _Invalid(f"must be tcp://host:port or tls://host:port, got {_show(value)}")
+    if not 1 <= int(port) <= 65535:
+        raise _Invalid(f"port must be from 1 to 65535, got {_show(value)}")
+    return url
+
+
 def _one_of(choices: Sequence[_S]) -> Callable[[object], _S]:
     """Build a case-insensitive parser that returns the matching choice itself."""
     by_name = {choice.casefold(): choice for choice in choices}
@@ -262,6 +300,14 @@ _KEYS: Mapping[str, Mapping[str, _Parser]] = {
         "report_deadline": _seconds,
     },
     "logging": {"level": _one_of(LOG_LEVELS)},
+    "audit": {
+        "file": _path,
+        "syslog": _syslog_url,
+        "spool": _path,
+        "ca_certificates": _path,
+        "certificate": _path,
+        "private_key": _path,
+    },
     "peers": {"ae_title": _ae_title, "host": _text, "port": _integer(1, 65535)},
 }
 
@@ -312,6 +358,19 @@ def _parse_peers(tables: object) -> tuple[Peer, ...]:
     return tuple(peers)
 
 
+def _parse_audit(table: object) -> AuditSettings:
+    """Parse [audit]; the TLS keys make sense only with a tls:// syslog receiver."""
+    audit = _parse_table(AuditSettings, table, "[audit]", _KEYS["audit"], required=False)
+    tls_keys = ("ca_certificates", "certificate", "private_key")
+    address = audit.syslog_address
+    given = [key for key in tls_keys if getattr(audit, key) is not None]
+    if given and not (address and address[0]):
+        raise _Invalid(f'[audit] {given[0]}: only used with syslog = "tls://host:port"')
+    if audit.private_key is not None and audit.certificate is None:
+        raise _Invalid("[audit] private_key: needs certificate (the client certificate)")
+    return audit
+
+
 def _parse_document(document: Mapping[str, object]) -> Settings:
     _check_known(document, list(_KEYS))
 
@@ -326,6 +385,7 @@ def _parse_document(document: Mapping[str, object]) -> Settings:
         commitment=section(CommitmentSettings, "commitment"),
         logging=section(LoggingSettings, "logging"),
         peers=_parse_peers(document.get("peers", [])),
+        audit=_parse_audit(document.get("audit", {})),
     )
 
 

@@ -7,6 +7,7 @@ caller answer Success. Concurrent ingests share index commits (group commit).
 """
 
 import asyncio
+import dataclasses
 import io
 import logging
 from collections.abc import AsyncIterator
@@ -56,6 +57,9 @@ class IngestOutcome:
     kind: AddKind
     blob: BlobRef
     previous_sha256: str | None = None
+    # For the audit trail.
+    study_instance_uid: str = ""
+    patient_id: str = ""
 
 
 @dataclass(slots=True)
@@ -182,7 +186,12 @@ class Ingest:
             raise
         outcome = await self._commits.add(record, stored)
         # The index committed, so the file is stored: the future holds its reference.
-        return self._judge(outcome, stored.result(), arrival)
+        judged = self._judge(outcome, stored.result(), arrival)
+        return dataclasses.replace(
+            judged,
+            study_instance_uid=record.study.study_instance_uid,
+            patient_id=record.patient.patient_id,
+        )
 
     def _judge(self, outcome: AddOutcome, blob: BlobRef, arrival: Arrival) -> IngestOutcome:
         uid = outcome.sop_instance_uid

@@ -137,6 +137,7 @@ class Association:
         host, port = writer.get_extra_info("peername")[:2]
         title = agreement.called_ae_title if is_requestor else agreement.calling_ae_title
         self.peer = f"{title}@{host}:{port}"
+        self.peer_host = str(host)
         direction = "to" if is_requestor else "from"
         self.label = f"association {direction} {self.peer}" + (f" for {purpose}" if purpose else "")
         self._reader = reader

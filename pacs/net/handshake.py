@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from pynetdicom.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RJ, A_ASSOCIATE_RQ
 from pynetdicom.presentation import PresentationContext
 
+from pacs.audit.auditor import Alert, Auditor
+from pacs.audit.events import Node
 from pacs.errors import ProtocolError
 from pacs.net.association import Association, Timeouts, set_nodelay
 from pacs.net.negotiation import (
@@ -90,6 +92,7 @@ async def accept_association(
     timeouts: Timeouts,
     *,
     association_limit: int | None = None,
+    auditor: Auditor | None = None,
 ) -> Association | None:
     """Negotiate a new connection as acceptor; None when it was rejected or abandoned.
 
@@ -119,6 +122,10 @@ async def accept_association(
         await _refuse(reader, writer, abort, timeouts.acse)
         return None
     rejection: Rejection | None = check_request(rq, policy)
+    if rejection is not None and auditor is not None:
+        peer = Node(rq.calling_ae_title.strip(), address.rpartition(":")[0])
+        why = f"{rq.called_ae_title.strip()} refused {peer.ae_title}: {rejection.why}"
+        auditor.security_alert(peer, Alert.ASSOCIATION_REFUSED, why)
     if rejection is None and association_limit is not None:
         rejection = too_many_associations(association_limit)
     if rejection is not None:

@@ -5,10 +5,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pacs.archive.retrieve import RetrieveService
+from pacs.audit.auditor import Auditor
+from pacs.audit.events import Node
 from pacs.dicom.selection import parse_selection
 from pacs.errors import InvalidIdentifier, PacsError
 from pacs.net import status
 from pacs.net.association import Association, AssociationClosed, Handler, Timeouts
+from pacs.net.audit_peer import peer_node
 from pacs.net.dimse import DimseMessage
 from pacs.net.find_scp import decode_identifier, encode_identifier
 from pacs.net.handshake import AssociationFailed, request_association
@@ -54,7 +57,10 @@ async def finish(
 
 
 def make_move_handler(
-    retrieve: RetrieveService, destinations: Mapping[str, Destination], requestor: Requestor
+    retrieve: RetrieveService,
+    destinations: Mapping[str, Destination],
+    requestor: Requestor,
+    auditor: Auditor,
 ) -> Handler:
     """The C-MOVE handler: destinations are the configured peers by AE title."""
 
@@ -103,6 +109,7 @@ def make_move_handler(
             return
 
         cancelled = False
+        transfer = auditor.transfer(peer_node(assoc), Node(title, destination.host))
         try:
             cancelled = await send_all(
                 sub,
@@ -111,6 +118,7 @@ def make_move_handler(
                 counts,
                 cancelled=lambda: assoc.cancelled(request.message_id),
                 progress=report_pending(assoc, request),
+                transfer=transfer,
                 originator=(assoc.agreement.calling_ae_title, request.message_id),
             )
         except AssociationClosed:
@@ -122,6 +130,7 @@ def make_move_handler(
             counts.remaining = 0
         finally:
             await sub.release()
+            transfer.finished(counts.failed, f"C-MOVE {counts.describe()}")
         await finish(assoc, request, counts, cancelled, detail)
 
     return handle_move

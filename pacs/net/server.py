@@ -4,6 +4,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
+from pacs.audit.auditor import Auditor
 from pacs.net.association import Association, Handlers, Timeouts
 from pacs.net.handshake import accept_association
 from pacs.net.negotiation import AcceptorPolicy
@@ -24,8 +25,14 @@ class DimseServer:
     """Accepts connections and serves each association as its own task on the running loop."""
 
     def __init__(
-        self, listener: Listener, policy: AcceptorPolicy, handlers: Handlers, timeouts: Timeouts
+        self,
+        listener: Listener,
+        policy: AcceptorPolicy,
+        handlers: Handlers,
+        timeouts: Timeouts,
+        auditor: Auditor,
     ) -> None:
+        self._auditor = auditor
         self._listener = listener
         self._policy = policy
         self._handlers = handlers
@@ -58,7 +65,12 @@ class DimseServer:
         try:
             limit = self._listener.max_associations if full else None
             assoc = await accept_association(
-                reader, writer, self._policy, self._timeouts, association_limit=limit
+                reader,
+                writer,
+                self._policy,
+                self._timeouts,
+                association_limit=limit,
+                auditor=self._auditor,
             )
             if assoc is not None:
                 await self._serve(assoc)
@@ -75,6 +87,7 @@ class DimseServer:
             await assoc.serve(self._handlers)  # its closing line is the association's own
         finally:
             self._associations.discard(assoc)
+            self._auditor.association_ended(assoc)
 
     async def stop(self, grace: float) -> None:
         """Refuse new associations, give running ones `grace` seconds, then abort the rest."""

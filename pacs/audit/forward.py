@@ -1,0 +1,207 @@
+"""RFC 5424 syslog over TCP or TLS (RFC 5425 framing) carrying DICOM audit messages.
+
+Every message is spooled (appended and fsynced) before it is sent, and sent from the
+spool in order, so an outage of the receiver or a restart of pacs loses nothing.
+Delivery is at least once: plain syslog has no acknowledgement, so a batch counts as
+delivered only when the connection is still open a moment after it was sent
+(CONFIRM_DELAY); a receiver that closed in between gets the batch again on the next
+connection, and a restart resends what was not yet confirmed. Receivers that must
+not see duplicates can drop them by EventDateTime and content.
+"""
+
+import functools
+import logging
+import os
+import select
+import socket
+import ssl
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pacs.audit.events import AuditEvent
+from pacs.audit.message import render
+from pacs.audit.sinks import MAX_RETRY_INTERVAL, RETRY_INTERVAL, Sink, retrying
+from pacs.audit.spool import Spool, frame
+
+log = logging.getLogger(__name__)
+
+# RFC 5424 PRI: facility 10 (security/authorization) * 8 + severity 5 (notice).
+PRIORITY = 85
+MSGID = "IHE+RFC-3881"
+CONFIRM_DELAY = 0.2  # seconds a sent batch waits for its connection to prove alive
+BATCH_BYTES = 1024 * 1024
+CONNECT_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class SyslogTarget:
+    """Where to send: `tls` with the CA that vouches for the receiver, and our own key pair."""
+
+    host: str
+    port: int
+    tls: bool = False
+    ca_certificates: Path | None = None
+    certificate: Path | None = None
+    private_key: Path | None = None
+
+    def describe(self) -> str:
+        return f"{'tls' if self.tls else 'tcp'}://{self.host}:{self.port}"
+
+
+def syslog_message(event: AuditEvent, hostname: str, app_name: str = "pacs") -> bytes:
+    """One RFC 5424 message: header, no structured data, a BOM and the audit XML."""
+    header = (
+        f"<{PRIORITY}>1 {event.time.isoformat()} {hostname or '-'} {app_name} "
+        f"{os.getpid()} {MSGID} - "
+    )
+    return header.encode("ascii") + b"\xef\xbb\xbf" + render(event)
+
+
+def tls_context(target: SyslogTarget) -> ssl.SSLContext:
+    context = ssl.create_default_context(
+        cafile=str(target.ca_certificates) if target.ca_certificates else None
+    )
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if target.certificate is not None:
+        key = str(target.private_key) if target.private_key else None
+        context.load_cert_chain(str(target.certificate), key)
+    return context
+
+
+def _peer_closed(sock: socket.socket) -> bool:
+    """True when the receiver closed or reset the connection (receivers never send data)."""
+    readable, _, _ = select.select([sock], [], [], 0)
+    if not readable:
+        return False
+    timeout = sock.gettimeout()
+    sock.setblocking(False)
+    try:
+        return sock.recv(4096) == b""
+    except (ssl.SSLWantReadError, BlockingIOError):
+        return False  # a TLS record that is not data, such as a session ticket
+    except OSError:
+        return True
+    finally:
+        sock.settimeout(timeout)
+
+
+class SyslogSink(Sink):
+    """Spools each event's message, then sends from the spool while the receiver is up."""
+
+    name = "audit syslog"
+
+    def __init__(self, target: SyslogTarget, spool_directory: Path) -> None:
+        super().__init__()
+        self.target = target
+        self._spool_directory = spool_directory
+        self._spool: Spool | None = None
+        self._hostname = socket.gethostname()
+        self._context: ssl.SSLContext | None = None
+        self._sock: socket.socket | None = None
+        self._sent_to = 0  # spool offset sent on this connection, not yet confirmed
+        self._down = False
+
+    def start(self) -> None:
+        # In the caller: a spool or certificate that cannot be used fails the start.
+        self._context = tls_context(self.target) if self.target.tls else None
+        self._spool = Spool(self._spool_directory)
+        self._sent_to = self._spool.sent
+        if self._spool.pending:
+            log.info("audit: %d bytes spooled for %s", self._spool.pending, self.target.describe())
+        super().start()
+
+    def _connect(self) -> socket.socket:
+        target = self.target
+        sock = socket.create_connection((target.host, target.port), timeout=CONNECT_TIMEOUT)
+        if self._context is not None:
+            try:
+                sock = self._context.wrap_socket(sock, server_hostname=target.host)
+            except OSError:
+                sock.close()
+                raise
+        return sock
+
+    def _disconnect(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        assert self._spool is not None
+        self._sent_to = self._spool.sent  # unconfirmed batches go again
+
+    def _send(self) -> None:
+        """Confirm what the open connection carried, then send what is pending."""
+        spool = self._spool
+        assert spool is not None
+        if self._sock is not None and _peer_closed(self._sock):
+            self._disconnect()
+            raise ConnectionError("the receiver closed the connection")
+        if self._sock is not None and self._sent_to > spool.sent:
+            spool.mark_sent(self._sent_to)
+            self._sent_to = spool.sent
+        if self._sent_to >= spool.size:
+            return
+        if self._sock is None:
+            self._sock = self._connect()
+        data = spool.read(self._sent_to, BATCH_BYTES)
+        try:
+            self._sock.sendall(data)
+        except OSError:
+            self._disconnect()
+            raise
+        self._sent_to += len(data)
+
+    def _attempt(self) -> bool:
+        """Try to send; True when it worked, else log the outage once and return False."""
+        try:
+            self._send()
+        except OSError as exc:
+            if not self._down:
+                self._down = True
+                log.error("audit: syslog %s unreachable, spooling: %s", self.target.describe(), exc)
+            return False
+        if self._down:
+            self._down = False
+            log.warning("audit: syslog %s reachable again", self.target.describe())
+        return True
+
+    def _unconfirmed(self) -> bool:
+        assert self._spool is not None
+        return self._sent_to > self._spool.sent or self._sent_to < self._spool.size
+
+    def _run(self) -> None:
+        spool = self._spool
+        assert spool is not None
+        delay = RETRY_INTERVAL
+        timeout: float | None = None
+        while True:
+            batch = self._take(timeout)
+            if batch:
+                frames = b"".join(frame(syslog_message(e, self._hostname)) for e in batch)
+                if not retrying(
+                    "spooling", functools.partial(spool.append, frames), self._stop.is_set
+                ):
+                    log.error("audit: %d events not spooled", len(batch))
+            if self._attempt():
+                delay = RETRY_INTERVAL
+                timeout = CONFIRM_DELAY if self._unconfirmed() else None
+            else:
+                timeout, delay = delay, min(delay * 2, MAX_RETRY_INTERVAL)
+            if self._closing:
+                break
+        self._finish()
+
+    def _finish(self) -> None:
+        """At close: confirm and send what can go now; the rest waits in the spool."""
+        if self._attempt() and self._unconfirmed():
+            time.sleep(CONFIRM_DELAY)  # the receiver's chance to close on us, as in _run
+            self._attempt()
+        if self._sock is not None:
+            self._sock.close()
+        assert self._spool is not None
+        if self._spool.pending:
+            log.warning(
+                "audit: %d bytes stay spooled for %s until the next start",
+                self._spool.pending,
+                self.target.describe(),
+            )
