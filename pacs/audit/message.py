@@ -43,7 +43,9 @@ def _is_ip(host: str) -> bool:
 
 def _participant(message: ET.Element, participant: Participant) -> None:
     node = participant.node
-    attributes = {"UserID": node.ae_title, "UserIsRequestor": str(participant.is_requestor).lower()}
+    # A peer refused before it named its AE title is known by its address.
+    user = node.ae_title or node.host or "unknown"
+    attributes = {"UserID": user, "UserIsRequestor": str(participant.is_requestor).lower()}
     if participant.process_id:
         attributes["AlternativeUserID"] = participant.process_id
     if node.certificate_subject:

@@ -118,6 +118,11 @@ async def accept_association(
         return None
     except PduError as exc:
         log.warning("%s: aborting: %s", address, exc)
+        if auditor is not None:
+            why = f"aborted before negotiation: {exc}"
+            auditor.security_alert(
+                Node("", address.rpartition(":")[0]), Alert.ASSOCIATION_REFUSED, why
+            )
         abort = encode_abort(AbortSource.SERVICE_PROVIDER, exc.reason)
         await _refuse(reader, writer, abort, timeouts.acse)
         return None

@@ -1,6 +1,7 @@
 """A loopback RFC 5425 syslog receiver for the audit tests: stopped and started at will."""
 
 import asyncio
+import ssl
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,7 +34,9 @@ def parse(message: bytes) -> Received:
 class SyslogReceiver:
     """Reads octet-counted frames on a loopback port; keeps the port across restarts."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+        self._tls = tls
+        self.tls_versions: set[str] = set()  # of the connections that delivered messages
         self.port = 0
         self.messages: list[Received] = []
         self._server: asyncio.Server | None = None
@@ -42,12 +45,14 @@ class SyslogReceiver:
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(
-            self._on_client, "127.0.0.1", self.port, reuse_address=True
+            self._on_client, "127.0.0.1", self.port, reuse_address=True, ssl=self._tls
         )
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
+        if (tls := writer.get_extra_info("ssl_object")) is not None:
+            self.tls_versions.add(tls.version())
         try:
             while True:
                 length = await reader.readuntil(b" ")

@@ -5,6 +5,8 @@ import asyncio
 import base64
 import json
 import logging
+import ssl
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -187,3 +189,87 @@ async def test_a_restart_sends_what_was_spooled_while_the_receiver_was_down(
     expected = _keys(_events(audit["file"]))
     await syslog.wait_for(lambda _: syslog.keys() >= expected, ARRIVAL_TIMEOUT)
     assert syslog.keys() == expected
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, made by the openssl command."""
+    certificate, key = directory / "receiver.pem", directory / "receiver.key"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+            "-nodes", "-days", "1", "-subj", "/CN=audit receiver",
+            "-addext", "subjectAltName=IP:127.0.0.1",
+            "-keyout", str(key), "-out", str(certificate),
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return certificate, key
+
+
+async def test_syslog_over_tls_reaches_a_receiver_whose_certificate_the_ca_file_trusts(
+    start_pacs: StartPacs, tmp_path: Path
+) -> None:
+    certificate, key = _self_signed(tmp_path)
+    server_side = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_side.load_cert_chain(certificate, key)
+    syslog = SyslogReceiver(server_side)
+    await syslog.start()
+    audit = {
+        **_audit(tmp_path, syslog),
+        "syslog": f"tls://127.0.0.1:{syslog.port}",
+        "ca_certificates": certificate,
+    }
+
+    pacs = await start_pacs(audit=audit)
+    assert await asyncio.to_thread(scu.store, pacs, [make_instance(PatientID="TLS-1")]) == [SUCCESS]
+
+    await syslog.wait_for(lambda messages: len(messages) >= 2, ARRIVAL_TIMEOUT)
+    assert syslog.tls_versions <= {"TLSv1.2", "TLSv1.3"} and syslog.tls_versions
+    patients = [
+        element.get("ParticipantObjectID")
+        for message in syslog.messages
+        for element in message.xml.iter("ParticipantObjectIdentification")
+        if element.get("ParticipantObjectTypeCode") == "1"
+    ]
+    assert patients == ["TLS-1"]
+
+
+async def test_a_tls_syslog_receiver_with_an_untrusted_certificate_gets_nothing(
+    start_pacs: StartPacs, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    certificate, key = _self_signed(tmp_path)
+    server_side = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_side.load_cert_chain(certificate, key)
+    syslog = SyslogReceiver(server_side)
+    await syslog.start()
+    audit = {**_audit(tmp_path, syslog), "syslog": f"tls://127.0.0.1:{syslog.port}"}
+
+    pacs = await start_pacs(audit=audit)  # the system CAs do not vouch for the receiver
+    assert await asyncio.to_thread(scu.store, pacs, [make_instance()]) == [SUCCESS]
+
+    def refused() -> bool:
+        return any("CERTIFICATE_VERIFY_FAILED" in r.getMessage() for r in caplog.records)
+
+    await _eventually(refused)
+    assert await asyncio.to_thread(scu.echo, pacs) == SUCCESS  # pacs serves on
+    assert syslog.messages == []
+
+
+async def test_a_tls_client_hello_on_the_plain_port_is_a_security_alert(
+    start_pacs: StartPacs, tmp_path: Path
+) -> None:
+    audit_file = tmp_path / "audit.jsonl"
+    pacs = await start_pacs(audit={"file": audit_file})
+    reader, writer = await asyncio.open_connection(pacs.host, pacs.port)
+    writer.write(bytes.fromhex("160301020001") + bytes(512))  # a TLS record: handshake
+
+    assert (await reader.readexactly(10))[0] == 0x07  # A-ABORT
+    writer.close()
+    assert pacs.app is not None
+    await pacs.app.stop(grace=2)
+
+    (alert,) = _of(_events(audit_file), EventKind.SECURITY_ALERT)
+    peer = alert["participants"][1]
+    assert (peer["ae_title"], peer["host"]) == ("", "127.0.0.1")
+    assert alert["description"].startswith("association refused: aborted before negotiation")
