@@ -163,27 +163,29 @@ class CommitmentService:
         failed: list[list[Any]] = []
         studies: dict[str, StudyTally] = {}
         for sop_class, sop_instance in references:
-            reason, study_uid = await self._check(sop_class, sop_instance)
-            if reason is None:
+            reason, row = await self._check(sop_class, sop_instance)
+            if row is not None:
                 committed.append([sop_class, sop_instance])
-                # The instance row has no Patient ID: the study names the patient.
-                studies.setdefault(study_uid, StudyTally("")).add(sop_class)
+                tally = StudyTally(row.patient_id or "")
+                studies.setdefault(row.study_instance_uid, tally).add(sop_class)
             else:
                 failed.append([sop_class, sop_instance, reason])
         return {"committed": committed, "failed": failed}, studies
 
-    async def _check(self, sop_class: str, sop_instance: str) -> tuple[int | None, str]:
-        """(None, its study) when committed, else (the Failure Reason, '')."""
+    async def _check(
+        self, sop_class: str, sop_instance: str
+    ) -> tuple[int, None] | tuple[None, InstanceRow]:
+        """(None, its row) when committed, else (the Failure Reason, None)."""
         try:
             row = await self._index.get_instance(sop_instance)
         except PacsError:
-            return PROCESSING_FAILURE, ""
+            return PROCESSING_FAILURE, None
         if row is None:
-            return NO_SUCH_OBJECT_INSTANCE, ""
+            return NO_SUCH_OBJECT_INSTANCE, None
         if row.sop_class_uid != sop_class:
-            return CLASS_INSTANCE_CONFLICT, ""
+            return CLASS_INSTANCE_CONFLICT, None
         check = self._store.verify if self._policy.verify_hash else self._store.exists
         if not await asyncio.to_thread(check, row.blob_sha256):
             log.error("commitment: file of %s is missing or altered", sop_instance)
-            return PROCESSING_FAILURE, ""
-        return None, row.study_instance_uid
+            return PROCESSING_FAILURE, None
+        return None, row

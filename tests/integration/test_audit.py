@@ -21,6 +21,13 @@ from tests.conftest import make_instance
 from tests.integration import scu
 from tests.integration.conftest import PacsAddress, StartPacs
 from tests.integration.syslog_receiver import SyslogReceiver
+from tests.integration.test_commitment_scp import (  # noqa: F401 (fixtures)
+    Reports,
+    action_information,
+    peer_port,
+    reports,
+    request_commitment,
+)
 from tests.integration.test_retrieve_scp import (  # noqa: F401 (the receiver fixture)
     CT,
     STUDY_ROOT_MOVE,
@@ -273,3 +280,32 @@ async def test_a_tls_client_hello_on_the_plain_port_is_a_security_alert(
     peer = alert["participants"][1]
     assert (peer["ae_title"], peer["host"]) == ("", "127.0.0.1")
     assert alert["description"].startswith("association refused: aborted before negotiation")
+
+
+async def test_a_storage_commitment_is_audited_as_instances_accessed(
+    start_pacs: StartPacs,
+    tmp_path: Path,
+    peer_port: int,  # noqa: F811
+    reports: Reports,  # noqa: F811
+) -> None:
+    audit_file = tmp_path / "audit.jsonl"
+    pacs = await start_pacs(
+        audit={"file": audit_file},
+        peers=[{"ae_title": "MODALITY", "host": "127.0.0.1", "port": peer_port}],
+    )
+    study = generate_uid()
+    datasets = [make_instance(StudyInstanceUID=study, PatientID="SC-1") for _ in range(2)]
+    assert await asyncio.to_thread(scu.store, pacs, datasets) == [SUCCESS, SUCCESS]
+    references = [(str(ds.SOPClassUID), str(ds.SOPInstanceUID)) for ds in datasets]
+    references.append((CT, generate_uid()))  # never stored
+    info = action_information(generate_uid(), references)
+
+    status = await asyncio.to_thread(request_commitment, pacs, info, reports, wait=10)
+
+    assert status.Status == SUCCESS
+    await _eventually(lambda: bool(_of(_events(audit_file), EventKind.INSTANCES_ACCESSED)))
+    (accessed,) = _of(_events(audit_file), EventKind.INSTANCES_ACCESSED)
+    assert accessed["studies"] == [
+        {"study_instance_uid": study, "patient_id": "SC-1", "sop_classes": {CT: 2}}
+    ]
+    assert (accessed["outcome"], accessed["participants"][0]["ae_title"]) == (4, "MODALITY")
