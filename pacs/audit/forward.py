@@ -9,6 +9,7 @@ connection, and a restart resends what was not yet confirmed. Receivers that mus
 not see duplicates can drop them by EventDateTime and content.
 """
 
+import collections
 import functools
 import logging
 import os
@@ -100,6 +101,8 @@ class SyslogSink(Sink):
         self._context: ssl.SSLContext | None = None
         self._sock: socket.socket | None = None
         self._sent_to = 0  # spool offset sent on this connection, not yet confirmed
+        # (end offset, when sent) of each batch sent and not yet confirmed, oldest first.
+        self._in_flight: collections.deque[tuple[int, float]] = collections.deque()
         self._down = False
 
     def start(self) -> None:
@@ -128,6 +131,18 @@ class SyslogSink(Sink):
             self._sock = None
         assert self._spool is not None
         self._sent_to = self._spool.sent  # unconfirmed batches go again
+        self._in_flight.clear()
+
+    def _confirm(self, spool: Spool) -> None:
+        """Count as delivered the batches the open connection carried CONFIRM_DELAY ago."""
+        settled = time.monotonic() - CONFIRM_DELAY
+        confirmed = None
+        while self._in_flight and self._in_flight[0][1] <= settled:
+            confirmed = self._in_flight.popleft()[0]
+        if confirmed is not None:
+            spool.mark_sent(confirmed)
+            if not self._in_flight:  # the spool may have been emptied: offsets restart
+                self._sent_to = spool.sent
 
     def _send(self) -> None:
         """Confirm what the open connection carried, then send what is pending."""
@@ -136,9 +151,7 @@ class SyslogSink(Sink):
         if self._sock is not None and _peer_closed(self._sock):
             self._disconnect()
             raise ConnectionError("the receiver closed the connection")
-        if self._sock is not None and self._sent_to > spool.sent:
-            spool.mark_sent(self._sent_to)
-            self._sent_to = spool.sent
+        self._confirm(spool)
         if self._sent_to >= spool.size:
             return
         if self._sock is None:
@@ -150,6 +163,7 @@ class SyslogSink(Sink):
             self._disconnect()
             raise
         self._sent_to += len(data)
+        self._in_flight.append((self._sent_to, time.monotonic()))
 
     def _attempt(self) -> bool:
         """Try to send; True when it worked, else log the outage once and return False."""
@@ -167,7 +181,7 @@ class SyslogSink(Sink):
 
     def _unconfirmed(self) -> bool:
         assert self._spool is not None
-        return self._sent_to > self._spool.sent or self._sent_to < self._spool.size
+        return bool(self._in_flight) or self._sent_to < self._spool.size
 
     def _run(self) -> None:
         spool = self._spool
