@@ -183,31 +183,37 @@ class SyslogSink(Sink):
         assert self._spool is not None
         return bool(self._in_flight) or self._sent_to < self._spool.size
 
+    def _spool_batch(self, batch: list[AuditEvent]) -> None:
+        assert self._spool is not None
+        frames = b"".join(frame(syslog_message(e, self._hostname)) for e in batch)
+        if not retrying("spooling", functools.partial(self._spool.append, frames), self._stop):
+            log.error("audit: %d events not spooled", len(batch))
+
     def _run(self) -> None:
-        spool = self._spool
-        assert spool is not None
+        """Spool each batch as it comes; send when the receiver is not in its backoff."""
         delay = RETRY_INTERVAL
+        retry_at = 0.0  # while the receiver is down: when to try it again
         timeout: float | None = None
-        while True:
-            batch = self._take(timeout)
-            if batch:
-                frames = b"".join(frame(syslog_message(e, self._hostname)) for e in batch)
-                if not retrying(
-                    "spooling", functools.partial(spool.append, frames), self._stop.is_set
-                ):
-                    log.error("audit: %d events not spooled", len(batch))
-            if self._attempt():
-                delay = RETRY_INTERVAL
+        while not self._closing:
+            if batch := self._take(timeout):
+                self._spool_batch(batch)
+            if (wait := retry_at - time.monotonic()) > 0:
+                timeout = wait  # events that come meanwhile are spooled, not sent
+            elif self._attempt():
+                delay, retry_at = RETRY_INTERVAL, 0.0
                 timeout = CONFIRM_DELAY if self._unconfirmed() else None
             else:
-                timeout, delay = delay, min(delay * 2, MAX_RETRY_INTERVAL)
-            if self._closing:
-                break
+                retry_at, timeout = time.monotonic() + delay, delay
+                delay = min(delay * 2, MAX_RETRY_INTERVAL)
         self._finish()
 
     def _finish(self) -> None:
-        """At close: confirm and send what can go now; the rest waits in the spool."""
-        if self._attempt() and self._unconfirmed():
+        """At close: confirm and send what can go now; the rest waits in the spool.
+
+        A receiver already known to be down is not tried again, so stopping pacs does
+        not wait for a connection timeout.
+        """
+        if not self._down and self._attempt() and self._unconfirmed():
             time.sleep(CONFIRM_DELAY)  # the receiver's chance to close on us, as in _run
             self._attempt()
         if self._sock is not None:

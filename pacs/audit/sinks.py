@@ -13,7 +13,6 @@ import logging
 import os
 import queue
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -68,8 +67,8 @@ class Sink:
         raise NotImplementedError
 
 
-def retrying(what: str, action: Callable[[], None], giving_up: Callable[[], bool]) -> bool:
-    """Call `action` until it succeeds (True) or `giving_up()` says stop (False)."""
+def retrying(what: str, action: Callable[[], None], stop: threading.Event) -> bool:
+    """Call `action` until it succeeds (True), or fails once `stop` is set (False)."""
     delay = RETRY_INTERVAL
     failing = False
     while True:
@@ -79,9 +78,8 @@ def retrying(what: str, action: Callable[[], None], giving_up: Callable[[], bool
             if not failing:
                 log.error("audit: %s failed, retrying: %s", what, exc)
                 failing = True
-            if giving_up():
+            if stop.is_set() or stop.wait(delay):
                 return False
-            time.sleep(delay)
             delay = min(delay * 2, MAX_RETRY_INTERVAL)
             continue
         if failing:
@@ -113,6 +111,6 @@ class JsonLinesSink(Sink):
                 # At close an unwritable file is reported and its batch lost: nothing
                 # else can hold it (the log says how many).
                 if not retrying(
-                    f"writing {self.path}", functools.partial(self._write, lines), self._stop.is_set
+                    f"writing {self.path}", functools.partial(self._write, lines), self._stop
                 ):
                     log.error("audit: %d events not written to %s", len(batch), self.path)

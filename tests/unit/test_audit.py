@@ -1,11 +1,13 @@
 """The audit message XML (PS3.15 A.5.1), the syslog spool, and the [audit] settings."""
 
 import base64
+import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
+from pacs.audit.auditor import Alert, Auditor
 from pacs.audit.events import (
     Action,
     AuditEvent,
@@ -20,6 +22,7 @@ from pacs.audit.events import (
 )
 from pacs.audit.forward import syslog_message
 from pacs.audit.message import render
+from pacs.audit.sinks import JsonLinesSink
 from pacs.audit.spool import Spool, frame, frame_ends
 from pacs.config import load_settings
 from pacs.errors import ConfigError
@@ -180,3 +183,38 @@ def test_audit_settings_parse_a_tls_target(tmp_path: Path) -> None:
 
     assert audit.syslog_address == (True, "::1", 6514)
     assert audit.file == Path("audit.jsonl").absolute()
+
+
+async def test_stores_are_reported_per_study_when_the_association_ends(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    auditor = Auditor("PACS", [JsonLinesSink(path)])
+    auditor.start()
+    modality = Node("CT1", "10.0.0.5")
+    for study, patient in [("1.1", "P-1"), ("1.2", "P-2"), ("1.1", "P-1")]:
+        auditor.instance_stored("association", modality, study, patient, CT)
+    auditor.study_deleted(Node("ADMIN"), StudyObject("1.3", "P-3"), "pacs delete")
+
+    auditor.association_ended("association")
+    await auditor.close()
+
+    events = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [(e["event"], e["action"]) for e in events] == [
+        ("DICOM Study Deleted", "D"),
+        ("DICOM Instances Transferred", "C"),
+        ("DICOM Instances Transferred", "C"),
+    ]
+    assert [e["studies"][0]["sop_classes"] for e in events[1:]] == [{CT: 2}, {CT: 1}]
+    assert [e["studies"][0]["patient_id"] for e in events[1:]] == ["P-1", "P-2"]
+
+
+async def test_an_unwritable_audit_file_never_fails_the_caller(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    auditor = Auditor("PACS", [JsonLinesSink(tmp_path)])  # a directory: every write fails
+    auditor.start()
+
+    auditor.application_started()
+    auditor.security_alert(Node("X", "10.0.0.7"), Alert.PERMISSION_DENIED, "C-GET not allowed")
+    await auditor.close()
+
+    assert any("events not written" in r.getMessage() for r in caplog.records)
