@@ -37,6 +37,7 @@ class SyslogReceiver:
     def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self._tls = tls
         self.tls_versions: set[str] = set()  # of the connections that delivered messages
+        self.client_subjects: list[object] = []  # the client certificates' subjects
         self.port = 0
         self.messages: list[Received] = []
         self._server: asyncio.Server | None = None
@@ -53,6 +54,8 @@ class SyslogReceiver:
         self._writers.add(writer)
         if (tls := writer.get_extra_info("ssl_object")) is not None:
             self.tls_versions.add(tls.version())
+            if (certificate := tls.getpeercert()) is not None:
+                self.client_subjects.append(certificate.get("subject"))
         try:
             while True:
                 length = await reader.readuntil(b" ")

@@ -198,13 +198,13 @@ async def test_a_restart_sends_what_was_spooled_while_the_receiver_was_down(
     assert syslog.keys() == expected
 
 
-def _self_signed(directory: Path) -> tuple[Path, Path]:
+def _self_signed(directory: Path, name: str = "receiver") -> tuple[Path, Path]:
     """A certificate for 127.0.0.1 and its key, made by the openssl command."""
-    certificate, key = directory / "receiver.pem", directory / "receiver.key"
+    certificate, key = directory / f"{name}.pem", directory / f"{name}.key"
     subprocess.run(
         [
             "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-            "-nodes", "-days", "1", "-subj", "/CN=audit receiver",
+            "-nodes", "-days", "1", "-subj", f"/CN={name}",
             "-addext", "subjectAltName=IP:127.0.0.1",
             "-keyout", str(key), "-out", str(certificate),
         ],
@@ -309,3 +309,27 @@ async def test_a_storage_commitment_is_audited_as_instances_accessed(
         {"study_instance_uid": study, "patient_id": "SC-1", "sop_classes": {CT: 2}}
     ]
     assert (accessed["outcome"], accessed["participants"][0]["ae_title"]) == (4, "MODALITY")
+
+
+async def test_syslog_over_tls_presents_our_client_certificate_to_a_receiver_that_asks(
+    start_pacs: StartPacs, tmp_path: Path
+) -> None:
+    certificate, key = _self_signed(tmp_path)
+    client_certificate, client_key = _self_signed(tmp_path, "pacs")
+    server_side = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=client_certificate)
+    server_side.verify_mode = ssl.CERT_REQUIRED
+    server_side.load_cert_chain(certificate, key)
+    syslog = SyslogReceiver(server_side)
+    await syslog.start()
+    audit = {
+        **_audit(tmp_path, syslog),
+        "syslog": f"tls://127.0.0.1:{syslog.port}",
+        "ca_certificates": certificate,
+        "certificate": client_certificate,
+        "private_key": client_key,
+    }
+
+    await start_pacs(audit=audit)
+
+    await syslog.wait_for(lambda messages: len(messages) >= 1, ARRIVAL_TIMEOUT)
+    assert syslog.client_subjects == [((("commonName", "pacs"),),)]
