@@ -15,7 +15,7 @@ from pacs.archive.query import QueryOptions, QueryService
 from pacs.archive.retrieve import RetrieveService
 from pacs.audit.auditor import Auditor
 from pacs.audit.forward import SyslogSink, SyslogTarget
-from pacs.audit.sinks import JsonLinesSink, Sink
+from pacs.audit.sinks import JsonLinesSink, Sink, SinkUnavailable
 from pacs.config import AuditSettings, ServerSettings, Settings
 from pacs.errors import StartupError, StoreUnavailable
 from pacs.index.commitments import CommitmentLedger
@@ -203,8 +203,8 @@ class PacsApp:
     def _start_audit(self) -> None:
         try:
             self.auditor.start()
-        except OSError as exc:  # ssl.SSLError too: a bad certificate or key file
-            raise StartupError("[audit]", f"cannot start the audit trail: {exc}") from exc
+        except SinkUnavailable as exc:
+            raise StartupError(f"[audit] {exc.key}", str(exc)) from exc
 
     async def _listen(self) -> None:
         try:

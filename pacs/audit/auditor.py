@@ -100,7 +100,7 @@ class Auditor:
         self._process = str(os.getpid())
 
     def start(self) -> None:
-        """Start the sinks' threads (a spool that cannot be opened raises OSError)."""
+        """Start the sinks' threads; SinkUnavailable names the setting of one that cannot."""
         for sink in self._sinks:
             sink.start()
 

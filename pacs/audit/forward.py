@@ -22,7 +22,14 @@ from pathlib import Path
 
 from pacs.audit.events import AuditEvent
 from pacs.audit.message import render
-from pacs.audit.sinks import MAX_RETRY_INTERVAL, RETRY_INTERVAL, Sink, retrying
+from pacs.audit.sinks import (
+    MAX_RETRY_INTERVAL,
+    RETRY_INTERVAL,
+    Sink,
+    SinkUnavailable,
+    describe_os_error,
+    retrying,
+)
 from pacs.audit.spool import Spool, frame
 
 log = logging.getLogger(__name__)
@@ -60,14 +67,26 @@ def syslog_message(event: AuditEvent, hostname: str, app_name: str = "pacs") -> 
 
 
 def tls_context(target: SyslogTarget) -> ssl.SSLContext:
-    context = ssl.create_default_context(
-        cafile=str(target.ca_certificates) if target.ca_certificates else None
-    )
+    """The client side of TLS to the receiver; SinkUnavailable names the file that failed."""
+    context = ssl.create_default_context()
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    if target.certificate is not None:
-        key = str(target.private_key) if target.private_key else None
-        context.load_cert_chain(str(target.certificate), key)
+    try:
+        if target.ca_certificates is not None:
+            context.load_verify_locations(cafile=target.ca_certificates)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        raise SinkUnavailable("ca_certificates", _tls_failure(target.ca_certificates, exc)) from exc
+    try:
+        if target.certificate is not None:
+            context.load_cert_chain(target.certificate, target.private_key)
+    except (OSError, ValueError) as exc:
+        key = "certificate" if target.private_key is None else "certificate or private_key"
+        raise SinkUnavailable(key, _tls_failure(target.certificate, exc)) from exc
     return context
+
+
+def _tls_failure(path: Path | None, exc: Exception) -> str:
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return f"cannot load {path}: {reason}"
 
 
 def _peer_closed(sock: socket.socket) -> bool:
@@ -108,7 +127,10 @@ class SyslogSink(Sink):
     def start(self) -> None:
         # In the caller: a spool or certificate that cannot be used fails the start.
         self._context = tls_context(self.target) if self.target.tls else None
-        self._spool = Spool(self._spool_directory)
+        try:
+            self._spool = Spool(self._spool_directory)
+        except OSError as exc:
+            raise SinkUnavailable("spool", describe_os_error(exc)) from exc
         self._sent_to = self._spool.sent
         if self._spool.pending:
             log.info("audit: %d bytes spooled for %s", self._spool.pending, self.target.describe())

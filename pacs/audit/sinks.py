@@ -25,6 +25,21 @@ RETRY_INTERVAL = 0.5
 MAX_RETRY_INTERVAL = 5.0
 
 
+class SinkUnavailable(Exception):
+    """A sink cannot start: `key` names its [audit] setting, the message says why."""
+
+    def __init__(self, key: str, cause: str) -> None:
+        super().__init__(cause)
+        self.key = key
+
+
+def describe_os_error(exc: OSError) -> str:
+    if isinstance(exc, FileExistsError):  # from mkdir: the path is there, as a file
+        return f"{exc.filename} is not a directory"
+    where = f"{exc.filename}: " if exc.filename else ""
+    return f"{where}{exc.strerror or exc}"
+
+
 class Sink:
     """A thread that takes events from a queue and hands them, in batches, to `deliver`."""
 
@@ -37,6 +52,7 @@ class Sink:
         self._stop = threading.Event()  # close() was called
 
     def start(self) -> None:
+        """Start the thread; SinkUnavailable when the target is unusable from the start."""
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self._thread.start()
 
@@ -95,6 +111,15 @@ class JsonLinesSink(Sink):
     def __init__(self, path: Path) -> None:
         super().__init__()
         self.path = path
+
+    def start(self) -> None:
+        try:
+            self._write("")  # a file that cannot be appended to fails the start, not an event
+        except OSError as exc:
+            raise SinkUnavailable(
+                "file", f"cannot append to {self.path}: {describe_os_error(exc)}"
+            ) from exc
+        super().start()
 
     def _write(self, lines: str) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
