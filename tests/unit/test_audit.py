@@ -210,8 +210,11 @@ async def test_stores_are_reported_per_study_when_the_association_ends(tmp_path:
 async def test_an_unwritable_audit_file_never_fails_the_caller(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    auditor = Auditor("PACS", [JsonLinesSink(tmp_path)])  # a directory: every write fails
+    path = tmp_path / "audit.jsonl"
+    auditor = Auditor("PACS", [JsonLinesSink(path)])
     auditor.start()
+    path.unlink()
+    path.mkdir()  # a directory now: every write fails
 
     auditor.application_started()
     auditor.security_alert(Node("X", "10.0.0.7"), Alert.PERMISSION_DENIED, "C-GET not allowed")
