@@ -16,7 +16,11 @@ from pacs.archive.group_commit import GroupCommit
 from pacs.archive.ingest import Ingest
 from pacs.archive.query import QueryOptions, QueryService
 from pacs.archive.retrieve import RetrieveService
+from pacs.audit.auditor import Auditor
+from pacs.audit.forward import SyslogSink, SyslogTarget
+from pacs.audit.sinks import JsonLinesSink, Sink, SinkUnavailable
 from pacs.config import Settings, load_settings
+from pacs.config_audit import AuditSettings
 from pacs.errors import ConfigError, StartupError, StoreUnavailable
 from pacs.index.commitments import CommitmentLedger
 from pacs.index.engine import (
@@ -123,11 +127,13 @@ class PacsApp:
             self.tls_listener = TlsListener(
                 tls.port, server_context(tls), tls.handshake_timeout, _bound_subjects(settings)
             )
+        self.auditor = build_auditor(settings.audit, server.ae_title)
         self.requestor = Requestor(
             server.ae_title,
             server.max_pdu_length,
             self.timeouts,
             client_context(tls) if tls else None,
+            self.auditor,
         )
         self.open_associations = OpenAssociations()
         commitment = settings.commitment
@@ -142,6 +148,7 @@ class PacsApp:
                 max_retry_interval=commitment.max_retry_interval,
                 deadline=commitment.report_deadline,
             ),
+            auditor=self.auditor,
         )
         self._worker: asyncio.Task[None] | None = None
         self.server = self._build_server()
@@ -150,12 +157,18 @@ class PacsApp:
         server = self.settings.server
         handlers = Handlers()
         handlers.register(Command.C_ECHO_RQ, [VERIFICATION], handle_echo)
-        handlers.register(Command.C_FIND_RQ, QUERY_RETRIEVE_FIND, make_find_handler(self.queries))
-        handlers.register(Command.C_GET_RQ, QUERY_RETRIEVE_GET, make_get_handler(self.retrieve))
+        handlers.register(
+            Command.C_FIND_RQ, QUERY_RETRIEVE_FIND, make_find_handler(self.queries, self.auditor)
+        )
+        handlers.register(
+            Command.C_GET_RQ, QUERY_RETRIEVE_GET, make_get_handler(self.retrieve, self.auditor)
+        )
         handlers.register(
             Command.C_MOVE_RQ,
             QUERY_RETRIEVE_MOVE,
-            make_move_handler(self.retrieve, self.destinations, self.requestor, self.gatekeeper),
+            make_move_handler(
+                self.retrieve, self.destinations, self.requestor, self.auditor, self.gatekeeper
+            ),
         )
         handlers.register(
             Command.N_ACTION_RQ,
@@ -163,7 +176,7 @@ class PacsApp:
             make_commitment_handler(self.commitments, self.open_associations),
         )
         handlers.register(
-            Command.C_STORE_RQ, storage_sop_classes(), make_store_handler(self.ingest)
+            Command.C_STORE_RQ, storage_sop_classes(), make_store_handler(self.ingest, self.auditor)
         )
         policy = AcceptorPolicy(
             ae_title=server.ae_title,
@@ -184,6 +197,7 @@ class PacsApp:
             policy,
             handlers,
             self.timeouts,
+            auditor=self.auditor,
             gatekeeper=self.gatekeeper,
             tls=self.tls_listener,
         )
@@ -240,14 +254,17 @@ class PacsApp:
         except StoreUnavailable as exc:
             raise StartupError("[storage] root", str(exc)) from exc
         try:
+            self._start_audit()
             await open_index(self.engine, self.settings)
             await self._listen()
             self._worker = asyncio.create_task(self.commitments.run(), name="commitment worker")
         except BaseException:
+            await self.auditor.close()
             await self.reads.close()
             await self.index.close()
             await self.engine.dispose()
             raise
+        self.auditor.application_started()
         log.info("pacs listening on %s as %s", self._listening(), self.settings.server.ae_title)
 
     def _listening(self) -> str:
@@ -258,6 +275,12 @@ class PacsApp:
         if (tls := self.server.tls_address) is not None:
             listening.append(f"{tls[0]}:{tls[1]} (TLS)")
         return " and ".join(listening)
+
+    def _start_audit(self) -> None:
+        try:
+            self.auditor.start()
+        except SinkUnavailable as exc:
+            raise StartupError(f"[audit] {exc.key}", str(exc)) from exc
 
     async def _listen(self) -> None:
         try:
@@ -277,6 +300,8 @@ class PacsApp:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
         await self.commits.close()
+        self.auditor.application_stopped()
+        await self.auditor.close()
         await self.reads.close()
         await self.index.close()
         await self.engine.dispose()
@@ -298,6 +323,20 @@ def _bound_subjects(settings: Settings) -> dict[str, str]:
 
 def _access_policy(settings: Settings) -> AccessPolicy:
     return AccessPolicy.build(settings.peers, settings.access.unknown_peers)
+
+
+def build_auditor(settings: AuditSettings, ae_title: str) -> Auditor:
+    """The audit trail's sinks from [audit]: none, the JSON-lines file, syslog, or both."""
+    sinks: list[Sink] = []
+    if settings.file is not None:
+        sinks.append(JsonLinesSink(settings.file))
+    if (address := settings.syslog_address) is not None:
+        tls, host, port = address
+        target = SyslogTarget(
+            host, port, tls, settings.ca_certificates, settings.certificate, settings.private_key
+        )
+        sinks.append(SyslogSink(target, settings.spool))
+    return Auditor(ae_title, sinks)
 
 
 async def open_index(engine: AsyncEngine, settings: Settings) -> None:

@@ -22,6 +22,7 @@ from pacs.config_access import (
     check_move_destinations,
     moved_called_ae_check,
 )
+from pacs.config_audit import AUDIT_KEYS, AuditSettings, check_audit
 from pacs.config_tls import (
     TLS_REQUIRED,
     TlsSettings,
@@ -150,6 +151,7 @@ class Settings:
     peers: tuple[Peer, ...] = ()
     access: AccessSettings = field(default_factory=AccessSettings)
     tls: TlsSettings | None = None
+    audit: AuditSettings = field(default_factory=AuditSettings)
     # What the admin should change in the file although it loaded (deprecated keys).
     warnings: tuple[str, ...] = ()
 
@@ -249,6 +251,7 @@ _KEYS: Mapping[str, Mapping[str, _Parser]] = {
         "certificate_subject": _text,
     },
     "access": ACCESS_KEYS,
+    "audit": AUDIT_KEYS,
     "tls": tls_keys(_integer(0, 65535), _seconds),
 }
 _PEER_REQUIRED = ("ae_title", "host", "port")
@@ -322,6 +325,12 @@ def _parse_peer(table: object, where: str) -> Peer:
     return dataclasses.replace(peer, **parsed)  # type: ignore[arg-type]
 
 
+def _parse_audit(table: object) -> AuditSettings:
+    audit = _parse_table(AuditSettings, table, "[audit]", _KEYS["audit"], required=False)
+    check_audit(audit)
+    return audit
+
+
 def _parse_document(document: dict[str, object]) -> Settings:
     _check_known(document, list(_KEYS))
     warnings = moved_called_ae_check(document)
@@ -346,6 +355,7 @@ def _parse_document(document: dict[str, object]) -> Settings:
         access=section(AccessSettings, "access"),
         tls=tls,
         warnings=warnings,
+        audit=_parse_audit(document.get("audit", {})),
     )
 
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from pacs.audit.auditor import Auditor, StudyTally
+from pacs.audit.events import Node
 from pacs.errors import PacsError
 from pacs.index.commitments import CommitmentLedger, Transaction
 from pacs.index.records import InstanceRow
@@ -64,7 +66,10 @@ class CommitmentService:
         store: BlobCheck,
         sender: ReportSender,
         policy: CommitmentPolicy,
+        *,
+        auditor: Auditor,
     ) -> None:
+        self._auditor = auditor
         self._ledger = ledger
         self._index = index
         self._store = store
@@ -104,8 +109,14 @@ class CommitmentService:
         uid = transaction.transaction_uid
         result = transaction.result
         if result is None:
-            result = await self._verify(transaction.references)
+            result, studies = await self._verify(transaction.references)
             await self._ledger.decide(uid, result)
+            self._auditor.instances_accessed(
+                Node(transaction.requester_ae_title),
+                [tally.study(study_uid) for study_uid, tally in studies.items()],
+                failed=len(result["failed"]),
+                description=f"storage commitment {uid}: {len(result['failed'])} failed",
+            )
         try:
             await self._sender.send_report(transaction.requester_ae_title, uid, result)
         except ReportNotDelivered as exc:
@@ -144,29 +155,37 @@ class CommitmentService:
             delay,
         )
 
-    async def _verify(self, references: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    async def _verify(
+        self, references: tuple[tuple[str, str], ...]
+    ) -> tuple[dict[str, Any], dict[str, StudyTally]]:
+        """The report's content, and the committed instances by study for the audit trail."""
         committed: list[list[str]] = []
         failed: list[list[Any]] = []
+        studies: dict[str, StudyTally] = {}
         for sop_class, sop_instance in references:
-            reason = await self._check(sop_class, sop_instance)
-            if reason is None:
+            reason, row = await self._check(sop_class, sop_instance)
+            if row is not None:
                 committed.append([sop_class, sop_instance])
+                tally = StudyTally(row.patient_id or "")
+                studies.setdefault(row.study_instance_uid, tally).add(sop_class)
             else:
                 failed.append([sop_class, sop_instance, reason])
-        return {"committed": committed, "failed": failed}
+        return {"committed": committed, "failed": failed}, studies
 
-    async def _check(self, sop_class: str, sop_instance: str) -> int | None:
-        """None when committed, else the Failure Reason."""
+    async def _check(
+        self, sop_class: str, sop_instance: str
+    ) -> tuple[int, None] | tuple[None, InstanceRow]:
+        """(None, its row) when committed, else (the Failure Reason, None)."""
         try:
             row = await self._index.get_instance(sop_instance)
         except PacsError:
-            return PROCESSING_FAILURE
+            return PROCESSING_FAILURE, None
         if row is None:
-            return NO_SUCH_OBJECT_INSTANCE
+            return NO_SUCH_OBJECT_INSTANCE, None
         if row.sop_class_uid != sop_class:
-            return CLASS_INSTANCE_CONFLICT
+            return CLASS_INSTANCE_CONFLICT, None
         check = self._store.verify if self._policy.verify_hash else self._store.exists
         if not await asyncio.to_thread(check, row.blob_sha256):
             log.error("commitment: file of %s is missing or altered", sop_instance)
-            return PROCESSING_FAILURE
-        return None
+            return PROCESSING_FAILURE, None
+        return None, row

@@ -7,6 +7,7 @@ caller answer Success. Concurrent ingests share index commits (group commit).
 """
 
 import asyncio
+import dataclasses
 import io
 import logging
 from collections.abc import AsyncIterator
@@ -56,6 +57,9 @@ class IngestOutcome:
     kind: AddKind
     blob: BlobRef
     previous_sha256: str | None = None
+    # For the audit trail.
+    study_instance_uid: str = ""
+    patient_id: str = ""
 
 
 @dataclass(slots=True)
@@ -65,12 +69,28 @@ class IngestCounters:
     patient_conflicts: int = 0
 
 
+# The patient attributes a conflict compares; names and the rest are PHI kept out of
+# INFO and WARNING lines (the log at level INFO is the ordinary log).
+_DEMOGRAPHICS = {
+    "PatientName": "patient_name",
+    "PatientBirthDate": "patient_birth_date",
+    "PatientSex": "patient_sex",
+}
+
+
+def _identify(patient: PatientColumns) -> str:
+    return f"PatientID={patient.patient_id!r} IssuerOfPatientID={patient.issuer_of_patient_id!r}"
+
+
 def _describe(patient: PatientColumns) -> str:
-    return (
-        f"PatientID={patient.patient_id!r} IssuerOfPatientID={patient.issuer_of_patient_id!r} "
-        f"PatientName={patient.patient_name!r} PatientBirthDate={patient.patient_birth_date!r} "
-        f"PatientSex={patient.patient_sex!r}"
-    )
+    values = " ".join(f"{k}={getattr(patient, a)!r}" for k, a in _DEMOGRAPHICS.items())
+    return f"{_identify(patient)} {values}"
+
+
+def _differing(conflict: PatientConflict) -> str:
+    received, kept = conflict.received, conflict.kept
+    names = [k for k, a in _DEMOGRAPHICS.items() if getattr(received, a) != getattr(kept, a)]
+    return ", ".join(names) or "none of name, birth date, sex"
 
 
 def _write_all(writer: BlobWriter, chunks: list[bytes]) -> None:
@@ -182,7 +202,12 @@ class Ingest:
             raise
         outcome = await self._commits.add(record, stored)
         # The index committed, so the file is stored: the future holds its reference.
-        return self._judge(outcome, stored.result(), arrival)
+        judged = self._judge(outcome, stored.result(), arrival)
+        return dataclasses.replace(
+            judged,
+            study_instance_uid=record.study.study_instance_uid,
+            patient_id=record.patient.patient_id,
+        )
 
     def _judge(self, outcome: AddOutcome, blob: BlobRef, arrival: Arrival) -> IngestOutcome:
         uid = outcome.sop_instance_uid
@@ -208,13 +233,21 @@ class Ingest:
     def _report(self, conflict: PatientConflict, arrival: Arrival) -> None:
         """Count and log an instance filed under a patient whose attributes it contradicts."""
         self.counters.patient_conflicts += 1
-        # WARNING, with the values an admin needs to find both records.
+        # WARNING, with the IDs an admin needs to find both records; the differing
+        # values themselves (names, birth dates) only at DEBUG.
         log.warning(
             "patient attributes differ: SOP Instance %s of study %s from %s has %s; "
-            "its patient keeps %s (the first stored wins)",
+            "its patient keeps %s (the first stored wins); differing: %s (values at DEBUG)",
             arrival.sop_instance_uid,
             conflict.study_instance_uid,
             arrival.source_ae_title,
+            _identify(conflict.received),
+            _identify(conflict.kept),
+            _differing(conflict),
+        )
+        log.debug(
+            "patient attributes of SOP Instance %s: received %s; kept %s",
+            arrival.sop_instance_uid,
             _describe(conflict.received),
             _describe(conflict.kept),
         )

@@ -20,6 +20,9 @@ class StoredInstance:
     transfer_syntax_uid: str
     blob_sha256: str
     blob_size: int
+    # For the audit trail: which study, of which patient, an instance sent belongs to.
+    study_instance_uid: str = ""
+    patient_id: str = ""
 
 
 def _conditions(selection: Selection) -> list[ColumnElement[bool]]:
@@ -79,6 +82,8 @@ class Locator:
                         Instance.transfer_syntax_uid,
                         Instance.blob_sha256,
                         Instance.blob_size,
+                        Study.study_instance_uid,
+                        Patient.patient_id,
                     ).select_from(Instance),
                     selection,
                 )
@@ -89,7 +94,15 @@ class Locator:
             rows = await self._reads.all(statement)
             if rows:
                 yield [
-                    StoredInstance(str(row[1]), str(row[2]), str(row[3]), str(row[4]), int(row[5]))
+                    StoredInstance(
+                        str(row[1]),
+                        str(row[2]),
+                        str(row[3]),
+                        str(row[4]),
+                        int(row[5]),
+                        str(row[6]),
+                        str(row[7] or ""),
+                    )
                     for row in rows
                 ]
             if len(rows) < page_size:

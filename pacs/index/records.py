@@ -135,3 +135,4 @@ class InstanceRow:
     received_at: datetime
     source_ae_title: str | None
     attributes: dict[str, Any]
+    patient_id: str | None = None

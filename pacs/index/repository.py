@@ -15,7 +15,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from pacs.index.engine import create_sessionmaker, create_sqlite_sync_engine
-from pacs.index.models import Instance, Series, Study
+from pacs.index.models import Instance, Patient, Series, Study
 from pacs.index.records import AddKind, AddOutcome, DuplicatePolicy, InstanceRecord, InstanceRow
 from pacs.index.transactions import (
     Prerequisites,
@@ -152,9 +152,11 @@ class Index:
                 Instance.received_at,
                 Instance.source_ae_title,
                 Instance.attributes,
+                Patient.patient_id,
             )
             .join(Series, Instance.series_fk == Series.id)
             .join(Study, Series.study_fk == Study.id)
+            .join(Patient, Study.patient_fk == Patient.id)
             .where(Instance.sop_instance_uid == sop_instance_uid)
         )
         with _index_errors():

@@ -138,6 +138,7 @@ class Association:
         host, port = writer.get_extra_info("peername")[:2]
         title = agreement.called_ae_title if is_requestor else agreement.calling_ae_title
         self.peer = f"{title}@{host}:{port}"
+        self.peer_host = str(host)
         # The peer's verified certificate subject (RFC 4514) on a TLS association, else None.
         self.peer_certificate_subject = peer_subject(writer)
         direction = "to" if is_requestor else "from"

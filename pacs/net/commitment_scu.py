@@ -115,6 +115,7 @@ class NetReportSender:
                 purpose=f"Storage Commitment report {transaction_uid}",
                 tls=self._requestor.tls_for(peer),
                 certificate_subject=peer.certificate_subject,
+                auditor=self._requestor.auditor,
             )
         except ProtocolError as exc:
             raise ReportNotDelivered(str(exc)) from exc

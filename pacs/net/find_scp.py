@@ -11,11 +11,14 @@ from pydicom.uid import UID
 from pynetdicom.dsutils import decode, encode
 
 from pacs.archive.query import QueryService
+from pacs.audit.auditor import Auditor
+from pacs.audit.events import Outcome, QueryObject
 from pacs.dicom.json_encoding import encode_json
 from pacs.dicom.matching import InformationModel, is_zero_length, parse_identifier
 from pacs.errors import InvalidIdentifier, PacsError
 from pacs.net import status
 from pacs.net.association import Association, Handler
+from pacs.net.audit_peer import peer_node
 from pacs.net.dimse import DimseMessage
 
 log = logging.getLogger(__name__)
@@ -64,16 +67,20 @@ def encode_identifier(identifier: Dataset, transfer_syntax: str) -> bytes:
     return bytes(data)
 
 
-def make_find_handler(service: QueryService) -> Handler:
-    """The C-FIND handler bound to this archive's query service."""
+def make_find_handler(service: QueryService, auditor: Auditor) -> Handler:
+    """The C-FIND handler bound to this archive's query service; each query is audited."""
 
     async def handle_find(assoc: Association, request: DimseMessage) -> None:
+        data = await request.read_data_set()
+        audited = QueryObject(request.abstract_syntax, request.transfer_syntax, data)
         try:
-            identifier = decode_identifier(await request.read_data_set(), request.transfer_syntax)
+            identifier = decode_identifier(data, request.transfer_syntax)
             query = parse_identifier(identifier, InformationModel(request.abstract_syntax))
         except InvalidIdentifier as exc:
+            auditor.query(peer_node(assoc), audited, Outcome.MINOR_FAILURE)
             await assoc.respond(request, status.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, str(exc))
             return
+        auditor.query(peer_node(assoc), audited)
         encode_response = response_encoder(request.transfer_syntax)
         matches = 0
 

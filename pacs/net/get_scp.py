@@ -1,17 +1,19 @@
 """C-GET SCP (PS3.4 C.4.3): send what the identifier names back on the requester's association."""
 
 from pacs.archive.retrieve import RetrieveService
+from pacs.audit.auditor import Auditor
 from pacs.dicom.selection import parse_selection
 from pacs.errors import InvalidIdentifier, PacsError
 from pacs.net import status
 from pacs.net.association import Association, Handler
+from pacs.net.audit_peer import peer_node
 from pacs.net.dimse import DimseMessage
 from pacs.net.find_scp import decode_identifier
 from pacs.net.move_scp import finish
 from pacs.net.substore import Counts, describe_selection, report_pending, send_all
 
 
-def make_get_handler(retrieve: RetrieveService) -> Handler:
+def make_get_handler(retrieve: RetrieveService, auditor: Auditor) -> Handler:
     """The C-GET handler: sub-operations use the storage contexts the requester accepted as SCP."""
 
     async def handle_get(assoc: Association, request: DimseMessage) -> None:
@@ -29,15 +31,20 @@ def make_get_handler(retrieve: RetrieveService) -> Handler:
             await assoc.respond(request, status.UNABLE_TO_PROCESS, str(exc), detail=detail)
             return
         counts = Counts(remaining=total)
-
-        cancelled = await send_all(
-            assoc,
-            retrieve,
-            selection,
-            counts,
-            cancelled=lambda: assoc.cancelled(request.message_id),
-            progress=report_pending(assoc, request),
-        )
+        requester = peer_node(assoc)
+        transfer = auditor.transfer(requester, requester)
+        try:
+            cancelled = await send_all(
+                assoc,
+                retrieve,
+                selection,
+                counts,
+                cancelled=lambda: assoc.cancelled(request.message_id),
+                progress=report_pending(assoc, request),
+                transfer=transfer,
+            )
+        finally:
+            transfer.finished(counts.failed, f"C-GET {counts.describe()}")
         await finish(assoc, request, counts, cancelled, detail)
 
     return handle_get

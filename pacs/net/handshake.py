@@ -10,6 +10,7 @@ from pynetdicom.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RJ, A_ASSOCIATE_RQ
 from pynetdicom.presentation import PresentationContext
 
 from pacs.archive.access import ALL_OPERATIONS, NOTHING, Operation
+from pacs.audit.auditor import Alert, Auditor
 from pacs.errors import ProtocolError
 from pacs.net.association import Association, Timeouts, set_nodelay
 from pacs.net.negotiation import (
@@ -33,6 +34,7 @@ from pacs.net.pdu import (
     read_pdu_header,
 )
 from pacs.net.permissions import Gatekeeper, operations_of, refused_contexts_line
+from pacs.net.security_alerts import alert, node_at
 from pacs.net.tls import (
     describe_failure,
     identity_rejection,
@@ -114,6 +116,7 @@ async def accept_association(
     association_limit: int | None = None,
     gatekeeper: Gatekeeper | None = None,
     bound_subjects: Mapping[str, str] | None = None,
+    auditor: Auditor | None = None,
 ) -> Association | None:
     """Negotiate a new connection as acceptor; None when it was rejected or abandoned.
 
@@ -140,20 +143,23 @@ async def accept_association(
         writer.close()
         return None
     except TlsOnPlainPort as exc:
-        tls_refused(address, str(exc))
+        tls_refused(address, str(exc), auditor)
         writer.close()  # an A-ABORT would mean nothing to a TLS client
         return None
     except PduError as exc:
         log.warning("%s: aborting: %s", address, exc)
+        alert(auditor, node_at(address), Alert.ASSOCIATION_REFUSED, f"aborted: {exc}")
         abort = encode_abort(AbortSource.SERVICE_PROVIDER, exc.reason)
         await _refuse(reader, writer, abort, timeouts.acse)
         return None
-    rejection, admitted = _judge(rq, policy, address, association_limit, gatekeeper)
+    rejection, admitted = _judge(
+        rq, policy, address, association_limit, gatekeeper, auditor=auditor
+    )
     if rejection is None and bound_subjects:
         subject = peer_subject(writer)
         calling = rq.calling_ae_title.strip()
-        if rejection := identity_rejection(calling, subject, bound_subjects, address):
-            admitted = NOTHING  # tls_refused has logged it
+        if rejection := identity_rejection(calling, subject, bound_subjects, address, auditor):
+            admitted = NOTHING  # tls_refused has logged and audited it
     if rejection is not None:
         if admitted:  # else permissions.refuse_permission has logged it
             log.warning(
@@ -165,7 +171,7 @@ async def accept_association(
             )
         await _refuse(reader, writer, rejection.encode(), timeouts.acse)
         return None
-    agreement, ac = _accept(rq, policy, gatekeeper, admitted, address)
+    agreement, ac = _accept(rq, policy, gatekeeper, admitted, address, auditor=auditor)
     writer.write(ac)
     association = Association(reader, writer, agreement, timeouts, is_requestor=False)
     log.info(
@@ -189,7 +195,13 @@ def _tls_note(writer: asyncio.StreamWriter, subject: str | None) -> str:
 
 
 async def _connect(
-    host: str, port: int, called_ae_title: str, timeouts: Timeouts, tls: ssl.SSLContext | None
+    host: str,
+    port: int,
+    called_ae_title: str,
+    timeouts: Timeouts,
+    tls: ssl.SSLContext | None,
+    *,
+    auditor: Auditor | None,
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """Connect, then (with `tls`) complete the TLS handshake; failures of the latter are
     TLS refusals, whatever the peer did (alert, reset, silence)."""
@@ -207,18 +219,20 @@ async def _connect(
     except (OSError, TimeoutError) as exc:
         writer.transport.abort()
         reason = describe_failure(exc)
-        tls_refused(where, reason)
+        tls_refused(where, reason, auditor)
         raise AssociationFailed(f"cannot connect to {where} over TLS: {reason}") from exc
     return reader, writer
 
 
-def _check_subject(writer: asyncio.StreamWriter, where: str, wanted: str) -> None:
+def _check_subject(
+    writer: asyncio.StreamWriter, where: str, wanted: str, auditor: Auditor | None
+) -> None:
     """Close the connection unless the peer's certificate carries the configured subject."""
     subject = peer_subject(writer)
     if not subject_matches(subject, wanted):
         writer.close()
         reason = f"certificate subject {subject!r} is not the configured {wanted!r}"
-        tls_refused(where, reason)
+        tls_refused(where, reason, auditor)
         raise AssociationFailed(f"{where}: {reason}")
 
 
@@ -228,14 +242,23 @@ def _judge(
     address: str,
     association_limit: int | None,
     gatekeeper: Gatekeeper | None,
+    *,
+    auditor: Auditor | None,
 ) -> tuple[Rejection | None, frozenset[Operation]]:
-    """Why the request must be rejected (None: negotiate it), and what the caller may do."""
+    """Why the request must be rejected (None: negotiate it), and what the caller may do.
+
+    Refusals other than a full server are Security Alerts in the audit trail.
+    """
+    peer = node_at(address, rq.calling_ae_title)
     if (rejection := check_request(rq, policy)) is not None:
+        why = f"{rq.called_ae_title.strip()} refused {peer.ae_title}: {rejection.why}"
+        alert(auditor, peer, Alert.ASSOCIATION_REFUSED, why)
         return rejection, ALL_OPERATIONS
     admitted = ALL_OPERATIONS
     if gatekeeper is not None:
         admission = gatekeeper.admit(rq.calling_ae_title, address)
         if isinstance(admission, Rejection):
+            alert(auditor, peer, Alert.PERMISSION_DENIED, f"association: {admission.why}")
             return admission, NOTHING
         admitted = admission
     if association_limit is not None:
@@ -249,6 +272,8 @@ def _accept(
     gatekeeper: Gatekeeper | None,
     admitted: frozenset[Operation],
     address: str,
+    *,
+    auditor: Auditor | None,
 ) -> tuple[Agreement, bytes]:
     """Negotiate what the caller proposed, rejecting the contexts it has no permission for."""
     if gatekeeper is None or admitted == ALL_OPERATIONS:
@@ -261,7 +286,8 @@ def _accept(
     # User rejections: no permission, or a role the tailored contexts do not offer.
     refused = {UID(str(cx.abstract_syntax)) for cx in agreement.rejected if cx.result == 0x01}
     if refused:
-        refused_contexts_line(rq.calling_ae_title, address, admitted, refused)
+        why = refused_contexts_line(rq.calling_ae_title, address, admitted, refused)
+        alert(auditor, node_at(address, rq.calling_ae_title), Alert.PERMISSION_DENIED, why)
     return agreement, ac
 
 
@@ -284,6 +310,7 @@ async def request_association(
     purpose: str = "",
     tls: ssl.SSLContext | None = None,
     certificate_subject: str | None = None,
+    auditor: Auditor | None = None,
 ) -> Association:
     """Open an association to a peer as requestor; raise AssociationFailed when that fails.
 
@@ -292,9 +319,10 @@ async def request_association(
     certificate must carry that subject.
     """
     proposed = number_contexts(contexts)
-    reader, writer = await _connect(host, port, called_ae_title, timeouts, tls)
+    reader, writer = await _connect(host, port, called_ae_title, timeouts, tls, auditor=auditor)
     if tls is not None and certificate_subject is not None:
-        _check_subject(writer, f"{called_ae_title}@{host}:{port}", certificate_subject)
+        where = f"{called_ae_title}@{host}:{port}"
+        _check_subject(writer, where, certificate_subject, auditor)
     set_nodelay(writer)
     writer.write(build_request(calling_ae_title, called_ae_title, proposed, max_pdu_length))
     expected = {PduType.ASSOCIATE_AC, PduType.ASSOCIATE_RJ, PduType.ABORT}

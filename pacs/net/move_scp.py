@@ -6,10 +6,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pacs.archive.retrieve import RetrieveService
+from pacs.audit.auditor import Alert, Auditor
+from pacs.audit.events import Node
 from pacs.dicom.selection import parse_selection
 from pacs.errors import InvalidIdentifier, PacsError
 from pacs.net import status
 from pacs.net.association import Association, AssociationClosed, Handler, Timeouts
+from pacs.net.audit_peer import peer_node
 from pacs.net.dimse import DimseMessage
 from pacs.net.find_scp import decode_identifier, encode_identifier
 from pacs.net.handshake import AssociationFailed, request_association
@@ -41,6 +44,7 @@ class Requestor:
     max_pdu_length: int
     timeouts: Timeouts
     tls: ssl.SSLContext | None = None  # for destinations marked `tls`
+    auditor: Auditor | None = None  # where refused TLS connections are reported
 
     def tls_for(self, destination: Destination) -> ssl.SSLContext | None:
         """The TLS context for associations to `destination`; None: plain TCP."""
@@ -62,13 +66,17 @@ async def finish(
     await assoc.respond(request, code, identifier=data, elements=elements, detail=detail)
 
 
-def _not_authorized(assoc: Association, destination: str, gatekeeper: Gatekeeper) -> str:
-    """Why the requester may not move to this configured peer, logged; "" when it may."""
+def _not_authorized(
+    assoc: Association, destination: str, gatekeeper: Gatekeeper, auditor: Auditor
+) -> str:
+    """Why the requester may not move to this configured peer, logged and audited; "" when
+    it may."""
     requester = assoc.agreement.calling_ae_title
     if gatekeeper.may_move_to(requester, destination):
         return ""
     comment = f"{requester} may not move to {destination}"
     refuse_permission(requester, assoc.peer.partition("@")[2], f"C-MOVE refused: {comment}")
+    auditor.security_alert(peer_node(assoc), Alert.PERMISSION_DENIED, f"C-MOVE: {comment}")
     return comment
 
 
@@ -76,6 +84,7 @@ def make_move_handler(
     retrieve: RetrieveService,
     destinations: Mapping[str, Destination],
     requestor: Requestor,
+    auditor: Auditor,
     gatekeeper: Gatekeeper | None = None,
 ) -> Handler:
     """The C-MOVE handler: destinations are the configured peers by AE title.
@@ -100,7 +109,9 @@ def make_move_handler(
             comment = f"{title!r} is not a configured peer"
             await assoc.respond(request, status.MOVE_DESTINATION_UNKNOWN, comment, detail=detail)
             return
-        if gatekeeper is not None and (refusal := _not_authorized(assoc, title, gatekeeper)):
+        if gatekeeper is not None and (
+            refusal := _not_authorized(assoc, title, gatekeeper, auditor)
+        ):
             await assoc.respond(request, status.NOT_AUTHORIZED, refusal, detail=detail)
             return
         try:
@@ -125,6 +136,7 @@ def make_move_handler(
                 purpose=purpose,
                 tls=requestor.tls_for(destination),
                 certificate_subject=destination.certificate_subject,
+                auditor=requestor.auditor,
             )
         except AssociationFailed as exc:
             where = f"{title}@{destination.host}:{destination.port}"
@@ -134,6 +146,7 @@ def make_move_handler(
             return
 
         cancelled = False
+        transfer = auditor.transfer(peer_node(assoc), Node(title, destination.host))
         try:
             cancelled = await send_all(
                 sub,
@@ -142,6 +155,7 @@ def make_move_handler(
                 counts,
                 cancelled=lambda: assoc.cancelled(request.message_id),
                 progress=report_pending(assoc, request),
+                transfer=transfer,
                 originator=(assoc.agreement.calling_ae_title, request.message_id),
             )
         except AssociationClosed:
@@ -153,6 +167,7 @@ def make_move_handler(
             counts.remaining = 0
         finally:
             await sub.release()
+            transfer.finished(counts.failed, f"C-MOVE {counts.describe()}")
         await finish(assoc, request, counts, cancelled, detail)
 
     return handle_move

@@ -133,13 +133,13 @@ class Gatekeeper:
 
 def refused_contexts_line(
     calling_ae_title: str, address: str, allowed: frozenset[Operation], wanted: set[UID]
-) -> None:
-    """Log the contexts rejected for want of permission, once per association."""
+) -> str:
+    """Log the contexts rejected for want of permission, once per association; return why."""
     operations = {_OPERATION_OF.get(str(uid), Operation.STORE) for uid in wanted}
-    refuse_permission(
-        calling_ae_title,
-        address,
+    why = (
         f"may not {describe(operations - allowed) or 'take the role asked'}: "
         f"{len(wanted)} presentation context{'s' if len(wanted) != 1 else ''} rejected "
-        f"(allowed: {describe(allowed)})",
+        f"(allowed: {describe(allowed)})"
     )
+    refuse_permission(calling_ae_title, address, why)
+    return why

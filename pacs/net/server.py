@@ -6,6 +6,7 @@ import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from pacs.audit.auditor import Auditor
 from pacs.net.association import Association, Handlers, Timeouts
 from pacs.net.handshake import accept_association
 from pacs.net.negotiation import AcceptorPolicy
@@ -46,9 +47,11 @@ class DimseServer:
         handlers: Handlers,
         timeouts: Timeouts,
         *,
+        auditor: Auditor,
         gatekeeper: Gatekeeper | None = None,
         tls: TlsListener | None = None,
     ) -> None:
+        self._auditor = auditor
         self._listener = listener
         self.policy = policy  # replaced on reload; running associations keep their agreement
         self._gatekeeper = gatekeeper
@@ -95,6 +98,7 @@ class DimseServer:
                     tls.context,
                     tls.handshake_timeout,
                     self._on_connection,
+                    auditor=self._auditor,
                 )
             except OSError as exc:
                 exc.add_note("[tls] port")
@@ -130,6 +134,7 @@ class DimseServer:
                 association_limit=limit,
                 gatekeeper=self._gatekeeper,
                 bound_subjects=self._tls.bound_subjects if self._tls else None,
+                auditor=self._auditor,
             )
             if assoc is not None:
                 await self._serve(assoc)
@@ -146,6 +151,7 @@ class DimseServer:
             await assoc.serve(self._handlers)  # its closing line is the association's own
         finally:
             self._associations.discard(assoc)
+            self._auditor.association_ended(assoc)
 
     async def stop(self, grace: float) -> None:
         """Refuse new associations, give running ones `grace` seconds, then abort the rest."""

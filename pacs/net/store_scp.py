@@ -3,16 +3,18 @@
 import logging
 
 from pacs.archive.ingest import Arrival, Ingest
+from pacs.audit.auditor import Auditor
 from pacs.errors import PacsError
 from pacs.net import status
 from pacs.net.association import Association, Handler
+from pacs.net.audit_peer import peer_node
 from pacs.net.dimse import DimseMessage
 
 log = logging.getLogger(__name__)
 
 
-def make_store_handler(ingest: Ingest) -> Handler:
-    """The C-STORE handler bound to this archive's ingest."""
+def make_store_handler(ingest: Ingest, auditor: Auditor) -> Handler:
+    """The C-STORE handler bound to this archive's ingest; stores are audited per association."""
 
     async def handle_store(assoc: Association, request: DimseMessage) -> None:
         sop_class = str(request.command.get("AffectedSOPClassUID", ""))
@@ -31,7 +33,7 @@ def make_store_handler(ingest: Ingest) -> Handler:
             source_ae_title=assoc.agreement.calling_ae_title,
         )
         try:
-            await ingest.ingest(arrival, request.fragments())
+            stored = await ingest.ingest(arrival, request.fragments())
         except PacsError as exc:
             await request.discard()
             if not assoc.closed:
@@ -40,6 +42,9 @@ def make_store_handler(ingest: Ingest) -> Handler:
                 uid = arrival.sop_instance_uid
                 log.warning("C-STORE from %s: SOP Instance %s not stored: %s", assoc.peer, uid, exc)
             return
+        auditor.instance_stored(
+            assoc, peer_node(assoc), stored.study_instance_uid, stored.patient_id, sop_class
+        )
         await assoc.respond(request, status.SUCCESS)
 
     return handle_store

@@ -15,6 +15,7 @@ from pydicom.dataset import Dataset
 from pynetdicom.presentation import PresentationContext
 
 from pacs.archive.retrieve import Outgoing, RetrieveService
+from pacs.audit.auditor import Transfer
 from pacs.dicom.levels import QueryLevel
 from pacs.dicom.selection import Selection
 from pacs.errors import PacsError
@@ -153,16 +154,22 @@ async def send_all(
     *,
     cancelled: Callable[[], bool],
     progress: Callable[[Counts], Awaitable[None]],
+    transfer: Transfer,
     originator: tuple[str, int] | None = None,
 ) -> bool:
-    """Send every instance of the selection; return True when stopped by a C-CANCEL."""
+    """Send every instance of the selection; return True when stopped by a C-CANCEL.
+
+    `transfer` tallies, for the audit trail, the instances of each study sent.
+    """
     ahead = retrieve.read_ahead(selection, functools.partial(accepted_syntaxes, sender))
     async with contextlib.aclosing(ahead):
         async for outgoing in ahead:
             if cancelled():
                 outgoing.discard()
                 return True
-            uid = outgoing.instance.sop_instance_uid
+            instance = outgoing.instance
+            uid = instance.sop_instance_uid
+            transfer.sending(instance.study_instance_uid, instance.patient_id)
             try:
                 response = await _send_one(sender, outgoing, originator)
             except AssociationClosed:
@@ -175,6 +182,10 @@ async def send_all(
                 if code != status.SUCCESS:
                     _log_refusal(sender, uid, response)
             counts.record(code, uid)
+            if code == status.SUCCESS or code in STORE_WARNINGS:
+                transfer.sent(
+                    instance.study_instance_uid, instance.patient_id, instance.sop_class_uid
+                )
             await progress(counts)
     return False
 

@@ -14,9 +14,11 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from pacs.audit.auditor import Auditor
 from pacs.config_tls import ClientCertificates, TlsSettings
 from pacs.errors import StartupError
 from pacs.net.negotiation import Rejection, RejectResult, RejectSource
+from pacs.net.security_alerts import Alert, alert, node_at
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +54,11 @@ _SSL_REASONS = {
 }
 
 
-def tls_refused(address: str, reason: str) -> None:
-    """Every refused or failed TLS connection, inbound or outbound, is reported here.
-
-    One WARNING line with the peer address and the reason (the audit trail's
-    Security Alert belongs here too).
-    """
+def tls_refused(address: str, reason: str, auditor: Auditor | None) -> None:
+    """Every refused or failed TLS connection, inbound or outbound, is reported here:
+    one WARNING line with the peer address and the reason, and a Security Alert."""
     log.warning("TLS connection with %s refused: %s", address, reason)
+    alert(auditor, node_at(address), Alert.TLS_FAILURE, reason)
 
 
 def _describe_ssl_error(exc: ssl.SSLError) -> str:
@@ -186,7 +186,11 @@ def subject_matches(actual: str | None, wanted: str) -> bool:
 
 
 def identity_rejection(
-    calling_ae_title: str, subject: str | None, bound: Mapping[str, str], address: str
+    calling_ae_title: str,
+    subject: str | None,
+    bound: Mapping[str, str],
+    address: str,
+    auditor: Auditor | None,
 ) -> Rejection | None:
     """Reject a calling AE bound to a certificate subject unless it presented that subject.
 
@@ -198,7 +202,7 @@ def identity_rejection(
         return None
     shown = f"certificate subject {subject!r}" if subject else "no verified certificate"
     why = f"calling AE {calling_ae_title!r} is bound to {wanted!r}, but presented {shown}"
-    tls_refused(address, why)
+    tls_refused(f"{calling_ae_title}@{address}", why, auditor)
     return Rejection(RejectResult.PERMANENT, RejectSource.SERVICE_USER, 0x03, why)
 
 
@@ -235,6 +239,8 @@ async def start_tls_server(
     context: ssl.SSLContext,
     handshake_timeout: float,
     on_connection: OnConnection,
+    *,
+    auditor: Auditor | None = None,
 ) -> asyncio.Server:
     """Listen for TLS connections; hand each to `on_connection` as streams after its handshake.
 
@@ -260,7 +266,7 @@ async def start_tls_server(
                 )
         except (OSError, TimeoutError) as exc:
             transport.abort()
-            tls_refused(address, describe_failure(exc))
+            tls_refused(address, describe_failure(exc), auditor)
             return
         assert secure is not None
         protocol.connection_made(secure)

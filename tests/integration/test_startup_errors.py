@@ -208,3 +208,27 @@ async def test_the_traceback_of_a_start_up_failure_is_logged_at_debug(tmp_path: 
     assert code == EXIT_CANNOT_RUN
     assert "Traceback" in output
     assert output.strip().splitlines()[-1].startswith("pacs: [storage] root: ")
+
+
+@pytest.mark.parametrize(
+    ("key", "audit"),
+    [
+        ("file", {"file": "{afile}/audit.jsonl"}),
+        ("spool", {"syslog": "tcp://127.0.0.1:6514", "spool": "{afile}/spool"}),
+        ("ca_certificates", {"syslog": "tls://127.0.0.1:6514", "ca_certificates": "{afile}/ca"}),
+    ],
+)
+async def test_an_audit_path_that_cannot_be_used_names_its_key(
+    tmp_path: Path, key: str, audit: dict[str, str]
+) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("not a directory\n")
+    values = {name: value.format(afile=afile) for name, value in audit.items()}
+    config = write_config(tmp_path, audit=values)
+
+    code, output = await run_pacs("serve", "--config", str(config))
+
+    assert code == EXIT_CANNOT_RUN
+    line = only_line(output)
+    assert f"[audit] {key}: " in line
+    assert "not a directory" in line.lower()

@@ -19,6 +19,7 @@ from pacs.config import (
     mask_password,
 )
 from pacs.config_access import AccessSettings
+from pacs.config_audit import AuditSettings
 from pacs.errors import ConfigError
 
 EXAMPLE_CONFIG = Path(__file__).parents[2] / "config" / "pacs.toml"
@@ -307,7 +308,9 @@ def test_peer_lookup_ignores_padding_from_the_wire_but_not_case(load: Load) -> N
     assert found == [ct1, ct1, None, None]
 
 
-def test_example_config_is_valid_and_spells_out_the_defaults() -> None:
+def test_example_config_is_valid_keeps_an_audit_trail_and_otherwise_spells_out_the_defaults() -> (
+    None
+):
     settings = load_settings(EXAMPLE_CONFIG, environ={})
 
     workstation = Peer(
@@ -324,7 +327,8 @@ def test_example_config_is_valid_and_spells_out_the_defaults() -> None:
             workstation,
             Peer("CT1", "127.0.0.1", 11114, allow=ct1_store_only),
             Peer("VIEWER", "127.0.0.1", 11115, allow=frozenset()),
-        )
+        ),
+        audit=AuditSettings(file=Path("data/audit.jsonl").absolute()),
     )
 
 
