@@ -7,14 +7,17 @@ from pathlib import Path
 
 
 def find(name: str) -> str | None:
-    """Path of DCMTK's `name` on PATH, skipping this interpreter's bin directory.
+    """Path of DCMTK's `name` on PATH, skipping virtual environments' bin directories.
 
     pynetdicom installs Python apps called echoscu, storescu, storescp... into
-    the virtual environment; the benchmarks compare against DCMTK's.
+    every virtual environment it is installed in, this interpreter's or another
+    one left on PATH; the tests and benchmarks want DCMTK's.
     """
     own_bin = Path(sys.executable).parent.resolve()
     for directory in os.environ.get("PATH", "").split(os.pathsep):
         if not directory or Path(directory).resolve() == own_bin:
+            continue
+        if (Path(directory).parent / "pyvenv.cfg").exists():
             continue
         if found := shutil.which(name, path=directory):
             return found
