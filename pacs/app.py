@@ -77,8 +77,8 @@ def _trust_pydicom_values() -> None:
     """Skip pydicom's value validation (a regex per UID and string, on every command set).
 
     pacs stores what peers send byte for byte and builds its own command sets from
-    values already checked; profiling showed validation as a large share of each
-    sub-operation and association. Structural errors are still raised.
+    values already checked, so validating them again is work on every sub-operation
+    and association for nothing. Structural errors are still raised.
     """
     pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
     pydicom.config.settings.writing_validation_mode = pydicom.config.IGNORE

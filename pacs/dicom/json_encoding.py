@@ -1,8 +1,8 @@
 """Encode a DICOM JSON object (PS3.18 F.2) straight to data set bytes, little endian.
 
 A C-FIND answers every match with an identifier built from the index's JSON;
-going through pydicom (Dataset.from_json, then its writer) cost about half of
-the handler's time per match. The elements of a response are nearly always
+going through pydicom (Dataset.from_json, then its writer) for each one would
+dominate the handler's time per match. The elements of a response are nearly always
 strings, person names and numbers: those are encoded here, byte for byte as
 pydicom writes them, and anything else (sequences, binary values, AT, empty
 values inside a multi-valued element, text needing a character set other than

@@ -192,7 +192,7 @@ def parse_identifier(identifier: Dataset, model: InformationModel) -> Query:
         element: DataElement | None = None
         if is_zero_length(identifier.get_item(tag, keep_deferred=True)):
             # A return key without a value (universal matching, C.2.2.2.3) gives only
-            # its keyword; converting it cost more than all the rest of the parse.
+            # its keyword, so it is not converted.
             keyword = keyword_for_tag(tag)
         else:
             element = identifier[tag]

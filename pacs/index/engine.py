@@ -52,9 +52,9 @@ _INVALID_CATALOG_NAME = "3D000"
 
 # asyncpg prepares every statement, and after five runs PostgreSQL may keep a generic
 # plan made while the tables were nearly empty: sequential scans that it then keeps as
-# the index grows, unless an ANALYZE (autovacuum, if it is on) invalidates them. Ingest
-# on a fresh database fell from 120 to 37 instances/s by 90,000 instances; planning
-# each run with its own values costs far less and uses the LIKE-prefix indexes too.
+# the index grows, unless an ANALYZE (autovacuum, if it is on) invalidates them, and
+# ingest slows as the archive grows. Planning each run with its own values costs far
+# less and uses the LIKE-prefix indexes too.
 POSTGRES_SESSION_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
 
 

@@ -57,7 +57,7 @@ def _patient_total(expression: Expression) -> Expression:
     return select(expression).where(_STUDIES.patient_fk == Patient.id).scalar_subquery()
 
 
-@cache  # built once per depth: SQLAlchemy expressions are immutable, and building them cost
+@cache  # built once per depth: SQLAlchemy expressions are immutable, and building them costs
 def _computed_columns(depth: int) -> dict[str, Expression]:
     """Computed attributes (PS3.4 C.6.1.1.2 - C.6.2.1.2) the joined tables can give."""
     columns: dict[str, Expression] = {
@@ -102,7 +102,7 @@ PARENT_KEY: dict[Table, Column] = {
 }
 
 
-@cache  # statements are immutable; building the columns and joins cost as much as a read
+@cache  # statements are immutable; building the columns and joins costs as much as a read
 def _candidates(tables: tuple[Table, ...], computed: tuple[str, ...]) -> Select[Any]:
     """The SELECT of a level's rows joined to their parents, before any condition."""
     available = _computed_columns(len(tables))
@@ -151,7 +151,7 @@ class _Plan:
 
 # A query's statement depends on its shape only (level, return keys, how each key is
 # matched), not on its values: a site sends a few shapes, each built and compiled once.
-# Building one cost about as much as running it. Bounded: an AnyOf of any length is a shape.
+# Building one is as much work as running it. Bounded: an AnyOf of any length is a shape.
 _STATEMENTS_KEPT = 256
 _statements: OrderedDict[tuple[Any, ...], Select[Any]] = OrderedDict()
 

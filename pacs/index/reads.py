@@ -1,9 +1,8 @@
 """Where the index's hot reads run: SQLite reader threads on sqlite3, or the async engine.
 
 C-FIND and retrieve read a page of rows per statement. Through aiosqlite every
-step of a statement (checkout, BEGIN, cursor, execute, fetch, rollback) is a
-round trip between the event loop and aiosqlite's thread, and the ORM Session
-adds its own bookkeeping: together about 1 ms of a 1-match C-FIND. A reader
+step of a statement (checkout, BEGIN, cursor, execute, fetch, rollback) would be a
+round trip between the event loop and aiosqlite's thread. A reader
 thread runs the whole statement on a sqlite3 connection of its own (WAL lets
 readers run beside the writer) and hands back buffered rows: one hop there and
 one back; a statement built once and kept (a C-FIND's, `run`) skips SQLAlchemy's

@@ -1,13 +1,13 @@
 """Run prebuilt statements: on SQLite straight on the sqlite3 connection.
 
-SQLAlchemy Core costs about 80 us per statement around sqlite3's own 10 us, and
-one small instance's transaction runs six: most of the index writer's time; a
-1-match C-FIND's read cost 0.5 ms in its reader thread. On the stdlib sqlite3
+SQLAlchemy Core's per-statement machinery costs several times what sqlite3 itself
+spends on a small statement, and the write path and C-FIND run small statements
+by the thousand. On the stdlib sqlite3
 driver a statement built once (the write path's, a C-FIND plan's) is compiled
 once per set of parameter names (the SQL text, the parameters' order, their
 types' bind and result processors, all from SQLAlchemy's compiler) and executed
 on the DBAPI connection. Every other driver (asyncpg, aiosqlite) goes through
-`Connection.execute` as before.
+`Connection.execute`.
 """
 
 from collections import OrderedDict

@@ -1,8 +1,8 @@
 """Command sets by hand (PS3.7 E.1): Implicit VR Little Endian, group 0000.
 
 Every DIMSE message carries one, and a retrieve sends and receives one per
-instance: pydicom's Dataset and writer cost more than sending the instance's
-bytes. A command set uses a handful of VRs, so one to send (keyword -> value)
+instance, so pydicom's Dataset and writer would weigh on every instance sent.
+A command set uses a handful of VRs, so one to send (keyword -> value)
 is encoded here in one pass, and a received one is split into raw elements
 whose US, UL and string values are decoded when read (anything unexpected
 goes through pydicom either way).
@@ -137,8 +137,8 @@ class ReceivedCommand:
     """A received command set, read like a Dataset (`get`, attributes, `in`).
 
     Values of the simple VRs (US, UL, the strings) are decoded straight from the
-    raw bytes when read: every message is routed on a few of them, and going
-    through pydicom cost more than the rest of the upper layer. Anything else is
+    raw bytes when read: every message is routed on a few of them, so they skip
+    pydicom's Dataset. Anything else is
     read through the Dataset pydicom builds on first need.
     """
 

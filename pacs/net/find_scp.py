@@ -34,8 +34,8 @@ def decode_identifier(data: bytes, transfer_syntax: str) -> Dataset:
             BytesIO(data), syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated
         )
         # Values decode lazily: fail here, not halfway through. pydicom takes a zero-length
-        # element for a deferred read and converts it unless told to keep it raw, and
-        # converting the return keys cost more than the rest of the decode.
+        # element for a deferred read and converts it unless told to keep it raw, which
+        # for return keys is work thrown away.
         for tag in identifier.keys():  # noqa: SIM118
             if not is_zero_length(identifier.get_item(tag, keep_deferred=True)):
                 identifier[tag]

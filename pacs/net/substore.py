@@ -210,8 +210,8 @@ def report_pending(
     """Pending responses with the counts so far, at most one per PENDING_INTERVAL (the final
     response follows the last sub-operation).
 
-    Pending responses are optional (PS3.4 C.4.2.1.4, C.4.3.1.4): one per instance cost
-    as much as the instance it reported on, while a progress display needs a few a second.
+    Pending responses are optional (PS3.4 C.4.2.1.4, C.4.3.1.4): one per instance would
+    weigh on the transfer, while a progress display needs a few a second.
     """
     last_sent = -PENDING_INTERVAL
 
