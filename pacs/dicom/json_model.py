@@ -2,7 +2,7 @@
 
 The index stores each level's attributes as DICOM JSON text, writes it once per instance
 and reads it once per C-FIND match: orjson does both in a fraction of the standard
-library's time (json.loads was a sixth of a many-match C-FIND). The standard library
+library's time. The standard library
 stays behind it for the two things orjson cannot do: write an integer beyond 64 bits (a
 malformed IS) and read NaN or Infinity (rows written before orjson may hold them).
 orjson writes NaN and infinities as null, the only valid JSON for them (PostgreSQL's

@@ -98,8 +98,7 @@ def create_read_engine(url: str, limits: PoolLimits = PoolLimits()) -> AsyncEngi
 
     Each read is one SELECT, so it needs no transaction of its own (AUTOCOMMIT: no
     BEGIN and ROLLBACK round trips) and no ping before it (a read that meets a dropped
-    connection is simply run again): together about a fifth of a 1-match C-FIND's
-    time on the event loop.
+    connection is simply run again): round trips a short C-FIND would otherwise wait on.
     """
     if _is_sqlite(url):
         return None

@@ -2,12 +2,11 @@
 
 SQLAlchemy Core's per-statement machinery costs several times what sqlite3 itself
 spends on a small statement, and the write path and C-FIND run small statements
-by the thousand. On the stdlib sqlite3
-driver a statement built once (the write path's, a C-FIND plan's) is compiled
-once per set of parameter names (the SQL text, the parameters' order, their
-types' bind and result processors, all from SQLAlchemy's compiler) and executed
-on the DBAPI connection. Every other driver (asyncpg, aiosqlite) goes through
-`Connection.execute`.
+by the thousand. On the stdlib sqlite3 driver a statement built once (the write
+path's, a C-FIND plan's) is compiled once per set of parameter names (the SQL
+text, the parameters' order, their types' bind and result processors, all from
+SQLAlchemy's compiler) and executed on the DBAPI connection. Every other driver
+(asyncpg, aiosqlite) goes through `Connection.execute`.
 """
 
 from collections import OrderedDict
