@@ -4,8 +4,9 @@ Keys kept as columns are matched in SQL (the conditions come from
 `pacs.index.conditions`); any other key is matched on the stored DICOM JSON
 with the reference matcher of `pacs.dicom.matching`, so every key matches
 correctly and the frequent ones at index speed. Pages are keyset-paginated on
-the level's id, one short read each: memory stays flat however many match, and
-a slow peer holds no connection between pages.
+the level's id, one read-only statement each (see `pacs.index.reads`): memory
+stays flat however many match, and a slow peer holds no connection or
+transaction between pages.
 """
 
 from collections import OrderedDict

@@ -51,7 +51,8 @@ def _joined(statement: _Statement, selection: Selection) -> _Statement:
 
 
 class Locator:
-    """Finds the instances of a retrieve; reads only, a short transaction per statement."""
+    """Finds the instances of a retrieve: read-only, one statement per page through Reads,
+    so nothing is held open while the instances go out."""
 
     def __init__(self, reads: Reads) -> None:
         self._reads = reads

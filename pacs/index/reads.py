@@ -36,14 +36,22 @@ READER_THREADS = 4
 
 # Rows are read by position only. Without this, every run of a statement rebuilt from
 # the compiled cache re-keys the cached result map by the new statement's columns,
-# comparing ORM columns with SQL operators: a third of a 1-row read's time. (The ORM
+# comparing ORM columns with SQL operators, on every read. (The ORM
 # sets the same option for its own statements.)
 _POSITIONAL = {"_result_disable_adapt_to_context": True}
 
 
 class Reads(Protocol):
-    """Runs one read-only statement in a short transaction of its own; StoreUnavailable on
-    database failure."""
+    """Runs one read-only SELECT per call, never sharing a transaction with another and
+    holding none open between calls (pages); StoreUnavailable on database failure.
+
+    On a SQLite file the statement runs in a reader thread on its own sqlite3 connection:
+    `run` straight on sqlite3 outside any transaction (one SELECT reads one snapshot),
+    `all` through SQLAlchemy, which wraps it in a BEGIN and ROLLBACK of its own. On
+    PostgreSQL it runs on a connection of the read engine, in AUTOCOMMIT (no BEGIN at
+    all); with no read engine (an in-memory SQLite) on the index engine, in a transaction
+    of its own.
+    """
 
     async def all(self, statement: Select[*Ts]) -> Sequence[Row[*Ts]]: ...
 
