@@ -173,4 +173,4 @@ def _check_query(report: dict[str, Any]) -> None:
     }
     assert len(latencies) == 2 * 7  # two population sizes
     assert all(0 < cell["p50_ms"] <= cell["p95_ms"] for cell in latencies), latencies
-    assert all(cell["mean_matches"] >= 0 for cell in latencies)
+    assert report["wrong_answers"] == []  # the exit status does not count wrong answers

@@ -2,8 +2,9 @@
 
 import asyncio
 import hashlib
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future
 from dataclasses import replace
 from typing import Any
@@ -385,15 +386,34 @@ async def test_a_silent_database_server_fails_after_the_connect_timeout() -> Non
     assert time.monotonic() - started < 5
 
 
+class _Awaited(Future[BlobRef]):
+    """A file still being stored that tells when the index starts waiting for it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.awaited = threading.Event()
+
+    def result(self, timeout: float | None = None) -> BlobRef:
+        self.awaited.set()
+        return super().result(timeout)
+
+    def add_done_callback(self, fn: Callable[[Future[BlobRef]], object]) -> None:
+        self.awaited.set()
+        super().add_done_callback(fn)
+
+
 async def test_rows_commit_only_once_the_files_are_stored(
     index: Index, engine: AsyncEngine
 ) -> None:
-    file_stored: Future[BlobRef] = Future()
+    file_stored = _Awaited()
     adding = asyncio.ensure_future(index.add_instances([record("1.1.1")], "keep", [file_stored]))
-    await asyncio.sleep(0.2)
+    assert await asyncio.to_thread(file_stored.awaited.wait, 10)
 
-    assert not adding.done()
-    file_stored.set_result(blob("1.1.1"))
+    try:
+        assert not adding.done()
+        assert await rows(engine, "SELECT sop_instance_uid FROM instance") == []
+    finally:  # a writer left waiting would hang the teardown
+        file_stored.set_result(blob("1.1.1"))
     assert kinds(await adding) == [AddKind.STORED]
     assert await rows(engine, "SELECT sop_instance_uid FROM instance") == [("1.1.1",)]
 

@@ -133,6 +133,19 @@ async def run_dcmtk(name: str, *args: str) -> tuple[int, str]:
     return process.returncode or 0, output.decode(errors="replace")
 
 
+async def wait_until_listening(port: int, timeout: float = 30.0) -> None:
+    """Wait until a local port takes TCP connections (storescp says nothing when ready)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                await asyncio.sleep(0.05)
+                continue
+            writer.close()
+            return
+
+
 async def rejection(address: PacsAddress, calling: str) -> tuple[int, int, int] | None:
     """(result, source, reason) of the A-ASSOCIATE-RJ for `calling`; None when accepted."""
     reader, writer = await asyncio.open_connection(address.host, address.port)

@@ -5,8 +5,6 @@ import signal
 import sqlite3
 from pathlib import Path
 
-import pytest
-
 import pacs
 from tests.integration import scu
 from tests.integration.conftest import PacsAddress, run_dcmtk, write_config
@@ -44,12 +42,23 @@ async def test_a_running_association_gets_its_deadline_and_new_ones_are_refused(
     assert held.is_established
 
     served.process.send_signal(signal.SIGTERM)
-    await asyncio.sleep(0.5)
-    with pytest.raises(ConnectionRefusedError):  # no new association: the port is closed
-        await asyncio.open_connection(served.host, served.port)
+    await served.wait_for_line("pacs stopping")
+    async with asyncio.timeout(10):  # no new association: the port closes
+        while not await _refused(served.host, served.port):
+            await asyncio.sleep(0.02)
     assert int((await asyncio.to_thread(held.send_c_echo)).Status) == 0  # the open one still works
     await asyncio.to_thread(held.release)
     assert await served.stop(sig=None) == 0
+
+
+async def _refused(host: str, port: int) -> bool:
+    """Whether a TCP connection to the port is refused (the listener is closed)."""
+    try:
+        _, writer = await asyncio.open_connection(host, port)
+    except ConnectionRefusedError:
+        return True
+    writer.close()
+    return False
 
 
 async def test_an_invalid_config_names_the_key_without_a_traceback(tmp_path: Path) -> None:

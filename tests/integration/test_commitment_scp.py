@@ -1,6 +1,7 @@
 """Storage Commitment Push Model against the real server, with pynetdicom as the modality."""
 
 import asyncio
+import logging
 import socket
 import threading
 from collections.abc import Iterator
@@ -297,15 +298,25 @@ async def test_malformed_requests_get_the_failure_status_that_names_them(
 
 
 async def test_a_requester_down_for_a_while_gets_the_report_when_it_is_back(
-    start_pacs: StartPacs, peer_port: int, reports: Reports
+    start_pacs: StartPacs, peer_port: int, reports: Reports, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="pacs.archive.commitment")
     pacs = await _pacs(start_pacs, peer_port)
     datasets = await _stored(pacs)
     transaction = generate_uid()
     await asyncio.to_thread(
         request_commitment, pacs, action_information(transaction, _refs(datasets)), reports
     )
-    await asyncio.sleep(1.0)  # several attempts fail while nobody listens
+
+    def failed_attempts() -> int:
+        return sum(
+            f"commitment {transaction}: report not delivered" in r.getMessage()
+            for r in caplog.records
+        )
+
+    async with asyncio.timeout(30):  # several attempts fail while nobody listens
+        while failed_attempts() < 3:
+            await asyncio.sleep(0.02)
     assert not reports.events
 
     server = start_modality_scp(peer_port, reports)

@@ -17,7 +17,13 @@ from pynetdicom import AE, build_role, evt
 
 from tests.conftest import make_instance
 from tests.integration import scu
-from tests.integration.conftest import PacsAddress, StartPacs, dcmtk_tool, run_dcmtk
+from tests.integration.conftest import (
+    PacsAddress,
+    StartPacs,
+    dcmtk_tool,
+    run_dcmtk,
+    wait_until_listening,
+)
 
 PATIENT_ROOT_MOVE = "1.2.840.10008.5.1.4.1.2.1.2"
 STUDY_ROOT_MOVE = "1.2.840.10008.5.1.4.1.2.2.2"
@@ -367,7 +373,7 @@ async def test_dcmtk_movescu_to_storescp_and_getscu(
         study = generate_uid()
         datasets = [make_instance(StudyInstanceUID=study, PatientID="DCMTK") for _ in range(3)]
         assert await asyncio.to_thread(scu.store, pacs, datasets) == [SUCCESS] * 3
-        await asyncio.sleep(0.3)
+        await wait_until_listening(port)
 
         code, output = await run_dcmtk(
             "movescu",
