@@ -38,7 +38,7 @@ from pacs.index.reads import open_reads
 from pacs.index.records import DuplicatePolicy
 from pacs.index.repository import Index
 from pacs.index.schema import ensure_schema
-from pacs.net.association import Handlers, Timeouts
+from pacs.net.association import Timeouts
 from pacs.net.commitment_scp import make_commitment_handler
 from pacs.net.commitment_scu import NetReportSender, OpenAssociations
 from pacs.net.contexts import (
@@ -58,6 +58,7 @@ from pacs.net.dimse import Command
 from pacs.net.echo import handle_echo
 from pacs.net.find_scp import make_find_handler
 from pacs.net.get_scp import make_get_handler
+from pacs.net.handlers import Handlers
 from pacs.net.move_scp import Destination, Requestor, make_move_handler
 from pacs.net.negotiation import AcceptorPolicy
 from pacs.net.permissions import Gatekeeper, describe

@@ -1,24 +1,21 @@
 """One established association (PS3.8): the reader task, DIMSE send and receive in either role.
 
-A reader task owns the socket's read side: it reassembles command sets,
-hands data-set fragments to the message they belong to as they arrive, routes
-responses to whoever awaits them, notes C-CANCELs and queues requests for the
-dispatcher. Sends are serialised by a lock so two messages never interleave.
-Opening an association (as acceptor or requestor) lives in `handshake.py`.
+A reader task owns the socket's read side: it hands P-DATA fragments to
+`assembly.py`, which turns them into messages, routes responses to whoever
+awaits them, notes C-CANCELs and queues requests for the dispatcher. Sends are
+serialised by a lock so two messages never interleave; their PDUs are framed by
+`pdu.py`. Opening an association (as acceptor or requestor) lives in
+`handshake.py`; the handlers it dispatches to are registered in `handlers.py`.
 """
 
 import asyncio
 import contextlib
 import itertools
 import logging
-import socket
 import time
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
-    Awaitable,
-    Callable,
-    Iterable,
     Mapping,
     Sequence,
 )
@@ -26,6 +23,7 @@ from dataclasses import dataclass
 
 from pacs.errors import ProtocolError
 from pacs.net import status
+from pacs.net.assembly import AcceptedContext, MessageAssembly
 from pacs.net.command_set import encode_command
 from pacs.net.dimse import (
     DATA_SET_PRESENT,
@@ -33,10 +31,10 @@ from pacs.net.dimse import (
     Command,
     CommandFields,
     DimseMessage,
-    decode_command,
     is_response,
     make_response,
 )
+from pacs.net.handlers import Handlers
 from pacs.net.negotiation import Agreement
 from pacs.net.operation_log import log_association_end, log_operation, operation_name
 from pacs.net.pdu import (
@@ -45,13 +43,13 @@ from pacs.net.pdu import (
     AbortSource,
     PduError,
     PduType,
-    PdvFragment,
     decode_abort,
     describe_abort,
     encode_abort,
     encode_release_rp,
     encode_release_rq,
-    pdata_header,
+    message_parts,
+    pdata_parts,
     read_pdata,
     read_pdu_header,
 )
@@ -77,46 +75,10 @@ class Timeouts:
     network: float | None = 300.0
 
 
-Handler = Callable[["Association", DimseMessage], Awaitable[None]]
-
-
-class Handlers:
-    """The async handler for each (command, abstract syntax) this AE serves."""
-
-    def __init__(self) -> None:
-        self._table: dict[tuple[int, str], Handler] = {}
-
-    def register(
-        self, command: Command, abstract_syntaxes: Iterable[str], handler: Handler
-    ) -> None:
-        for uid in abstract_syntaxes:
-            self._table[(int(command), str(uid))] = handler
-
-    def lookup(self, command_field: int, abstract_syntax: str) -> Handler | None:
-        return self._table.get((command_field, abstract_syntax))
-
-
-@dataclass(frozen=True, slots=True)
-class AcceptedContext:
-    """An accepted presentation context: its ID, syntaxes, and whether we may send requests."""
-
-    context_id: int
-    abstract_syntax: str
-    transfer_syntax: str
-    as_scu: bool
-
-
 def _encoded(command: CommandFields, has_data_set: bool) -> bytes:
     """A command set to send, saying whether a data set follows it."""
     command["CommandDataSetType"] = DATA_SET_PRESENT if has_data_set else NO_DATA_SET
     return encode_command(command)
-
-
-def set_nodelay(writer: asyncio.StreamWriter) -> None:
-    """Disable Nagle: DIMSE is request/response, and delayed ACKs would add 40 ms a message."""
-    sock = writer.get_extra_info("socket")
-    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 class Association:
@@ -160,8 +122,7 @@ class Association:
         for accepted in self._contexts.values():
             self._by_abstract_syntax.setdefault(accepted.abstract_syntax, []).append(accepted)
         self._message_ids = itertools.count()
-        self._command_buffer = bytearray()
-        self._incoming: DimseMessage | None = None  # message whose data set is arriving
+        self._assembly = MessageAssembly(self._contexts)
         self._release_rp = asyncio.Event()
         self._outstanding = 0  # requests received and not yet answered
         self.release_requested = False
@@ -234,7 +195,8 @@ class Association:
         pdu_type, length = await read_pdu_header(self._read_exactly)
         if pdu_type == PduType.P_DATA_TF:
             async for fragment in read_pdata(self._read_exactly, length):
-                await self._on_fragment(fragment)
+                if (message := await self._assembly.take(fragment)) is not None:
+                    await self._route(message)
             return True
         body = await self._read_exactly(length)
         if pdu_type == PduType.RELEASE_RQ:
@@ -256,42 +218,6 @@ class Association:
             AbortReason.UNEXPECTED_PDU if known else AbortReason.UNRECOGNIZED_PDU,
         )
 
-    async def _on_fragment(self, fragment: PdvFragment) -> None:
-        if not fragment.is_command:
-            message = self._incoming
-            if message is None or fragment.context_id != message.context_id:
-                raise PduError("data set fragment without a command on its context")
-            await message.feed(fragment.data, fragment.is_last)
-            if fragment.is_last:
-                self._incoming = None
-            return
-        if self._incoming is not None:
-            raise PduError("command fragment while a data set is still arriving")
-        self._command_buffer += fragment.data
-        if fragment.is_last:
-            data = bytes(self._command_buffer)
-            self._command_buffer.clear()
-            await self._on_command(fragment.context_id, data)
-
-    async def _on_command(self, context_id: int, data: bytes) -> None:
-        cx = self._contexts.get(context_id)
-        if cx is None:
-            raise PduError(f"P-DATA on presentation context {context_id}, which was not accepted")
-        try:
-            command = decode_command(data)
-        except ProtocolError as exc:
-            raise PduError(str(exc), AbortReason.INVALID_PDU_PARAMETER_VALUE) from exc
-        message = DimseMessage(
-            command,
-            context_id,
-            cx.abstract_syntax,
-            cx.transfer_syntax,
-            has_data_set=int(command.get("CommandDataSetType", NO_DATA_SET)) != NO_DATA_SET,
-        )
-        if message.has_data_set:
-            self._incoming = message
-        await self._route(message)
-
     async def _route(self, message: DimseMessage) -> None:
         if message.command_field == Command.C_CANCEL_RQ:
             self._cancelled.add(int(message.command.MessageIDBeingRespondedTo))
@@ -308,9 +234,7 @@ class Association:
 
     def _end(self) -> None:
         self.closed = True
-        if self._incoming is not None:
-            self._incoming.cut_short()
-            self._incoming = None
+        self._assembly.cut_short()
         for waiting in self._waiting.values():
             waiting.put_nowait(None)
         while self._requests.full():
@@ -321,34 +245,6 @@ class Association:
             self._writer.close()
 
     # -- writing ---------------------------------------------------------------
-
-    def _pdv_parts(
-        self, context_id: int, control: int, data: bytes | memoryview, last: bool
-    ) -> list[bytes | memoryview]:
-        """The P-DATA-TF PDUs of one message part (command or data), as pieces to write.
-
-        All the PDUs of a part go out in one write: a write per PDU header and per
-        piece meant two send() calls per PDU, and peers often accept 16 KiB PDUs.
-        """
-        view = memoryview(data)
-        step = self.max_pdv_data
-        offset = 0
-        parts: list[bytes | memoryview] = []
-        while True:
-            piece = view[offset : offset + step]
-            offset += len(piece)
-            final = offset >= len(view)
-            flags = control | (0x02 if final and last else 0x00)
-            parts += (pdata_header(context_id, flags, len(piece)), piece)
-            if final:
-                return parts
-
-    def _message_parts(
-        self, context_id: int, command: bytes, data_set: bytes | memoryview
-    ) -> list[bytes | memoryview]:
-        """The PDUs of a command and its data set, to go out in one write."""
-        parts = self._pdv_parts(context_id, 0x01, command, last=True)
-        return parts + self._pdv_parts(context_id, 0x00, data_set, last=True)
 
     async def _drain(self) -> None:
         transport = self._writer.transport
@@ -375,12 +271,16 @@ class Association:
             if isinstance(data_set, bytes | bytearray | memoryview):
                 # Command and data set in one send(): each costs a system call, more
                 # than encoding a small message.
-                self._writer.writelines(self._message_parts(context_id, encoded, data_set))
+                self._writer.writelines(
+                    message_parts(context_id, encoded, data_set, self.max_pdv_data)
+                )
             else:
                 # A streamed data set's command goes first, on its own: the receiver
                 # starts on it while the first chunk is read. Sent with that chunk, C-GET
                 # of CT or of small instances was no faster (same-run A/B, 8 runs each).
-                self._writer.writelines(self._pdv_parts(context_id, 0x01, encoded, last=True))
+                self._writer.writelines(
+                    pdata_parts(context_id, 0x01, encoded, last=True, max_pdv=self.max_pdv_data)
+                )
                 if data_set is not None:
                     await self._send_stream(context_id, data_set)
             await self._drain()
@@ -406,10 +306,14 @@ class Association:
         held: bytes | None = None
         async for chunk in chunks:
             if held is not None:
-                self._writer.writelines(self._pdv_parts(context_id, 0x00, held, last=False))
+                self._writer.writelines(
+                    pdata_parts(context_id, 0x00, held, last=False, max_pdv=self.max_pdv_data)
+                )
                 await self._drain()
             held = chunk
-        self._writer.writelines(self._pdv_parts(context_id, 0x00, held or b"", last=True))
+        self._writer.writelines(
+            pdata_parts(context_id, 0x00, held or b"", last=True, max_pdv=self.max_pdv_data)
+        )
 
     async def respond(
         self,
@@ -444,7 +348,7 @@ class Association:
         async with self._sending():
             parts: list[bytes | memoryview] = []
             for identifier in identifiers:
-                parts += self._message_parts(context_id, command, identifier)
+                parts += message_parts(context_id, command, identifier, self.max_pdv_data)
             self._writer.writelines(parts)
             await self._drain()
 

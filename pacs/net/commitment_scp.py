@@ -7,11 +7,12 @@ from pydicom.dataset import Dataset
 from pacs.archive.commitment import CommitmentService
 from pacs.errors import InvalidIdentifier, PacsError
 from pacs.net import status
-from pacs.net.association import Association, Handler
+from pacs.net.association import Association
 from pacs.net.commitment_scu import OpenAssociations
 from pacs.net.contexts import STORAGE_COMMITMENT, STORAGE_COMMITMENT_INSTANCE
 from pacs.net.dimse import DimseMessage
 from pacs.net.find_scp import decode_identifier
+from pacs.net.handlers import Handler
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,10 @@ from pacs.dicom.json_encoding import encode_json
 from pacs.dicom.matching import InformationModel, is_zero_length, parse_identifier
 from pacs.errors import InvalidIdentifier, PacsError
 from pacs.net import status
-from pacs.net.association import Association, Handler
+from pacs.net.association import Association
 from pacs.net.audit_peer import peer_node
 from pacs.net.dimse import DimseMessage
+from pacs.net.handlers import Handler
 
 log = logging.getLogger(__name__)
 

@@ -5,10 +5,11 @@ from pacs.audit.auditor import Auditor
 from pacs.dicom.selection import parse_selection
 from pacs.errors import InvalidIdentifier, PacsError
 from pacs.net import status
-from pacs.net.association import Association, Handler
+from pacs.net.association import Association
 from pacs.net.audit_peer import peer_node
 from pacs.net.dimse import DimseMessage
 from pacs.net.find_scp import decode_identifier
+from pacs.net.handlers import Handler
 from pacs.net.move_scp import finish
 from pacs.net.substore import Counts, describe_selection, report_pending, send_all
 

@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import socket
 import ssl
 from collections.abc import Mapping, Sequence
 
@@ -12,7 +13,7 @@ from pynetdicom.presentation import PresentationContext
 from pacs.archive.access import ALL_OPERATIONS, NOTHING, Operation
 from pacs.audit.auditor import Alert, Auditor
 from pacs.errors import ProtocolError
-from pacs.net.association import Association, Timeouts, set_nodelay
+from pacs.net.association import Association, Timeouts
 from pacs.net.negotiation import (
     AcceptorPolicy,
     Agreement,
@@ -44,6 +45,14 @@ from pacs.net.tls import (
 )
 
 log = logging.getLogger(__name__)
+
+
+def set_nodelay(writer: asyncio.StreamWriter) -> None:
+    """Disable Nagle: DIMSE is request/response, and delayed ACKs would hold up every reply."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
 
 # An A-ASSOCIATE-RQ/AC is a few KB even with hundreds of contexts; more is not a peer we serve.
 MAX_ASSOCIATE_PDU = 1024 * 1024

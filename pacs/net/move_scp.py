@@ -11,10 +11,11 @@ from pacs.audit.events import Node
 from pacs.dicom.selection import parse_selection
 from pacs.errors import InvalidIdentifier, PacsError
 from pacs.net import status
-from pacs.net.association import Association, AssociationClosed, Handler, Timeouts
+from pacs.net.association import Association, AssociationClosed, Timeouts
 from pacs.net.audit_peer import peer_node
 from pacs.net.dimse import DimseMessage
 from pacs.net.find_scp import decode_identifier, encode_identifier
+from pacs.net.handlers import Handler
 from pacs.net.handshake import AssociationFailed, request_association
 from pacs.net.permissions import Gatekeeper, refuse_permission
 from pacs.net.substore import (

@@ -121,6 +121,35 @@ def pdata_header(context_id: int, control: int, data_length: int) -> bytes:
     )
 
 
+def pdata_parts(
+    context_id: int, control: int, data: bytes | memoryview, *, last: bool, max_pdv: int
+) -> list[bytes | memoryview]:
+    """The P-DATA-TF PDUs of one message part (command or data), as pieces to write.
+
+    All the PDUs of a part go out in one write: a write per PDU header and per
+    piece meant two send() calls per PDU, and peers often accept 16 KiB PDUs.
+    """
+    view = memoryview(data)
+    offset = 0
+    parts: list[bytes | memoryview] = []
+    while True:
+        piece = view[offset : offset + max_pdv]
+        offset += len(piece)
+        final = offset >= len(view)
+        flags = control | (0x02 if final and last else 0x00)
+        parts += (pdata_header(context_id, flags, len(piece)), piece)
+        if final:
+            return parts
+
+
+def message_parts(
+    context_id: int, command: bytes, data_set: bytes | memoryview, max_pdv: int
+) -> list[bytes | memoryview]:
+    """The PDUs of a command and its data set, to go out in one write."""
+    parts = pdata_parts(context_id, 0x01, command, last=True, max_pdv=max_pdv)
+    return parts + pdata_parts(context_id, 0x00, data_set, last=True, max_pdv=max_pdv)
+
+
 def encode_release_rq() -> bytes:
     return bytes(A_RELEASE_RQ().encode())
 

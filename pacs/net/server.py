@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from pacs.audit.auditor import Auditor
-from pacs.net.association import Association, Handlers, Timeouts
+from pacs.net.association import Association, Timeouts
+from pacs.net.handlers import Handlers
 from pacs.net.handshake import accept_association
 from pacs.net.negotiation import AcceptorPolicy
 from pacs.net.permissions import Gatekeeper

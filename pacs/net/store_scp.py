@@ -6,9 +6,10 @@ from pacs.archive.ingest import Arrival, Ingest
 from pacs.audit.auditor import Auditor
 from pacs.errors import PacsError
 from pacs.net import status
-from pacs.net.association import Association, Handler
+from pacs.net.association import Association
 from pacs.net.audit_peer import peer_node
 from pacs.net.dimse import DimseMessage
+from pacs.net.handlers import Handler
 
 log = logging.getLogger(__name__)
 
