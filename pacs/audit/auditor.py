@@ -147,23 +147,18 @@ class Auditor:
         self._emit(event)
 
     def application_started(self) -> None:
-        participants = (self._us(Role.APPLICATION),)
-        self._event(
-            EventKind.APPLICATION_ACTIVITY,
-            Action.EXECUTE,
-            Outcome.SUCCESS,
-            participants=participants,
-            event_type=EventType.APPLICATION_START,
-        )
+        self._application_activity(EventType.APPLICATION_START)
 
     def application_stopped(self) -> None:
-        participants = (self._us(Role.APPLICATION),)
+        self._application_activity(EventType.APPLICATION_STOP)
+
+    def _application_activity(self, event_type: EventType) -> None:
         self._event(
             EventKind.APPLICATION_ACTIVITY,
             Action.EXECUTE,
             Outcome.SUCCESS,
-            participants=participants,
-            event_type=EventType.APPLICATION_STOP,
+            participants=(self._us(Role.APPLICATION),),
+            event_type=event_type,
         )
 
     def security_alert(self, peer: Node, alert: Alert, description: str) -> None:
