@@ -13,7 +13,6 @@ import logging
 from collections.abc import AsyncIterator
 from concurrent.futures import Future
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from pydicom.dataset import Dataset
@@ -31,7 +30,8 @@ from pacs.index.records import (
     PatientColumns,
     PatientConflict,
 )
-from pacs.store.blobstore import BlobRef, BlobWriter, FileBlobStore
+from pacs.store.blobstore import BlobRef
+from pacs.store.protocol import BlobStore, StagedBlob
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def _differing(conflict: PatientConflict) -> str:
     return ", ".join(names) or "none of name, birth date, sex"
 
 
-def _write_all(writer: BlobWriter, chunks: list[bytes]) -> None:
+def _write_all(writer: StagedBlob, chunks: list[bytes]) -> None:
     for chunk in chunks:
         writer.write(chunk)
 
@@ -115,13 +115,13 @@ class _Staging:
     """The file being received. Blocking methods, run in worker threads: the first hop
     opens it (free-space check, File Meta Information), so a small instance costs one hop."""
 
-    def __init__(self, store: FileBlobStore, arrival: Arrival) -> None:
+    def __init__(self, store: BlobStore, arrival: Arrival) -> None:
         self._store = store
         self._arrival = arrival
-        self._writer: BlobWriter | None = None
+        self._writer: StagedBlob | None = None
         self._offset = 0
 
-    def write(self, chunks: list[bytes]) -> BlobWriter:
+    def write(self, chunks: list[bytes]) -> StagedBlob:
         if self._writer is None:
             self._writer = self._store.begin()
             arrival = self._arrival
@@ -151,7 +151,7 @@ class _Staging:
         if whole:
             dataset = read_header(io.BytesIO(b"".join(chunks)), arrival.transfer_syntax_uid)
         else:
-            with Path(writer.staging_path).open("rb") as fp:
+            with writer.open_staged() as fp:
                 fp.seek(self._offset)
                 dataset = read_header(fp, arrival.transfer_syntax_uid)
         _check_arrival(dataset, arrival)
@@ -170,7 +170,7 @@ class _Staging:
 class Ingest:
     """Stores received instances; one per association at a time, many associations at once."""
 
-    def __init__(self, store: FileBlobStore, commits: GroupCommit) -> None:
+    def __init__(self, store: BlobStore, commits: GroupCommit) -> None:
         self._store = store
         self._commits = commits
         self.counters = IngestCounters()

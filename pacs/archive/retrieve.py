@@ -8,14 +8,14 @@ otherwise it is converted by `pacs.codec`, or fails with the reason.
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
-from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from pacs.codec import transcode
-from pacs.dicom.part10 import data_set_offset
+from pacs.dicom.part10 import seek_data_set
 from pacs.dicom.selection import Selection
 from pacs.errors import TransferUnavailable
 from pacs.index.locate import StoredInstance
+from pacs.store.protocol import BlobStore
 
 log = logging.getLogger(__name__)
 
@@ -30,21 +30,6 @@ class InstanceSource(Protocol):
     ) -> AsyncIterator[list[StoredInstance]]: ...
 
 
-class BlobPaths(Protocol):
-    def path_of(self, sha256: str) -> Path: ...
-
-
-def _open_data_set(path: Path) -> BinaryIO:
-    """Open a stored file positioned at its data set."""
-    stream = path.open("rb")
-    try:
-        stream.seek(data_set_offset(stream.read(144)))
-    except BaseException:
-        stream.close()
-        raise
-    return stream
-
-
 class DataSetBytes:
     """An instance's data set bytes on their way out: the first chunk is read on opening,
     the rest on demand, so opening the next instance can overlap sending this one."""
@@ -54,11 +39,11 @@ class DataSetBytes:
         self._rest = rest
 
     @classmethod
-    def read_stored(cls, path: Path) -> "DataSetBytes":
-        """Open a stored file and read its first chunk; the file stays open only if there
-        is more. Blocking: callers run it in a worker thread."""
-        stream = _open_data_set(path)
+    def read_stored(cls, stream: BinaryIO) -> "DataSetBytes":
+        """Read a stored file's first chunk of data set bytes, taking the open file over: it
+        stays open only if there is more. Blocking: callers run it in a worker thread."""
         try:
+            seek_data_set(stream)
             first = stream.read(CHUNK)
         except BaseException:
             stream.close()
@@ -92,7 +77,7 @@ Opened = tuple[str, DataSetBytes]
 class RetrieveService:
     """Plans retrieves and opens instances for transfer, one at a time with one read ahead."""
 
-    def __init__(self, source: InstanceSource, store: BlobPaths) -> None:
+    def __init__(self, source: InstanceSource, store: BlobStore) -> None:
         self._source = source
         self._store = store
 
@@ -112,28 +97,29 @@ class RetrieveService:
         `accepted` lists the transfer syntaxes the receiver accepted for the
         instance's SOP Class. Raises TransferUnavailable with the reason.
         """
-        path = self._store.path_of(instance.blob_sha256)
+        uid, sha256 = instance.sop_instance_uid, instance.blob_sha256
+        try:
+            return await asyncio.to_thread(self._prepare, instance, accepted)
+        except FileNotFoundError:
+            raise TransferUnavailable(
+                f"{uid}: its file {self._store.location(sha256)} is missing"
+            ) from None
+        except (OSError, ValueError) as exc:
+            raise TransferUnavailable(
+                f"{uid}: its file {self._store.location(sha256)} cannot be read: {exc}"
+            ) from exc
+        except transcode.ConversionUnavailable as exc:
+            raise TransferUnavailable(f"{uid}: {exc}") from exc
+
+    def _prepare(self, instance: StoredInstance, accepted: Sequence[str]) -> Opened:
+        """`open` in a worker thread: the stored bytes, or the converted ones."""
+        stream = self._store.open(instance.blob_sha256)
         if instance.transfer_syntax_uid in accepted:
-            try:
-                data = await asyncio.to_thread(DataSetBytes.read_stored, path)
-            except FileNotFoundError:
-                raise TransferUnavailable(
-                    f"{instance.sop_instance_uid}: its file {path} is missing"
-                ) from None
-            except OSError as exc:
-                raise TransferUnavailable(
-                    f"{instance.sop_instance_uid}: its file {path} cannot be read: {exc}"
-                ) from exc
-            return instance.transfer_syntax_uid, data
-        if not path.is_file():
-            raise TransferUnavailable(f"{instance.sop_instance_uid}: its file {path} is missing")
-        for target in accepted:
-            if transcode.can_convert(instance.transfer_syntax_uid, target):
-                try:
-                    converted = await asyncio.to_thread(transcode.convert_file, path, target)
-                except transcode.ConversionUnavailable as exc:
-                    raise TransferUnavailable(f"{instance.sop_instance_uid}: {exc}") from exc
-                return target, DataSetBytes(converted)
+            return instance.transfer_syntax_uid, DataSetBytes.read_stored(stream)
+        with stream:
+            for target in accepted:
+                if transcode.can_convert(instance.transfer_syntax_uid, target):
+                    return target, DataSetBytes(transcode.convert(stream, target))
         raise TransferUnavailable(
             f"{instance.sop_instance_uid}: stored as {instance.transfer_syntax_uid}, the receiver "
             f"accepted {', '.join(accepted) or 'nothing'} for {instance.sop_class_uid}, "

@@ -1,13 +1,23 @@
-"""The Part 10 wrapping of a received data set: preamble, "DICM" and File Meta Information."""
+"""The Part 10 wrapping of a data set: preamble, "DICM" and File Meta Information (PS3.10 7.1).
+
+Writes it in front of a received data set, and reads it back from a stored file: the
+one place that knows where a stored file's data set starts and in which syntax.
+"""
 
 import struct
+from typing import BinaryIO, NamedTuple
 
 from pacs.dicom.identity import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+from pacs.dicom.structure import LONG_VRS, ElementReader
+from pacs.errors import InvalidInstance
+
+HEAD = 144  # preamble, "DICM" and the (0002,0000) group length element
+TRANSFER_SYNTAX_UID = 0x00020010
 
 
 def _element(element: int, vr: bytes, value: bytes) -> bytes:
     """One explicit VR little endian element of group 0002."""
-    if vr == b"OB":  # 4-byte length after two reserved bytes (PS3.5 7.1.2)
+    if vr in LONG_VRS:  # 4-byte length after two reserved bytes (PS3.5 7.1.2)
         return struct.pack("<HH2sxxI", 0x0002, element, vr, len(value)) + value
     return struct.pack("<HH2sH", 0x0002, element, vr, len(value)) + value
 
@@ -46,6 +56,39 @@ def data_set_offset(head: bytes) -> int:
     File Meta Information starts after the 128-byte preamble and "DICM" with
     (0002,0000) File Meta Information Group Length, explicit VR: UL, 4 bytes.
     """
-    if len(head) < 144 or head[128:132] != b"DICM" or head[132:136] != b"\x02\x00\x00\x00":
+    if len(head) < HEAD or head[128:132] != b"DICM" or head[132:136] != b"\x02\x00\x00\x00":
         raise ValueError("not a Part 10 file with a File Meta Information Group Length")
-    return 144 + int.from_bytes(head[140:144], "little")
+    return HEAD + int.from_bytes(head[140:HEAD], "little")
+
+
+class DataSetStart(NamedTuple):
+    """Where a Part 10 file's data set starts, and the transfer syntax it is encoded in."""
+
+    transfer_syntax_uid: str
+    offset: int
+
+
+def seek_data_set(fp: BinaryIO) -> DataSetStart:
+    """Read the File Meta Information from fp's start and leave fp at the data set.
+
+    Reads only the meta group, sized by its group length, so a caller can then
+    stream the data set bytes as stored. Raises ValueError for a file without a
+    well-formed File Meta Information naming a transfer syntax.
+    """
+    fp.seek(0)
+    offset = data_set_offset(fp.read(HEAD))
+    meta = ElementReader(fp, offset, implicit=False, little=True)
+    syntax = None
+    try:
+        while fp.tell() < offset:
+            tag = meta.tag()
+            length = meta.length_of(tag)
+            if tag == TRANSFER_SYNTAX_UID:
+                syntax = meta.value(length).rstrip(b"\x00 ").decode("ascii")
+            else:
+                meta.skip(length)
+    except InvalidInstance as exc:
+        raise ValueError(f"File Meta Information is cut short: {exc}") from exc
+    if syntax is None:
+        raise ValueError("File Meta Information has no (0002,0010) Transfer Syntax UID")
+    return DataSetStart(syntax, offset)

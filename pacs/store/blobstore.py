@@ -72,6 +72,10 @@ class FileBlobStore:
             raise ValueError(f"not a lower-case SHA-256 hex digest: {sha256!r}")
         return self.root / sha256[:2] / sha256[2:4] / sha256
 
+    def location(self, sha256: str) -> str:
+        """The blob's path, for messages."""
+        return str(self.path_of(sha256))
+
     def begin(self) -> "BlobWriter":
         """Start receiving a blob; refuse with StoreFull when free space is below the minimum."""
         try:
@@ -177,6 +181,10 @@ class BlobWriter:
     def staging_path(self) -> Path:
         """Where the bytes are until `commit()` moves them to their address."""
         return self._staging_path
+
+    def open_staged(self) -> BinaryIO:
+        """Open the staging file for reading (the bytes written so far, once flushed)."""
+        return self._staging_path.open("rb")
 
     def write(self, fragment: bytes | memoryview) -> None:
         """Append a fragment to the staging file and to the running digest."""

@@ -29,14 +29,8 @@ from pydicom.uid import (
     RLELossless,
 )
 
-from pacs.codec.transcode import (
-    ConversionFailed,
-    ConversionUnavailable,
-    can_convert,
-    convert_file,
-    read_data_set,
-)
-from pacs.dicom.part10 import file_meta_bytes
+from pacs.codec.transcode import ConversionFailed, ConversionUnavailable, can_convert, convert
+from pacs.dicom.part10 import file_meta_bytes, seek_data_set
 from tests.conftest import make_instance
 
 UNCOMPRESSED = [ImplicitVRLittleEndian, ExplicitVRLittleEndian, ExplicitVRBigEndian]
@@ -117,6 +111,17 @@ def store(directory: Path, ds: Dataset, transfer_syntax: str) -> Path:
     return path
 
 
+def convert_file(path: Path, target_ts: str) -> bytes:
+    """The stored file at `path` converted, read the way retrieve reads a blob."""
+    with path.open("rb") as part10:
+        return convert(part10, target_ts)
+
+
+def seek_data_set_of(path: Path) -> tuple[str, int]:
+    with path.open("rb") as part10:
+        return seek_data_set(part10)
+
+
 def parse(data_set: bytes, transfer_syntax: str) -> Dataset:
     """A converted data set read back behind File Meta Information naming its new syntax."""
     meta = file_meta_bytes("1.2.3", "1.2.3.4", transfer_syntax, "")
@@ -150,7 +155,7 @@ def assert_same_image(converted: Dataset, kind: Kind, arr: NDArray[np.generic]) 
         assert converted.PlanarConfiguration == 0
 
 
-def test_read_data_set_finds_the_stored_syntax_and_where_the_data_set_starts(
+def test_seek_data_set_finds_the_stored_syntax_and_where_the_data_set_starts(
     tmp_path: Path,
 ) -> None:
     ds = image(GREY8, pixels(GREY8))
@@ -160,16 +165,16 @@ def test_read_data_set_finds_the_stored_syntax_and_where_the_data_set_starts(
     path = tmp_path / "stored.dcm"
     path.write_bytes(meta + data_set)
 
-    assert read_data_set(path) == (RLELossless, len(meta))
+    assert seek_data_set_of(path) == (RLELossless, len(meta))
     assert path.read_bytes()[len(meta) :] == data_set
 
 
-def test_read_data_set_rejects_a_file_without_file_meta_information(tmp_path: Path) -> None:
+def test_seek_data_set_rejects_a_file_without_file_meta_information(tmp_path: Path) -> None:
     path = tmp_path / "bare.dcm"
     path.write_bytes(encode(image(GREY8, pixels(GREY8)), ExplicitVRLittleEndian))
 
     with pytest.raises(ValueError, match="Part 10"):
-        read_data_set(path)
+        seek_data_set_of(path)
 
 
 @pytest.mark.parametrize("target", UNCOMPRESSED, ids=lambda uid: uid.name)
@@ -280,7 +285,7 @@ def test_jpeg_2000_is_lossy_unless_the_data_set_states_otherwise(
 
 def test_same_syntax_returns_the_stored_data_set_bytes(tmp_path: Path) -> None:
     path, _ = stored(tmp_path, RGB8, RLELossless)
-    _, offset = read_data_set(path)
+    _, offset = seek_data_set_of(path)
 
     assert convert_file(path, RLELossless) == path.read_bytes()[offset:]
 

@@ -28,14 +28,9 @@ from pydicom.uid import (
 
 from benchmarks.dcmtk import find as find_dcmtk
 from pacs.codec.syntaxes import READABLE_AS_IS
-from pacs.codec.transcode import (
-    ConversionFailed,
-    ConversionUnavailable,
-    can_convert,
-    convert_file,
-)
+from pacs.codec.transcode import ConversionFailed, ConversionUnavailable, can_convert
 from pacs.net.contexts import storage_transfer_syntaxes
-from tests.unit.test_transcode import bundled, parse, store
+from tests.unit.test_transcode import bundled, convert_file, parse, store
 
 OPENJPEG = "openjpeg"  # pydicom's pylibjpeg plugin: GDCM, tried first, is what pacs decodes with
 DECODER_FOR: dict[str, str] = {

@@ -1,0 +1,67 @@
+"""What the archive asks of a blob store: the operations a storage backend implements.
+
+`pacs.store.blobstore.FileBlobStore` is the one on a local filesystem. Nothing here
+names a path: a backend keeps its layout to itself and hands out file objects.
+Every method may block on I/O; async callers run them with `asyncio.to_thread`.
+"""
+
+from concurrent.futures import Future
+from typing import BinaryIO, Protocol
+
+from pacs.store.blobstore import BlobRef
+
+
+class StagedBlob(Protocol):
+    """One blob being received, staged until it is committed under its address.
+
+    Leaving its `with` block, or `discard()`, without a commit drops what was staged.
+    """
+
+    @property
+    def reference(self) -> BlobRef:
+        """The address and size of the bytes written so far."""
+        ...
+
+    def write(self, fragment: bytes | memoryview) -> None:
+        """Append a fragment (raises StoreUnavailable or StoreFull)."""
+        ...
+
+    def start_sync(self) -> None:
+        """Start making the bytes written so far durable; no more writes after this."""
+        ...
+
+    def open_staged(self) -> BinaryIO:
+        """Read back the bytes written so far, from their start (the caller closes it)."""
+        ...
+
+    def commit_in_background(self) -> Future[BlobRef]:
+        """Store the blob under its address; the future holds its reference or StoreError."""
+        ...
+
+    def discard(self) -> None:
+        """Drop the staged bytes; harmless when repeated or after a commit."""
+        ...
+
+
+class BlobStore(Protocol):
+    """Immutable blobs named by the SHA-256 of their bytes."""
+
+    def begin(self) -> StagedBlob:
+        """Start receiving a blob (raises StoreFull when there is no room for one)."""
+        ...
+
+    def open(self, sha256: str) -> BinaryIO:
+        """A stored blob, open for reading from its start; FileNotFoundError when absent."""
+        ...
+
+    def exists(self, sha256: str) -> bool:
+        """Whether a blob with this address is stored."""
+        ...
+
+    def verify(self, sha256: str) -> bool:
+        """Whether a stored blob's bytes still hash to its address (False when absent)."""
+        ...
+
+    def location(self, sha256: str) -> str:
+        """Where the blob is kept, in words an admin can follow (for messages)."""
+        ...

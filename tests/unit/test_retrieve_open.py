@@ -1,0 +1,116 @@
+"""RetrieveService.open over a real FileBlobStore: stored bytes as stored, converted bytes,
+and the reasons an instance cannot go."""
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless
+
+from pacs.archive.retrieve import RetrieveService
+from pacs.dicom.part10 import file_meta_bytes
+from pacs.dicom.selection import Selection
+from pacs.errors import TransferUnavailable
+from pacs.index.locate import StoredInstance
+from pacs.store.blobstore import BlobRef, FileBlobStore
+from tests.conftest import make_instance
+from tests.unit.test_transcode import encode, parse
+
+
+class NoInstances:
+    async def summary(self, selection: Selection) -> tuple[int, set[tuple[str, str]]]:
+        return 0, set()
+
+    async def locate(
+        self, selection: Selection, page_size: int = 500
+    ) -> AsyncIterator[list[StoredInstance]]:
+        pages: list[list[StoredInstance]] = []
+        for page in pages:
+            yield page
+
+
+def put(store: FileBlobStore, data: bytes) -> BlobRef:
+    with store.begin() as writer:
+        writer.write(data)
+        return writer.commit()
+
+
+def stored_instance(store: FileBlobStore, syntax: str) -> tuple[StoredInstance, bytes]:
+    """An instance put in the store as ingest writes it; returns it and its data set bytes."""
+    ds = make_instance()
+    if syntax == RLELossless:
+        ds.compress(RLELossless)
+    data_set = encode(ds, syntax)
+    meta = file_meta_bytes(ds.SOPClassUID, ds.SOPInstanceUID, syntax, "STORESCU")
+    blob = put(store, meta + data_set)
+    instance = StoredInstance(ds.SOPClassUID, ds.SOPInstanceUID, syntax, blob.sha256, blob.size)
+    return instance, data_set
+
+
+async def read_all(
+    service: RetrieveService, instance: StoredInstance, accepted: list[str]
+) -> tuple[str, bytes]:
+    syntax, data = await service.open(instance, accepted)
+    return syntax, b"".join([chunk async for chunk in data.chunks()])
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> FileBlobStore:
+    return FileBlobStore(tmp_path / "store", fsync=False)
+
+
+async def test_an_accepted_stored_syntax_sends_the_data_set_bytes_as_stored(
+    store: FileBlobStore,
+) -> None:
+    instance, data_set = stored_instance(store, RLELossless)
+    service = RetrieveService(NoInstances(), store)
+
+    syntax, sent = await read_all(service, instance, [ExplicitVRLittleEndian, RLELossless])
+
+    assert syntax == RLELossless
+    assert sent == data_set
+
+
+async def test_an_unaccepted_stored_syntax_is_converted_to_the_first_one_possible(
+    store: FileBlobStore,
+) -> None:
+    instance, _ = stored_instance(store, ExplicitVRLittleEndian)
+    service = RetrieveService(NoInstances(), store)
+
+    syntax, sent = await read_all(service, instance, [RLELossless, ImplicitVRLittleEndian])
+
+    assert syntax == ImplicitVRLittleEndian
+    assert parse(sent, ImplicitVRLittleEndian).SOPInstanceUID == instance.sop_instance_uid
+
+
+@pytest.mark.parametrize("accepted", [[ExplicitVRLittleEndian], [ImplicitVRLittleEndian], []])
+async def test_a_missing_file_is_named_whatever_the_receiver_accepted(
+    store: FileBlobStore, accepted: list[str]
+) -> None:
+    instance, _ = stored_instance(store, ExplicitVRLittleEndian)
+    store.delete(instance.blob_sha256)
+    service = RetrieveService(NoInstances(), store)
+
+    with pytest.raises(TransferUnavailable, match="is missing") as raised:
+        await service.open(instance, accepted)
+    assert store.location(instance.blob_sha256) in str(raised.value)
+
+
+async def test_a_stored_file_without_file_meta_cannot_be_read(store: FileBlobStore) -> None:
+    ds = make_instance()
+    blob = put(store, encode(ds, ExplicitVRLittleEndian))
+    instance = StoredInstance(
+        ds.SOPClassUID, ds.SOPInstanceUID, ExplicitVRLittleEndian, blob.sha256, blob.size
+    )
+    service = RetrieveService(NoInstances(), store)
+
+    with pytest.raises(TransferUnavailable, match="cannot be read: not a Part 10 file"):
+        await service.open(instance, [ExplicitVRLittleEndian])
+
+
+async def test_no_conversion_to_what_the_receiver_accepted_says_so(store: FileBlobStore) -> None:
+    instance, _ = stored_instance(store, ExplicitVRLittleEndian)
+    service = RetrieveService(NoInstances(), store)
+
+    with pytest.raises(TransferUnavailable, match="no conversion between them exists"):
+        await service.open(instance, [RLELossless])
