@@ -35,7 +35,6 @@ from pacs.index.engine import (
 from pacs.index.find import Finder
 from pacs.index.locate import Locator
 from pacs.index.reads import open_reads
-from pacs.index.records import DuplicatePolicy
 from pacs.index.repository import Index
 from pacs.index.schema import ensure_schema
 from pacs.net.association import Timeouts
@@ -106,7 +105,7 @@ class PacsApp:
         self.index = Index.open(self.engine)
         self.reads = open_reads(self.engine, create_read_engine(database.url, limits))
         self.store = FileBlobStore(storage.root, storage.fsync, storage.min_free_bytes)
-        self.commits = GroupCommit(self.index, DuplicatePolicy(storage.duplicate_policy.value))
+        self.commits = GroupCommit(self.index, storage.duplicate_policy)
         self.ingest = Ingest(self.store, self.commits)
         self.queries = QueryService(
             Finder(self.reads),

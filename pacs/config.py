@@ -10,7 +10,6 @@ import sys
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import TypeVar
 
@@ -37,6 +36,7 @@ from pacs.config_values import one_of as _one_of
 from pacs.config_values import show as _show
 from pacs.config_values import text as _text
 from pacs.errors import ConfigError
+from pacs.index.records import DuplicatePolicy
 
 DATABASE_URL_VARIABLE = "PACS_DATABASE_URL"
 DATABASE_DRIVERS = ("sqlite+aiosqlite://", "postgresql+asyncpg://")
@@ -45,14 +45,6 @@ _SQLITE_FILE = Path("data/index.sqlite")
 
 _T = TypeVar("_T")
 _Parser = Callable[[object], object]
-
-
-class DuplicatePolicy(StrEnum):
-    """What to do when an instance with a known SOP Instance UID arrives again."""
-
-    KEEP = "keep"
-    REPLACE = "replace"
-    REJECT = "reject"
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,6 @@ import pytest
 from pacs.archive.access import ALL_OPERATIONS, Operation
 from pacs.config import (
     DatabaseSettings,
-    DuplicatePolicy,
     LoggingSettings,
     Peer,
     ServerSettings,
@@ -21,6 +20,7 @@ from pacs.config import (
 from pacs.config_access import AccessSettings
 from pacs.config_audit import AuditSettings
 from pacs.errors import ConfigError
+from pacs.index.records import DuplicatePolicy
 
 EXAMPLE_CONFIG = Path(__file__).parents[2] / "config" / "pacs.toml"
 
