@@ -8,8 +8,8 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from pacs.index.database_errors import index_errors
 from pacs.index.models import CommitmentRequest
-from pacs.index.unavailable import index_errors
 
 PENDING, REPORTED, UNDELIVERABLE = "pending", "reported", "undeliverable"
 

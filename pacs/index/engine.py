@@ -15,7 +15,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from pacs.dicom import json_model
 from pacs.errors import StoreUnavailable
-from pacs.index.unavailable import reason
+from pacs.index.database_errors import reason
 
 __all__ = [
     "SQLITE_BEGIN",

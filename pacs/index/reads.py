@@ -21,9 +21,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from pacs.index.database_errors import index_errors
 from pacs.index.engine import create_sqlite_sync_engine
 from pacs.index.statements import execute
-from pacs.index.unavailable import index_errors
 
 __all__ = ["EngineReads", "Reads", "SqliteReaderThreads", "open_reads"]
 

@@ -14,6 +14,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from pacs.index.database_errors import index_errors as _index_errors
+from pacs.index.database_errors import reason as _reason
 from pacs.index.engine import create_sessionmaker, create_sqlite_sync_engine
 from pacs.index.models import Instance, Patient, Series, Study
 from pacs.index.records import AddKind, AddOutcome, DuplicatePolicy, InstanceRecord, InstanceRow
@@ -23,8 +25,6 @@ from pacs.index.transactions import (
     SqliteWriterThread,
     WriteTransactions,
 )
-from pacs.index.unavailable import index_errors as _index_errors
-from pacs.index.unavailable import reason as _reason
 from pacs.index.upsert import add_batch, lock_order
 
 log = logging.getLogger(__name__)
