@@ -24,6 +24,7 @@ from pacs.net.negotiation import (
     read_acceptance,
     too_many_associations,
 )
+from pacs.net.negotiation_memo import NegotiationMemo
 from pacs.net.pdu import (
     AbortReason,
     AbortSource,
@@ -126,23 +127,22 @@ async def accept_association(
     gatekeeper: Gatekeeper | None = None,
     bound_subjects: Mapping[str, str] | None = None,
     auditor: Auditor | None = None,
+    memo: NegotiationMemo | None = None,
 ) -> Association | None:
     """Negotiate a new connection as acceptor; None when it was rejected or abandoned.
 
     `association_limit` is set when the server is already full: the request is
     then answered with a transient "local limit exceeded" rejection. `gatekeeper`
     decides what the calling AE may negotiate (None: everything). `bound_subjects`:
-    calling AE titles that must present these certificate subjects.
+    calling AE titles that must present these certificate subjects. `memo` keeps recent
+    requests' negotiations (None: each is negotiated afresh).
     """
     set_nodelay(writer)
+    memo = memo or NegotiationMemo(size=0)
     address = _address(writer)
     try:
         _, data = await _read_associate_pdu(reader, timeouts.acse, {PduType.ASSOCIATE_RQ})
-        rq = A_ASSOCIATE_RQ()
-        try:
-            rq.decode(data)
-        except Exception as exc:
-            raise PduError(f"undecodable A-ASSOCIATE-RQ: {exc}") from exc
+        rq = memo.decode(data)
     except TimeoutError:
         log.warning("%s: no A-ASSOCIATE-RQ within %ss, closing", address, timeouts.acse)
         writer.close()
@@ -180,7 +180,9 @@ async def accept_association(
             )
         await _refuse(reader, writer, rejection.encode(), timeouts.acse)
         return None
-    agreement, ac = _accept(rq, policy, gatekeeper, admitted, address, auditor=auditor)
+    agreement, ac = _accept(
+        rq, data, policy, gatekeeper, admitted, address=address, auditor=auditor, memo=memo
+    )
     writer.write(ac)
     association = Association(reader, writer, agreement, timeouts, is_requestor=False)
     log.info(
@@ -277,27 +279,46 @@ def _judge(
 
 def _accept(
     rq: A_ASSOCIATE_RQ,
+    pdu: bytes,
     policy: AcceptorPolicy,
     gatekeeper: Gatekeeper | None,
     admitted: frozenset[Operation],
-    address: str,
     *,
+    address: str,
     auditor: Auditor | None,
+    memo: NegotiationMemo,
 ) -> tuple[Agreement, bytes]:
     """Negotiate what the caller proposed, rejecting the contexts it has no permission for."""
-    if gatekeeper is None or admitted == ALL_OPERATIONS:
-        return accept(rq, policy)
-
-    def permitted(cx: PresentationContext) -> bool:
-        return operations_of(cx) <= admitted
-
-    agreement, ac = accept(rq, gatekeeper.tailor(policy, admitted), permitted)
+    if gatekeeper is None:
+        admitted = ALL_OPERATIONS
+    remembered = memo.recall(pdu, policy, admitted)
+    if remembered is None:
+        remembered = _negotiate(rq, policy, gatekeeper, admitted)
+        memo.keep(pdu, policy, admitted, *remembered)
+    agreement, ac = remembered
+    if admitted == ALL_OPERATIONS:
+        return agreement, ac
     # User rejections: no permission, or a role the tailored contexts do not offer.
     refused = {UID(str(cx.abstract_syntax)) for cx in agreement.rejected if cx.result == 0x01}
     if refused:
         why = refused_contexts_line(rq.calling_ae_title, address, admitted, refused)
         alert(auditor, node_at(address, rq.calling_ae_title), Alert.PERMISSION_DENIED, why)
     return agreement, ac
+
+
+def _negotiate(
+    rq: A_ASSOCIATE_RQ,
+    policy: AcceptorPolicy,
+    gatekeeper: Gatekeeper | None,
+    admitted: frozenset[Operation],
+) -> tuple[Agreement, bytes]:
+    if gatekeeper is None or admitted == ALL_OPERATIONS:
+        return accept(rq, policy)
+
+    def permitted(cx: PresentationContext) -> bool:
+        return operations_of(cx) <= admitted
+
+    return accept(rq, gatekeeper.tailor(policy, admitted), permitted)
 
 
 def number_contexts(contexts: Sequence[PresentationContext]) -> list[PresentationContext]:

@@ -37,9 +37,11 @@ def log_operation(
     peer: str, request: DimseMessage, code: int, comment: str | None, detail: str
 ) -> None:
     """Log the final response to `request`; `detail` says what it was about (levels, counts)."""
+    level, word = outcome(code)
+    if not log.isEnabledFor(level):
+        return  # a store's line is built for every instance; skip it unless it is shown
     if not detail and (uid := request.command.get("AffectedSOPInstanceUID")):
         detail = f"SOP Instance {uid}"
-    level, word = outcome(code)
     log.log(
         level,
         "%s from %s: %s%s 0x%04X%s in %.1f ms",

@@ -11,6 +11,7 @@ from pacs.net.association import Association, Timeouts
 from pacs.net.handlers import Handlers
 from pacs.net.handshake import accept_association
 from pacs.net.negotiation import AcceptorPolicy
+from pacs.net.negotiation_memo import NegotiationMemo
 from pacs.net.permissions import Gatekeeper
 from pacs.net.tls import start_tls_server
 
@@ -56,6 +57,7 @@ class DimseServer:
         self._listener = listener
         self.policy = policy  # replaced on reload; running associations keep their agreement
         self._gatekeeper = gatekeeper
+        self._negotiations = NegotiationMemo()
         self._tls = tls
         self._handlers = handlers
         self._timeouts = timeouts
@@ -136,6 +138,7 @@ class DimseServer:
                 gatekeeper=self._gatekeeper,
                 bound_subjects=self._tls.bound_subjects if self._tls else None,
                 auditor=self._auditor,
+                memo=self._negotiations,
             )
             if assoc is not None:
                 await self._serve(assoc)

@@ -7,6 +7,7 @@ import os
 import re
 import secrets
 import shutil
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ _PREFIX = re.compile(r"[0-9a-f]{2}")
 _HASH_CHUNK = 1 << 20
 _NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
 STAGING_DIR = ".staging"
+FREE_SPACE_INTERVAL = 1.0  # seconds
+FREE_SPACE_MARGIN = 256 << 20  # bytes above the minimum
 # Files synced and committed in the background while their writers get on with other
 # work (fsync releases the GIL). Two pools: a commit waits for its file's sync, so the
 # two must never queue behind each other.
@@ -65,6 +68,10 @@ class FileBlobStore:
         self.fsync = fsync
         self.min_free_bytes = min_free_bytes
         self.staging_dir = root / STAGING_DIR
+        self._staging_ready = False
+        self._free: tuple[float, int] | None = None  # (when measured, bytes free)
+        # `ab/cd` directories known to exist: made once, not tried again for every blob.
+        self._made_dirs: set[str] = set()
 
     def path_of(self, sha256: str) -> Path:
         """Return where the blob with this address lives (whether or not it exists)."""
@@ -78,14 +85,46 @@ class FileBlobStore:
 
     def begin(self) -> "BlobWriter":
         """Start receiving a blob; refuse with StoreFull when free space is below the minimum."""
+        if not self._staging_ready:
+            self._prepare_staging()
         try:
-            self.staging_dir.mkdir(parents=True, exist_ok=True)
-            free = self.free_bytes()
+            free = self._free_space()
         except OSError as exc:
             raise _unavailable("prepare the staging directory", exc) from exc
         if free < self.min_free_bytes:
             raise StoreFull(f"{free} bytes free in {self.root}, {self.min_free_bytes} required")
+        try:
+            return BlobWriter(self, self.staging_dir / f"{secrets.token_hex(16)}.part")
+        except StoreUnavailable:
+            if self.staging_dir.is_dir():
+                raise
+        # The staging directory was removed while pacs ran: make it again, once.
+        self._prepare_staging()
         return BlobWriter(self, self.staging_dir / f"{secrets.token_hex(16)}.part")
+
+    def _prepare_staging(self) -> None:
+        try:
+            self.staging_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _unavailable("prepare the staging directory", exc) from exc
+        self._staging_ready = True
+
+    def _free_space(self) -> int:
+        """Free bytes, measured at most once a second while far above the minimum.
+
+        A figure up to a second old cannot hide the crossing of the minimum unless more
+        than FREE_SPACE_MARGIN was written meanwhile; near the minimum every blob measures.
+        """
+        now = time.monotonic()
+        cached = self._free
+        if cached is not None:
+            measured_at, free = cached
+            fresh = now - measured_at < FREE_SPACE_INTERVAL
+            if fresh and free - self.min_free_bytes >= FREE_SPACE_MARGIN:
+                return free
+        free = self.free_bytes()
+        self._free = (now, free)
+        return free
 
     def exists(self, sha256: str) -> bool:
         """Tell whether a blob with this address is stored."""
@@ -125,6 +164,22 @@ class FileBlobStore:
     def free_bytes(self) -> int:
         """Return the bytes available to this process on the root's filesystem."""
         return shutil.disk_usage(self.root).free
+
+    def rename_into_place(self, staged: Path, final: Path) -> None:
+        """Move a synced staging file to its address, making `ab/cd/` when it is new."""
+        prefix = final.parent.name
+        known = final.parent.parent.name + prefix in self._made_dirs
+        if not known:
+            _make_parent_dirs(final, self.fsync)
+        try:
+            os.replace(staged, final)
+        except FileNotFoundError:
+            if not known or not staged.exists():
+                raise
+            # The directory was removed behind pacs's back: make it again.
+            _make_parent_dirs(final, self.fsync)
+            os.replace(staged, final)
+        self._made_dirs.add(final.parent.parent.name + prefix)
 
 
 def _make_parent_dirs(path: Path, fsync: bool) -> None:
@@ -262,8 +317,7 @@ class BlobWriter:
         if final.is_file():
             self._staging_path.unlink()
         else:
-            _make_parent_dirs(final, self._store.fsync)
-            os.replace(self._staging_path, final)
+            self._store.rename_into_place(self._staging_path, final)
         if self._store.fsync:
             # Also on the dedup path: the existing entry may come from a rename whose
             # directory sync never happened (a crash between the two steps).

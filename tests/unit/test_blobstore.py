@@ -125,6 +125,33 @@ def test_begin_refuses_when_free_space_is_below_the_minimum(tmp_path: Path) -> N
         store.begin()
 
 
+def test_a_minimum_near_the_free_space_is_checked_against_a_fresh_figure(tmp_path: Path) -> None:
+    store = FileBlobStore(tmp_path)
+    put(store, CONTENT)  # free space measured, far above a minimum of 0
+
+    store.min_free_bytes = store.free_bytes() + 1
+
+    with pytest.raises(StoreFull, match="required"):
+        store.begin()
+
+
+def test_a_staging_directory_removed_while_running_is_made_again(store: FileBlobStore) -> None:
+    put(store, CONTENT)
+    store.staging_dir.rmdir()
+
+    assert put(store, CONTENT[::-1]).sha256 == hashlib.sha256(CONTENT[::-1]).hexdigest()
+
+
+def test_a_blob_directory_removed_while_running_is_made_again(store: FileBlobStore) -> None:
+    first = put(store, CONTENT)
+    store.delete(first.sha256)
+    directory = store.path_of(first.sha256).parent
+    directory.rmdir()
+
+    assert put(store, CONTENT) == first
+    assert store.verify(first.sha256)
+
+
 def test_store_without_fsync_still_commits(tmp_path: Path) -> None:
     store = FileBlobStore(tmp_path, fsync=False)
 
