@@ -9,7 +9,7 @@ import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, TypeAlias
 
 from pacs.codec import transcode
 from pacs.dicom.part10 import data_set_offset
@@ -18,6 +18,10 @@ from pacs.errors import TransferUnavailable
 from pacs.index.locate import StoredInstance
 
 log = logging.getLogger(__name__)
+
+# What retrieve hands net for each instance it sends (Outgoing.instance): the index's row,
+# under the archive's name, so that net imports nothing from the index.
+RetrievableInstance: TypeAlias = StoredInstance
 
 CHUNK = 1024 * 1024  # bytes read from a stored file per worker-thread hop
 
