@@ -58,8 +58,9 @@ from pacs.net.echo import handle_echo
 from pacs.net.find_scp import make_find_handler
 from pacs.net.get_scp import make_get_handler
 from pacs.net.handlers import Handlers
-from pacs.net.move_scp import Destination, Requestor, make_move_handler
+from pacs.net.move_scp import make_move_handler
 from pacs.net.negotiation import AcceptorPolicy
+from pacs.net.peers import Destination, Requestor
 from pacs.net.permissions import Gatekeeper, describe
 from pacs.net.server import DimseServer, Listener, TlsListener
 from pacs.net.store_scp import make_store_handler

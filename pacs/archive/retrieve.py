@@ -8,7 +8,7 @@ otherwise it is converted by `pacs.codec`, or fails with the reason.
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, TypeAlias
 
 from pacs.codec import transcode
 from pacs.dicom.part10 import seek_data_set
@@ -18,6 +18,10 @@ from pacs.index.locate import StoredInstance
 from pacs.store.protocol import BlobStore
 
 log = logging.getLogger(__name__)
+
+# What retrieve hands net for each instance it sends (Outgoing.instance): the index's row,
+# under the archive's name, so that net imports nothing from the index.
+RetrievableInstance: TypeAlias = StoredInstance
 
 CHUNK = 1024 * 1024  # bytes read from a stored file per worker-thread hop
 

@@ -335,7 +335,7 @@ class Association:
             log_operation(self.peer, request, status_code, comment, detail)
 
     async def respond_pending(self, request: DimseMessage, identifiers: Sequence[bytes]) -> None:
-        """Send a Pending response (0xFF00) per identifier, as a C-FIND does per match.
+        """Send a Pending response per identifier, as a C-FIND does per match.
 
         Every Pending response to a request has the same command set: it is encoded once.
         The responses go out in one send(): a system call per response cost more than

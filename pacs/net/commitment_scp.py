@@ -5,14 +5,15 @@ import logging
 from pydicom.dataset import Dataset
 
 from pacs.archive.commitment import CommitmentService
-from pacs.errors import InvalidIdentifier, PacsError
+from pacs.errors import PacsError
 from pacs.net import status
 from pacs.net.association import Association
 from pacs.net.commitment_scu import OpenAssociations
 from pacs.net.contexts import STORAGE_COMMITMENT, STORAGE_COMMITMENT_INSTANCE
 from pacs.net.dimse import DimseMessage
-from pacs.net.find_scp import decode_identifier
 from pacs.net.handlers import Handler
+from pacs.net.identifier import decode_identifier
+from pacs.net.status import Service
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +29,10 @@ class _Refused(Exception):
 def _references(information: Dataset) -> list[tuple[str, str]]:
     """(SOP Class, SOP Instance) pairs of the Referenced SOP Sequence; refuse a broken one.
 
-    Every refusal is a status PS3.7 10.1.4.1.10 lists for N-ACTION. Missing Attribute
-    (0x0120) is not among them: an Action Information without its Transaction UID is an
-    argument whose value is inappropriate, Invalid Argument Value (PS3.7 C.5.10). No Such
-    Argument (C.5.9) is for information the SCP does not recognise, the opposite case.
+    Every refusal is a status PS3.7 10.1.4.1.10 lists for N-ACTION. Missing Attribute is
+    not among them: an Action Information without its Transaction UID is an argument
+    whose value is inappropriate, Invalid Argument Value (PS3.7 C.5.10). No Such Argument
+    (C.5.9) is for information the SCP does not recognise, the opposite case.
     """
     if "TransactionUID" not in information or not str(information.TransactionUID).strip():
         raise _Refused(status.INVALID_ARGUMENT_VALUE, "no Transaction UID (0008,1195)")
@@ -85,11 +86,9 @@ def make_commitment_handler(
         except _Refused as exc:
             await assoc.respond(request, exc.code, str(exc), elements=elements)
             return
-        except InvalidIdentifier as exc:
-            await assoc.respond(request, status.INVALID_ARGUMENT_VALUE, str(exc), elements=elements)
-            return
         except PacsError as exc:
-            await assoc.respond(request, status.PROCESSING_FAILURE, str(exc), elements=elements)
+            code = status.for_error(exc, Service.COMMITMENT)
+            await assoc.respond(request, code, str(exc), elements=elements)
             return
         await assoc.respond(request, status.SUCCESS, elements=elements)
 

@@ -15,9 +15,9 @@ from pacs.net import status
 from pacs.net.association import Association
 from pacs.net.contexts import STORAGE_COMMITMENT, STORAGE_COMMITMENT_INSTANCE, proposal
 from pacs.net.dimse import Command
-from pacs.net.find_scp import encode_identifier
 from pacs.net.handshake import request_association
-from pacs.net.move_scp import Destination, Requestor
+from pacs.net.identifier import encode_identifier
+from pacs.net.peers import Destination, Requestor
 
 log = logging.getLogger(__name__)
 

@@ -13,6 +13,7 @@ from pacs.net.command_set import ReceivedCommand
 
 NO_DATA_SET = 0x0101
 DATA_SET_PRESENT = 0x0001
+RESPONSE_BIT = 0x8000  # set in the Command Field of every response (PS3.7 E.1)
 # How many data-set fragments may wait for a slow service before the socket is left unread.
 FRAGMENT_QUEUE_DEPTH = 8
 ERROR_COMMENT_MAX = 64  # LO
@@ -43,7 +44,7 @@ class Command(IntEnum):
 
 
 def is_response(command_field: int) -> bool:
-    return bool(command_field & 0x8000)
+    return bool(command_field & RESPONSE_BIT)
 
 
 CommandFields = dict[str, Any]
@@ -76,7 +77,7 @@ def make_response(
 ) -> CommandFields:
     """Build the response command set answering `request` (PS3.7 9.3, 10.3)."""
     response: CommandFields = {
-        "CommandField": int(request.CommandField) | 0x8000,
+        "CommandField": int(request.CommandField) | RESPONSE_BIT,
         "MessageIDBeingRespondedTo": request.get("MessageID"),
     }
     if "AffectedSOPClassUID" in request:

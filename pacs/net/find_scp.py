@@ -3,46 +3,28 @@
 import logging
 from collections.abc import Callable
 from contextlib import aclosing
-from io import BytesIO
 from typing import Any
 
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
-from pynetdicom.dsutils import decode, encode
 
 from pacs.archive.query import QueryService
 from pacs.audit.auditor import Auditor
 from pacs.audit.events import Outcome, QueryObject
 from pacs.dicom.json_encoding import encode_json
-from pacs.dicom.matching import InformationModel, is_zero_length, parse_identifier
+from pacs.dicom.matching import InformationModel, parse_identifier
 from pacs.errors import InvalidIdentifier, PacsError
 from pacs.net import status
 from pacs.net.association import Association
 from pacs.net.audit_peer import peer_node
 from pacs.net.dimse import DimseMessage
 from pacs.net.handlers import Handler
+from pacs.net.identifier import decode_identifier, encode_identifier
+from pacs.net.status import Service
 
 log = logging.getLogger(__name__)
 
 FIND_MODELS = [model.value for model in InformationModel]
-
-
-def decode_identifier(data: bytes, transfer_syntax: str) -> Dataset:
-    """Decode an identifier; raise InvalidIdentifier when it is not a data set."""
-    syntax = UID(transfer_syntax)
-    try:
-        identifier = decode(
-            BytesIO(data), syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated
-        )
-        # Values decode lazily: fail here, not halfway through. pydicom takes a zero-length
-        # element for a deferred read and converts it unless told to keep it raw, which
-        # for return keys is work thrown away.
-        for tag in identifier.keys():  # noqa: SIM118
-            if not is_zero_length(identifier.get_item(tag, keep_deferred=True)):
-                identifier[tag]
-    except Exception as exc:
-        raise InvalidIdentifier(f"the identifier cannot be decoded: {exc}") from exc
-    return identifier
 
 
 def response_encoder(transfer_syntax: str) -> Callable[[dict[str, Any]], bytes]:
@@ -60,14 +42,6 @@ def response_encoder(transfer_syntax: str) -> Callable[[dict[str, Any]], bytes]:
     return encode_response
 
 
-def encode_identifier(identifier: Dataset, transfer_syntax: str) -> bytes:
-    syntax = UID(transfer_syntax)
-    data = encode(identifier, syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated)
-    if data is None:
-        raise PacsError("a response identifier could not be encoded")
-    return bytes(data)
-
-
 def make_find_handler(service: QueryService, auditor: Auditor) -> Handler:
     """The C-FIND handler bound to this archive's query service; each query is audited."""
 
@@ -79,7 +53,7 @@ def make_find_handler(service: QueryService, auditor: Auditor) -> Handler:
             query = parse_identifier(identifier, InformationModel(request.abstract_syntax))
         except InvalidIdentifier as exc:
             auditor.query(peer_node(assoc), audited, Outcome.MINOR_FAILURE)
-            await assoc.respond(request, status.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, str(exc))
+            await assoc.respond(request, status.for_error(exc, Service.FIND), str(exc))
             return
         auditor.query(peer_node(assoc), audited)
         encode_response = response_encoder(request.transfer_syntax)
@@ -98,12 +72,9 @@ def make_find_handler(service: QueryService, auditor: Auditor) -> Handler:
                         return
                     await assoc.respond_pending(request, [encode_response(m) for m in page])
                     matches += len(page)
-        except InvalidIdentifier as exc:
-            code = status.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS
-            await assoc.respond(request, code, str(exc), detail=detail())
-            return
         except PacsError as exc:
-            await assoc.respond(request, status.UNABLE_TO_PROCESS, str(exc), detail=detail())
+            code = status.for_error(exc, Service.FIND)
+            await assoc.respond(request, code, str(exc), detail=detail())
             return
         await assoc.respond(request, status.SUCCESS, detail=detail())
 

@@ -3,15 +3,15 @@
 from pacs.archive.retrieve import RetrieveService
 from pacs.audit.auditor import Auditor
 from pacs.dicom.selection import parse_selection
-from pacs.errors import InvalidIdentifier, PacsError
+from pacs.errors import PacsError
 from pacs.net import status
 from pacs.net.association import Association
 from pacs.net.audit_peer import peer_node
 from pacs.net.dimse import DimseMessage
-from pacs.net.find_scp import decode_identifier
 from pacs.net.handlers import Handler
-from pacs.net.move_scp import finish
-from pacs.net.substore import Counts, describe_selection, report_pending, send_all
+from pacs.net.identifier import decode_identifier
+from pacs.net.status import Service
+from pacs.net.suboperations import Counts, describe_selection, finish, report_pending, send_all
 
 
 def make_get_handler(retrieve: RetrieveService, auditor: Auditor) -> Handler:
@@ -24,12 +24,9 @@ def make_get_handler(retrieve: RetrieveService, auditor: Auditor) -> Handler:
             selection = parse_selection(identifier, request.abstract_syntax)
             detail += f", {describe_selection(selection)}"
             total, _ = await retrieve.summary(selection)
-        except InvalidIdentifier as exc:
-            code = status.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS
-            await assoc.respond(request, code, str(exc), detail=detail)
-            return
         except PacsError as exc:
-            await assoc.respond(request, status.UNABLE_TO_PROCESS, str(exc), detail=detail)
+            code = status.for_error(exc, Service.RETRIEVE)
+            await assoc.respond(request, code, str(exc), detail=detail)
             return
         counts = Counts(remaining=total)
         requester = peer_node(assoc)

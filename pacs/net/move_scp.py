@@ -1,9 +1,7 @@
 """C-MOVE SCP (PS3.4 C.4.2): send what the identifier names to a configured peer."""
 
 import logging
-import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from pacs.archive.retrieve import RetrieveService
 from pacs.audit.auditor import Alert, Auditor
@@ -11,60 +9,25 @@ from pacs.audit.events import Node
 from pacs.dicom.selection import parse_selection
 from pacs.errors import InvalidIdentifier, PacsError
 from pacs.net import status
-from pacs.net.association import Association, AssociationClosed, Timeouts
+from pacs.net.association import Association, AssociationClosed
 from pacs.net.audit_peer import peer_node
 from pacs.net.dimse import DimseMessage
-from pacs.net.find_scp import decode_identifier, encode_identifier
 from pacs.net.handlers import Handler
 from pacs.net.handshake import AssociationFailed, request_association
+from pacs.net.identifier import decode_identifier
+from pacs.net.peers import Destination, Requestor
 from pacs.net.permissions import Gatekeeper, refuse_permission
-from pacs.net.substore import (
+from pacs.net.status import Service
+from pacs.net.suboperations import (
     Counts,
     describe_selection,
+    finish,
     report_pending,
     send_all,
     sub_association_contexts,
 )
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Destination:
-    host: str
-    port: int
-    tls: bool = False
-    certificate_subject: str | None = None  # required of its certificate over TLS
-
-
-@dataclass(frozen=True, slots=True)
-class Requestor:
-    """How pacs opens associations of its own: its AE title, limits and timeouts."""
-
-    ae_title: str
-    max_pdu_length: int
-    timeouts: Timeouts
-    tls: ssl.SSLContext | None = None  # for destinations marked `tls`
-    auditor: Auditor | None = None  # where refused TLS connections are reported
-
-    def tls_for(self, destination: Destination) -> ssl.SSLContext | None:
-        """The TLS context for associations to `destination`; None: plain TCP."""
-        return self.tls if destination.tls else None
-
-
-async def finish(
-    assoc: Association, request: DimseMessage, counts: Counts, cancelled: bool, detail: str
-) -> None:
-    """The final C-MOVE/C-GET response: counts, and the failed UIDs when some failed.
-
-    `detail` (destination and selection) starts the operation's log line; the counts end it.
-    """
-    code = status.CANCEL if cancelled else counts.final_status()
-    failed = counts.failed_list()
-    data = encode_identifier(failed, request.transfer_syntax) if failed is not None else None
-    elements = counts.pending_elements() if cancelled else counts.final_elements()
-    detail = f"{detail}, {counts.describe()}"
-    await assoc.respond(request, code, identifier=data, elements=elements, detail=detail)
 
 
 def _not_authorized(
@@ -90,7 +53,7 @@ def make_move_handler(
 ) -> Handler:
     """The C-MOVE handler: destinations are the configured peers by AE title.
 
-    A destination the requester may not use (its move_destinations) gets 0x0124,
+    A destination the requester may not use (its move_destinations) gets NOT_AUTHORIZED,
     Refused: Not Authorized (PS3.7 C.5), with an ErrorComment.
     """
 
@@ -101,7 +64,7 @@ def make_move_handler(
             identifier = decode_identifier(await request.read_data_set(), request.transfer_syntax)
             selection = parse_selection(identifier, request.abstract_syntax)
         except InvalidIdentifier as exc:
-            code = status.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS
+            code = status.for_error(exc, Service.RETRIEVE)
             await assoc.respond(request, code, str(exc), detail=detail)
             return
         detail += f", {describe_selection(selection)}"
@@ -118,7 +81,8 @@ def make_move_handler(
         try:
             total, pairs = await retrieve.summary(selection)
         except PacsError as exc:
-            await assoc.respond(request, status.UNABLE_TO_PROCESS, str(exc), detail=detail)
+            code = status.for_error(exc, Service.RETRIEVE)
+            await assoc.respond(request, code, str(exc), detail=detail)
             return
         counts = Counts(remaining=total)
         if total == 0:

@@ -15,9 +15,6 @@ from pacs.net.dimse import Command, DimseMessage
 
 log = logging.getLogger(__name__)
 
-# PS3.7 C.3: the warning statuses outside the 0xBxxx range.
-_OTHER_WARNINGS = frozenset({0x0001, 0x0107, 0x0116})
-
 
 def operation_name(command_field: int) -> str:
     """'C-STORE' for a C-STORE-RQ, and so on."""
@@ -28,7 +25,7 @@ def outcome(code: int) -> tuple[int, str]:
     """The log level and the word for a final status: 'status', 'warning' or 'refused'."""
     if code in (status.SUCCESS, status.CANCEL):
         return logging.INFO, "status"
-    if code >> 12 == 0xB or code in _OTHER_WARNINGS:
+    if status.is_warning(code):
         return logging.WARNING, "warning"
     return logging.WARNING, "refused"
 

@@ -10,6 +10,7 @@ from pacs.net.association import Association
 from pacs.net.audit_peer import peer_node
 from pacs.net.dimse import DimseMessage
 from pacs.net.handlers import Handler
+from pacs.net.status import Service
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ def make_store_handler(ingest: Ingest, auditor: Auditor) -> Handler:
         except PacsError as exc:
             await request.discard()
             if not assoc.closed:
-                await assoc.respond(request, status.for_error(exc), str(exc))
+                await assoc.respond(request, status.for_error(exc, Service.STORE), str(exc))
             else:  # no response can go: this is the operation's line
                 uid = arrival.sop_instance_uid
                 log.warning("C-STORE from %s: SOP Instance %s not stored: %s", assoc.peer, uid, exc)

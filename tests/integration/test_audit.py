@@ -16,7 +16,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from pacs.audit.events import EventKind
 from pacs.audit.message import EVENT_IDS
-from pacs.net.find_scp import decode_identifier
+from pacs.net.identifier import decode_identifier
 from tests.conftest import make_instance
 from tests.integration import scu
 from tests.integration.conftest import PacsAddress, StartPacs

@@ -10,8 +10,8 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pacs.net.command_set import encode_command
 from pacs.net.contexts import proposal
 from pacs.net.dimse import Command, decode_command
-from pacs.net.find_scp import encode_identifier
 from pacs.net.handshake import number_contexts
+from pacs.net.identifier import encode_identifier
 from pacs.net.negotiation import build_request
 from pacs.net.pdu import pdata_header
 from tests.conftest import make_instance

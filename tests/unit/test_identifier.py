@@ -10,7 +10,7 @@ from pynetdicom.dsutils import encode
 
 from pacs.dicom.matching import InformationModel, SingleValue, parse_identifier
 from pacs.errors import InvalidIdentifier
-from pacs.net.find_scp import decode_identifier
+from pacs.net.identifier import decode_identifier
 
 STUDY_LEVEL = struct.pack("<HH2sH", 0x0008, 0x0052, b"CS", 6) + b"STUDY "
 

@@ -8,7 +8,7 @@ from pacs.dicom.levels import QueryLevel
 from pacs.dicom.selection import Selection
 from pacs.net.operation_log import outcome
 from pacs.net.pdu import describe_abort
-from pacs.net.substore import Counts, describe_selection
+from pacs.net.suboperations import Counts, describe_selection
 
 
 @pytest.mark.parametrize(

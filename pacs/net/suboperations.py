@@ -1,4 +1,5 @@
-"""C-STORE sub-operations of a C-MOVE or C-GET (PS3.4 C.4.2.3, C.4.3.3): send, count, report.
+"""The C-STORE sub-operation loop of a C-MOVE or C-GET (PS3.4 C.4.2.3, C.4.3.3): send,
+count, report progress, and give the final response.
 
 The same loop serves both: for C-MOVE the sender is the sub-association pacs
 opened to the destination, for C-GET it is the requester's own association.
@@ -14,21 +15,20 @@ from dataclasses import dataclass, field
 from pydicom.dataset import Dataset
 from pynetdicom.presentation import PresentationContext
 
-from pacs.archive.retrieve import Outgoing, RetrieveService
+from pacs.archive.retrieve import Outgoing, RetrievableInstance, RetrieveService
 from pacs.audit.auditor import Transfer
 from pacs.dicom.levels import QueryLevel
 from pacs.dicom.selection import Selection
 from pacs.errors import PacsError
-from pacs.index.locate import StoredInstance
 from pacs.net import status
 from pacs.net.association import Association, AssociationClosed
 from pacs.net.contexts import UNCOMPRESSED, proposal
 from pacs.net.dimse import Command, CommandFields, DimseMessage
+from pacs.net.identifier import encode_identifier
 from pacs.net.operation_log import outcome
 
 log = logging.getLogger(__name__)
 
-STORE_WARNINGS = frozenset({0xB000, 0xB006, 0xB007})
 # PS3.8 allows 128 presentation contexts in one A-ASSOCIATE-RQ.
 MAX_CONTEXTS = 128
 PENDING_INTERVAL = 0.1  # seconds between Pending responses of one retrieve
@@ -49,7 +49,7 @@ class Counts:
         self.remaining -= 1
         if code == status.SUCCESS:
             self.completed += 1
-        elif code in STORE_WARNINGS:
+        elif code in status.STORE_WARNINGS:
             self.warning += 1
         else:
             self.failed += 1
@@ -74,7 +74,8 @@ class Counts:
         return f"{text}, {self.remaining} remaining" if self.remaining else text
 
     def final_status(self) -> int:
-        """Success, all failed (0xA702), or some failed (0xB000), per PS3.4 C.4.2.1.5."""
+        """Success, all failed (SUB_OPERATIONS_FAILED) or some failed (SUB_OPERATIONS_WARNING),
+        per PS3.4 C.4.2.1.5."""
         if not self.failed and not self.warning:
             return status.SUCCESS
         if not self.completed and not self.warning:
@@ -117,7 +118,9 @@ def accepted_syntaxes(assoc: Association, sop_class: str) -> list[str]:
     return [cx.transfer_syntax for cx in assoc.contexts_for(sop_class) if cx.as_scu]
 
 
-def _store_command(instance: StoredInstance, originator: tuple[str, int] | None) -> CommandFields:
+def _store_command(
+    instance: RetrievableInstance, originator: tuple[str, int] | None
+) -> CommandFields:
     command: CommandFields = {
         "CommandField": Command.C_STORE_RQ,
         "AffectedSOPClassUID": instance.sop_class_uid,
@@ -182,7 +185,7 @@ async def send_all(
                 if code != status.SUCCESS:
                     _log_refusal(sender, uid, response)
             counts.record(code, uid)
-            if code == status.SUCCESS or code in STORE_WARNINGS:
+            if code == status.SUCCESS or code in status.STORE_WARNINGS:
                 transfer.sent(
                     instance.study_instance_uid, instance.patient_id, instance.sop_class_uid
                 )
@@ -223,3 +226,18 @@ def report_pending(
             await assoc.respond(request, status.PENDING, elements=counts.pending_elements())
 
     return progress
+
+
+async def finish(
+    assoc: Association, request: DimseMessage, counts: Counts, cancelled: bool, detail: str
+) -> None:
+    """The final C-MOVE/C-GET response: counts, and the failed UIDs when some failed.
+
+    `detail` (destination and selection) starts the operation's log line; the counts end it.
+    """
+    code = status.CANCEL if cancelled else counts.final_status()
+    failed = counts.failed_list()
+    data = encode_identifier(failed, request.transfer_syntax) if failed is not None else None
+    elements = counts.pending_elements() if cancelled else counts.final_elements()
+    detail = f"{detail}, {counts.describe()}"
+    await assoc.respond(request, code, identifier=data, elements=elements, detail=detail)
