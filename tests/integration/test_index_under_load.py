@@ -17,7 +17,7 @@ from pynetdicom import AE
 from sqlalchemy import text
 
 from pacs.app import PacsApp
-from tests.conftest import make_instance
+from tests.conftest import ONLY_POSTGRESQL, make_instance
 from tests.integration import scu
 from tests.integration.conftest import PacsAddress, StartPacs
 
@@ -177,7 +177,7 @@ def _is_out_of_resources(status: int) -> bool:
     return status & 0xFF00 == 0xA700
 
 
-@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@ONLY_POSTGRESQL
 @pytest.mark.skipif(_cluster() is None, reason="needs root and pg_ctlcluster to stop PostgreSQL")
 async def test_a_postgresql_outage_answers_a7xx_quickly_and_recovers_by_itself(
     start_pacs: StartPacs,
