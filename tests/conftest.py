@@ -90,7 +90,13 @@ async def _admin(statement: str) -> None:
         await conn.close()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+POSTGRESQL = pytest.param("postgresql", marks=pytest.mark.postgres)
+# For a test of what only one engine does: it runs there, rather than being skipped on the other.
+ONLY_SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+ONLY_POSTGRESQL = pytest.mark.parametrize("database_url", [POSTGRESQL], indirect=True)
+
+
+@pytest.fixture(params=["sqlite", POSTGRESQL])
 async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     """URL of an empty database, dropped (or left in tmp_path) after the test."""
     if request.param == "sqlite":

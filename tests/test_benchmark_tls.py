@@ -11,6 +11,7 @@ from benchmarks import dcmtk
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.benchmark_smoke
 @pytest.mark.dcmtk
 @pytest.mark.timeout(200)
 @pytest.mark.skipif(

@@ -1,5 +1,6 @@
 """The benchmark harness keeps working: its dataset generators, an ingest run, and the one
-command that runs ingest, query and retrieve, all at tiny scale."""
+command that runs ingest, query and retrieve, all at tiny scale. The runs take minutes, so
+they are marked benchmark_smoke: left out of a plain `pytest`, run by `.ci/run` on purpose."""
 
 import json
 import os
@@ -69,6 +70,7 @@ def _study_response(population: list[Study], uid: str) -> Dataset:
     return ds
 
 
+@pytest.mark.benchmark_smoke
 @pytest.mark.dcmtk
 @pytest.mark.postgres
 @pytest.mark.timeout(330)
@@ -103,6 +105,7 @@ def test_tiny_ingest_reports_a_rate_for_every_target_up_to_eight_associations(
     assert all(run["stored"] == run["instances"] == 8 for run in report["runs"])
 
 
+@pytest.mark.benchmark_smoke
 @pytest.mark.dcmtk
 @pytest.mark.timeout(660)
 @pytest.mark.skipif(

@@ -31,7 +31,6 @@ DOCKERFILE = REPO / "Dockerfile"
 COMPOSE = REPO / "docker-compose.yml"
 DOCKERIGNORE = REPO / ".dockerignore"
 EXAMPLE_CONFIG = REPO / "config" / "pacs.toml"
-VERIFICATION_SOP_CLASS = "1.2.840.10008.1.1"
 
 
 # --- reading the Dockerfile -------------------------------------------------------------
@@ -80,20 +79,16 @@ def config_paths(command: list[str]) -> list[str]:
     return [tokens[n + 1] for n, token in enumerate(tokens[:-1]) if token == "--config"]
 
 
-def healthcheck() -> tuple[dict[str, str], list[str]]:
-    """The HEALTHCHECK's options (--interval=30s...) and its command, as words."""
-    options: dict[str, str] = {}
-    rest = only("HEALTHCHECK")
-    while match := re.match(r"--([a-z-]+)=(\S+)\s+", rest):
-        options[match[1]] = match[2]
-        rest = rest[match.end() :]
+def healthcheck() -> list[str]:
+    """The HEALTHCHECK's command, as words (its --interval=30s... options skipped)."""
+    rest = re.sub(r"^(--[a-z-]+=\S+\s+)*", "", only("HEALTHCHECK"))
     keyword, _, command = rest.partition(" ")
     assert keyword.upper() == "CMD", f"HEALTHCHECK must run a command, got {rest!r}"
-    return options, words(command.strip())
+    return words(command.strip())
 
 
 def healthcheck_code() -> str:
-    command = healthcheck()[1]
+    command = healthcheck()
     assert command[:2] == ["python", "-c"] and len(command) == 3, command
     return command[2]
 
@@ -163,10 +158,10 @@ def example_settings(cwd: str | Path, monkeypatch: pytest.MonkeyPatch) -> Any:
 # --- the Dockerfile ---------------------------------------------------------------------
 
 
-def test_base_image_is_a_slim_python_that_pacs_supports() -> None:
+def test_base_image_is_a_python_that_pacs_supports() -> None:
     image = only("FROM")
-    match = re.fullmatch(r"python:(\d+)\.(\d+)-slim(-\w+)?", image)
-    assert match, f"base image should be a slim official Python image, got {image!r}"
+    match = re.match(r"python:(\d+)\.(\d+)\b", image)
+    assert match, f"base image should be an official Python image, got {image!r}"
     requires = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
     minimum = re.fullmatch(r">=(\d+)\.(\d+)", requires)
     assert minimum, requires
@@ -186,9 +181,11 @@ def test_pacs_is_installed_from_the_copied_source_tree_as_a_regular_package() ->
     # The migrations are package data, so a wheel-style install finds them (the
     # README's editable install finds them in the checkout, where this test runs).
     assert pacs.index.schema.MIGRATIONS_DIR == REPO / "pacs" / "migrations"
-    assert "COPY . /app" in [f"COPY {arguments}" for arguments in instruction("COPY")]
-    installs = [run for run in instruction("RUN") if re.search(r"pip install\b.* /app", run)]
-    assert any(re.search(r"pip install --no-deps /app(\s|$)", run) for run in installs), installs
+    (copied,) = [words(copy)[-1] for copy in instruction("COPY") if words(copy)[0] == "."]
+    tree = re.escape(copied)
+    installs = [run for run in instruction("RUN") if re.search(rf"pip install\b.* {tree}", run)]
+    # --no-deps: the dependency layer before it is the one that installs dependencies.
+    assert any(re.search(rf"pip install --no-deps {tree}(\s|$)", run) for run in installs), installs
     assert not [run for run in installs if re.search(r"(-e|--editable)\b", run)], installs
 
 
@@ -202,7 +199,9 @@ def test_dependency_layer_installs_exactly_the_project_dependencies() -> None:
     ).stdout
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     assert printed.split("\n")[:-1] == project["dependencies"]
-    assert "pip install -r /tmp/requirements.txt" in run
+    written = re.search(r"> (\S+)", run)
+    assert written, "the dependency list should be written to a file"
+    assert f"pip install -r {written[1]}" in run, run
 
 
 def test_build_context_keeps_what_the_image_needs() -> None:
@@ -225,7 +224,7 @@ def test_build_context_keeps_what_the_image_needs() -> None:
 def test_exposes_the_configured_dicom_port() -> None:
     exposed = [int(port.split("/")[0]) for port in words(only("EXPOSE"))]
     config_port = tomllib.loads(EXAMPLE_CONFIG.read_text())["server"]["port"]
-    assert exposed == [config_port] == [11112]
+    assert exposed == [config_port]
 
 
 def test_data_volume_holds_the_store_and_the_default_sqlite_index(
@@ -253,12 +252,9 @@ def test_serves_with_the_mounted_config_as_pid_1() -> None:
     assert words(cmd) == ["pacs", "serve", "--config", config_mount()[1]]
 
 
-def test_healthcheck_sends_a_c_echo_with_the_served_config() -> None:
-    options, _ = healthcheck()
-    code = healthcheck_code()
-    assert "send_c_echo" in code and VERIFICATION_SOP_CLASS in code
-    assert f"Path('{config_mount()[1]}')" in code
-    assert {"interval", "timeout", "start-period", "retries"} <= options.keys()
+def test_healthcheck_reads_the_config_compose_mounts() -> None:
+    # What it sends, and that it fails without a server, is run for real below.
+    assert f"Path('{config_mount()[1]}')" in healthcheck_code()
 
 
 def _free_port() -> int:
@@ -340,8 +336,7 @@ def test_config_is_mounted_read_only_where_every_command_reads_it() -> None:
 def test_database_url_points_at_the_postgres_service() -> None:
     url = urlsplit(database_url())
     postgres = environment("postgres")
-    assert url.scheme == "postgresql+asyncpg"
-    assert url.hostname == "postgres" and url.port == 5432
+    assert url.hostname == "postgres" and url.port == 5432  # the service, its default port
     assert url.username == postgres["POSTGRES_USER"]
     assert url.password == postgres["POSTGRES_PASSWORD"]
     assert url.path == f"/{postgres['POSTGRES_DB']}"
@@ -383,15 +378,6 @@ def test_pacs_waits_for_a_healthy_postgres() -> None:
     postgres = environment("postgres")
     assert f"--username={postgres['POSTGRES_USER']}" in command
     assert f"--dbname={postgres['POSTGRES_DB']}" in command
-
-
-def test_postgres_is_version_16() -> None:
-    assert service("postgres")["image"] == "postgres:16"
-
-
-@pytest.mark.parametrize("name", ["pacs", "postgres"])
-def test_services_restart(name: str) -> None:
-    assert service(name)["restart"] in ("always", "unless-stopped", "on-failure")
 
 
 def test_stop_grace_period_covers_the_shutdown_grace() -> None:

@@ -56,6 +56,29 @@ class CommitmentPolicy:
     deadline: float = 86400.0
 
 
+class Clock(Protocol):
+    """The worker's time: what time it is, and waiting until woken or a while has passed."""
+
+    def now(self) -> datetime: ...
+
+    async def wait(self, wake: asyncio.Event, seconds: float | None) -> None: ...
+
+
+class SystemClock:
+    """Wall-clock time and real waiting."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    async def wait(self, wake: asyncio.Event, seconds: float | None) -> None:
+        """Return once `wake` is set or `seconds` have passed (None: only once woken)."""
+        try:
+            async with asyncio.timeout(seconds):
+                await wake.wait()
+        except TimeoutError:
+            pass
+
+
 class CommitmentService:
     """Accepts commitment requests and runs the worker that resolves and reports them."""
 
@@ -68,8 +91,10 @@ class CommitmentService:
         policy: CommitmentPolicy,
         *,
         auditor: Auditor,
+        clock: Clock | None = None,
     ) -> None:
         self._auditor = auditor
+        self._clock = clock or SystemClock()
         self._ledger = ledger
         self._index = index
         self._store = store
@@ -81,29 +106,29 @@ class CommitmentService:
         self, transaction_uid: str, requester_ae_title: str, references: list[tuple[str, str]]
     ) -> bool:
         """Record a request and wake the worker; False when the Transaction UID is known."""
-        deadline = datetime.now(UTC) + timedelta(seconds=self._policy.deadline)
-        added = await self._ledger.add(transaction_uid, requester_ae_title, references, deadline)
+        now = self._clock.now()
+        deadline = now + timedelta(seconds=self._policy.deadline)
+        added = await self._ledger.add(
+            transaction_uid, requester_ae_title, references, now, deadline
+        )
         self._wake.set()
         return added
 
     async def run(self) -> None:
         """The worker: resolve and report due transactions until cancelled."""
+        clock = self._clock
         while True:
             try:
-                for transaction in await self._ledger.due(datetime.now(UTC)):
+                for transaction in await self._ledger.due(clock.now()):
                     await self._process(transaction)
                 next_due = await self._ledger.next_due()
             except PacsError as exc:
                 log.warning("commitment worker: %s; trying again shortly", exc)
-                next_due = datetime.now(UTC) + timedelta(seconds=self._policy.retry_interval)
-            wait = None if next_due is None else (next_due - datetime.now(UTC)).total_seconds()
+                next_due = clock.now() + timedelta(seconds=self._policy.retry_interval)
+            wait = None if next_due is None else (next_due - clock.now()).total_seconds()
             self._wake.clear()
             if wait is None or wait > 0:
-                try:
-                    async with asyncio.timeout(wait):
-                        await self._wake.wait()
-                except TimeoutError:
-                    pass
+                await clock.wait(self._wake, wait)
 
     async def _process(self, transaction: Transaction) -> None:
         uid = transaction.transaction_uid
@@ -136,7 +161,7 @@ class CommitmentService:
         delay = min(
             self._policy.retry_interval * 2 ** (attempts - 1), self._policy.max_retry_interval
         )
-        moment = datetime.now(UTC) + timedelta(seconds=delay)
+        moment = self._clock.now() + timedelta(seconds=delay)
         if moment > transaction.deadline:
             await self._ledger.undeliverable(transaction.transaction_uid)
             log.error(

@@ -55,10 +55,11 @@ class CommitmentLedger:
         transaction_uid: str,
         requester_ae_title: str,
         references: list[tuple[str, str]],
+        now: datetime,
         deadline: datetime,
     ) -> bool:
-        """Record a new transaction; False when that Transaction UID is already known."""
-        now = datetime.now(UTC)
+        """Record a new transaction, due at once (`now`); False when that Transaction UID is
+        already known."""
         row = CommitmentRequest(
             transaction_uid=transaction_uid,
             requester_ae_title=requester_ae_title,

@@ -4,19 +4,18 @@ queries rely on."""
 import math
 from typing import Any
 
-import pytest
 from sqlalchemy import ColumnClause, literal, literal_column, select, text, type_coerce
 
 from pacs.index.engine import AsyncEngine, PoolLimits, create_engine, create_read_engine
 from pacs.index.models import DICOM_JSON
 from pacs.index.reads import open_reads
+from tests.conftest import ONLY_POSTGRESQL, ONLY_SQLITE
 
 
+@ONLY_POSTGRESQL  # plan caching of prepared statements is PostgreSQL's
 async def test_postgresql_plans_each_statement_with_its_own_values(engine: AsyncEngine) -> None:
     # A generic plan made while the tables were empty would keep sequential scans as the
-    # archive grows (seen: ingest down to a third by 90,000 instances without ANALYZE).
-    if engine.dialect.name != "postgresql":
-        pytest.skip("plan caching of prepared statements is PostgreSQL's")
+    # archive grows.
     async with engine.connect() as first, engine.connect() as second:
         for conn in (first, second):
             mode = (await conn.execute(text("SHOW plan_cache_mode"))).scalar_one()
@@ -43,9 +42,8 @@ async def test_dicom_json_writes_nan_as_null(engine: AsyncEngine) -> None:
     assert await _round_trip(engine, element) == {"00180050": {"vr": "DS", "Value": [None]}}
 
 
+@ONLY_SQLITE  # only SQLite ever stored the standard library's NaN
 async def test_dicom_json_reads_nan_as_older_sqlite_rows_hold_it(engine: AsyncEngine) -> None:
-    if engine.dialect.name != "sqlite":
-        pytest.skip("only SQLite ever stored the standard library's NaN")
     async with engine.connect() as conn:
         sql = """'{"00180050": {"vr": "DS", "Value": [NaN]}}'"""
         stored: ColumnClause[str] = literal_column(sql)
@@ -54,12 +52,12 @@ async def test_dicom_json_reads_nan_as_older_sqlite_rows_hold_it(engine: AsyncEn
     assert math.isnan(value["00180050"]["Value"][0])
 
 
+@ONLY_POSTGRESQL  # SQLite reads run in reader threads on a file: no server to drop them
 async def test_reads_run_again_on_a_connection_the_server_dropped(database_url: str) -> None:
     # The read engine pings no connection before using it; a restart or failover of the
     # server must still cost no C-FIND (a read is one SELECT, so it is simply repeated).
     read_engine = create_read_engine(database_url, PoolLimits(size=1, max_overflow=0))
-    if read_engine is None:
-        pytest.skip("SQLite reads run in reader threads on a file")
+    assert read_engine is not None
     engine = create_engine(database_url)
     reads = open_reads(engine, read_engine)
     try:

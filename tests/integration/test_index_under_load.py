@@ -17,7 +17,7 @@ from pynetdicom import AE
 from sqlalchemy import text
 
 from pacs.app import PacsApp
-from tests.conftest import make_instance
+from tests.conftest import ONLY_POSTGRESQL, make_instance
 from tests.integration import scu
 from tests.integration.conftest import PacsAddress, StartPacs
 
@@ -145,7 +145,7 @@ class Modality:
     """A modality storing one instance at a time on one association, until told to stop."""
 
     address: PacsAddress
-    sent: list[tuple[str, int, float]] = field(default_factory=list)  # uid, status, seconds
+    sent: list[tuple[str, int]] = field(default_factory=list)  # uid, status
     stop: threading.Event = field(default_factory=threading.Event)
 
     def run(self) -> None:
@@ -157,10 +157,9 @@ class Modality:
         try:
             while not self.stop.is_set():
                 ds = make_instance()
-                began = time.monotonic()
                 reply = assoc.send_c_store(ds)
                 status = int(reply.Status) if "Status" in reply else -1
-                self.sent.append((ds.SOPInstanceUID, status, time.monotonic() - began))
+                self.sent.append((ds.SOPInstanceUID, status))
                 if status == -1:  # no answer: the association is gone
                     return
                 if status != SUCCESS:
@@ -170,16 +169,16 @@ class Modality:
                 assoc.release()
 
     def statuses(self) -> set[int]:
-        return {status for _, status, _ in self.sent}
+        return {status for _, status in self.sent}
 
 
 def _is_out_of_resources(status: int) -> bool:
     return status & 0xFF00 == 0xA700
 
 
-@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@ONLY_POSTGRESQL
 @pytest.mark.skipif(_cluster() is None, reason="needs root and pg_ctlcluster to stop PostgreSQL")
-async def test_a_postgresql_outage_answers_a7xx_quickly_and_recovers_by_itself(
+async def test_a_postgresql_outage_answers_a7xx_and_recovers_by_itself(
     start_pacs: StartPacs,
 ) -> None:
     """Issue 7: PostgreSQL stopped during ingest, then started again."""
@@ -194,7 +193,7 @@ async def test_a_postgresql_outage_answers_a7xx_quickly_and_recovers_by_itself(
         await asyncio.to_thread(_pg_ctl, "stop")
         stopped_at = len(modality.sent)
         await _wait_until(
-            lambda: sum(_is_out_of_resources(s) for _, s, _ in modality.sent[stopped_at:]) >= 5,
+            lambda: sum(_is_out_of_resources(s) for _, s in modality.sent[stopped_at:]) >= 5,
             "failures during the outage",
         )
         assert await asyncio.to_thread(scu.echo, pacs) == SUCCESS  # the server is unharmed
@@ -204,7 +203,7 @@ async def test_a_postgresql_outage_answers_a7xx_quickly_and_recovers_by_itself(
     try:
         restarted_at = len(modality.sent)
         await _wait_until(
-            lambda: sum(s == SUCCESS for _, s, _ in modality.sent[restarted_at:]) >= 20,
+            lambda: sum(s == SUCCESS for _, s in modality.sent[restarted_at:]) >= 20,
             "stores after PostgreSQL came back",
         )
     finally:
@@ -212,16 +211,15 @@ async def test_a_postgresql_outage_answers_a7xx_quickly_and_recovers_by_itself(
         await asyncio.to_thread(sender.join, 60)
 
     during = modality.sent[stopped_at:restarted_at]
+    # Every store was answered (none left to the modality's timeout), with Success or A7xx.
     assert all(s == SUCCESS or _is_out_of_resources(s) for s in modality.statuses())
-    failed = [(uid, s, seconds) for uid, s, seconds in during if s != SUCCESS]
-    assert failed, "no store failed while PostgreSQL was down"
-    assert max(seconds for _, _, seconds in modality.sent) < DIMSE_TIMEOUT
-    succeeded = {uid for uid, status, _ in modality.sent if status == SUCCESS}
+    assert [s for _, s in during if s != SUCCESS], "no store failed while PostgreSQL was down"
+    succeeded = {uid for uid, status in modality.sent if status == SUCCESS}
     indexed = await indexed_uids(app)
     # Every Success is indexed with its file; a refused store left nothing in the index
     # unless its commit reached PostgreSQL just as the connection died (in doubt).
     assert succeeded <= indexed
-    assert indexed <= {uid for uid, _, _ in modality.sent}
+    assert indexed <= {uid for uid, _ in modality.sent}
     in_doubt = indexed - succeeded
     assert len(in_doubt) <= 1
     for uid in indexed:

@@ -1,8 +1,11 @@
 """Matching keys -> SQL, compiled for SQLite and PostgreSQL without a database (PS3.4 C.2.2.2)."""
 
+import re
 from typing import Any
 
 import pytest
+from sqlalchemy import BindParameter, ColumnElement, false
+from sqlalchemy.sql import visitors
 
 from pacs.dicom.matching import (
     AnyOf,
@@ -13,7 +16,13 @@ from pacs.dicom.matching import (
     UidList,
     Wildcard,
 )
-from pacs.index.conditions import clause_for, to_glob_pattern, to_like_pattern
+from pacs.index.conditions import (
+    Trace,
+    clause_for,
+    condition_for,
+    to_glob_pattern,
+    to_like_pattern,
+)
 from pacs.index.engine import create_engine
 
 # Engines are only created, never connected: their dialects compile.
@@ -65,186 +74,137 @@ def sv(keyword: str, value: str) -> SingleValue:
     return SingleValue(keyword, value)
 
 
-# (constraint, fold_pn, SQLite, its parameters, PostgreSQL, its parameters)
-Compiled = tuple[Constraint, bool, str, list[Any], str, list[Any]]
-CLAUSES: list[Compiled] = [
-    (
-        sv("PatientID", "P1"),
-        False,
-        "patient.patient_id = ?",
-        ["P1"],
-        "patient.patient_id = $1::VARCHAR",
-        ["P1"],
-    ),
-    (
-        sv("PatientName", "Doe^Jane"),
-        False,
-        "patient.patient_name = ?",
-        ["Doe^Jane"],
-        "patient.patient_name = $1::VARCHAR",
-        ["Doe^Jane"],
-    ),
-    (
-        sv("PatientName", "Doe^Jane"),
-        True,
-        "patient.patient_name_folded = ?",
-        ["DOE^JANE"],
-        "patient.patient_name_folded = $1::VARCHAR",
-        ["DOE^JANE"],
-    ),
-    (
-        sv("StudyDescription", "ct chest"),
-        True,  # folding is for person names only
-        "study.study_description = ?",
-        ["ct chest"],
-        "study.study_description = $1::VARCHAR",
-        ["ct chest"],
-    ),
-    (
-        sv("SeriesNumber", "+7"),
-        False,
-        "series.series_number = ?",
-        [7],
-        "series.series_number = $1::INTEGER",
-        [7],
-    ),
-    (sv("InstanceNumber", "seven"), False, "0", [], "false", []),
-    (
-        Wildcard("AccessionNumber", "A_1*"),
-        False,
-        "study.accession_number GLOB ?",
-        ["A_1*"],
-        "study.accession_number LIKE $1::VARCHAR ESCAPE '\\'",
-        ["A\\_1%"],
-    ),
-    (
-        Wildcard("ReferringPhysicianName", "wil?on*"),
-        True,
-        "study.referring_physician_name_folded GLOB ?",
-        ["WIL?ON*"],
-        "study.referring_physician_name_folded LIKE $1::VARCHAR ESCAPE '\\'",
-        ["WIL_ON%"],
-    ),
-    (
-        Wildcard("PatientID", "*"),  # the blank patient key is no value for '*'
-        False,
-        "patient.patient_id GLOB ? AND patient.patient_id != ?",
-        ["*", ""],
-        "patient.patient_id LIKE $1::VARCHAR ESCAPE '\\' AND patient.patient_id != $2::VARCHAR",
-        ["%", ""],
-    ),
-    (
-        Range("StudyDate", "20240101", "20240131"),
-        False,
-        "study.study_date BETWEEN ? AND ?",
-        ["20240101", "20240131"],
-        "study.study_date BETWEEN $1::VARCHAR AND $2::VARCHAR",
-        ["20240101", "20240131"],
-    ),
-    (
-        Range("StudyDate", "20240101", None),
-        False,
-        "study.study_date >= ?",
-        ["20240101"],
-        "study.study_date >= $1::VARCHAR",
-        ["20240101"],
-    ),
-    (
-        Range("PatientBirthDate", None, "19800101"),
-        False,
-        "patient.patient_birth_date <= ?",
-        ["19800101"],
-        "patient.patient_birth_date <= $1::VARCHAR",
-        ["19800101"],
-    ),
-    (
-        Range("StudyTime", None, "1015~"),  # '~' must sort after digits: code point order
-        False,
-        "study.study_time <= ?",
-        ["1015~"],
-        'study.study_time COLLATE "C" <= $1::VARCHAR',
-        ["1015~"],
-    ),
-    (
-        Range("SeriesTime", "0800", "1015~"),
-        False,
-        "series.series_time BETWEEN ? AND ?",
-        ["0800", "1015~"],
-        'series.series_time COLLATE "C" BETWEEN $1::VARCHAR AND $2::VARCHAR',
-        ["0800", "1015~"],
-    ),
+def bound(constraint: Constraint, dialect: Any, *, fold_pn: bool = False) -> list[Any]:
+    return compiled(constraint, dialect, fold_pn=fold_pn)[1]
+
+
+# What each key matches is tested on real databases (tests/db/test_find.py); these are the
+# values the database is asked to match with, which differ by dialect and by folding.
+# (constraint, fold_pn, SQLite's values, PostgreSQL's values)
+BOUND: list[tuple[Constraint, bool, list[Any], list[Any]]] = [
+    (sv("PatientName", "Doe^Jane"), False, ["Doe^Jane"], ["Doe^Jane"]),
+    (sv("PatientName", "Doe^Jane"), True, ["DOE^JANE"], ["DOE^JANE"]),
+    (sv("StudyDescription", "ct chest"), True, ["ct chest"], ["ct chest"]),  # PN only
+    (sv("SeriesNumber", "+7"), False, [7], [7]),  # IS compares as a number
+    (Wildcard("AccessionNumber", "A_1*"), False, ["A_1*"], ["A\\_1%"]),
+    (Wildcard("ReferringPhysicianName", "wil?on*"), True, ["WIL?ON*"], ["WIL_ON%"]),
+    # The blank patient key is no value for '*'.
+    (Wildcard("PatientID", "*"), False, ["*", ""], ["%", ""]),
+    (EmptyValue("IssuerOfPatientID"), False, [""], [""]),  # the patient key holds ''
+    (EmptyValue("AccessionNumber"), False, [], []),  # other columns hold NULL
+    (Range("StudyTime", None, "1015~"), False, ["1015~"], ["1015~"]),
     (
         UidList("StudyInstanceUID", ("1.2.3", "1.2.4")),
         False,
-        "study.study_instance_uid IN (?, ?)",
         ["1.2.3", "1.2.4"],
-        "study.study_instance_uid IN ($1::VARCHAR, $2::VARCHAR)",
         ["1.2.3", "1.2.4"],
-    ),
-    (
-        EmptyValue("AccessionNumber"),
-        False,
-        "study.accession_number IS NULL",
-        [],
-        "study.accession_number IS NULL",
-        [],
-    ),
-    (
-        EmptyValue("IssuerOfPatientID"),  # the patient key holds '' for "none"
-        False,
-        "patient.issuer_of_patient_id = ?",
-        [""],
-        "patient.issuer_of_patient_id = $1::VARCHAR",
-        [""],
     ),
     (
         AnyOf("Modality", (sv("Modality", "CT"), Wildcard("Modality", "M?"))),
         False,
-        "series.modality = ? OR series.modality GLOB ?",
         ["CT", "M?"],
-        "series.modality = $1::VARCHAR OR series.modality LIKE $2::VARCHAR ESCAPE '\\'",
         ["CT", "M_"],
     ),
-    (
-        sv("ModalitiesInStudy", "CT"),
-        False,
-        "? || study.modalities_in_study || ? GLOB ?",
-        ["\\", "\\", "*\\CT\\*"],
-        "$1::VARCHAR || study.modalities_in_study || $2::VARCHAR LIKE $3::VARCHAR ESCAPE '\\'",
-        ["\\", "\\", "%\\\\CT\\\\%"],
-    ),
-    (
-        UidList("SOPClassesInStudy", (CT, MR)),
-        False,
-        "? || study.sop_classes_in_study || ? GLOB ?"
-        " OR ? || study.sop_classes_in_study || ? GLOB ?",
-        ["\\", "\\", f"*\\{CT}\\*", "\\", "\\", f"*\\{MR}\\*"],
-        # the same framing binds serve both terms
-        "$1::VARCHAR || study.sop_classes_in_study || $2::VARCHAR LIKE $3::VARCHAR ESCAPE '\\'"
-        " OR $1::VARCHAR || study.sop_classes_in_study || $2::VARCHAR LIKE $4::VARCHAR ESCAPE '\\'",
-        ["\\", "\\", f"%\\\\{CT}\\\\%", f"%\\\\{MR}\\\\%"],
-    ),
-    (
-        EmptyValue("ModalitiesInStudy"),
-        False,
-        "study.modalities_in_study IS NULL",
-        [],
-        "study.modalities_in_study IS NULL",
-        [],
-    ),
+    # One value of a backslash-joined column: the column framed in '\', matched as a pattern.
+    (sv("ModalitiesInStudy", "CT"), False, ["\\", "\\", "*\\CT\\*"], ["\\", "\\", "%\\\\CT\\\\%"]),
 ]
 
 
 @pytest.mark.parametrize(
-    "case",
-    CLAUSES,
-    ids=[f"{type(c[0]).__name__}-{c[0].keyword}-{'fold' if c[1] else 'exact'}" for c in CLAUSES],
+    ("constraint", "fold_pn", "sqlite", "postgres"),
+    BOUND,
+    ids=[f"{type(c).__name__}-{c.keyword}-{'fold' if f else 'exact'}" for c, f, _, _ in BOUND],
 )
-def test_constraints_compile_for_both_dialects(case: Compiled) -> None:
-    constraint, fold_pn, sqlite, sqlite_params, postgres, postgres_params = case
+def test_each_dialect_is_given_the_values_it_matches_with(
+    constraint: Constraint, fold_pn: bool, sqlite: list[Any], postgres: list[Any]
+) -> None:
+    assert bound(constraint, SQLITE, fold_pn=fold_pn) == sqlite
+    assert bound(constraint, POSTGRES, fold_pn=fold_pn) == postgres
 
-    assert compiled(constraint, SQLITE, fold_pn=fold_pn) == (sqlite, sqlite_params)
-    assert compiled(constraint, POSTGRES, fold_pn=fold_pn) == (postgres, postgres_params)
+
+WILDCARDS: list[Constraint] = [
+    Wildcard("AccessionNumber", "A_1*"),
+    Wildcard("PatientName", "smith*"),
+    AnyOf("Modality", (sv("Modality", "CT"), Wildcard("Modality", "M?"))),
+    sv("ModalitiesInStudy", "CT"),
+    UidList("SOPClassesInStudy", (CT, MR)),
+]
+
+
+@pytest.mark.parametrize("constraint", WILDCARDS, ids=lambda c: c.keyword)
+def test_sqlite_matches_wildcards_with_glob_as_like_ignores_case(constraint: Constraint) -> None:
+    sql, _ = compiled(constraint, SQLITE)
+
+    assert " GLOB " in sql
+    assert " LIKE " not in sql
+
+
+@pytest.mark.parametrize("constraint", WILDCARDS, ids=lambda c: c.keyword)
+def test_postgresql_like_patterns_name_the_escape_character_they_use(
+    constraint: Constraint,
+) -> None:
+    sql, _ = compiled(constraint, POSTGRES)
+
+    assert sql.count(" LIKE ") == sql.count(" ESCAPE '\\'") >= 1
+
+
+@pytest.mark.parametrize(
+    ("constraint", "by_code_point"),
+    [
+        (Range("StudyTime", None, "1015~"), True),  # '~' must sort after every digit
+        (Range("SeriesTime", "0800", "1015~"), True),
+        (Range("StudyDate", "20240101", "20240131"), False),
+    ],
+    ids=["time-up-to", "time-between", "date"],
+)
+def test_postgresql_orders_time_range_ends_by_code_point(
+    constraint: Constraint, by_code_point: bool
+) -> None:
+    # SQLite's default collation already compares by code point; PostgreSQL's may not.
+    assert "COLLATE" not in compiled(constraint, SQLITE)[0]
+    assert ('COLLATE "C"' in compiled(constraint, POSTGRES)[0]) is by_code_point
+
+
+def test_an_integer_key_given_no_number_matches_nothing() -> None:
+    clause = clause_for(sv("InstanceNumber", "seven"), fold_pn=False)
+
+    assert clause is not None and clause.compare(false())
+
+
+def built_values(clause: ColumnElement[bool]) -> list[Any]:
+    """The values of a built condition's p0, p1... bind parameters, in that order."""
+    named = {
+        int(element.key[1:]): element.value
+        for element in visitors.iterate(clause)
+        if isinstance(element, BindParameter) and re.fullmatch(r"p\d+", element.key)
+    }
+    assert sorted(named) == list(range(len(named)))
+    return [named[n] for n in sorted(named)]
+
+
+TRACED: list[tuple[Constraint, bool]] = [
+    *((constraint, fold_pn) for constraint, fold_pn, _, _ in BOUND),
+    *((constraint, False) for constraint in WILDCARDS),
+    (Range("StudyDate", "20240101", "20240131"), False),
+    (sv("InstanceNumber", "seven"), False),
+]
+
+
+@pytest.mark.parametrize(
+    ("constraint", "fold_pn"),
+    TRACED,
+    ids=[f"{type(c).__name__}-{c.keyword}-{'fold' if f else 'exact'}" for c, f in TRACED],
+)
+def test_a_traced_condition_lists_its_values_in_the_order_the_built_one_binds_them(
+    constraint: Constraint, fold_pn: bool
+) -> None:
+    # A query whose shape was seen before reuses the built statement with the traced values.
+    trace = Trace()
+    assert condition_for(constraint, fold_pn, trace) is not None
+    clause = clause_for(constraint, fold_pn=fold_pn)
+    assert clause is not None
+
+    assert trace.values == built_values(clause)
 
 
 @pytest.mark.parametrize(
