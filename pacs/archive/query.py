@@ -43,9 +43,11 @@ class QueryService:
                 answers = [response_json(query, match, options.retrieve_ae_title) for match in page]
                 if options.max_results and sent + len(answers) >= options.max_results:
                     yield answers[: options.max_results - sent]
-                    log.warning(
-                        "C-FIND %s: cut at max_results=%d", query.level, options.max_results
-                    )
+                    over = sent + len(answers) > options.max_results
+                    if over or await _has_more(pages):
+                        log.warning(
+                            "C-FIND %s: cut at max_results=%d", query.level, options.max_results
+                        )
                     return
                 sent += len(answers)
                 yield answers
@@ -53,3 +55,11 @@ class QueryService:
             # Stop the database cursor's generator now, not when it is collected.
             if isinstance(pages, AsyncGenerator):
                 await pages.aclose()
+
+
+async def _has_more(pages: AsyncIterator[list[Any]]) -> bool:
+    """Whether the matches go on past the page just sent (exactly max_results is no cut)."""
+    async for page in pages:
+        if page:
+            return True
+    return False

@@ -81,7 +81,7 @@ def cuts(caplog: pytest.LogCaptureFixture) -> list[str]:
     ("max_results", "sizes", "pages_read"),
     [
         (3, [2, 1], 2),  # cut inside a page
-        (4, [2, 2], 2),  # cut at a page's end: the next page is not read
+        (4, [2, 2], 3),  # cut at a page's end: the next page tells that matches went on
         (1, [1], 1),
     ],
 )
@@ -104,7 +104,7 @@ async def test_answers_stop_at_max_results_and_the_cut_is_logged(
     assert cuts(caplog) == [f"C-FIND STUDY: cut at max_results={max_results}"]
 
 
-@pytest.mark.parametrize("max_results", [0, STUDIES + 1])
+@pytest.mark.parametrize("max_results", [0, STUDIES, STUDIES + 1])
 async def test_without_a_limit_reached_every_match_is_answered_and_nothing_is_logged(
     finder: WatchedFinder, caplog: pytest.LogCaptureFixture, max_results: int
 ) -> None:
