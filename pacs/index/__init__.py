@@ -1,1 +1,19 @@
-"""The catalogue of patients, studies, series and instances (SQLAlchemy 2 async)."""
+"""The catalogue of patients, studies, series and instances (SQLAlchemy 2 async).
+
+An index call takes one of three data paths; which one is decided by what it does:
+
+1. ORM sessions (`repository`, `commitments`): the rare and administrative calls
+   (a patient's studies, Storage Commitment transactions, counts), one
+   `AsyncSession` and one transaction per call, on either engine.
+2. The writer's Core statements (`transactions`, `upsert`, `upsert_sql`): every
+   batch of stored instances, as prebuilt SQLAlchemy Core statements on a
+   synchronous Connection. On SQLite they run in the one writer thread on a sqlite3
+   engine; on PostgreSQL through `run_sync` on the async engine.
+3. The hot reads (`reads`, `statements`, `find`, `locate`): C-FIND pages and
+   retrieve's instance lists. On SQLite they run in reader threads straight on
+   sqlite3 connections, with statements compiled once; on PostgreSQL as Core
+   statements on the async engine.
+
+The threads of paths 2 and 3 are listed with every other thread in `pacs.app`'s
+thread map.
+"""
