@@ -12,11 +12,12 @@ from typing import Any
 
 from benchmarks import dcmtk
 from benchmarks.runs import RunResult
-from benchmarks.targets import TARGETS, command_version, package_version
+from benchmarks.servers import command_version, package_version
+from benchmarks.targets import TARGETS
 
 REFERENCE_TARGET = "orthanc"
 SUBJECT_TARGET = "pacs"
-SUBJECT_TARGETS = frozenset({"pacs", "pacs-pg"})  # pacs on each index engine
+SUBJECT_TARGETS = frozenset({"pacs", "pacs-baseline", "pacs-pg"})  # pacs: versions, engines
 
 
 @dataclass(frozen=True, slots=True)
