@@ -14,7 +14,8 @@ from benchmarks import calibration, dcmtk
 from benchmarks.dataset import Kind, generate
 from benchmarks.processes import wait_all
 from benchmarks.qr_targets import QR_TARGETS
-from benchmarks.runs import send
+from benchmarks.report import document, markdown, summarise
+from benchmarks.runs import RunResult, send
 from benchmarks.servers import Destination, shutdown
 from benchmarks.targets import BASELINE_VARIABLE, TARGETS
 
@@ -116,3 +117,19 @@ def test_tiny_ingest_into_every_calibration_variant(tmp_path: Path) -> None:
     assert all(run["stored"] == run["instances"] == 8 for run in report["runs"])
     versions = report["environment"]["versions"]
     assert all(str(calibration.receiver()) in versions[target] for target in targets)
+
+
+def test_ingest_table_compares_pacs_with_its_baseline_when_one_ran() -> None:
+    def run(target: str, seconds: float) -> RunResult:
+        return RunResult("small", target, 1, 100, 10**6, seconds, 100, 50.0, [0])
+
+    summaries = summarise([run("pacs", 1.0), run("pacs-baseline", 2.0), run("orthanc", 4.0)])
+    without = summarise([run("pacs", 1.0), run("orthanc", 4.0)])
+
+    table = markdown(summaries, 1, {})
+    header = "| peak RSS MB | ratio pacs/orthanc (inst/s) | ratio pacs/pacs-baseline (inst/s) |"
+    assert header in table
+    assert "| small | pacs | 100 | 1.0 | 50 | 4.00x | 2.00x |" in table
+    assert "| small | pacs-baseline | 50 | 0.5 | 50 | 2.00x |  |" in table
+    assert "pacs-baseline" not in markdown(without, 1, {})
+    assert [s["ratio_to_baseline"] for s in document(summaries)["summary"]] == [2.0, None, None]
