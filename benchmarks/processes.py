@@ -1,4 +1,5 @@
-"""Server processes under measurement: free ports, readiness, peak memory, and stopping.
+"""Processes under measurement: servers' ports, readiness, peak memory and stopping,
+and the wait for client processes that times a run.
 
 The harness imports nothing from `pacs`, so it can measure a pacs that is
 mid-change (or broken) as a black box, exactly as it measures Orthanc.

@@ -9,8 +9,8 @@ with the machine, versions and command line (and is printed), and DIR/summary.js
 the JSON documents under the workloads' names. Without --scale each workload runs
 at its own default: ingest 1,000 small and 256 CT instances over 1, 4 and 8
 associations; retrieve a 256-instance CT study and a 2,000-instance one; query
-2,000 and 10,000 instances. A workload that fails does not
-stop the others; the exit status is 1 if any failed.
+2,000 and 10,000 instances. A workload that fails does not stop the others; the
+exit status is 1 if any failed.
 Usage:
 python -m benchmarks [--scale tiny|small|full] [--targets pacs,pacs-baseline,orthanc,...]
                      [--runs 3] [--workloads ingest,query,retrieve] [--out benchmark-results/]
