@@ -4,10 +4,14 @@ Each workload (small images or 512x512 CT, over 1, 4 or 8 parallel associations)
 is sent to each target in turn, every run to a freshly started, empty server;
 wall time runs from the first storescu's start to the last one's exit. A run
 counts only if every storescu exits 0 and the server holds every instance.
-pacs-pg runs when a PostgreSQL server answers at PACS_TEST_POSTGRES_URL.
-Temporary stores go under $TMPDIR. Usage (`python -m benchmarks` runs every benchmark):
+The default scale (full: 1,000 small and 256 CT instances) keeps the clients'
+start-up a small part of each run. pacs-pg runs when a PostgreSQL server answers at
+PACS_TEST_POSTGRES_URL, pacs-baseline when PACS_BASELINE_SRC names another checkout
+of pacs, the calib-* targets (benchmarks.calibration) when the calibration receiver
+is found. Temporary stores go under $TMPDIR. Usage (`python -m benchmarks` runs
+every benchmark):
 python -m benchmarks.ingest [--scale tiny|small|full]
-                            [--targets pacs,pacs-pg,orthanc,storescp,pynetdicom]
+                            [--targets pacs,pacs-baseline,pacs-pg,orthanc,storescp,...]
                             [--runs 3] [--json OUT] [--markdown OUT]
 """
 
@@ -22,7 +26,8 @@ from benchmarks import dcmtk
 from benchmarks.dataset import Kind, generate
 from benchmarks.report import document, environment, markdown, summarise
 from benchmarks.runs import RunResult, Workload, run_once
-from benchmarks.targets import TARGETS, Target
+from benchmarks.servers import Target
+from benchmarks.targets import TARGETS
 
 SCALES: dict[str, dict[Kind, int]] = {
     "tiny": {Kind.SMALL: 8, Kind.CT: 8},
@@ -81,7 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--scale", choices=list(SCALES), default="small")
+    parser.add_argument("--scale", choices=list(SCALES), default="full")
     parser.add_argument(
         "--targets", default=",".join(TARGETS), help="comma-separated, from: " + ", ".join(TARGETS)
     )

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks import dcmtk
-from benchmarks.processes import DCMTK_ENV, log_tail
+from benchmarks.processes import DCMTK_ENV, log_tail, wait_all
 from benchmarks.runs import CALLING_AE_TITLE
-from benchmarks.targets import Server
+from benchmarks.servers import Server
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,13 +56,7 @@ def store(
         if any(path.is_dir() for path in group):
             args = ["+sd", "+r", *args]
         processes.append(_storescu(server, args, logdir / f"storescu-{number}.log"))
-    try:
-        codes = [p.wait(max(1.0, started + timeout - time.perf_counter())) for p in processes]
-    except subprocess.TimeoutExpired:
-        for process in processes:
-            process.kill()
-            process.wait()
-        raise
+    codes = wait_all(processes, max(1.0, started + timeout - time.perf_counter()))
     return time.perf_counter() - started, codes
 
 

@@ -1,4 +1,5 @@
-"""Server processes under measurement: free ports, readiness, peak memory, and stopping.
+"""Processes under measurement: servers' ports, readiness, peak memory and stopping,
+and the wait for client processes that times a run.
 
 The harness imports nothing from `pacs`, so it can measure a pacs that is
 mid-change (or broken) as a black box, exactly as it measures Orthanc.
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 # DCMTK reads TCP_NODELAY from the environment; Orthanc links DCMTK's network layer.
@@ -51,6 +53,38 @@ def wait_for_port(process: subprocess.Popen[bytes], port: int, log: Path, timeou
     raise ServerFailed(f"port {port} not open after {timeout:.0f} s:\n{log_tail(log)}")
 
 
+def wait_all(processes: Sequence[subprocess.Popen[bytes]], timeout: float) -> list[int]:
+    """Block until every process has exited and return their exit codes; past `timeout`
+    seconds a watchdog kills them all, and TimeoutExpired is raised once they are reaped.
+
+    A run's clock stops when this returns, so it must return at the last exit:
+    Popen.wait(timeout) sleeps up to 50 ms between checks, Popen.wait() blocks in waitpid.
+    """
+    lock, state = threading.Lock(), {"finished": False, "expired": False}
+
+    def expire() -> None:
+        with lock:
+            if state["finished"]:
+                return
+            state["expired"] = True
+            for process in processes:
+                with contextlib.suppress(OSError):
+                    process.kill()  # skips a process already reaped
+
+    watchdog = threading.Timer(timeout, expire)
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        codes = [process.wait() for process in processes]
+    finally:
+        with lock:
+            state["finished"] = True
+        watchdog.cancel()
+    if state["expired"]:
+        raise subprocess.TimeoutExpired(processes[0].args, timeout)
+    return codes
+
+
 def _die_with_harness() -> None:
     """Run in the child before exec: SIGTERM it when the harness dies, even of SIGKILL
     (a test's timeout), so no server outlives its benchmark (Linux PR_SET_PDEATHSIG)."""
@@ -59,7 +93,7 @@ def _die_with_harness() -> None:
 
 
 def launch(
-    argv: list[str], log: Path, env: dict[str, str] | None = None
+    argv: list[str], log: Path, env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> subprocess.Popen[bytes]:
     """Start a server with its output in `log`, in a session of its own."""
     with log.open("wb") as out:
@@ -68,6 +102,7 @@ def launch(
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,
+            cwd=cwd,
             start_new_session=True,
             # Servers start before any PeakMemory thread, and the hook only calls prctl.
             preexec_fn=_die_with_harness if sys.platform == "linux" else None,  # noqa: PLW1509

@@ -1,20 +1,21 @@
 """The Query/Retrieve SCPs the query and retrieve benchmarks compare, and their versions.
 
-They are the TARGETS that also serve C-FIND, C-MOVE and C-GET: pacs on SQLite, pacs-pg
-(pacs on a PostgreSQL database of its own, see benchmarks.postgres) and Orthanc; each is
-started knowing the C-MOVE destinations a benchmark names.
+They are the TARGETS that also serve C-FIND, C-MOVE and C-GET: pacs on SQLite, pacs-baseline
+(pacs from the checkout at PACS_BASELINE_SRC, configured alike), pacs-pg (pacs on a
+PostgreSQL database of its own, see benchmarks.postgres) and Orthanc; each is started
+knowing the C-MOVE destinations a benchmark names.
 """
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks.servers import Destination, Server
 from benchmarks.targets import (
     TARGETS,
-    Destination,
-    Server,
     start_orthanc,
     start_pacs,
+    start_pacs_baseline,
     start_pacs_postgres,
 )
 
@@ -31,6 +32,7 @@ class QRTarget:
 
 _STARTS: dict[str, Callable[[Path, Sequence[Destination]], Server]] = {
     "pacs": start_pacs,
+    "pacs-baseline": start_pacs_baseline,
     "orthanc": start_orthanc,
     "pacs-pg": start_pacs_postgres,
 }

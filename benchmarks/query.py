@@ -10,7 +10,7 @@ that run's p50/p95; targets are interleaved within each run, and every answer
 is checked against the population. `--scale medium` is the smaller size of
 `full` alone (10,000 instances), for several runs in minutes. Temporary stores
 go under $TMPDIR. Usage (`python -m benchmarks` runs every benchmark):
-python -m benchmarks.query [--scale tiny|small|medium|full] [--targets pacs,orthanc,pacs-pg]
+python -m benchmarks.query [--scale tiny|small|medium|full] [--targets pacs,pacs-baseline,...]
                            [--runs 3] [--repeats N] [--json OUT] [--markdown OUT]
 """
 
@@ -32,7 +32,7 @@ from benchmarks.qr_targets import QR_TARGETS, QRTarget, choose
 from benchmarks.query_mix import Case, Observation, check, make_cases
 from benchmarks.query_report import MixRun, document, markdown
 from benchmarks.report import environment
-from benchmarks.targets import Server, shutdown
+from benchmarks.servers import Server, shutdown
 
 # Studies at each size, smallest first; every study holds INSTANCES_PER_STUDY instances.
 SCALES = {"tiny": (10, 30), "small": (200, 1_000), "medium": (1_000,), "full": (1_000, 10_000)}

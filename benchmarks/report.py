@@ -12,11 +12,13 @@ from typing import Any
 
 from benchmarks import dcmtk
 from benchmarks.runs import RunResult
-from benchmarks.targets import TARGETS, command_version, package_version
+from benchmarks.servers import command_version, package_version
+from benchmarks.targets import TARGETS
 
 REFERENCE_TARGET = "orthanc"
+BASELINE_TARGET = "pacs-baseline"  # another version of pacs, when one takes part
 SUBJECT_TARGET = "pacs"
-SUBJECT_TARGETS = frozenset({"pacs", "pacs-pg"})  # pacs on each index engine
+SUBJECT_TARGETS = frozenset({"pacs", "pacs-baseline", "pacs-pg"})  # pacs: versions, engines
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,12 +58,20 @@ def summarise(results: Iterable[RunResult]) -> list[Summary]:
     return [Summary(workload, target, runs) for (workload, target), runs in groups.items()]
 
 
-def ratio(summary: Summary, summaries: Sequence[Summary]) -> float | None:
-    """pacs's instances/s over Orthanc's on one workload; None for other targets, failures."""
-    if summary.target not in SUBJECT_TARGETS or not summary.ok:
+def _subjects(against: str) -> frozenset[str]:
+    """The targets compared with `against`: every pacs with Orthanc, pacs with its baseline."""
+    return SUBJECT_TARGETS if against == REFERENCE_TARGET else frozenset({SUBJECT_TARGET})
+
+
+def ratio(
+    summary: Summary, summaries: Sequence[Summary], against: str = REFERENCE_TARGET
+) -> float | None:
+    """A pacs target's instances/s over Orthanc's on one workload (or pacs's over
+    pacs-baseline's, `against` BASELINE_TARGET); None for other targets, failures."""
+    if summary.target not in _subjects(against) or not summary.ok:
         return None
     reference = next(
-        (s for s in summaries if s.workload == summary.workload and s.target == REFERENCE_TARGET),
+        (s for s in summaries if s.workload == summary.workload and s.target == against),
         None,
     )
     if reference is None or not reference.ok:
@@ -69,10 +79,10 @@ def ratio(summary: Summary, summaries: Sequence[Summary]) -> float | None:
     return summary.instances_per_second / reference.instances_per_second
 
 
-def _ratio_cell(summary: Summary, summaries: Sequence[Summary]) -> str:
-    if summary.target not in SUBJECT_TARGETS:
+def _ratio_cell(summary: Summary, summaries: Sequence[Summary], against: str) -> str:
+    if summary.target not in _subjects(against):
         return ""
-    value = ratio(summary, summaries)
+    value = ratio(summary, summaries, against)
     return "n/a" if value is None else f"{value:.2f}x"
 
 
@@ -83,15 +93,15 @@ def _headline(error: str) -> str:
     return text.replace("|", "/")
 
 
-def _row(summary: Summary, summaries: Sequence[Summary]) -> str:
+def _row(summary: Summary, summaries: Sequence[Summary], references: Sequence[str]) -> str:
     if not summary.ok:
         reason = _headline(summary.failures[0].error or "no runs")
         failed = f"FAILED ({len(summary.failures)}/{len(summary.runs)} runs): {reason}"
-        return f"| {summary.workload} | {summary.target} | {failed} | | | |"
+        return f"| {summary.workload} | {summary.target} | {failed} | | |" + " |" * len(references)
+    cells = "".join(f" {_ratio_cell(summary, summaries, r)} |" for r in references)
     return (
         f"| {summary.workload} | {summary.target} | {summary.instances_per_second:,.0f}"
-        f" | {summary.megabytes_per_second:,.1f} | {summary.peak_rss_mb:,.0f}"
-        f" | {_ratio_cell(summary, summaries)} |"
+        f" | {summary.megabytes_per_second:,.1f} | {summary.peak_rss_mb:,.0f} |{cells}"
     )
 
 
@@ -109,13 +119,16 @@ def markdown(
             "MB = 10^6 bytes of Part 10 files sent; peak RSS of the server process (tree).",
             "Each run starts the server empty, with its default settings (storescp with --fork).",
         ]
+    references = [REFERENCE_TARGET]
+    if any(summary.target == BASELINE_TARGET for summary in summaries):
+        references.append(BASELINE_TARGET)
+    ratios = "".join(f" ratio {SUBJECT_TARGET}/{r} (inst/s) |" for r in references)
     lines = [
         *preamble,
         "",
-        f"| workload | target | inst/s | MB/s | peak RSS MB | ratio {SUBJECT_TARGET}/"
-        f"{REFERENCE_TARGET} (inst/s) |",
-        "|---|---|---:|---:|---:|---:|",
-        *(_row(summary, summaries) for summary in summaries),
+        f"| workload | target | inst/s | MB/s | peak RSS MB |{ratios}",
+        "|---|---|---:|---:|---:|" + "---:|" * len(references),
+        *(_row(summary, summaries, references) for summary in summaries),
     ]
     lines += [f"\nSkipped {name}: {reason}" for name, reason in skipped.items()]
     return "\n".join(lines) + "\n"
@@ -180,6 +193,7 @@ def document(summaries: Sequence[Summary], **context: Any) -> dict[str, Any]:
                 "megabytes_per_second": s.megabytes_per_second,
                 "peak_rss_mb": s.peak_rss_mb,
                 "ratio_to_orthanc": ratio(s, summaries),
+                "ratio_to_baseline": ratio(s, summaries, BASELINE_TARGET),
             }
             for s in summaries
         ],

@@ -5,10 +5,12 @@ every target with DCMTK storescu; then each run moves it to a DCMTK storescp
 (a [[peers]] entry of pacs, a DicomModalities entry of Orthanc) with movescu,
 and gets it with getscu, checking that every instance arrived. Targets are
 interleaved within each run; each figure is the median over runs, with the
-server's peak RSS during the retrieval. At --scale full, a 2,000-instance
-study of small images shows whether server memory stays flat as a study grows.
-Temporary stores go under $TMPDIR. Usage (`python -m benchmarks` runs every benchmark):
-python -m benchmarks.retrieve [--scale tiny|small|full] [--targets pacs,orthanc]
+server's peak RSS during the retrieval. At --scale full (the default: 256 CT
+slices), a 2,000-instance study of small images shows whether server memory
+stays flat as a study grows. pacs-baseline runs pacs from the checkout at
+PACS_BASELINE_SRC. Temporary stores go under $TMPDIR. Usage (`python -m
+benchmarks` runs every benchmark):
+python -m benchmarks.retrieve [--scale tiny|small|full] [--targets pacs,orthanc,...]
                               [--runs 3] [--json OUT] [--markdown OUT]
 """
 
@@ -25,7 +27,7 @@ from benchmarks import dcmtk
 from benchmarks.dataset import Kind, generate
 from benchmarks.preload import load
 from benchmarks.processes import ServerFailed, rss_mb
-from benchmarks.qr_targets import choose
+from benchmarks.qr_targets import QR_TARGETS, choose
 from benchmarks.report import document as report_document
 from benchmarks.report import environment, markdown, summarise
 from benchmarks.retrieve_runs import (
@@ -38,13 +40,8 @@ from benchmarks.retrieve_runs import (
     study_uid,
 )
 from benchmarks.runs import KIND_LABELS, RunResult, split
-from benchmarks.targets import (
-    Destination,
-    Server,
-    command_version,
-    shutdown,
-    start_storescp,
-)
+from benchmarks.servers import Destination, Server, command_version, shutdown
+from benchmarks.targets import start_storescp
 
 SCALES = {"tiny": 8, "small": 64, "full": 256}
 MEMORY_CASE = 2_000  # instances in the one-study memory case (--scale full only)
@@ -127,8 +124,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--scale", choices=list(SCALES), default="small")
-    parser.add_argument("--targets", default="pacs,orthanc", help="from: pacs, orthanc, pacs-pg")
+    parser.add_argument("--scale", choices=list(SCALES), default="full")
+    parser.add_argument("--targets", default="pacs,orthanc", help="from: " + ", ".join(QR_TARGETS))
     parser.add_argument("--runs", type=int, default=3, help="runs per figure (median reported)")
     parser.add_argument("--json", type=Path, help="write the full results here")
     parser.add_argument("--markdown", type=Path, help="write the table here (also printed)")

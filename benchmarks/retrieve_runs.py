@@ -15,9 +15,9 @@ from pathlib import Path
 from pydicom import dcmread
 
 from benchmarks import dcmtk
-from benchmarks.processes import DCMTK_ENV, PeakMemory, log_tail, reset_peak
+from benchmarks.processes import DCMTK_ENV, PeakMemory, log_tail, reset_peak, wait_all
 from benchmarks.runs import CALLING_AE_TITLE, RunResult
-from benchmarks.targets import Server
+from benchmarks.servers import Server
 
 DESTINATION_AE_TITLE = "STORESCP"
 
@@ -94,14 +94,13 @@ def retrieve_once(
     try:
         with PeakMemory(server.process.pid) as memory, log.open("wb") as out:
             started = time.perf_counter()
-            code = subprocess.run(
+            client = subprocess.Popen(
                 _argv(operation, server, study.uid, where.got),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=DCMTK_ENV,
-                timeout=where.timeout,
-                check=False,
-            ).returncode
+            )
+            [code] = wait_all([client], where.timeout)
             seconds = time.perf_counter() - started
             peak = memory.peak_mb()
     except subprocess.TimeoutExpired:

@@ -28,7 +28,8 @@ from pynetdicom import AE, build_role, evt
 from pynetdicom.events import Event
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet  # type: ignore[attr-defined]
 
-from benchmarks.targets import Server, shutdown, start_pacs, start_pacs_postgres
+from benchmarks.servers import Server, shutdown
+from benchmarks.targets import start_pacs, start_pacs_postgres
 
 UNCOMPRESSED = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
 SUCCESS = 0x0000

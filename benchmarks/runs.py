@@ -8,8 +8,8 @@ from pathlib import Path
 
 from benchmarks import dcmtk
 from benchmarks.dataset import Kind
-from benchmarks.processes import DCMTK_ENV, PeakMemory, ServerFailed, log_tail
-from benchmarks.targets import Server, Target, shutdown
+from benchmarks.processes import DCMTK_ENV, PeakMemory, ServerFailed, log_tail, wait_all
+from benchmarks.servers import Server, Target, shutdown
 
 CALLING_AE_TITLE = "BENCH"
 KIND_LABELS = {Kind.SMALL: "SC 64x64 8-bit", Kind.CT: "CT 512x512 16-bit"}
@@ -72,15 +72,7 @@ def send(
             processes.append(
                 subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=DCMTK_ENV)
             )
-    try:
-        codes = [
-            process.wait(max(1.0, started + timeout - time.perf_counter())) for process in processes
-        ]
-    except subprocess.TimeoutExpired:
-        for process in processes:
-            process.kill()
-            process.wait()
-        raise
+    codes = wait_all(processes, max(1.0, started + timeout - time.perf_counter()))
     return time.perf_counter() - started, codes
 
 

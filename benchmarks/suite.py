@@ -1,15 +1,19 @@
 """Every benchmark in one command: ingest, query and retrieve in turn, then one summary of them.
 
 Each workload runs through its own module's main() on the requested targets it
-supports (ingest: pacs, pacs-pg, orthanc, storescp, pynetdicom; query and
-retrieve: pacs, pacs-pg, orthanc) and writes DIR/<workload>.json and .md; then
-DIR/summary.md gathers the tables under headings, with the machine, versions and
-command line, and DIR/summary.json the JSON documents under the workloads' names.
-A workload that fails does not stop the others; the exit status is 1 if any failed.
+supports (ingest: every target of benchmarks.targets; query and retrieve: pacs,
+pacs-baseline, pacs-pg, orthanc), targets interleaved within each run; a target
+that cannot run here is skipped with its reason. Each workload writes
+DIR/<workload>.json and .md; then DIR/summary.md gathers the tables under headings,
+with the machine, versions and command line (and is printed), and DIR/summary.json
+the JSON documents under the workloads' names. Without --scale each workload runs
+at its own default: ingest 1,000 small and 256 CT instances over 1, 4 and 8
+associations; retrieve a 256-instance CT study and a 2,000-instance one; query
+2,000 and 10,000 instances. A workload that fails does not stop the others; the
+exit status is 1 if any failed.
 Usage:
-python -m benchmarks [--scale tiny|small|full]
-                     [--targets pacs,pacs-pg,orthanc,storescp,pynetdicom] [--runs 3]
-                     [--workloads ingest,query,retrieve] [--out benchmark-results/]
+python -m benchmarks [--scale tiny|small|full] [--targets pacs,pacs-baseline,orthanc,...]
+                     [--runs 3] [--workloads ingest,query,retrieve] [--out benchmark-results/]
 """
 
 import argparse
@@ -81,7 +85,8 @@ def run_workload(name: str, targets: Sequence[str], args: argparse.Namespace) ->
     json_out, markdown_out = args.out / f"{name}.json", args.out / f"{name}.md"
     for stale in (json_out, markdown_out):
         stale.unlink(missing_ok=True)
-    argv = ["--scale", args.scale, "--runs", str(args.runs), "--targets", ",".join(supported)]
+    argv = ["--runs", str(args.runs), "--targets", ",".join(supported)]
+    argv += ["--scale", args.scale] if args.scale else []
     argv += ["--json", str(json_out), "--markdown", str(markdown_out)]
     _say(f"== python -m benchmarks.{name} {shlex.join(argv)}")
     status, note = _exit_status(benchmark, argv)
@@ -156,7 +161,9 @@ def _parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--scale", choices=list(ingest.SCALES), default="small")
+    parser.add_argument(
+        "--scale", choices=list(ingest.SCALES), help="one scale for all (default: each its own)"
+    )
     parser.add_argument("--targets", default=",".join(ALL_TARGETS), help="comma-separated")
     parser.add_argument("--runs", type=int, default=3, help="runs per figure (median reported)")
     parser.add_argument("--workloads", default=",".join(BENCHMARKS), help="comma-separated")
@@ -174,7 +181,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     env = environment(targets, Path(tempfile.gettempdir()))
     args.out.mkdir(parents=True, exist_ok=True)
     outcomes = [run_workload(name, targets, args) for name in workloads]
-    (args.out / "summary.md").write_text(summary_markdown(outcomes, env, command))
+    table = summary_markdown(outcomes, env, command)
+    (args.out / "summary.md").write_text(table)
+    print(table)
     summary = summary_document(outcomes, env, command)
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     _say(f"summary: {args.out / 'summary.md'}, {args.out / 'summary.json'}")

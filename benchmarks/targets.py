@@ -1,92 +1,37 @@
 """The storage SCPs an ingest benchmark compares: how to start each empty, and what it stored.
 
 pacs-pg is pacs on a PostgreSQL database of its own (benchmarks.postgres), created at start
-and dropped at stop; the other pacs target runs on SQLite.
+and dropped at stop; the other pacs targets run on SQLite. pacs-baseline is pacs from
+another checkout (PACS_BASELINE_SRC), with the same configuration as pacs, so that two
+versions are measured interleaved in one run. The calibration receiver's variants are in
+benchmarks.calibration.
 """
 
-import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from importlib.metadata import PackageNotFoundError, version
+from dataclasses import replace
 from pathlib import Path
 
-from benchmarks import dcmtk, postgres
-from benchmarks.processes import DCMTK_ENV, free_port, launch, stop, wait_for_port
+from benchmarks import calibration, dcmtk, postgres
+from benchmarks.processes import DCMTK_ENV, free_port, launch, wait_for_port
+from benchmarks.servers import (
+    Destination,
+    Server,
+    Target,
+    command_version,
+    count_files,
+    need_binary,
+    need_module,
+    package_version,
+)
 
 START_TIMEOUT = 60.0
-
-
-@dataclass(frozen=True, slots=True)
-class Server:
-    """A running storage SCP, started empty in its own work directory."""
-
-    process: subprocess.Popen[bytes]
-    port: int
-    ae_title: str
-    stored: Callable[[], int]  # instances it holds now
-    log: Path
-    cleanup: Callable[[], None] = field(default=lambda: None)  # run once the process stopped
-
-
-@dataclass(frozen=True, slots=True)
-class Destination:
-    """A C-MOVE destination the server is told about: an AE title on 127.0.0.1."""
-
-    ae_title: str
-    port: int
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """A kind of server: whether it can run here, how to start it, and its version."""
-
-    name: str
-    missing: Callable[[], str | None]  # why it cannot run here, or None
-    start: Callable[[Path], Server]
-    version: Callable[[], str]
-
-
-def shutdown(server: Server) -> None:
-    """Stop the server's process (tree), then release what it used outside its work directory."""
-    try:
-        stop(server.process)
-    finally:
-        server.cleanup()
-
-
-def _count_files(pattern: str, root: Path) -> Callable[[], int]:
-    return lambda: sum(1 for path in root.glob(pattern) if path.is_file())
-
-
-def command_version(argv: list[str]) -> str:
-    """The first line a program prints for --version."""
-    try:
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
-    except OSError as exc:
-        return f"unavailable ({exc.strerror})"
-    lines = (result.stdout or result.stderr).strip().splitlines()
-    return lines[0].strip() if lines else "unknown"
-
-
-def _need_binary(name: str) -> Callable[[], str | None]:
-    return lambda: None if dcmtk.find(name) else f"{name} not on PATH"
-
-
-def _need_module(name: str) -> Callable[[], str | None]:
-    return lambda: None if importlib.util.find_spec(name) else f"Python module {name} missing"
-
-
-def package_version(name: str) -> str:
-    """An installed distribution's version."""
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return "not installed"
+BASELINE_VARIABLE = "PACS_BASELINE_SRC"
 
 
 def _pacs_config(workdir: Path, port: int, destinations: Sequence[Destination]) -> Path:
@@ -110,6 +55,7 @@ def start_pacs(
     workdir: Path,
     destinations: Sequence[Destination] = (),
     env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> Server:
     """pacs on SQLite (unless `env` sets PACS_DATABASE_URL), logging at WARNING, knowing
     `destinations` as [[peers]]; its blobs live at `<root>/ab/cd/<sha256>`."""
@@ -117,9 +63,56 @@ def start_pacs(
     config = _pacs_config(workdir, port, destinations)
     log = workdir / "pacs.log"
     argv = [sys.executable, "-m", "pacs", "serve", "--config", str(config)]
-    process = launch(argv, log, env=None if env is None else dict(env))
+    process = launch(argv, log, env=None if env is None else dict(env), cwd=cwd)
     wait_for_port(process, port, log, START_TIMEOUT)
-    return Server(process, port, "PACS", _count_files("??/??/*", workdir / "store"), log)
+    return Server(process, port, "PACS", count_files("??/??/*", workdir / "store"), log)
+
+
+def baseline_source() -> Path | None:
+    """The checkout pacs-baseline runs from, if PACS_BASELINE_SRC names one."""
+    value = os.environ.get(BASELINE_VARIABLE)
+    return Path(value).resolve() if value else None
+
+
+def _baseline_env(source: Path) -> dict[str, str]:
+    # PYTHONPATH comes before site-packages, so it wins over the editable install of this tree.
+    inherited = os.environ.get("PYTHONPATH")
+    path = str(source) if not inherited else f"{source}{os.pathsep}{inherited}"
+    return {**os.environ, "PYTHONPATH": path}
+
+
+def _baseline_missing() -> str | None:
+    source = baseline_source()
+    if source is None:
+        return f"{BASELINE_VARIABLE} not set (a checkout of pacs to compare with)"
+    if not (source / "pacs" / "__main__.py").is_file():
+        return f"{BASELINE_VARIABLE}={source} holds no pacs package"
+    probe = [sys.executable, "-c", "import pacs; print(pacs.__file__)"]
+    result = subprocess.run(
+        probe, env=_baseline_env(source), cwd=source, capture_output=True, text=True, check=False
+    )
+    imported = result.stdout.strip()
+    if Path(imported).resolve() != source / "pacs" / "__init__.py":
+        return f"pacs from {source} does not import: {imported or result.stderr.strip()}"
+    return None
+
+
+def start_pacs_baseline(workdir: Path, destinations: Sequence[Destination] = ()) -> Server:
+    """pacs from the checkout at PACS_BASELINE_SRC, configured as the pacs target. It runs
+    in that checkout, since `python -m` puts the working directory first on sys.path."""
+    source = baseline_source()
+    if source is None:
+        raise RuntimeError(f"{BASELINE_VARIABLE} not set")
+    return start_pacs(workdir, destinations, env=_baseline_env(source), cwd=source)
+
+
+def _baseline_version() -> str:
+    source = baseline_source()
+    if source is None:
+        return "not available"
+    found = re.search(r'__version__ = "([^"]+)"', (source / "pacs" / "__init__.py").read_text())
+    commit = command_version(["git", "-C", str(source), "describe", "--always", "--dirty"])
+    return f"pacs {found[1] if found else 'unknown'} at {source}, commit {commit}"
 
 
 def start_pacs_postgres(workdir: Path, destinations: Sequence[Destination] = ()) -> Server:
@@ -200,7 +193,7 @@ def start_storescp(workdir: Path) -> Server:
     argv = [dcmtk.tool("storescp"), "--fork", "-aet", "STORESCP", "-od", str(out), str(port)]
     process = launch(argv, log, env=DCMTK_ENV)
     wait_for_port(process, port, log, START_TIMEOUT)
-    return Server(process, port, "STORESCP", _count_files("*", out), log)
+    return Server(process, port, "STORESCP", count_files("*", out), log)
 
 
 def start_pynetdicom(workdir: Path) -> Server:
@@ -211,28 +204,31 @@ def start_pynetdicom(workdir: Path) -> Server:
     argv = [sys.executable, "-m", "pynetdicom", "storescp", "-aet", "STORESCP"]
     process = launch([*argv, "-od", str(out), str(port)], log)
     wait_for_port(process, port, log, START_TIMEOUT)
-    return Server(process, port, "STORESCP", _count_files("*", out), log)
+    return Server(process, port, "STORESCP", count_files("*", out), log)
 
 
 TARGETS = {
-    "pacs": Target("pacs", _need_module("pacs"), start_pacs, lambda: package_version("pacs")),
+    "pacs": Target("pacs", need_module("pacs"), start_pacs, lambda: package_version("pacs")),
+    "pacs-baseline": Target(
+        "pacs-baseline", _baseline_missing, start_pacs_baseline, _baseline_version
+    ),
     "pacs-pg": Target("pacs-pg", postgres.unavailable, start_pacs_postgres, _pacs_postgres_version),
     "orthanc": Target(
         "orthanc",
-        _need_binary("Orthanc"),
+        need_binary("Orthanc"),
         start_orthanc,
         lambda: command_version(["Orthanc", "--version"]),
     ),
     "storescp": Target(
         "storescp",
-        _need_binary("storescp"),
+        need_binary("storescp"),
         start_storescp,
         lambda: command_version([dcmtk.tool("storescp"), "--version"]),
     ),
     "pynetdicom": Target(
         "pynetdicom",
-        _need_module("pynetdicom"),
+        need_module("pynetdicom"),
         start_pynetdicom,
         lambda: package_version("pynetdicom"),
     ),
-}
+} | calibration.TARGETS
