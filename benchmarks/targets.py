@@ -32,9 +32,15 @@ from benchmarks.servers import (
 
 START_TIMEOUT = 60.0
 BASELINE_VARIABLE = "PACS_BASELINE_SRC"
+# The benchmark clients (BENCH, ROUNDTRIP) are not peers; they query and retrieve.
+ACCESS = '[access]\nunknown_peers = ["echo", "store", "find", "get", "move", "commit"]\n'
 
 
-def _pacs_config(workdir: Path, port: int, destinations: Sequence[Destination]) -> Path:
+def _pacs_config(
+    workdir: Path, port: int, destinations: Sequence[Destination], *, access: bool = True
+) -> Path:
+    """The benchmark configuration; `access=False` for a pacs from before [access] existed
+    (it refuses tables it does not know, and let every caller do everything)."""
     config = workdir / "pacs.toml"
     peers = "".join(
         f'[[peers]]\nae_title = "{peer.ae_title}"\nhost = "127.0.0.1"\nport = {peer.port}\n'
@@ -44,9 +50,8 @@ def _pacs_config(workdir: Path, port: int, destinations: Sequence[Destination]) 
         f'[server]\nhost = "127.0.0.1"\nport = {port}\n[logging]\nlevel = "WARNING"\n'
         f'[storage]\nroot = "{workdir / "store"}"\n'
         f'[database]\nurl = "sqlite+aiosqlite:///{workdir / "index.sqlite"}"\n'
-        # The benchmark clients (BENCH, ROUNDTRIP) are not peers; they query and retrieve.
-        '[access]\nunknown_peers = ["echo", "store", "find", "get", "move", "commit"]\n'
-        f"{peers}"
+        + (ACCESS if access else "")
+        + peers
     )
     return config
 
@@ -56,11 +61,12 @@ def start_pacs(
     destinations: Sequence[Destination] = (),
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    access: bool = True,
 ) -> Server:
     """pacs on SQLite (unless `env` sets PACS_DATABASE_URL), logging at WARNING, knowing
     `destinations` as [[peers]]; its blobs live at `<root>/ab/cd/<sha256>`."""
     port = free_port()
-    config = _pacs_config(workdir, port, destinations)
+    config = _pacs_config(workdir, port, destinations, access=access)
     log = workdir / "pacs.log"
     argv = [sys.executable, "-m", "pacs", "serve", "--config", str(config)]
     process = launch(argv, log, env=None if env is None else dict(env), cwd=cwd)
@@ -103,7 +109,9 @@ def start_pacs_baseline(workdir: Path, destinations: Sequence[Destination] = ())
     source = baseline_source()
     if source is None:
         raise RuntimeError(f"{BASELINE_VARIABLE} not set")
-    return start_pacs(workdir, destinations, env=_baseline_env(source), cwd=source)
+    access = (source / "pacs" / "config_access.py").is_file()
+    env = _baseline_env(source)
+    return start_pacs(workdir, destinations, env=env, cwd=source, access=access)
 
 
 def _baseline_version() -> str:

@@ -54,6 +54,7 @@ def test_pacs_baseline_is_not_available_without_a_checkout(
 
 
 @pytest.mark.dcmtk
+@pytest.mark.benchmark_smoke
 @pytest.mark.timeout(180)
 @pytest.mark.skipif(NO_STORESCU, reason="DCMTK storescu is not installed")
 def test_pacs_baseline_serves_the_code_of_its_checkout(
@@ -90,6 +91,7 @@ def test_pacs_baseline_serves_the_code_of_its_checkout(
 
 
 @pytest.mark.dcmtk
+@pytest.mark.benchmark_smoke
 @pytest.mark.timeout(330)
 @pytest.mark.skipif(NO_STORESCU, reason="DCMTK storescu is not installed")
 @pytest.mark.skipif(
