@@ -1,4 +1,7 @@
-"""Composition root: builds the archive's parts from the settings and runs them on one loop."""
+"""Composition root: builds the archive's parts from the settings and runs them on one loop.
+
+The thread pools are created and closed here; `pacs.threads` maps which work runs where.
+"""
 
 import asyncio
 import dataclasses
@@ -67,6 +70,7 @@ from pacs.net.store_scp import make_store_handler
 from pacs.net.tls import client_context, server_context
 from pacs.store.blobstore import FileBlobStore
 from pacs.store.probe import probe_root
+from pacs.threads import ThreadPools
 
 log = logging.getLogger(__name__)
 
@@ -103,9 +107,20 @@ class PacsApp:
         )
         self.engine = create_engine(database.url, limits)
         sessions = create_sessionmaker(self.engine)
-        self.index = Index.open(self.engine)
-        self.reads = open_reads(self.engine, create_read_engine(database.url, limits))
-        self.store = FileBlobStore(storage.root, storage.fsync, storage.min_free_bytes)
+        self.threads = ThreadPools()
+        self.index = Index.open(self.engine, self.threads.index_writer)
+        self.reads = open_reads(
+            self.engine,
+            create_read_engine(database.url, limits),
+            threads=self.threads.index_readers,
+        )
+        self.store = FileBlobStore(
+            storage.root,
+            syncs=self.threads.store_syncs,
+            commits=self.threads.store_commits,
+            fsync=storage.fsync,
+            min_free_bytes=storage.min_free_bytes,
+        )
         self.commits = GroupCommit(self.index, storage.duplicate_policy)
         self.ingest = Ingest(self.store, self.commits)
         self.queries = QueryService(
@@ -261,9 +276,7 @@ class PacsApp:
             self._worker = asyncio.create_task(self.commitments.run(), name="commitment worker")
         except BaseException:
             await self.auditor.close()
-            await self.reads.close()
-            await self.index.close()
-            await self.engine.dispose()
+            await self._close_index()
             raise
         self.auditor.application_started()
         log.info("pacs listening on %s as %s", self._listening(), self.settings.server.ae_title)
@@ -303,10 +316,17 @@ class PacsApp:
         await self.commits.close()
         self.auditor.application_stopped()
         await self.auditor.close()
-        await self.reads.close()
-        await self.index.close()
-        await self.engine.dispose()
+        await self._close_index()
         log.info("pacs stopped")
+
+    async def _close_index(self) -> None:
+        """Close the index and the thread pools, in the order the thread map gives."""
+        # The writer's connections close in the writer thread, so before the pools;
+        # the readers' after them, once no read still holds one.
+        await self.index.close()
+        await asyncio.to_thread(self.threads.close)
+        await self.reads.close()
+        await self.engine.dispose()
 
 
 def _destinations(settings: Settings) -> dict[str, Destination]:

@@ -2,7 +2,7 @@
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -11,6 +11,8 @@ import asyncpg
 import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+from pacs.threads import ThreadPools
 
 DatasetFactory = Callable[..., Dataset]
 
@@ -65,6 +67,13 @@ def make_instance(**overrides: Any) -> Dataset:
 @pytest.fixture
 def make_ct() -> DatasetFactory:
     return make_instance
+
+
+@pytest.fixture
+def thread_pools() -> Iterator[ThreadPools]:
+    """The archive's thread pools, as the app creates them; closed after the test."""
+    with ThreadPools() as pools:
+        yield pools
 
 
 POSTGRES_URL = os.environ.get(

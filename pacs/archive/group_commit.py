@@ -10,14 +10,14 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import Any, NamedTuple, Protocol
 
+from pacs.archive.staged import StagedInstance
 from pacs.index.records import AddOutcome, DuplicatePolicy, InstanceRecord
 
 MAX_BATCH = 64
 
 
 class _Waiting(NamedTuple):
-    record: InstanceRecord
-    file_stored: Future[Any] | None
+    staged: StagedInstance
     outcome: asyncio.Future[AddOutcome]
 
 
@@ -39,16 +39,14 @@ class GroupCommit:
         self._pending: list[_Waiting] = []
         self._committer: asyncio.Task[None] | None = None
 
-    async def add(
-        self, record: InstanceRecord, file_stored: Future[Any] | None = None
-    ) -> AddOutcome:
-        """Index one record; return when its transaction has committed.
+    async def add(self, staged: StagedInstance) -> AddOutcome:
+        """Index one instance; return when its transaction has committed.
 
-        With `file_stored`, the record's file is still being stored: its transaction
-        commits once that has succeeded, and fails, with every record it holds, if not.
+        The transaction commits once the instance's file is stored. A file that fails
+        fails its own instance with the store's error and commits none of its rows.
         """
         future: asyncio.Future[AddOutcome] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Waiting(record, file_stored, future))
+        self._pending.append(_Waiting(staged, future))
         if self._committer is None or self._committer.done():
             self._committer = asyncio.create_task(self._commit_pending())
         # The commit must finish even if this caller is cancelled: others share it.
@@ -57,14 +55,12 @@ class GroupCommit:
     async def _commit_pending(self) -> None:
         while self._pending:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-            records = [waiting.record for waiting in batch]
-            files = [w.file_stored for w in batch if w.file_stored is not None]
+            records = [waiting.staged.record for waiting in batch]
+            files = [waiting.staged.stored for waiting in batch]
             try:
                 outcomes = await self._index.add_instances(records, self._policy, files)
             except Exception as exc:
-                for waiting in batch:
-                    if not waiting.outcome.done():
-                        waiting.outcome.set_exception(exc)
+                self._pending[:0] = await _fail(batch, exc)
                 continue
             for waiting, outcome in zip(batch, outcomes, strict=True):
                 if not waiting.outcome.done():
@@ -74,3 +70,26 @@ class GroupCommit:
         """Wait for the commits under way (shutdown: drain the ingest queue)."""
         if self._committer is not None:
             await asyncio.wait({self._committer})
+
+
+async def _fail(batch: list[_Waiting], exc: Exception) -> list[_Waiting]:
+    """Fail the instances a rolled-back batch failed for; return the rest, to commit again.
+
+    A file that could not be stored rolls back the batch it was in: its own instance
+    fails with the store's error, and the others, whose files are stored, go into the
+    next transaction. Any other failure (the database's) fails every instance with it.
+    """
+    await asyncio.wait([asyncio.wrap_future(waiting.staged.stored) for waiting in batch])
+    again = []
+    for waiting in batch:
+        failure = waiting.staged.failure()
+        if failure is None:
+            again.append(waiting)
+        elif not waiting.outcome.done():
+            waiting.outcome.set_exception(failure)
+    if len(again) < len(batch):
+        return again
+    for waiting in batch:
+        if not waiting.outcome.done():
+            waiting.outcome.set_exception(exc)
+    return []

@@ -11,7 +11,6 @@ import dataclasses
 import io
 import logging
 from collections.abc import AsyncIterator
-from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +18,7 @@ from pydicom.dataset import Dataset
 
 from pacs.archive.group_commit import GroupCommit
 from pacs.archive.records import record_for
+from pacs.archive.staged import StagedInstance
 from pacs.dicom.header import read_header, split_by_level
 from pacs.dicom.part10 import file_meta_bytes
 from pacs.errors import DataSetMismatch, InstanceConflict, InvalidInstance
@@ -26,7 +26,6 @@ from pacs.index.records import (
     AddKind,
     AddOutcome,
     DuplicatePolicy,
-    InstanceRecord,
     PatientColumns,
     PatientConflict,
 )
@@ -136,13 +135,13 @@ class _Staging:
         _write_all(self._writer, chunks)
         return self._writer
 
-    def finish(self, chunks: list[bytes]) -> tuple[InstanceRecord, Future[BlobRef]]:
+    def finish(self, chunks: list[bytes]) -> StagedInstance:
         """Last bytes, header checks, then the commit of the file, left running.
 
         The file syncs while the header is parsed, and is renamed to its address and
         its directory synced while the caller writes its index rows: the index commits
-        once the returned future is done. A data set that arrives whole in the last
-        batch (every instance below FLUSH_BYTES) is parsed from memory.
+        once that is done. A data set that arrives whole in the last batch (every
+        instance below FLUSH_BYTES) is parsed from memory.
         """
         whole = self._writer is None
         writer = self.write(chunks)
@@ -160,7 +159,7 @@ class _Staging:
         record = record_for(
             levels, arrival.transfer_syntax_uid, writer.reference, arrival.source_ae_title
         )
-        return record, stored
+        return StagedInstance(record, stored)
 
     def discard(self) -> None:
         if self._writer is not None:
@@ -192,7 +191,7 @@ class Ingest:
                     await asyncio.shield(working)
                     chunks, buffered = [], 0
             working = asyncio.create_task(asyncio.to_thread(staging.finish, chunks))
-            record, stored = await asyncio.shield(working)
+            staged: StagedInstance = await asyncio.shield(working)
         except BaseException:
             if working is not None:
                 await asyncio.wait({working})
@@ -200,13 +199,13 @@ class Ingest:
                     working.exception()  # retrieved: what is raised here is the first error
             await asyncio.to_thread(staging.discard)
             raise
-        outcome = await self._commits.add(record, stored)
-        # The index committed, so the file is stored: the future holds its reference.
-        judged = self._judge(outcome, stored.result(), arrival)
+        outcome = await self._commits.add(staged)
+        # The index committed, so the file is stored: blob() returns at once.
+        judged = self._judge(outcome, staged.blob(), arrival)
         return dataclasses.replace(
             judged,
-            study_instance_uid=record.study.study_instance_uid,
-            patient_id=record.patient.patient_id,
+            study_instance_uid=staged.record.study.study_instance_uid,
+            patient_id=staged.record.patient.patient_id,
         )
 
     def _judge(self, outcome: AddOutcome, blob: BlobRef, arrival: Arrival) -> IngestOutcome:

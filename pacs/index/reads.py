@@ -13,7 +13,7 @@ the async engine serves.
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor
 from typing import Any, Protocol, TypeVarTuple
 
 from sqlalchemy import Row, Select
@@ -29,10 +29,6 @@ __all__ = ["EngineReads", "Reads", "SqliteReaderThreads", "open_reads"]
 
 Ts = TypeVarTuple("Ts")
 PositionalRows = Sequence[Sequence[Any]]  # Rows, or the driver's own tuples
-
-# SQLite does the reading in C without the GIL: two threads keep both cores
-# busy, a few more let a long C-FIND not hold up a short one.
-READER_THREADS = 4
 
 # Rows are read by position only. Without this, every run of a statement rebuilt from
 # the compiled cache re-keys the cached result map by the new statement's columns,
@@ -102,11 +98,14 @@ class EngineReads:
 
 
 class SqliteReaderThreads:
-    """Each statement run whole in one of a few reader threads, on a synchronous engine."""
+    """Each statement run whole in one of a few reader threads, on a synchronous engine.
 
-    def __init__(self, engine: Engine, threads: int = READER_THREADS) -> None:
+    `threads` belongs to whoever created it (`pacs.threads`), who shuts it down.
+    """
+
+    def __init__(self, engine: Engine, threads: Executor) -> None:
         self._engine = engine
-        self._threads = ThreadPoolExecutor(threads, thread_name_prefix="pacs-index-reader")
+        self._threads = threads
         self._closed = False
 
     async def all(self, statement: Select[*Ts]) -> Sequence[Row[*Ts]]:
@@ -129,21 +128,22 @@ class SqliteReaderThreads:
             return execute(conn, statement, params)
 
     async def close(self) -> None:
-        """Let running reads finish, close the connections, end the threads."""
+        """Close the connections. Call it once the reader threads have ended: a connection
+        still in use by a running read would be left to the garbage collector."""
         if self._closed:
             return
         self._closed = True
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, self._threads.shutdown, True)
         self._engine.dispose()
 
 
-def open_reads(engine: AsyncEngine, read_engine: AsyncEngine | None = None) -> Reads:
-    """Reader threads for a SQLite file; otherwise (PostgreSQL, :memory:) read_engine, which
+def open_reads(
+    engine: AsyncEngine, read_engine: AsyncEngine | None = None, *, threads: Executor
+) -> Reads:
+    """Reader `threads` for a SQLite file; otherwise (PostgreSQL, :memory:) read_engine, which
     the Reads then own, or else the engine itself. close() it before disposing of engine."""
     sync_engine = create_sqlite_sync_engine(engine.url)
     if sync_engine is not None:
-        return SqliteReaderThreads(sync_engine)
+        return SqliteReaderThreads(sync_engine, threads)
     if read_engine is not None:
         return EngineReads(read_engine, owned=True)
     return EngineReads(engine)

@@ -4,6 +4,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
@@ -68,13 +69,14 @@ class Index:
         self._transactions = transactions or SessionTransactions(sessionmaker)
 
     @classmethod
-    def open(cls, engine: AsyncEngine) -> Self:
-        """Create the Index of engine, writing a SQLite file from a writer thread; close() it."""
+    def open(cls, engine: AsyncEngine, writer: Executor) -> Self:
+        """Create the Index of engine, writing a SQLite file from the single-thread `writer`
+        (unused on other databases); close() it before shutting `writer` down."""
         sessionmaker = create_sessionmaker(engine)
         write_engine = create_sqlite_sync_engine(engine.url)
         if write_engine is None:
             return cls(sessionmaker)
-        return cls(sessionmaker, SqliteWriterThread(write_engine))
+        return cls(sessionmaker, SqliteWriterThread(write_engine, writer))
 
     async def close(self) -> None:
         """Release what the Index created for writing (the caller disposes its engine)."""

@@ -9,7 +9,7 @@ statement is a cheap network round trip awaited on the loop, so `run_sync` serve
 
 import asyncio
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.engine import Connection, Engine
@@ -67,13 +67,14 @@ class SqliteWriterThread:
 
     SQLite admits one writer at a time anyway; queueing writes for one thread keeps
     them from waiting on each other's lock in busy_timeout and keeps the connection
-    in the thread that uses it. A write whose caller is cancelled still runs to its
-    commit or rollback: a transaction never stops halfway.
+    in the thread that uses it. `thread` is a single-thread executor that whoever
+    created it shuts down after close() (`pacs.threads`). A write whose caller is
+    cancelled still runs to its commit or rollback: a transaction never stops halfway.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, thread: Executor) -> None:
         self._engine = engine
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pacs-index-writer")
+        self._thread = thread
         self._closed = False
 
     async def run(self, work: Callable[[Connection], T], prerequisites: Prerequisites = ()) -> T:
@@ -91,10 +92,8 @@ class SqliteWriterThread:
                 return result
 
     async def close(self) -> None:
-        """Finish the queued writes, close the connections, end the thread."""
+        """Finish the queued writes, then close the connections in the writer thread."""
         if self._closed:
             return
         self._closed = True
         await asyncio.get_running_loop().run_in_executor(self._thread, self._engine.dispose)
-        # The queue is empty now: the thread exits at once, so the join does not block the loop.
-        self._thread.shutdown(wait=True)

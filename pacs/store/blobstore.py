@@ -9,7 +9,7 @@ import secrets
 import shutil
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -24,11 +24,6 @@ _NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
 STAGING_DIR = ".staging"
 FREE_SPACE_INTERVAL = 1.0  # seconds
 FREE_SPACE_MARGIN = 256 << 20  # bytes above the minimum
-# Files synced and committed in the background while their writers get on with other
-# work (fsync releases the GIL). Two pools: a commit waits for its file's sync, so the
-# two must never queue behind each other.
-_SYNCS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="pacs-fsync")
-_COMMITS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="pacs-commit")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,14 +55,27 @@ class FileBlobStore:
 
     Every method blocks on disk I/O: async callers run them with `asyncio.to_thread`.
     The staging directory lives under the root so that the final rename never
-    crosses a filesystem boundary and stays atomic.
+    crosses a filesystem boundary and stays atomic. Files are synced in `syncs` and
+    committed in `commits` while their writers get on with other work (`pacs.threads`
+    owns both): two pools, because a commit waits for its file's sync, and in one pool
+    commits could hold every thread while the syncs they wait for queue behind them.
     """
 
-    def __init__(self, root: Path, fsync: bool = True, min_free_bytes: int = 0) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        syncs: Executor,
+        commits: Executor,
+        fsync: bool = True,
+        min_free_bytes: int = 0,
+    ) -> None:
         self.root = root
         self.fsync = fsync
         self.min_free_bytes = min_free_bytes
         self.staging_dir = root / STAGING_DIR
+        self.syncs = syncs
+        self.commits = commits
         self._staging_ready = False
         self._free: tuple[float, int] | None = None  # (when measured, bytes free)
         # `ab/cd` directories known to exist: made once, not tried again for every blob.
@@ -269,7 +277,7 @@ class BlobWriter:
         """
         self.flush()
         if self._store.fsync and self._sync is None:
-            self._sync = _SYNCS.submit(os.fsync, self._file.fileno())
+            self._sync = self._store.syncs.submit(os.fsync, self._file.fileno())
 
     def commit_in_background(self) -> Future[BlobRef]:
         """Run `commit()` in a store thread; the future holds its result or its StoreError.
@@ -279,7 +287,7 @@ class BlobWriter:
         """
         if self._committing is None:
             self._check_open()
-            self._committing = _COMMITS.submit(self._commit_once)
+            self._committing = self._store.commits.submit(self._commit_once)
         return self._committing
 
     def commit(self) -> BlobRef:

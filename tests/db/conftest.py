@@ -8,6 +8,7 @@ from pacs.index.engine import AsyncEngine, create_engine, create_sessionmaker
 from pacs.index.reads import Reads, open_reads
 from pacs.index.repository import Index
 from pacs.index.schema import upgrade_to_head
+from pacs.threads import ThreadPools
 
 
 @pytest.fixture
@@ -21,10 +22,10 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture
-async def reads(engine: AsyncEngine) -> AsyncIterator[Reads]:
+async def reads(engine: AsyncEngine, thread_pools: ThreadPools) -> AsyncIterator[Reads]:
     """The index's reads on the test database as the server runs them (reader threads on
     SQLite), closed after the test."""
-    reads = open_reads(engine)
+    reads = open_reads(engine, threads=thread_pools.index_readers)
     try:
         yield reads
     finally:

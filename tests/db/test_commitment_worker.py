@@ -16,6 +16,7 @@ from pacs.index.commitments import CommitmentLedger
 from pacs.index.engine import AsyncEngine, create_sessionmaker
 from pacs.index.repository import Index
 from pacs.store.blobstore import FileBlobStore
+from pacs.threads import ThreadPools
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
 START = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
@@ -82,10 +83,16 @@ async def run_until_idle(service: CommitmentService, clock: ManualClock) -> list
 
 
 def commitment(
-    engine: AsyncEngine, index: Index, requester: Requester, clock: ManualClock, tmp_path: Path
+    engine: AsyncEngine,
+    index: Index,
+    requester: Requester,
+    clock: ManualClock,
+    tmp_path: Path,
+    *,
+    pools: ThreadPools,
 ) -> tuple[CommitmentService, CommitmentLedger]:
     ledger = CommitmentLedger(create_sessionmaker(engine))
-    store = FileBlobStore(tmp_path / "store")
+    store = FileBlobStore(tmp_path / "store", syncs=pools.store_syncs, commits=pools.store_commits)
     auditor = Auditor("PACS", [])
     service = CommitmentService(
         ledger, index, store, requester, POLICY, auditor=auditor, clock=clock
@@ -94,11 +101,11 @@ def commitment(
 
 
 async def test_retries_back_off_doubling_to_the_cap_until_the_deadline(
-    engine: AsyncEngine, index: Index, tmp_path: Path
+    engine: AsyncEngine, index: Index, tmp_path: Path, thread_pools: ThreadPools
 ) -> None:
     clock = ManualClock(START)
     requester = Requester(clock, refusals=100)
-    service, ledger = commitment(engine, index, requester, clock, tmp_path)
+    service, ledger = commitment(engine, index, requester, clock, tmp_path, pools=thread_pools)
     assert await service.accept("1.2.3", "MODALITY", [(CT, "1.2.3.4")])
 
     waits = await run_until_idle(service, clock)
@@ -111,11 +118,11 @@ async def test_retries_back_off_doubling_to_the_cap_until_the_deadline(
 
 
 async def test_a_report_delivered_on_a_retry_reports_the_first_verdict(
-    engine: AsyncEngine, index: Index, tmp_path: Path
+    engine: AsyncEngine, index: Index, tmp_path: Path, thread_pools: ThreadPools
 ) -> None:
     clock = ManualClock(START)
     requester = Requester(clock, refusals=2)
-    service, ledger = commitment(engine, index, requester, clock, tmp_path)
+    service, ledger = commitment(engine, index, requester, clock, tmp_path, pools=thread_pools)
     assert await service.accept("1.2.3", "MODALITY", [(CT, "1.2.3.4")])
 
     waits = await run_until_idle(service, clock)

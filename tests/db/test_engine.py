@@ -9,6 +9,7 @@ from sqlalchemy import ColumnClause, literal, literal_column, select, text, type
 from pacs.index.engine import AsyncEngine, PoolLimits, create_engine, create_read_engine
 from pacs.index.models import DICOM_JSON
 from pacs.index.reads import open_reads
+from pacs.threads import ThreadPools
 from tests.conftest import ONLY_POSTGRESQL, ONLY_SQLITE
 
 
@@ -53,13 +54,15 @@ async def test_dicom_json_reads_nan_as_older_sqlite_rows_hold_it(engine: AsyncEn
 
 
 @ONLY_POSTGRESQL  # SQLite reads run in reader threads on a file: no server to drop them
-async def test_reads_run_again_on_a_connection_the_server_dropped(database_url: str) -> None:
+async def test_reads_run_again_on_a_connection_the_server_dropped(
+    database_url: str, thread_pools: ThreadPools
+) -> None:
     # The read engine pings no connection before using it; a restart or failover of the
     # server must still cost no C-FIND (a read is one SELECT, so it is simply repeated).
     read_engine = create_read_engine(database_url, PoolLimits(size=1, max_overflow=0))
     assert read_engine is not None
     engine = create_engine(database_url)
-    reads = open_reads(engine, read_engine)
+    reads = open_reads(engine, read_engine, threads=thread_pools.index_readers)
     try:
         first = await reads.all(select(text("pg_backend_pid()")))
         async with engine.connect() as admin:

@@ -24,6 +24,7 @@ from pacs.index.records import (
 from pacs.index.repository import Index
 from pacs.index.schema import upgrade_to_head
 from pacs.store.blobstore import BlobRef
+from pacs.threads import ThreadPools
 
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
 BASIC_TEXT_SR = "1.2.840.10008.5.1.4.1.1.88.11"
@@ -32,13 +33,15 @@ SERIES = "1.2.826.0.1.3680043.9.1.1"
 
 
 @pytest.fixture(params=["open", "sessionmaker"])
-async def index(request: pytest.FixtureRequest, engine: AsyncEngine) -> AsyncIterator[Index]:
+async def index(
+    request: pytest.FixtureRequest, engine: AsyncEngine, thread_pools: ThreadPools
+) -> AsyncIterator[Index]:
     """The Index as the app opens it (SQLite: writer thread), and on a sessionmaker alone."""
     await upgrade_to_head(engine)
     if request.param == "sessionmaker":
         yield Index(create_sessionmaker(engine))
         return
-    index = Index.open(engine)
+    index = Index.open(engine, thread_pools.index_writer)
     try:
         yield index
     finally:

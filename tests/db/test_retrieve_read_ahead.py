@@ -25,6 +25,7 @@ from pacs.index.locate import Locator
 from pacs.index.reads import Reads
 from pacs.index.repository import Index
 from pacs.store.blobstore import FileBlobStore
+from pacs.threads import ThreadPools
 from tests.conftest import make_instance
 
 pytestmark = pytest.mark.skipif(
@@ -74,8 +75,11 @@ class Archive:
 
 
 @pytest.fixture
-async def archive(index: Index, reads: Reads, tmp_path: Path) -> Archive:
-    store = FileBlobStore(tmp_path / "store", fsync=False)
+async def archive(index: Index, reads: Reads, tmp_path: Path, thread_pools: ThreadPools) -> Archive:
+    pools = thread_pools
+    store = FileBlobStore(
+        tmp_path / "store", syncs=pools.store_syncs, commits=pools.store_commits, fsync=False
+    )
     archive = Archive(store, RetrieveService(Locator(reads), store))
     first = make_instance()  # its study and series hold the three
     archive.study_uid = first.StudyInstanceUID

@@ -7,14 +7,27 @@ import pytest
 
 from pacs.errors import StoreFull, StoreUnavailable
 from pacs.store.blobstore import BlobRef, FileBlobStore
+from pacs.threads import ThreadPools
 
 CONTENT = b"DICM" + bytes(range(256)) * 10
 DIGEST = hashlib.sha256(CONTENT).hexdigest()
 
 
+def blob_store(
+    root: Path, pools: ThreadPools, fsync: bool = True, min_free_bytes: int = 0
+) -> FileBlobStore:
+    return FileBlobStore(
+        root,
+        syncs=pools.store_syncs,
+        commits=pools.store_commits,
+        fsync=fsync,
+        min_free_bytes=min_free_bytes,
+    )
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> FileBlobStore:
-    return FileBlobStore(tmp_path / "store")
+def store(tmp_path: Path, thread_pools: ThreadPools) -> FileBlobStore:
+    return blob_store(tmp_path / "store", thread_pools)
 
 
 def put(store: FileBlobStore, data: bytes) -> BlobRef:
@@ -118,15 +131,19 @@ def test_delete_removes_the_blob_and_tolerates_absence(store: FileBlobStore) -> 
     assert not store.exists(DIGEST)
 
 
-def test_begin_refuses_when_free_space_is_below_the_minimum(tmp_path: Path) -> None:
-    store = FileBlobStore(tmp_path, min_free_bytes=1 << 62)
+def test_begin_refuses_when_free_space_is_below_the_minimum(
+    tmp_path: Path, thread_pools: ThreadPools
+) -> None:
+    store = blob_store(tmp_path, thread_pools, min_free_bytes=1 << 62)
 
     with pytest.raises(StoreFull, match="required"):
         store.begin()
 
 
-def test_a_minimum_near_the_free_space_is_checked_against_a_fresh_figure(tmp_path: Path) -> None:
-    store = FileBlobStore(tmp_path)
+def test_a_minimum_near_the_free_space_is_checked_against_a_fresh_figure(
+    tmp_path: Path, thread_pools: ThreadPools
+) -> None:
+    store = blob_store(tmp_path, thread_pools)
     put(store, CONTENT)  # free space measured, far above a minimum of 0
 
     store.min_free_bytes = store.free_bytes() + 1
@@ -152,8 +169,8 @@ def test_a_blob_directory_removed_while_running_is_made_again(store: FileBlobSto
     assert store.verify(first.sha256)
 
 
-def test_store_without_fsync_still_commits(tmp_path: Path) -> None:
-    store = FileBlobStore(tmp_path, fsync=False)
+def test_store_without_fsync_still_commits(tmp_path: Path, thread_pools: ThreadPools) -> None:
+    store = blob_store(tmp_path, thread_pools, fsync=False)
 
     assert put(store, CONTENT).sha256 == DIGEST
     assert store.verify(DIGEST)

@@ -13,6 +13,7 @@ from pacs.dicom.selection import Selection
 from pacs.errors import TransferUnavailable
 from pacs.index.locate import StoredInstance
 from pacs.store.blobstore import BlobRef, FileBlobStore
+from pacs.threads import ThreadPools
 from tests.conftest import make_instance
 from tests.unit.test_transcode import encode, parse
 
@@ -55,8 +56,13 @@ async def read_all(
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> FileBlobStore:
-    return FileBlobStore(tmp_path / "store", fsync=False)
+def store(tmp_path: Path, thread_pools: ThreadPools) -> FileBlobStore:
+    return FileBlobStore(
+        tmp_path / "store",
+        syncs=thread_pools.store_syncs,
+        commits=thread_pools.store_commits,
+        fsync=False,
+    )
 
 
 async def test_an_accepted_stored_syntax_sends_the_data_set_bytes_as_stored(

@@ -1,0 +1,99 @@
+"""The thread map: which work runs where, and why; and the pools, created and closed by app.py.
+
+Everything async runs on one event loop in the main thread: every association task
+(`net/`), the archive services they call, the group-commit task (`archive/group_commit.py`),
+the commitment worker, and all PostgreSQL I/O (asyncpg). Work leaves the loop only where it
+would block it, into one of these threads:
+
+- **The loop's default executor** (`asyncio.to_thread`; created and shut down by
+  `asyncio.run`). Blocking file work of one request: a C-STORE's bytes written to its
+  staging file and its header parsed (`archive/ingest.py`, about one hop per MiB), a
+  retrieve's file reads and transcoding (`archive/retrieve.py`), a commitment's re-hash
+  or existence check (`archive/commitment.py`), the store probe at start (`app.py`), and
+  joining the audit sinks at stop (`audit/auditor.py`); also asyncio's own name lookups
+  when an outbound association connects.
+- **pacs-fsync** (`store_syncs`, 16 threads). A staging file's fsync, started as soon as its
+  last byte is written (`BlobWriter.start_sync`, `store/blobstore.py`), so the disk works
+  while the header is parsed. fsync releases the GIL; many run at once on a busy disk.
+- **pacs-commit** (`store_commits`, 16 threads). A blob's commit (`BlobWriter.commit`): wait
+  for its fsync, rename it to its address, fsync the directory. A commit waits for a sync,
+  so the two must be separate pools: sharing one, commits could fill every thread while
+  the syncs they wait for queue behind them.
+- **pacs-index-writer** (`index_writer`, 1 thread, SQLite only). Every index write
+  transaction (`index/transactions.py`): SQLite admits one writer, so one thread keeps
+  writers from waiting on each other's lock and keeps the connection in one thread. A
+  batch of C-STOREs holds its transaction open until the blob commits of its instances
+  are done (the `StagedInstance` hand-off, `archive/staged.py`): it commits only once every
+  file it describes is durable.
+- **pacs-index-reader** (`index_readers`, 4 threads, SQLite only). C-FIND and retrieve
+  pages (`index/reads.py`): SQLite reads in C without the GIL, so two threads keep both
+  cores busy and a few more keep a long C-FIND from holding up a short one.
+- **aiosqlite's connection threads** (SQLite only; aiosqlite starts one per connection of
+  the async engine, which app.py creates and disposes of). The statements that do not run
+  in the index pools: schema migration, the commitment ledger, single-instance lookups.
+- **One thread per audit sink** (`audit/sinks.py`), fed by a queue: the loop only appends.
+  Started by `Auditor.start()` and joined by `Auditor.close()`, which app.py calls.
+
+Crossings from the loop to these threads: `asyncio.to_thread` in `archive/ingest.py`,
+`archive/retrieve.py`, `archive/commitment.py`, `audit/auditor.py` and `app.py`;
+`run_in_executor` on the index pools in `index/transactions.py` and `index/reads.py`; a
+queue put in `audit/auditor.py` (`Sink.put`). The store's pools are submitted to from
+worker threads, not from the loop (`BlobWriter`, called by ingest in the default executor).
+Between threads: the index writer waits on pacs-commit futures, and a commit on its
+pacs-fsync future (both `concurrent.futures.Future`). The loop awaits pacs-commit futures
+itself with `asyncio.wrap_future` on PostgreSQL (`index/transactions.py`) and after a batch
+that failed (`archive/group_commit.py`, to tell which files failed).
+
+`ThreadPools` is created by `PacsApp` (tests create their own): nothing starts at import,
+and a pool starts its threads only when work is first submitted to it. `PacsApp.stop`
+closes in this order: associations end, group commit drains, the audit sinks are joined,
+the index writer closes its connections in its own thread, then the pools end, each
+finishing the work it was given (writer, readers, commits, syncs: a waiter before what it
+waits for), and last the reader connections and the engines close.
+"""
+
+from concurrent.futures import ThreadPoolExecutor
+from types import TracebackType
+from typing import Self
+
+# Threads for store syncs and commits: enough for every association storing at once
+# to have its file in flight while the disk queues them.
+STORE_THREADS = 16
+# SQLite reads run in C without the GIL: two threads keep both cores busy, a few more
+# let a long C-FIND not hold up a short one.
+INDEX_READER_THREADS = 4
+
+
+class ThreadPools:
+    """The archive's thread pools, by job; close() waits for the work under way, then ends them."""
+
+    def __init__(self) -> None:
+        self.store_syncs = ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="pacs-fsync")
+        self.store_commits = ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="pacs-commit")
+        self.index_writer = ThreadPoolExecutor(1, thread_name_prefix="pacs-index-writer")
+        self.index_readers = ThreadPoolExecutor(
+            INDEX_READER_THREADS, thread_name_prefix="pacs-index-reader"
+        )
+
+    def close(self) -> None:
+        """Let submitted work finish, then end every thread. Blocking: callers on the loop
+        use asyncio.to_thread."""
+        # Writers before the store: a write waits for blob commits, never the reverse.
+        for pool in (
+            self.index_writer,
+            self.index_readers,
+            self.store_commits,
+            self.store_syncs,
+        ):
+            pool.shutdown(wait=True)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
