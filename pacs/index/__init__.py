@@ -14,6 +14,6 @@ An index call takes one of three data paths; which one is decided by what it doe
    sqlite3 connections, with statements compiled once; on PostgreSQL as Core
    statements on the async engine.
 
-X
-thread map.
+The threads of paths 2 and 3 are listed with every other thread in the thread map
+(`pacs.threads`).
 """
