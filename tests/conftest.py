@@ -12,6 +12,7 @@ import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
+from pacs.store.blobstore import FileBlobStore
 from pacs.threads import ThreadPools
 
 DatasetFactory = Callable[..., Dataset]
@@ -74,6 +75,19 @@ def thread_pools() -> Iterator[ThreadPools]:
     """The archive's thread pools, as the app creates them; closed after the test."""
     with ThreadPools() as pools:
         yield pools
+
+
+def blob_store(
+    root: Path, pools: ThreadPools, *, fsync: bool = True, min_free_bytes: int = 0
+) -> FileBlobStore:
+    """A file store at `root` on the test's thread pools."""
+    return FileBlobStore(
+        root,
+        syncs=pools.store_syncs,
+        commits=pools.store_commits,
+        fsync=fsync,
+        min_free_bytes=min_free_bytes,
+    )
 
 
 POSTGRES_URL = os.environ.get(

@@ -15,8 +15,8 @@ from pacs.audit.auditor import Auditor
 from pacs.index.commitments import CommitmentLedger
 from pacs.index.engine import AsyncEngine, create_sessionmaker
 from pacs.index.repository import Index
-from pacs.store.blobstore import FileBlobStore
 from pacs.threads import ThreadPools
+from tests.conftest import blob_store
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
 START = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
@@ -92,7 +92,7 @@ def commitment(
     pools: ThreadPools,
 ) -> tuple[CommitmentService, CommitmentLedger]:
     ledger = CommitmentLedger(create_sessionmaker(engine))
-    store = FileBlobStore(tmp_path / "store", syncs=pools.store_syncs, commits=pools.store_commits)
+    store = blob_store(tmp_path / "store", pools)
     auditor = Auditor("PACS", [])
     service = CommitmentService(
         ledger, index, store, requester, POLICY, auditor=auditor, clock=clock

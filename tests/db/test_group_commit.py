@@ -29,7 +29,7 @@ from pacs.index.repository import Index
 from pacs.index.schema import upgrade_to_head
 from pacs.store.blobstore import FileBlobStore
 from pacs.threads import ThreadPools
-from tests.conftest import DatasetFactory
+from tests.conftest import DatasetFactory, blob_store
 
 
 class RecordingIndex:
@@ -51,11 +51,7 @@ class RecordingIndex:
 
 @pytest.fixture
 def store(tmp_path: Path, thread_pools: ThreadPools) -> FileBlobStore:
-    return FileBlobStore(
-        tmp_path / "store",
-        syncs=thread_pools.store_syncs,
-        commits=thread_pools.store_commits,
-    )
+    return blob_store(tmp_path / "store", thread_pools)
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from pacs.index.reads import Reads
 from pacs.index.repository import Index
 from pacs.store.blobstore import FileBlobStore
 from pacs.threads import ThreadPools
-from tests.conftest import make_instance
+from tests.conftest import blob_store, make_instance
 
 pytestmark = pytest.mark.skipif(
     not Path("/proc/self/fd").is_dir(), reason="reads open files from /proc/self/fd"
@@ -76,10 +76,7 @@ class Archive:
 
 @pytest.fixture
 async def archive(index: Index, reads: Reads, tmp_path: Path, thread_pools: ThreadPools) -> Archive:
-    pools = thread_pools
-    store = FileBlobStore(
-        tmp_path / "store", syncs=pools.store_syncs, commits=pools.store_commits, fsync=False
-    )
+    store = blob_store(tmp_path / "store", thread_pools, fsync=False)
     archive = Archive(store, RetrieveService(Locator(reads), store))
     first = make_instance()  # its study and series hold the three
     archive.study_uid = first.StudyInstanceUID

@@ -8,21 +8,10 @@ import pytest
 from pacs.errors import StoreFull, StoreUnavailable
 from pacs.store.blobstore import BlobRef, FileBlobStore
 from pacs.threads import ThreadPools
+from tests.conftest import blob_store
 
 CONTENT = b"DICM" + bytes(range(256)) * 10
 DIGEST = hashlib.sha256(CONTENT).hexdigest()
-
-
-def blob_store(
-    root: Path, pools: ThreadPools, fsync: bool = True, min_free_bytes: int = 0
-) -> FileBlobStore:
-    return FileBlobStore(
-        root,
-        syncs=pools.store_syncs,
-        commits=pools.store_commits,
-        fsync=fsync,
-        min_free_bytes=min_free_bytes,
-    )
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from pacs.errors import TransferUnavailable
 from pacs.index.locate import StoredInstance
 from pacs.store.blobstore import BlobRef, FileBlobStore
 from pacs.threads import ThreadPools
-from tests.conftest import make_instance
+from tests.conftest import blob_store, make_instance
 from tests.unit.test_transcode import encode, parse
 
 
@@ -57,12 +57,7 @@ async def read_all(
 
 @pytest.fixture
 def store(tmp_path: Path, thread_pools: ThreadPools) -> FileBlobStore:
-    return FileBlobStore(
-        tmp_path / "store",
-        syncs=thread_pools.store_syncs,
-        commits=thread_pools.store_commits,
-        fsync=False,
-    )
+    return blob_store(tmp_path / "store", thread_pools, fsync=False)
 
 
 async def test_an_accepted_stored_syntax_sends_the_data_set_bytes_as_stored(
