@@ -8,7 +8,7 @@ from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.filereader import read_dataset
-from pydicom.tag import BaseTag
+from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
 from pacs.dicom.levels import EVERY_LEVEL, QueryLevel, level_of
@@ -24,6 +24,7 @@ CACHEABLE_VRS = frozenset(
 )
 PIXEL_DATA_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
 REQUIRED = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
+REQUIRED_TAGS = tuple((keyword, int(Tag(keyword))) for keyword in REQUIRED)
 
 
 def _at_pixel_data(tag: BaseTag, _vr: str | None, _length: int) -> bool:
@@ -55,10 +56,24 @@ def read_header(fp: BinaryIO, transfer_syntax: str) -> Dataset:
         dataset = read_dataset(fp, implicit, little, stop_when=_at_pixel_data)
     except Exception as exc:
         raise InvalidInstance(f"the data set cannot be parsed: {exc}") from exc
-    missing = [keyword for keyword in REQUIRED if not str(dataset.get(keyword, "") or "").strip()]
+    missing = [keyword for keyword, tag in REQUIRED_TAGS if not _has_value(dataset, tag)]
     if missing:
         raise InvalidInstance(f"the data set has no {', '.join(missing)}")
     return dataset
+
+
+def _has_value(dataset: Dataset, tag: int) -> bool:
+    """Whether a UID element is present with a value other than padding.
+
+    Read from the element's bytes while it is still raw: converting it here would
+    validate and build the UID only for `split_by_level` to convert it again.
+    """
+    if tag not in dataset:
+        return False
+    element = dataset.get_item(tag)
+    if isinstance(element, RawDataElement):
+        return bool(element.value and element.value.strip(b"\x00 "))
+    return bool(str(element.value or "").strip())
 
 
 def _is_bulk(element: DataElement) -> bool:
@@ -89,7 +104,8 @@ def _cache_key(raw: RawDataElement, charset: str) -> tuple[Any, ...] | None:
             return None
     if vr not in CACHEABLE_VRS:
         return None
-    return (raw.tag, raw.VR, raw.value, raw.is_implicit_VR, raw.is_little_endian, charset)
+    # A plain int: pydicom's tag type compares in Python, and the key is compared on every hit.
+    return (int(raw.tag), raw.VR, raw.value, raw.is_implicit_VR, raw.is_little_endian, charset)
 
 
 def _element_json(dataset: Dataset, tag: BaseTag) -> dict[str, Any] | None:
@@ -98,6 +114,22 @@ def _element_json(dataset: Dataset, tag: BaseTag) -> dict[str, Any] | None:
     if _is_bulk(element):
         return None
     return element.to_json_dict(bulk_data_element_handler=_drop, bulk_data_threshold=BULK_THRESHOLD)
+
+
+# Each tag's JSON key and level (None: every level), by tag: a few hundred tags recur in
+# every header, and looking their keywords up again is a good part of splitting one.
+_placements: dict[int, tuple[str, QueryLevel | None]] = {}
+PLACEMENT_ENTRIES = 4096
+
+
+def _placement(tag: int) -> tuple[str, QueryLevel | None]:
+    found = _placements.get(tag)
+    if found is None:
+        keyword = keyword_for_tag(tag)
+        found = (f"{tag:08X}", None if keyword in EVERY_LEVEL else level_of(keyword))
+        if len(_placements) < PLACEMENT_ENTRIES:  # private tags vary without bound
+            _placements[tag] = found
+    return found
 
 
 def split_by_level(dataset: Dataset) -> dict[QueryLevel, dict[str, Any]]:
@@ -120,13 +152,12 @@ def split_by_level(dataset: Dataset) -> dict[QueryLevel, dict[str, Any]]:
                     if len(_converted) >= CACHE_ENTRIES:
                         _converted.clear()
                     _converted[key] = value
-            keyword = keyword_for_tag(raw.tag)
-            json_key = f"{raw.tag:08X}"
-            if keyword in EVERY_LEVEL:
+            json_key, level = _placement(int(raw.tag))
+            if level is None:
                 for part in parts.values():
                     part[json_key] = value
             else:
-                parts[level_of(keyword)][json_key] = value
+                parts[level][json_key] = value
     except Exception as exc:
         raise InvalidInstance(f"attribute values cannot be decoded: {exc}") from exc
     return parts

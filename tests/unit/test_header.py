@@ -9,8 +9,10 @@ from pydicom import dcmread
 from pydicom.data import get_charset_files, get_testdata_file
 from pydicom.dataset import Dataset
 
-from pacs.dicom.header import BINARY_VRS, BULK_THRESHOLD, split_by_level
+from pacs.dicom.header import BINARY_VRS, BULK_THRESHOLD, read_header, split_by_level
 from pacs.dicom.levels import EVERY_LEVEL, QueryLevel, level_of
+from pacs.dicom.part10 import seek_data_set
+from pacs.errors import InvalidInstance
 from tests.conftest import make_instance
 
 # Explicit and implicit VR, little and big endian, sequences, private tags, character sets.
@@ -84,3 +86,55 @@ def test_the_same_bytes_under_another_character_set_are_decoded_anew() -> None:
     assert second[QueryLevel.PATIENT]["00100010"]["Value"][0]["Alphabetic"] == (
         "M\xc3\xbcller^J\xc3\xbcrgen"
     )
+
+
+def _data_set_bytes(ds: Dataset) -> tuple[BytesIO, str]:
+    """The data set of `ds` encoded alone, and its transfer syntax, as ingest reads it."""
+    buffer = BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    buffer.seek(0)
+    start = seek_data_set(buffer)
+    return buffer, start.transfer_syntax_uid
+
+
+@pytest.mark.parametrize("filler", [b"\x00", b" "])
+def test_a_required_uid_of_padding_only_is_missing(filler: bytes) -> None:
+    ds = make_instance()
+    ds.SeriesInstanceUID = "9.9.9.9.9.9"  # 12 bytes with its pad, replaced below
+    fp, syntax = _data_set_bytes(ds)
+    encoded = fp.getvalue()
+    assert encoded.count(b"9.9.9.9.9.9\x00") == 1
+    fp = BytesIO(encoded.replace(b"9.9.9.9.9.9\x00", filler * 12))
+    fp.seek(seek_data_set(fp).offset)
+
+    with pytest.raises(InvalidInstance, match="the data set has no SeriesInstanceUID"):
+        read_header(fp, syntax)
+
+
+def test_an_empty_required_uid_is_missing() -> None:
+    ds = make_instance()
+    ds.SeriesInstanceUID = ""
+    fp, syntax = _data_set_bytes(ds)
+
+    with pytest.raises(InvalidInstance, match="the data set has no SeriesInstanceUID"):
+        read_header(fp, syntax)
+
+
+def test_every_missing_required_uid_is_named() -> None:
+    ds = make_instance()
+    del ds.StudyInstanceUID
+    del ds.SOPClassUID
+    fp, syntax = _data_set_bytes(ds)
+
+    with pytest.raises(InvalidInstance, match=r"has no SOPClassUID, StudyInstanceUID$"):
+        read_header(fp, syntax)
+
+
+def test_a_header_with_its_required_uids_reads_them() -> None:
+    ds = make_instance()
+    fp, syntax = _data_set_bytes(ds)
+
+    header = read_header(fp, syntax)
+
+    assert header.SOPInstanceUID == ds.SOPInstanceUID
+    assert header.SeriesInstanceUID == ds.SeriesInstanceUID
