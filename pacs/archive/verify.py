@@ -19,7 +19,7 @@ from pacs.errors import SchemaError, StoreUnavailable
 from pacs.index.inventory import IndexedBlob, Totals
 from pacs.store.listing import Rehash, StagingFile
 
-__all__ = ["Finding", "FindingKind", "Progress", "VerifyReport", "merge", "verify"]
+__all__ = ["Finding", "FindingKind", "Match", "Progress", "VerifyReport", "merge", "verify"]
 
 T = TypeVar("T")
 
