@@ -204,7 +204,10 @@ def summary(report: VerifyReport) -> Iterator[str]:
         f"sample {report.sample_percent:g}%) in {report.seconds:.2f} s: "
         f"{report.mb_per_s:.1f} MB/s"
     )
-    yield f"{report.staging_in_progress} staging files in progress"
+    yield (
+        f"stores under way: {report.staging_in_progress} staging files, "
+        f"{report.blobs_being_indexed} blobs not yet indexed"
+    )
     for kind, count in report.counts_by_kind().items():
         yield f"{kind}: {count}"
     for finding in report.findings:

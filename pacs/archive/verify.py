@@ -23,8 +23,9 @@ __all__ = ["Finding", "FindingKind", "Match", "Progress", "VerifyReport", "merge
 
 T = TypeVar("T")
 
-# A staging file this old is no store in progress (one takes seconds) but a crash's leftover.
-STALE_STAGING_AGE = 600.0  # seconds
+# A staging file, or a stored blob no instance references, this old is no store in
+# progress (one takes seconds) but a crash's leftover.
+STALE_AGE = 600.0  # seconds
 # Re-hashes queued per hashing thread: enough that no thread waits for the next file.
 IN_FLIGHT_PER_THREAD = 2
 
@@ -51,6 +52,8 @@ class Holdings(Protocol):
     def exists(self, sha256: str) -> bool: ...
 
     def rehash(self, sha256: str) -> Rehash: ...
+
+    def age(self, sha256: str) -> float | None: ...
 
 
 class Progress(Protocol):
@@ -196,7 +199,7 @@ class _Run:
         """Note staging files old enough to be leftovers; return how many are younger."""
         in_progress = 0
         for staged in files:
-            if staged.age < STALE_STAGING_AGE:
+            if staged.age < STALE_AGE:
                 in_progress += 1
                 continue
             minutes = staged.age / 60
@@ -216,14 +219,14 @@ async def verify(
 ) -> VerifyReport:
     """Check the archive: every indexed blob stored, every stored blob indexed, and a
     `sample_percent` share of the stored blobs (each drawn by chance) re-hashed to their
-    address on `hashing` (`threads` threads); staging files older than STALE_STAGING_AGE.
+    address on `hashing` (`threads` threads); staging files older than STALE_AGE.
     """
     started = time.monotonic()
     progress = progress or _Silent()
     run = _Run(holdings, hashing, threads, progress)
     totals = await catalogue.totals()
     progress.start(round(totals.bytes * sample_percent / 100))
-    in_progress = run.note_staging(await _blocking(holdings.staging))
+    staging = run.note_staging(await _blocking(holdings.staging))
     try:
         async for match in merge(_rows(catalogue), _addresses(holdings)):
             run.see(match)
@@ -231,14 +234,15 @@ async def verify(
                 await run.rehash(match)
     finally:
         await run.finish()
-    findings = await _recheck(catalogue, holdings, run.findings)
+    findings, unindexed = await _recheck(catalogue, holdings, run.findings)
     return VerifyReport(
         sample_percent=sample_percent,
         instances_indexed=run.instances,
         blobs_stored=run.blobs,
         blobs_rehashed=run.rehashed,
         bytes_rehashed=run.bytes,
-        staging_in_progress=in_progress,
+        staging_in_progress=staging,
+        blobs_being_indexed=unindexed,
         seconds=time.monotonic() - started,
         findings=tuple(findings),
     )
@@ -250,19 +254,29 @@ def _drawn(sample_percent: float) -> bool:
 
 async def _recheck(
     catalogue: Catalogue, holdings: Holdings, findings: list[Finding]
-) -> list[Finding]:
-    """Drop what a store made while verify ran explains: a blob indexed after its address
-    was passed, a blob written after its directory was listed, an instance replaced."""
+) -> tuple[list[Finding], int]:
+    """Drop what stores made while verify ran explain; return the rest, and how many
+    unreferenced blobs are young enough to be stores whose index write is under way.
+
+    A store writes its blob, then its index row: a blob can be listed before its row
+    commits, and a row read after its blob's directory was listed. Replacing an
+    instance points its row at another blob.
+    """
     unreferenced = {f.address for f in findings if f.kind is FindingKind.UNREFERENCED}
     missing = {f.address for f in findings if f.kind is FindingKind.MISSING}
     now_referenced = await catalogue.referenced(unreferenced | missing)
     now_stored = {a for a in sorted(missing) if await _blocking(holdings.exists, a)}
+    young = set()
+    for address in sorted(unreferenced - now_referenced):
+        age = await _blocking(holdings.age, address)
+        if age is None or age < STALE_AGE:  # gone (collected), or a store under way
+            young.add(address)
 
     def still_wrong(finding: Finding) -> bool:
         if finding.kind is FindingKind.UNREFERENCED:
-            return finding.address not in now_referenced
+            return finding.address not in now_referenced and finding.address not in young
         if finding.kind is FindingKind.MISSING:
             return finding.address in now_referenced and finding.address not in now_stored
         return True
 
-    return [f for f in findings if still_wrong(f)]
+    return [f for f in findings if still_wrong(f)], len(young)

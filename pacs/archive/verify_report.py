@@ -42,6 +42,7 @@ class VerifyReport:
     blobs_rehashed: int
     bytes_rehashed: int
     staging_in_progress: int  # staging files young enough to be stores under way
+    blobs_being_indexed: int  # unreferenced blobs young enough to be stores under way
     seconds: float
     findings: tuple[Finding, ...]
 
@@ -73,6 +74,7 @@ class VerifyReport:
                 "blobs_rehashed": self.blobs_rehashed,
                 "bytes_rehashed": self.bytes_rehashed,
                 "staging_in_progress": self.staging_in_progress,
+                "blobs_being_indexed": self.blobs_being_indexed,
                 "seconds": round(self.seconds, 3),
                 "mb_per_s": round(self.mb_per_s, 1),
             },

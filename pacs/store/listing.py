@@ -87,8 +87,20 @@ class StoreListing:
         return files
 
     def exists(self, sha256: str) -> bool:
-        """Whether a blob with this address is stored."""
-        return self._store.exists(sha256)
+        """Whether a blob with this address is stored (False for what is no address)."""
+        try:
+            return self._store.exists(sha256)
+        except ValueError:
+            return False
+
+    def age(self, sha256: str) -> float | None:
+        """Seconds since the blob's bytes were written (a commit's rename keeps that
+        time); None when it is not stored."""
+        try:
+            stat = self._store.path_of(sha256).stat()
+        except FileNotFoundError:
+            return None
+        return max(0.0, time.time() - stat.st_mtime)
 
     def rehash(self, sha256: str) -> Rehash:
         """Read a stored blob through and return what its bytes hash to, and how many."""

@@ -1,10 +1,15 @@
 """`pacs verify` against a real server's index and store, on SQLite and PostgreSQL."""
 
 import asyncio
+import fcntl
 import hashlib
 import json
 import os
+import pty
+import struct
 import sys
+import termios
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -95,9 +100,15 @@ async def test_verify_finds_corrupt_missing_and_unreferenced_blobs_and_stale_sta
     orphan = hashlib.sha256(orphan_bytes).hexdigest()
     _blob_path(root, orphan).parent.mkdir(parents=True, exist_ok=True)
     _blob_path(root, orphan).write_bytes(orphan_bytes)
+    an_hour_ago = time.time() - 3600
+    os.utime(_blob_path(root, orphan), (an_hour_ago, an_hour_ago))
+    being_indexed = b"a blob whose index row is still being written"
+    _blob_path(root, hashlib.sha256(being_indexed).hexdigest()).parent.mkdir(
+        parents=True, exist_ok=True
+    )
+    _blob_path(root, hashlib.sha256(being_indexed).hexdigest()).write_bytes(being_indexed)
     staging = root / ".staging"
     (staging / "left-by-a-crash.part").write_bytes(b"partial")
-    an_hour_ago = time.time() - 3600
     os.utime(staging / "left-by-a-crash.part", (an_hour_ago, an_hour_ago))
     (staging / "being-received.part").write_bytes(b"partial")
     config = pacs.directory / "pacs.toml"
@@ -114,9 +125,10 @@ async def test_verify_finds_corrupt_missing_and_unreferenced_blobs_and_stale_sta
     }
     counts = report["counts"]
     assert counts["instances_indexed"] == STORED
-    assert counts["blobs_stored"] == STORED  # one deleted, one orphan added
+    assert counts["blobs_stored"] == STORED + 1  # one deleted, two unreferenced added
     assert counts["blobs_rehashed"] == STORED - 1
     assert counts["staging_in_progress"] == 1
+    assert counts["blobs_being_indexed"] == 1
 
     code, sampled = await _verify_json(config, "--sample", "0")
 
@@ -124,9 +136,10 @@ async def test_verify_finds_corrupt_missing_and_unreferenced_blobs_and_stale_sta
     assert _findings(sampled) == _findings(report) - {("corrupt", corrupt, corrupt_uid)}
     assert sampled["counts"]["blobs_rehashed"] == 0
 
-    code, out, _ = await _run_verify(config)
+    code, out, err = await _run_verify(config)
 
     assert code == 1
+    assert "re-hashing" not in err  # no progress bar when stderr is not a terminal
     lines = out.splitlines()
     assert {"missing: 1", "corrupt: 1", "unreferenced: 1", "stale_staging: 1"} <= set(lines)
     assert any(line.startswith(f"corrupt {corrupt} {corrupt_uid}: ") for line in lines)
@@ -151,3 +164,78 @@ async def test_a_sample_outside_0_to_100_is_a_usage_error(tmp_path: Path) -> Non
 
     assert code == 2
     assert "from 0 to 100" in err
+
+
+async def test_verify_beside_a_server_that_keeps_storing_reports_nothing_wrong(
+    start_pacs: StartPacs,
+) -> None:
+    pacs = await start_pacs()
+    assert pacs.directory is not None
+    await _store(pacs)
+    stop = threading.Event()
+    stored: list[int] = []
+
+    def keep_storing() -> None:
+        while not stop.is_set():
+            stored.extend(scu.store(pacs, [make_instance() for _ in range(4)]))
+
+    storing = asyncio.create_task(asyncio.to_thread(keep_storing))
+    try:
+        async with asyncio.timeout(60):
+            while len(stored) < 8:  # the sender is under way
+                await asyncio.sleep(0.05)
+        reports = [await _verify_json(pacs.directory / "pacs.toml") for _ in range(3)]
+    finally:
+        stop.set()
+        await storing
+
+    assert set(stored) == {0}
+    assert [(code, report["findings"]) for code, report in reports] == [(0, [])] * 3
+    indexed = [report["counts"]["instances_indexed"] for _, report in reports]
+    assert indexed == sorted(indexed)
+    assert indexed[-1] > indexed[0]  # stores went on while verify ran
+
+
+async def test_verify_draws_a_progress_bar_on_a_terminal(start_pacs: StartPacs) -> None:
+    pacs = await start_pacs()
+    assert pacs.directory is not None
+    await _store(pacs)
+    terminal, stderr = pty.openpty()
+    # A new pseudo-terminal is 0 columns wide, too narrow for any bar: make it 80.
+    fcntl.ioctl(stderr, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "pacs",
+        "verify",
+        "--config",
+        str(pacs.directory / "pacs.toml"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=stderr,
+    )
+    os.close(stderr)
+    try:
+        # Read while it runs: Linux may drop what is unread once the last writer is gone.
+        reading = asyncio.create_task(asyncio.to_thread(_read_all, terminal))
+        out, _ = await process.communicate()
+        drawn = await reading
+    finally:
+        os.close(terminal)
+
+    assert process.returncode == 0, drawn
+    assert "re-hashing" in drawn
+    assert "re-hashing" not in out.decode()  # the bar stays off stdout
+
+
+def _read_all(fd: int) -> str:
+    """Everything written to a pseudo-terminal whose other end is closed."""
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # EIO: the writing end is closed and nothing is left
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks).decode(errors="replace")

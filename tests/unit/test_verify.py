@@ -74,9 +74,12 @@ class Catalogue:
 class Holdings:
     """A store held in memory: address -> what its bytes hash to now; `late` appear at the end."""
 
-    def __init__(self, blobs: dict[str, str], late: Collection[str] = ()) -> None:
+    def __init__(
+        self, blobs: dict[str, str], late: Collection[str] = (), young: Collection[str] = ()
+    ) -> None:
         self.blobs = blobs
         self.late = set(late)
+        self.young = set(young)
         self.rehashed: list[str] = []
 
     def prefixes(self) -> list[str]:
@@ -95,6 +98,11 @@ class Holdings:
         self.rehashed.append(sha256)
         return Rehash(self.blobs[sha256], 10)
 
+    def age(self, sha256: str) -> float | None:
+        if not self.exists(sha256):
+            return None
+        return 5.0 if sha256 in self.young else 3600.0
+
 
 @pytest.fixture
 def hashing() -> Iterator[ThreadPoolExecutor]:
@@ -110,10 +118,11 @@ async def test_what_a_concurrent_store_explains_is_dropped_and_the_rest_reported
     hashing: ThreadPoolExecutor,
 ) -> None:
     # A is corrupt; B is indexed but gone; C was written, then indexed after its address
-    # was passed; D is an orphan; E is indexed, and its blob was committed after the listing.
-    e = "e" * 64
+    # was passed; D is an orphan; E is indexed, and its blob was committed after the listing;
+    # F was written a moment ago and its index row is not committed yet.
+    e, f = "e" * 64, "f" * 64
     catalogue = Catalogue([_row(A, "1.1"), _row(B, "1.2"), _row(e, "1.5")], late=[C])
-    holdings = Holdings({A: D, C: C, D: D}, late=[e])
+    holdings = Holdings({A: D, C: C, D: D, f: f}, late=[e], young=[f])
 
     report = await verify(catalogue, holdings, hashing, 1)
 
@@ -123,8 +132,8 @@ async def test_what_a_concurrent_store_explains_is_dropped_and_the_rest_reported
         (FindingKind.UNREFERENCED, D, None),
         (FindingKind.STALE_STAGING, "old.part", None),
     }
-    assert (report.instances_indexed, report.blobs_stored, report.blobs_rehashed) == (3, 3, 1)
-    assert report.staging_in_progress == 1
+    assert (report.instances_indexed, report.blobs_stored, report.blobs_rehashed) == (3, 4, 1)
+    assert (report.staging_in_progress, report.blobs_being_indexed) == (1, 1)
     assert not report.ok
 
 
