@@ -213,7 +213,8 @@ def summary(report: VerifyReport) -> Iterator[str]:
     for finding in report.findings:
         uid = finding.sop_instance_uid or "-"
         yield f"{finding.kind} {finding.address} {uid}: {finding.detail}"
-    yield "nothing wrong found" if report.ok else f"{len(report.findings)} problems found"
+    problems = len(report.findings)
+    yield f"{problems or 'no'} problem{'' if problems == 1 else 's'} found"
 
 
 def _verify(settings: Settings, sample_percent: float, as_json: bool) -> int:

@@ -83,6 +83,12 @@ async def test_a_clean_archive_verifies_and_every_blob_is_rehashed(start_pacs: S
     assert counts["mb_per_s"] > 0
     assert set(report["findings_by_kind"].values()) == {0}
 
+    code, out, _ = await _run_verify(pacs.directory / "pacs.toml")
+
+    assert code == 0
+    assert out.splitlines()[0].startswith(f"{STORED} instances indexed, {STORED} blobs stored, ")
+    assert out.splitlines()[-1] == "no problems found"
+
 
 async def test_verify_finds_corrupt_missing_and_unreferenced_blobs_and_stale_staging(
     start_pacs: StartPacs,
