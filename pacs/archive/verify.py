@@ -123,7 +123,21 @@ async def _addresses(holdings: Holdings) -> AsyncIterator[str]:
             yield address
 
 
-async def _blocking(function: Callable[..., T], *args: str) -> T:
+def _stored(holdings: Holdings, addresses: Collection[str]) -> set[str]:
+    return {address for address in addresses if holdings.exists(address)}
+
+
+def _younger(holdings: Holdings, addresses: Collection[str], limit: float) -> set[str]:
+    """The addresses whose blob is gone or was written less than `limit` seconds ago."""
+    young = set()
+    for address in addresses:
+        age = holdings.age(address)
+        if age is None or age < limit:
+            young.add(address)
+    return young
+
+
+async def _blocking(function: Callable[..., T], *args: object) -> T:
     """Run a blocking store call in a thread; an OS error means the store cannot be read."""
     try:
         return await asyncio.to_thread(function, *args)
@@ -265,12 +279,9 @@ async def _recheck(
     unreferenced = {f.address for f in findings if f.kind is FindingKind.UNREFERENCED}
     missing = {f.address for f in findings if f.kind is FindingKind.MISSING}
     now_referenced = await catalogue.referenced(unreferenced | missing)
-    now_stored = {a for a in sorted(missing) if await _blocking(holdings.exists, a)}
-    young = set()
-    for address in sorted(unreferenced - now_referenced):
-        age = await _blocking(holdings.age, address)
-        if age is None or age < STALE_AGE:  # gone (collected), or a store under way
-            young.add(address)
+    now_stored = await _blocking(_stored, holdings, missing)
+    # Gone since (collected), or young enough to be a store whose index write is under way.
+    young = await _blocking(_younger, holdings, unreferenced - now_referenced, STALE_AGE)
 
     def still_wrong(finding: Finding) -> bool:
         if finding.kind is FindingKind.UNREFERENCED:
