@@ -31,6 +31,10 @@ would block it, into one of these threads:
 - **aiosqlite's connection threads** (SQLite only; aiosqlite starts one per connection of
   the async engine, which app.py creates and disposes of). The statements that do not run
   in the index pools: schema migration, the commitment ledger, single-instance lookups.
+- **pacs-verify** (`os.cpu_count()` threads, `pacs verify` only; created and closed by
+  `admin.py`). Re-hashing stored blobs (`archive/verify.py`): hashing releases the GIL, so
+  one thread per core reads and hashes at the disk's speed; a bounded number of files is in
+  flight at once. The store listing runs in the default executor, one `ab/` directory a hop.
 - **One thread per audit sink** (`audit/sinks.py`), fed by a queue: the loop only appends.
   Started by `Auditor.start()` and joined by `Auditor.close()`, which app.py calls.
 

@@ -177,3 +177,21 @@ def _check_query(report: dict[str, Any]) -> None:
     assert len(latencies) == 2 * 7  # two population sizes
     assert all(0 < cell["p50_ms"] <= cell["p95_ms"] for cell in latencies), latencies
     assert report["wrong_answers"] == []  # the exit status does not count wrong answers
+
+
+@pytest.mark.benchmark_smoke
+@pytest.mark.dcmtk
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(dcmtk.find("storescu") is None, reason="DCMTK storescu is not installed")
+def test_verify_rate_reports_a_cold_and_a_warm_rate_and_the_peak_memory() -> None:
+    argv = [sys.executable, "-m", "benchmarks.verify_rate", "--count", "4"]
+
+    result = subprocess.run(
+        argv, cwd=ROOT, capture_output=True, text=True, timeout=110, check=False
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"archive: 4 CT instances, {os.cpu_count()} cores"
+    assert [line.split(":")[0].split(" (")[0] for line in lines[1:]] == ["cold", "warm"]
+    assert all(" 4 blobs, " in line and " MB/s; peak RSS " in line for line in lines[1:])

@@ -29,6 +29,7 @@ __all__ = [
     "create_sessionmaker",
     "create_sqlite_sync_engine",
     "prepare_sqlite_directory",
+    "sqlite_file",
 ]
 
 # Execution option naming the BEGIN variant on SQLite: a writer asks for
@@ -169,6 +170,14 @@ def _on_sqlite_begin(connection: Connection) -> None:
     if mode not in {"DEFERRED", "IMMEDIATE", "EXCLUSIVE"}:
         raise ValueError(f"unknown SQLite BEGIN mode {mode!r}")
     connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file a SQLite URL names; None for other databases and in-memory ones."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
 
 
 def prepare_sqlite_directory(url: str) -> None:

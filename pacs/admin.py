@@ -1,0 +1,60 @@
+"""Composition root of the admin commands: builds what one command needs, runs it, closes it.
+
+A sibling of `pacs.app` (which builds the running server): an admin command opens the
+index and the store itself, beside a `pacs serve` that may be running on them.
+"""
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+from pacs.archive.verify import Progress, VerifyReport, verify
+from pacs.config import Settings
+from pacs.errors import StartupError, StoreUnavailable
+from pacs.index.engine import PoolLimits, check_connection, create_engine, sqlite_file
+from pacs.index.inventory import Inventory
+from pacs.index.schema import check_schema
+from pacs.store.blobstore import FileBlobStore
+from pacs.store.listing import StoreListing
+from pacs.threads import ThreadPools
+
+
+async def verify_archive(
+    settings: Settings, *, sample_percent: float = 100.0, progress: Progress | None = None
+) -> VerifyReport:
+    """`pacs verify`: check the index and the store against each other and re-hash blobs.
+
+    StartupError when the store root or the database cannot be opened, SchemaError when
+    the database is not at this pacs's schema; nothing is created or migrated.
+    """
+    storage, database = settings.storage, settings.database
+    if not storage.root.is_dir():
+        raise StartupError("[storage] root", f"{storage.root} is not a directory")
+    if (path := sqlite_file(database.url)) is not None and not path.is_file():
+        raise StartupError(database.url_source, f"the SQLite database {path} does not exist")
+    limits = PoolLimits(connect_timeout=database.connect_timeout)
+    engine = create_engine(database.url, limits)
+    try:
+        try:
+            await check_connection(engine)
+        except StoreUnavailable as exc:
+            raise StartupError(database.url_source, str(exc)) from exc
+        await check_schema(engine)
+        # Hashing releases the GIL: one thread per core keeps every core busy.
+        threads = os.cpu_count() or 1
+        with (
+            ThreadPools() as pools,
+            ThreadPoolExecutor(threads, thread_name_prefix="pacs-verify") as hashing,
+        ):
+            store = FileBlobStore(
+                storage.root, syncs=pools.store_syncs, commits=pools.store_commits
+            )
+            return await verify(
+                Inventory(engine),
+                StoreListing(store),
+                hashing,
+                threads,
+                sample_percent=sample_percent,
+                progress=progress,
+            )
+    finally:
+        await engine.dispose()
