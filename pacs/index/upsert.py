@@ -10,6 +10,10 @@ instance does not rewrite them (last-writer-wins between racing writers would be
 and corrections are an administrative act, not a C-STORE). A new instance whose patient
 attributes contradict its study's patient row is reported in its outcome (see patients).
 
+Statements go per batch, not per instance: one lookup per level, one row lock per
+study, one creation per new patient, study and series, and for the instances one INSERT,
+one UPDATE of those replaced, and one of the counts of each level, all rows at once.
+
 Lock order, which keeps concurrent PostgreSQL writers out of deadlocks: first the patients
 the batch has to create, in key order; then each study row (held until commit), in the order
 of the records sorted by (study, series, instance) UID, before any of its series; the
@@ -107,6 +111,7 @@ class _BatchWriter:
         self._series: dict[str, sql.SeriesRef] = {}
         self._locked: dict[int, _StudyTally] = {}
         self._series_counts: Counter[int] = Counter()
+        self._replacements: list[dict[str, Any]] = []
 
     def add(self, records: Sequence[InstanceRecord], policy: DuplicatePolicy) -> list[AddOutcome]:
         order = lock_order(records)
@@ -126,7 +131,7 @@ class _BatchWriter:
                 outcomes[i] = self._count_stored(records[i])
             else:
                 outcomes[i] = self._on_duplicate(records[i], policy)
-        self._write_counts()
+        self._write_changes()
         return [outcomes[i] for i in range(len(records))]
 
     def _prepare_parents(self, records: list[InstanceRecord]) -> None:
@@ -257,15 +262,17 @@ class _BatchWriter:
         # instance-level values change.
         self._lock_study(current.study_fk)  # already held unless the UID raced in
         values = instance_values(record, self._now)
-        del values["sop_instance_uid"]
-        sql.replace_instance(self._conn, uid, values)
+        values["b_uid"] = values.pop("sop_instance_uid")
+        self._replacements.append(values)  # written with the counts, in lock order
         tally = self._locked[current.study_fk]
         tally.changed = True
         tally.new_sop_classes.add(record.sop_class_uid)
         self._current[uid] = current._replace(blob_sha256=record.blob.sha256)
         return AddOutcome(AddKind.REPLACED, uid, previous)
 
-    def _write_counts(self) -> None:
+    def _write_changes(self) -> None:
+        """The replaced instances, then the counts and sets of series and studies."""
+        sql.replace_instances(self._conn, self._replacements)
         sql.count_series(self._conn, self._series_counts)
         studies = sorted((i, t) for i, t in self._locked.items() if t.changed)
         sql.count_studies(self._conn, [t.params(i, self._now) for i, t in studies])
