@@ -1,12 +1,12 @@
 """Index.add_instances in process: time per instance and statements per batch of the write path.
 
-Batches of 64 records (the most group commit hands over at once), built from the synthetic
-instances of benchmarks.dataset, go through the Index as the app opens it: on SQLite its
-writer thread on a fresh file, on PostgreSQL its sessions on a fresh database of our own
-(created and dropped here). Three passes: new instances (a few series, so that most
+Batches of 64 records (the most group commit hands over at once; --size sets another size)
+of the synthetic instances of benchmarks.dataset go through the Index as the app opens it:
+on SQLite its writer thread on a fresh file, on PostgreSQL its sessions on a fresh database
+of our own (created and dropped here). Three passes: new instances (a few series, so that most
 batches add to series that exist), the same again (identical resends), and the same UIDs
 with other files under the replace policy. Usage:
-python -m benchmarks.index_batch [--kind small|ct] [--batches N] [--engine sqlite|postgresql]
+python -m benchmarks.index_batch [--kind small|ct] [--size 64] [--batches N] [--engine ...]
 
 Per pass: wall and CPU time (this process, writer thread included; not PostgreSQL's) per
 instance, and per batch the statements the database ran (SQLite: its trace callback, an
@@ -42,7 +42,6 @@ from pacs.index.schema import upgrade_to_head
 from pacs.index.transactions import SqliteWriterThread
 from pacs.store.blobstore import BlobRef
 
-BATCH = 64
 _NO_PIXELS = np.zeros((16, 16), np.float32)
 BATCHES_PER_STUDY = 4  # a study has one series; a patient two studies
 
@@ -71,9 +70,10 @@ class _CountingConnection(sqlite3.Connection):
         super().commit()
 
 
-def records(kind: Kind, count: int, seed: int) -> list[InstanceRecord]:
-    """`count` index records of synthetic instances spread over a few studies."""
-    studies = max(1, count // (BATCH * BATCHES_PER_STUDY))
+def records(kind: Kind, size: int, count: int, seed: int) -> list[InstanceRecord]:
+    """`count` batches of `size` index records of synthetic instances over a few studies."""
+    studies = max(1, count // BATCHES_PER_STUDY)
+    count *= size
     made = []
     for where in placements(count, studies, max(1, studies // 2)):
         # The index never sees pixels: a CT's header on a small image.
@@ -90,12 +90,14 @@ def _blob(content: str) -> BlobRef:
     return BlobRef(hashlib.sha256(content.encode()).hexdigest(), 1 << 20)
 
 
-def batches(made: list[InstanceRecord]) -> Iterator[list[InstanceRecord]]:
-    for start in range(0, len(made), BATCH):
-        yield made[start : start + BATCH]
+def batches(made: list[InstanceRecord], size: int) -> Iterator[list[InstanceRecord]]:
+    for start in range(0, len(made), size):
+        yield made[start : start + size]
 
 
-async def run_passes(index: Index, made: list[InstanceRecord], counts: Counts) -> list[str]:
+async def run_passes(
+    index: Index, made: list[InstanceRecord], size: int, counts: Counts
+) -> list[str]:
     replaced = [replace(r, blob=_blob(r.sop_instance_uid + "/2")) for r in made]
     passes = [
         ("new", made, DuplicatePolicy.KEEP),
@@ -106,25 +108,31 @@ async def run_passes(index: Index, made: list[InstanceRecord], counts: Counts) -
     for name, pass_records, policy in passes:
         wall = cpu = 0.0
         before = replace(counts)
-        for batch in batches(pass_records):
+        for batch in batches(pass_records, size):
             w0, c0 = time.perf_counter(), time.process_time()
             await index.add_instances(batch, policy)
             wall += time.perf_counter() - w0
             cpu += time.process_time() - c0
         n = len(pass_records)
-        b = -(-n // BATCH)
+        b = -(-n // size)
         statements = (counts.statements - before.statements) / b
         calls = (counts.calls - before.calls) / b
+        calls_text = f"{calls:.1f}" if calls else "-"
         lines.append(
             f"{name:<10} {1e6 * wall / n:9.0f} {1e6 * cpu / n:9.0f}"
-            f" {statements:11.1f} {calls if calls else float('nan'):9.1f}"
+            f" {statements:11.1f} {calls_text:>9}"
         )
     return lines
 
 
-async def sqlite_run(
-    kind: Kind, made: list[InstanceRecord], warmup: list[InstanceRecord]
-) -> list[str]:
+@dataclass(frozen=True)
+class Workload:
+    size: int
+    made: list[InstanceRecord]
+    warmup: list[InstanceRecord]  # another patient's, added first: statements compiled
+
+
+async def sqlite_run(work: Workload) -> list[str]:
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite+aiosqlite:///{Path(tmp) / 'index.db'}"
         engine = create_engine(url)
@@ -145,8 +153,8 @@ async def sqlite_run(
         writer = ThreadPoolExecutor(1, thread_name_prefix="index-writer")
         index = Index(create_sessionmaker(engine), SqliteWriterThread(write_engine, writer))
         try:
-            await index.add_instances(warmup, DuplicatePolicy.KEEP)
-            return await run_passes(index, made, counts)
+            await index.add_instances(work.warmup, DuplicatePolicy.KEEP)
+            return await run_passes(index, work.made, work.size, counts)
         finally:
             await index.close()
             writer.shutdown()
@@ -157,9 +165,7 @@ def _count_statement(counts: Counts) -> None:
     counts.statements += 1
 
 
-async def postgres_run(
-    url: str, made: list[InstanceRecord], warmup: list[InstanceRecord]
-) -> list[str]:
+async def postgres_run(url: str, work: Workload) -> list[str]:
     engine = create_engine(url)
     await upgrade_to_head(engine)
     counts = Counts()
@@ -170,8 +176,8 @@ async def postgres_run(
 
     index = Index(create_sessionmaker(engine))
     try:
-        await index.add_instances(warmup, DuplicatePolicy.KEEP)
-        return await run_passes(index, made, counts)
+        await index.add_instances(work.warmup, DuplicatePolicy.KEEP)
+        return await run_passes(index, work.made, work.size, counts)
     finally:
         await index.close()
         await engine.dispose()
@@ -180,17 +186,22 @@ async def postgres_run(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--kind", choices=[k.value for k in Kind], default=Kind.SMALL.value)
-    parser.add_argument("--batches", type=int, default=16, help="batches of 64 per pass")
+    parser.add_argument("--size", type=int, default=64, help="records per batch")
+    parser.add_argument("--batches", type=int, default=16, help="batches per pass")
     parser.add_argument("--engine", choices=["sqlite", "postgresql", "both"], default="both")
     args = parser.parse_args()
     kind = Kind(args.kind)
-    made = records(kind, BATCH * args.batches, seed=1)
-    warmup = records(kind, BATCH, seed=2)
+    work = Workload(
+        args.size,
+        records(kind, args.size, args.batches, seed=1),
+        records(kind, args.size, 1, seed=2),
+    )
+    what = f"{kind.value}, {args.batches} batches of {args.size}; per instance, per batch"
     header = f"{'pass':<10} {'µs wall':>9} {'µs CPU':>9} {'stmts/b':>11} {'calls/b':>9}"
     if args.engine in ("sqlite", "both"):
-        print(f"SQLite, {kind.value}, {args.batches} batches of {BATCH}, per instance / per batch")
+        print(f"SQLite {sqlite3.sqlite_version}, {what}")
         print(header)
-        print("\n".join(asyncio.run(sqlite_run(kind, made, warmup))))
+        print("\n".join(asyncio.run(sqlite_run(work))))
     if args.engine in ("postgresql", "both"):
         why = postgres.unavailable()
         if why is not None:
@@ -198,10 +209,9 @@ def main() -> None:
             return
         name = postgres.create_database()
         try:
-            print(f"PostgreSQL {postgres.server_version()}, {kind.value}, {args.batches} batches")
+            print(f"PostgreSQL {postgres.server_version()}, {what}")
             print(header)
-            lines = asyncio.run(postgres_run(postgres.database_url(name), made, warmup))
-            print("\n".join(lines))
+            print("\n".join(asyncio.run(postgres_run(postgres.database_url(name), work))))
         finally:
             postgres.drop_database(name)
 

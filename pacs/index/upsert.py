@@ -30,7 +30,13 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from pacs.index import upsert_sql as sql
-from pacs.index.columns import instance_values, patient_values, series_values, study_values
+from pacs.index.columns import (
+    instance_values,
+    patient_columns,
+    patient_values,
+    series_values,
+    study_values,
+)
 from pacs.index.models import Patient, Series, Study
 from pacs.index.patients import PatientKey, contradicts, patient_key
 from pacs.index.records import (
@@ -109,6 +115,7 @@ class _BatchWriter:
         self._patients: dict[PatientKey, tuple[int, PatientColumns]] = {}
         self._studies: dict[str, int] = {}
         self._series: dict[str, sql.SeriesRef] = {}
+        self._read_studies: dict[int, sql.LockedStudy] = {}  # as good as locked (SQLite)
         self._locked: dict[int, _StudyTally] = {}
         self._series_counts: Counter[int] = Counter()
         self._replacements: list[dict[str, Any]] = []
@@ -136,7 +143,8 @@ class _BatchWriter:
 
     def _prepare_parents(self, records: list[InstanceRecord]) -> None:
         """Read the series, studies and patients new instances need; create missing patients."""
-        self._series = sql.find_series(self._conn, {r.series.series_instance_uid for r in records})
+        uids = {r.series.series_instance_uid for r in records}
+        self._series, self._read_studies = sql.find_series_and_studies(self._conn, uids)
         orphans = [r for r in records if r.series.series_instance_uid not in self._series]
         self._studies = sql.find_studies(self._conn, {r.study.study_instance_uid for r in orphans})
         homeless = [r for r in orphans if r.study.study_instance_uid not in self._studies]
@@ -207,11 +215,11 @@ class _BatchWriter:
             if created is None:
                 self._patients[key] = sql.find_patients(self._conn, [key])[key]
             else:
-                self._patients[key] = (created, first[key].patient)
+                self._patients[key] = (created, patient_columns(first[key]))
 
     def _lock_study(self, study_id: int) -> None:
         if study_id not in self._locked:
-            locked = sql.lock_study(self._conn, study_id)
+            locked = self._read_studies.get(study_id) or sql.lock_study(self._conn, study_id)
             self._locked[study_id] = _StudyTally(*locked)
 
     def _insert_instances(self, records: list[InstanceRecord]) -> set[str]:

@@ -26,6 +26,13 @@ from pacs.index.statements import (
     is_direct,
 )
 
+_PATIENT_COLUMNS = (
+    Patient.patient_id,
+    Patient.issuer_of_patient_id,
+    Patient.patient_name,
+    Patient.patient_birth_date,
+    Patient.patient_sex,
+)
 FIND_INSTANCES = (
     select(Instance.sop_instance_uid, Instance.blob_sha256, Series.study_fk)
     .join(Series, Instance.series_fk == Series.id)
@@ -34,15 +41,23 @@ FIND_INSTANCES = (
 FIND_SERIES = select(Series.series_instance_uid, Series.id, Series.study_fk, Series.modality).where(
     Series.series_instance_uid.in_(bindparam("b_uids", expanding=True))
 )
+# The series with their study as LOCK_STUDY reads it, where a read is as good as a lock.
+FIND_SERIES_AND_STUDIES = (
+    select(
+        Series.series_instance_uid,
+        Series.id,
+        Series.study_fk,
+        Series.modality,
+        Study.modalities_in_study,
+        Study.sop_classes_in_study,
+        *_PATIENT_COLUMNS,
+    )
+    .join(Study, Series.study_fk == Study.id)
+    .join(Patient, Study.patient_fk == Patient.id)
+    .where(Series.series_instance_uid.in_(bindparam("b_uids", expanding=True)))
+)
 FIND_STUDIES = select(Study.study_instance_uid, Study.id).where(
     Study.study_instance_uid.in_(bindparam("b_uids", expanding=True))
-)
-_PATIENT_COLUMNS = (
-    Patient.patient_id,
-    Patient.issuer_of_patient_id,
-    Patient.patient_name,
-    Patient.patient_birth_date,
-    Patient.patient_sex,
 )
 FIND_PATIENTS = select(Patient.id, Patient.scope_study_uid, *_PATIENT_COLUMNS).where(
     tuple_(Patient.patient_id, Patient.issuer_of_patient_id, Patient.scope_study_uid).in_(
@@ -143,6 +158,29 @@ def find_series(conn: Connection, uids: set[str]) -> dict[str, SeriesRef]:
     return {uid: SeriesRef(id_, study, modality) for uid, id_, study, modality in rows}
 
 
+def find_series_and_studies(
+    conn: Connection, uids: set[str]
+) -> tuple[dict[str, SeriesRef], dict[int, LockedStudy]]:
+    """Return the indexed series among uids, by UID, and on SQLite their studies, by id,
+    as lock_study would return them (on PostgreSQL none: a study is read under its lock).
+
+    A SQLite writer holds the whole database's lock from its first statement, so what it
+    reads stays as read until it changes it, and a read is as good as a locked one.
+    """
+    if conn.dialect.name != "sqlite":
+        return find_series(conn, uids), {}
+    if not uids:
+        return {}, {}
+    series: dict[str, SeriesRef] = {}
+    studies: dict[int, LockedStudy] = {}
+    for uid, id_, study, modality, modalities, sop_classes, *patient in execute(
+        conn, FIND_SERIES_AND_STUDIES, {"b_uids": list(uids)}
+    ):
+        series[uid] = SeriesRef(id_, study, modality)
+        studies[study] = LockedStudy(modalities, sop_classes, PatientColumns(*patient))
+    return series, studies
+
+
 def find_studies(conn: Connection, uids: set[str]) -> dict[str, int]:
     """Return the ids of the indexed studies among uids, by UID."""
     if not uids:
@@ -169,10 +207,11 @@ def insert_instances(conn: Connection, rows: list[dict[str, Any]]) -> set[str]:
     """INSERT instances in one statement, skipping known UIDs; return the UIDs that went in."""
     if not rows:
         return set()
-    # On sqlite3 one executemany, kept when every row went in: then the count says
-    # which did. Otherwise (a UID known meanwhile) it is undone and the rows go one by
-    # one, each RETURNING its UID when it goes in.
-    if is_direct(conn) and execute_all_or_none(conn, INSERT_INSTANCES_COUNTED, rows):
+    # On sqlite3 several rows go as one executemany, kept when every row went in: then
+    # the count says which did. Otherwise (a UID known meanwhile) it is undone and the
+    # rows go one by one, each RETURNING its UID when it goes in.
+    many = len(rows) > 1 and is_direct(conn)
+    if many and execute_all_or_none(conn, INSERT_INSTANCES_COUNTED, rows):
         return {row["sop_instance_uid"] for row in rows}
     return {uid for (uid,) in execute_each(conn, INSERT_NEW[conn.dialect.name][Instance], rows)}
 

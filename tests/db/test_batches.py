@@ -65,7 +65,9 @@ def record(
     content: str = "",
     study: int = 1,
     series: int = 1,
+    patient: str = "P1",
     patient_name: str = "Doe^Jane",
+    patient_sex: str = "F",
     modality: str = "CT",
 ) -> InstanceRecord:
     """Instance n of a series in namespace ns (the first component of every UID and ID).
@@ -75,7 +77,7 @@ def record(
     series_uid = f"{ns}.{study}.{series}"
     return InstanceRecord(
         patient=PatientColumns(
-            f"{ns}-P1", "", patient_name, patient_birth_date="19700101", patient_sex="F"
+            f"{ns}-{patient}", "", patient_name, "19700101", patient_sex=patient_sex
         ),
         study=StudyColumns(f"{ns}.{study}", study_date="20240102", accession_number=""),
         series=SeriesColumns(series_uid, modality=modality, series_number=series),
@@ -94,7 +96,8 @@ def seeded(ns: str) -> list[InstanceRecord]:
 
 
 def mixed(ns: str) -> list[InstanceRecord]:
-    """New and known instances of one series, its study and another study of its patient."""
+    """New and known instances of one series, its study, another study of its patient and
+    a new patient's study, some contradicting their patient."""
     return [
         record(ns, 1),  # identical to the indexed one
         record(ns, 4),
@@ -105,6 +108,8 @@ def mixed(ns: str) -> list[InstanceRecord]:
         record(ns, 1, study=2),  # a new study of the same patient
         record(ns, 3, content="other"),
         record(ns, 6),
+        record(ns, 1, study=3, patient="P2", patient_sex=""),  # a new patient, no sex
+        record(ns, 2, study=3, patient="P2", patient_name="Roe^John"),
     ]
 
 
@@ -123,7 +128,7 @@ async def hierarchy(engine: AsyncEngine, ns: str) -> list[tuple[Any, ...]]:
         " i.instance_number, i.source_ae_title"
         " FROM instance i JOIN series se ON i.series_fk = se.id"
         " JOIN study st ON se.study_fk = st.id JOIN patient p ON st.patient_fk = p.id"
-        f" WHERE p.patient_id = '{ns}-P1' ORDER BY i.sop_instance_uid"
+        f" WHERE p.patient_id LIKE '{ns}-%' ORDER BY i.sop_instance_uid"
     )
     async with engine.connect() as conn:
         found = await conn.exec_driver_sql(sql)
@@ -153,8 +158,11 @@ async def test_a_batch_writes_what_its_records_added_one_by_one_write(
         AddKind.STORED,
         duplicate,
         AddKind.STORED,
+        AddKind.STORED,
+        AddKind.STORED,
     ]
-    assert [o.conflict is not None for o in together] == [False, False, False, True] + [False] * 5
+    conflicts = [o.conflict is not None for o in together]
+    assert conflicts == [False, False, False, True] + [False] * 6 + [True]
     assert neutral(together, "7.1") == neutral(alone, "7.2")
     assert await hierarchy(engine, "7.1") == await hierarchy(engine, "7.2")
 
