@@ -119,6 +119,7 @@ class _BatchWriter:
         self._locked: dict[int, _StudyTally] = {}
         self._series_counts: Counter[int] = Counter()
         self._replacements: list[dict[str, Any]] = []
+        self._contradicting: dict[tuple[PatientColumns, PatientColumns], bool] = {}
 
     def add(self, records: Sequence[InstanceRecord], policy: DuplicatePolicy) -> list[AddOutcome]:
         order = lock_order(records)
@@ -246,9 +247,13 @@ class _BatchWriter:
         self._current[uid] = sql.CurrentFile(record.blob.sha256, series.study_fk)
         return AddOutcome(AddKind.STORED, uid, conflict=self._conflict(record, tally.patient))
 
-    @staticmethod
-    def _conflict(record: InstanceRecord, kept: PatientColumns) -> PatientConflict | None:
-        if not contradicts(kept, record.patient):
+    def _conflict(self, record: InstanceRecord, kept: PatientColumns) -> PatientConflict | None:
+        # A batch's instances mostly repeat a few patients: compare each pair once.
+        pair = (kept, record.patient)
+        contradicting = self._contradicting.get(pair)
+        if contradicting is None:
+            contradicting = self._contradicting[pair] = contradicts(*pair)
+        if not contradicting:
             return None
         return PatientConflict(record.study.study_instance_uid, kept, record.patient)
 
