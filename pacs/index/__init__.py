@@ -7,8 +7,10 @@ An index call takes one of three data paths; which one is decided by what it doe
    `AsyncSession` and one transaction per call, on either engine.
 2. The writer's Core statements (`transactions`, `upsert`, `upsert_sql`): every
    batch of stored instances, as prebuilt SQLAlchemy Core statements on a
-   synchronous Connection. On SQLite they run in the one writer thread on a sqlite3
-   engine; on PostgreSQL through `run_sync` on the async engine.
+   synchronous Connection, a handful per batch however many instances it holds.
+   On SQLite they run in the one writer thread straight on its sqlite3 connection
+   (`statements`, an `executemany` for many rows); on PostgreSQL through `run_sync`
+   on the async engine.
 3. The hot reads (`reads`, `statements`, `find`, `locate`): C-FIND pages and
    retrieve's instance lists. On SQLite they run in reader threads straight on
    sqlite3 connections, with statements compiled once; on PostgreSQL as Core

@@ -9,7 +9,7 @@ from typing import Any
 
 from pacs.index.models import fold_person_name
 from pacs.index.patients import patient_key
-from pacs.index.records import InstanceRecord
+from pacs.index.records import InstanceRecord, PatientColumns
 
 
 def _text(value: str | None) -> str | None:
@@ -30,6 +30,18 @@ def patient_values(record: InstanceRecord) -> dict[str, Any]:
         "patient_sex": _text(patient.patient_sex),
         "attributes": record.patient_attrs,
     }
+
+
+def patient_columns(record: InstanceRecord) -> PatientColumns:
+    """Return the patient columns of the record's new patient row as the row holds them."""
+    patient = record.patient
+    return PatientColumns(
+        patient.patient_id,
+        patient.issuer_of_patient_id,
+        _text(patient.patient_name),
+        _text(patient.patient_birth_date),
+        _text(patient.patient_sex),
+    )
 
 
 def study_values(record: InstanceRecord, patient_fk: int, now: datetime) -> dict[str, Any]:

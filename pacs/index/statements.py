@@ -5,8 +5,9 @@ spends on a small statement, and the write path and C-FIND run small statements
 by the thousand. On the stdlib sqlite3 driver a statement built once (the write
 path's, a C-FIND plan's) is compiled once per set of parameter names (the SQL
 text, the parameters' order, their types' bind and result processors, all from
-SQLAlchemy's compiler) and executed on the DBAPI connection. Every other driver
-(asyncpg, aiosqlite) goes through `Connection.execute`.
+SQLAlchemy's compiler) and executed on the DBAPI connection; a statement run for
+many parameter sets is one `executemany`. Every other driver (asyncpg, aiosqlite)
+goes through `Connection.execute`.
 """
 
 from collections import OrderedDict
@@ -16,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Select
 from sqlalchemy.engine import Connection, Dialect
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -34,6 +35,8 @@ class _Compiled:
 
     def bind(self, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
         """The SQL with its expanding IN lists written out, and the positional values."""
+        if not self.expanding:
+            return self.sql, self.values(params)
         values: list[Any] = []
         sql = self.sql
         for name in self.names:
@@ -46,6 +49,15 @@ class _Compiled:
             process = self.processors.get(name)
             values.append(value if process is None or value is None else process(value))
         return sql, values
+
+    def values(self, params: Mapping[str, Any]) -> list[Any]:
+        """The positional values of a statement without IN lists."""
+        values: list[Any] = []
+        for name in self.names:
+            value = params[name] if name in params else self.constants[name]
+            process = self.processors.get(name)
+            values.append(value if process is None or value is None else process(value))
+        return values
 
     def rows(self, fetched: list[Row]) -> list[Row]:
         """Rows as the driver gave them, through the columns' result processors."""
@@ -106,41 +118,102 @@ def _compile(statement: Executable, keys: tuple[str, ...], dialect: Dialect) -> 
     return entry
 
 
-def _direct(conn: Connection) -> bool:
+def is_direct(conn: Connection) -> bool:
+    """Whether statements on conn run straight on its sqlite3 connection."""
     return conn.dialect.driver == "pysqlite"
 
 
 def execute(conn: Connection, statement: Executable, params: Mapping[str, Any]) -> list[Row]:
     """Run statement once with params; return its rows (RETURNING included)."""
-    if not _direct(conn) or any(isinstance(v, list) and not v for v in params.values()):
+    if not is_direct(conn) or any(isinstance(v, list) and not v for v in params.values()):
         # An empty IN list is SQLAlchemy's to render; the write path never sends one.
         result = conn.execute(statement, dict(params))
         return [tuple(row) for row in result] if result.returns_rows else []
     compiled = _compile(statement, tuple(params), conn.dialect)
     sql, values = compiled.bind(params)
-    dbapi_error = conn.dialect.loaded_dbapi.Error
     try:
-        cursor = conn.connection.driver_connection.execute(sql, values)  # type: ignore[union-attr]
+        cursor = _driver(conn).execute(sql, values)
         try:
             return compiled.rows(cursor.fetchall()) if cursor.description else []
         finally:
             cursor.close()
-    except dbapi_error as exc:
-        # As Connection.execute raises it (IntegrityError, OperationalError...), so that
-        # callers tell a refused value from an unavailable database the same way.
-        raise DBAPIError.instance(sql, values, exc, dbapi_error) from exc
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise _as_sqlalchemy(conn, sql, values, exc) from exc
 
 
 def execute_each(
     conn: Connection, statement: Executable, rows: Sequence[Mapping[str, Any]]
 ) -> list[Row]:
-    """Run statement once per parameter set (all with the same names); return all rows."""
+    """Run statement once per parameter set (all with the same names); return all rows.
+
+    On sqlite3 that is one execute per set (its `executemany` drops returned rows).
+    """
     if not rows:
         return []
-    if not _direct(conn):
+    if not is_direct(conn):
         result = conn.execute(statement, [dict(row) for row in rows])
         return [tuple(row) for row in result] if result.returns_rows else []
     returned: list[Row] = []
     for row in rows:
         returned += execute(conn, statement, row)
     return returned
+
+
+def execute_many(
+    conn: Connection, statement: Executable, rows: Sequence[Mapping[str, Any]]
+) -> int | None:
+    """Run a statement that returns no rows once per parameter set (all with the same
+    names, no IN lists) in one call; return how many rows it changed, None where the
+    driver does not count them."""
+    if not rows:
+        return 0
+    if not is_direct(conn):
+        result = conn.execute(statement, [dict(row) for row in rows])
+        return result.rowcount if conn.dialect.supports_sane_multi_rowcount else None
+    compiled = _compile(statement, tuple(rows[0]), conn.dialect)
+    values = [compiled.values(row) for row in rows]
+    try:
+        cursor = _driver(conn).executemany(compiled.sql, values)
+        try:
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise _as_sqlalchemy(conn, compiled.sql, values, exc) from exc
+
+
+def execute_all_or_none(
+    conn: Connection, statement: Executable, rows: Sequence[Mapping[str, Any]]
+) -> bool:
+    """Run a statement that changes at most one row per parameter set, as `execute_many`,
+    and keep its changes only when every set changed a row; whether they were kept.
+
+    Only on sqlite3 (`is_direct`): the statement runs under a savepoint of its own.
+    """
+    # An error leaves the savepoint to the caller's rollback, which ends it with the
+    # transaction (or with the enclosing savepoint it rolls back to).
+    _execute_sql(conn, "SAVEPOINT pacs_all_or_none")
+    changed = execute_many(conn, statement, rows)
+    if changed != len(rows):
+        _execute_sql(conn, "ROLLBACK TO pacs_all_or_none")
+    _execute_sql(conn, "RELEASE pacs_all_or_none")
+    return changed == len(rows)
+
+
+def _execute_sql(conn: Connection, sql: str) -> None:
+    try:
+        _driver(conn).execute(sql).close()
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise _as_sqlalchemy(conn, sql, (), exc) from exc
+
+
+def _driver(conn: Connection) -> Any:
+    """The sqlite3 connection under conn."""
+    return conn.connection.driver_connection
+
+
+def _as_sqlalchemy(conn: Connection, sql: str, values: Any, exc: Exception) -> StatementError:
+    """The driver's error as Connection.execute raises it (IntegrityError,
+    OperationalError...), so that callers tell a refused value from an unavailable
+    database the same way."""
+    return DBAPIError.instance(sql, values, exc, conn.dialect.loaded_dbapi.Error)

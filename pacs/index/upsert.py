@@ -10,6 +10,10 @@ instance does not rewrite them (last-writer-wins between racing writers would be
 and corrections are an administrative act, not a C-STORE). A new instance whose patient
 attributes contradict its study's patient row is reported in its outcome (see patients).
 
+Statements go per batch, not per instance: one lookup per level, one row lock per
+study, one creation per new patient, study and series, and for the instances one INSERT,
+one UPDATE of those replaced, and one of the counts of each level, all rows at once.
+
 Lock order, which keeps concurrent PostgreSQL writers out of deadlocks: first the patients
 the batch has to create, in key order; then each study row (held until commit), in the order
 of the records sorted by (study, series, instance) UID, before any of its series; the
@@ -26,7 +30,13 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from pacs.index import upsert_sql as sql
-from pacs.index.columns import instance_values, patient_values, series_values, study_values
+from pacs.index.columns import (
+    instance_values,
+    patient_columns,
+    patient_values,
+    series_values,
+    study_values,
+)
 from pacs.index.models import Patient, Series, Study
 from pacs.index.patients import PatientKey, contradicts, patient_key
 from pacs.index.records import (
@@ -105,8 +115,11 @@ class _BatchWriter:
         self._patients: dict[PatientKey, tuple[int, PatientColumns]] = {}
         self._studies: dict[str, int] = {}
         self._series: dict[str, sql.SeriesRef] = {}
+        self._read_studies: dict[int, sql.LockedStudy] = {}  # as good as locked (SQLite)
         self._locked: dict[int, _StudyTally] = {}
         self._series_counts: Counter[int] = Counter()
+        self._replacements: list[dict[str, Any]] = []
+        self._contradicting: dict[tuple[PatientColumns, PatientColumns], bool] = {}
 
     def add(self, records: Sequence[InstanceRecord], policy: DuplicatePolicy) -> list[AddOutcome]:
         order = lock_order(records)
@@ -126,12 +139,13 @@ class _BatchWriter:
                 outcomes[i] = self._count_stored(records[i])
             else:
                 outcomes[i] = self._on_duplicate(records[i], policy)
-        self._write_counts()
+        self._write_changes()
         return [outcomes[i] for i in range(len(records))]
 
     def _prepare_parents(self, records: list[InstanceRecord]) -> None:
         """Read the series, studies and patients new instances need; create missing patients."""
-        self._series = sql.find_series(self._conn, {r.series.series_instance_uid for r in records})
+        uids = {r.series.series_instance_uid for r in records}
+        self._series, self._read_studies = sql.find_series_and_studies(self._conn, uids)
         orphans = [r for r in records if r.series.series_instance_uid not in self._series]
         self._studies = sql.find_studies(self._conn, {r.study.study_instance_uid for r in orphans})
         homeless = [r for r in orphans if r.study.study_instance_uid not in self._studies]
@@ -202,11 +216,11 @@ class _BatchWriter:
             if created is None:
                 self._patients[key] = sql.find_patients(self._conn, [key])[key]
             else:
-                self._patients[key] = (created, first[key].patient)
+                self._patients[key] = (created, patient_columns(first[key]))
 
     def _lock_study(self, study_id: int) -> None:
         if study_id not in self._locked:
-            locked = sql.lock_study(self._conn, study_id)
+            locked = self._read_studies.get(study_id) or sql.lock_study(self._conn, study_id)
             self._locked[study_id] = _StudyTally(*locked)
 
     def _insert_instances(self, records: list[InstanceRecord]) -> set[str]:
@@ -233,9 +247,13 @@ class _BatchWriter:
         self._current[uid] = sql.CurrentFile(record.blob.sha256, series.study_fk)
         return AddOutcome(AddKind.STORED, uid, conflict=self._conflict(record, tally.patient))
 
-    @staticmethod
-    def _conflict(record: InstanceRecord, kept: PatientColumns) -> PatientConflict | None:
-        if not contradicts(kept, record.patient):
+    def _conflict(self, record: InstanceRecord, kept: PatientColumns) -> PatientConflict | None:
+        # A batch's instances mostly repeat a few patients: compare each pair once.
+        pair = (kept, record.patient)
+        contradicting = self._contradicting.get(pair)
+        if contradicting is None:
+            contradicting = self._contradicting[pair] = contradicts(*pair)
+        if not contradicting:
             return None
         return PatientConflict(record.study.study_instance_uid, kept, record.patient)
 
@@ -257,15 +275,17 @@ class _BatchWriter:
         # instance-level values change.
         self._lock_study(current.study_fk)  # already held unless the UID raced in
         values = instance_values(record, self._now)
-        del values["sop_instance_uid"]
-        sql.replace_instance(self._conn, uid, values)
+        values["b_uid"] = values.pop("sop_instance_uid")
+        self._replacements.append(values)  # written with the counts, in lock order
         tally = self._locked[current.study_fk]
         tally.changed = True
         tally.new_sop_classes.add(record.sop_class_uid)
         self._current[uid] = current._replace(blob_sha256=record.blob.sha256)
         return AddOutcome(AddKind.REPLACED, uid, previous)
 
-    def _write_counts(self) -> None:
+    def _write_changes(self) -> None:
+        """The replaced instances, then the counts and sets of series and studies."""
+        sql.replace_instances(self._conn, self._replacements)
         sql.count_series(self._conn, self._series_counts)
         studies = sorted((i, t) for i, t in self._locked.items() if t.changed)
         sql.count_studies(self._conn, [t.params(i, self._now) for i, t in studies])

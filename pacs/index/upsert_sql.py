@@ -1,7 +1,10 @@
 """The SQL of the write path (see upsert): statements built once at import, and lookups.
 
 Building a statement costs more than running it on SQLite; prebuilt ones with bound
-parameters are compiled once and then come from SQLAlchemy's statement cache.
+parameters are compiled once and then come from SQLAlchemy's statement cache (or
+statements' own). What a batch does once per instance (insert, replace) and once per
+series or study (counts) is one statement for all of them: a multi-row INSERT or an
+`executemany`.
 """
 
 from collections.abc import Callable, Iterable
@@ -15,8 +18,21 @@ from sqlalchemy.sql import Executable
 from pacs.index.models import Base, Instance, Patient, Series, Study
 from pacs.index.patients import PatientKey
 from pacs.index.records import PatientColumns
-from pacs.index.statements import execute, execute_each
+from pacs.index.statements import (
+    execute,
+    execute_all_or_none,
+    execute_each,
+    execute_many,
+    is_direct,
+)
 
+_PATIENT_COLUMNS = (
+    Patient.patient_id,
+    Patient.issuer_of_patient_id,
+    Patient.patient_name,
+    Patient.patient_birth_date,
+    Patient.patient_sex,
+)
 FIND_INSTANCES = (
     select(Instance.sop_instance_uid, Instance.blob_sha256, Series.study_fk)
     .join(Series, Instance.series_fk == Series.id)
@@ -25,15 +41,23 @@ FIND_INSTANCES = (
 FIND_SERIES = select(Series.series_instance_uid, Series.id, Series.study_fk, Series.modality).where(
     Series.series_instance_uid.in_(bindparam("b_uids", expanding=True))
 )
+# The series with their study as LOCK_STUDY reads it, where a read is as good as a lock.
+FIND_SERIES_AND_STUDIES = (
+    select(
+        Series.series_instance_uid,
+        Series.id,
+        Series.study_fk,
+        Series.modality,
+        Study.modalities_in_study,
+        Study.sop_classes_in_study,
+        *_PATIENT_COLUMNS,
+    )
+    .join(Study, Series.study_fk == Study.id)
+    .join(Patient, Study.patient_fk == Patient.id)
+    .where(Series.series_instance_uid.in_(bindparam("b_uids", expanding=True)))
+)
 FIND_STUDIES = select(Study.study_instance_uid, Study.id).where(
     Study.study_instance_uid.in_(bindparam("b_uids", expanding=True))
-)
-_PATIENT_COLUMNS = (
-    Patient.patient_id,
-    Patient.issuer_of_patient_id,
-    Patient.patient_name,
-    Patient.patient_birth_date,
-    Patient.patient_sex,
 )
 FIND_PATIENTS = select(Patient.id, Patient.scope_study_uid, *_PATIENT_COLUMNS).where(
     tuple_(Patient.patient_id, Patient.issuer_of_patient_id, Patient.scope_study_uid).in_(
@@ -91,6 +115,10 @@ def _inserts_for(
 
 
 INSERT_NEW = {"sqlite": _inserts_for(sqlite.insert), "postgresql": _inserts_for(postgresql.insert)}
+# sqlite3's executemany drops what RETURNING returns: this one says only how many went in.
+INSERT_INSTANCES_COUNTED = sqlite.insert(Instance).on_conflict_do_nothing(
+    index_elements=["sop_instance_uid"]
+)
 
 
 class SeriesRef(NamedTuple):
@@ -130,6 +158,29 @@ def find_series(conn: Connection, uids: set[str]) -> dict[str, SeriesRef]:
     return {uid: SeriesRef(id_, study, modality) for uid, id_, study, modality in rows}
 
 
+def find_series_and_studies(
+    conn: Connection, uids: set[str]
+) -> tuple[dict[str, SeriesRef], dict[int, LockedStudy]]:
+    """Return the indexed series among uids, by UID, and on SQLite their studies, by id,
+    as lock_study would return them (on PostgreSQL none: a study is read under its lock).
+
+    A SQLite writer holds the whole database's lock from its first statement, so what it
+    reads stays as read until it changes it, and a read is as good as a locked one.
+    """
+    if conn.dialect.name != "sqlite":
+        return find_series(conn, uids), {}
+    if not uids:
+        return {}, {}
+    series: dict[str, SeriesRef] = {}
+    studies: dict[int, LockedStudy] = {}
+    for uid, id_, study, modality, modalities, sop_classes, *patient in execute(
+        conn, FIND_SERIES_AND_STUDIES, {"b_uids": list(uids)}
+    ):
+        series[uid] = SeriesRef(id_, study, modality)
+        studies[study] = LockedStudy(modalities, sop_classes, PatientColumns(*patient))
+    return series, studies
+
+
 def find_studies(conn: Connection, uids: set[str]) -> dict[str, int]:
     """Return the ids of the indexed studies among uids, by UID."""
     if not uids:
@@ -156,6 +207,12 @@ def insert_instances(conn: Connection, rows: list[dict[str, Any]]) -> set[str]:
     """INSERT instances in one statement, skipping known UIDs; return the UIDs that went in."""
     if not rows:
         return set()
+    # On sqlite3 several rows go as one executemany, kept when every row went in: then
+    # the count says which did. Otherwise (a UID known meanwhile) it is undone and the
+    # rows go one by one, each RETURNING its UID when it goes in.
+    many = len(rows) > 1 and is_direct(conn)
+    if many and execute_all_or_none(conn, INSERT_INSTANCES_COUNTED, rows):
+        return {row["sop_instance_uid"] for row in rows}
     return {uid for (uid,) in execute_each(conn, INSERT_NEW[conn.dialect.name][Instance], rows)}
 
 
@@ -165,17 +222,18 @@ def lock_study(conn: Connection, study_id: int) -> LockedStudy:
     return LockedStudy(modalities, sop_classes, PatientColumns(*patient))
 
 
-def replace_instance(conn: Connection, uid: str, values: dict[str, Any]) -> None:
-    """Point an indexed instance at another file, with that file's instance-level values."""
-    execute(conn, REPLACE_INSTANCE, {**values, "b_uid": uid})
+def replace_instances(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Point indexed instances at other files, with those files' instance-level values
+    (the columns of REPLACE_INSTANCE and b_uid, one set per instance, applied in order)."""
+    execute_many(conn, REPLACE_INSTANCE, rows)
 
 
 def count_series(conn: Connection, added: dict[int, int]) -> None:
     """Add instances to the counts of series, by series id."""
     rows = [{"b_id": i, "b_instances": n} for i, n in sorted(added.items())]
-    execute_each(conn, COUNT_SERIES, rows)
+    execute_many(conn, COUNT_SERIES, rows)
 
 
 def count_studies(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Update studies' counts and sets (the parameters of COUNT_STUDY, one set per study)."""
-    execute_each(conn, COUNT_STUDY, rows)
+    execute_many(conn, COUNT_STUDY, rows)
