@@ -92,7 +92,7 @@ def commitment(
     pools: ThreadPools,
 ) -> tuple[CommitmentService, CommitmentLedger]:
     ledger = CommitmentLedger(create_sessionmaker(engine))
-    store = FileBlobStore(tmp_path / "store", syncs=pools.store_syncs, commits=pools.store_commits)
+    store = FileBlobStore(tmp_path / "store", commits=pools.store_commits)
     auditor = Auditor("PACS", [])
     service = CommitmentService(
         ledger, index, store, requester, POLICY, auditor=auditor, clock=clock

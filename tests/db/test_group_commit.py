@@ -53,7 +53,6 @@ class RecordingIndex:
 def store(tmp_path: Path, thread_pools: ThreadPools) -> FileBlobStore:
     return FileBlobStore(
         tmp_path / "store",
-        syncs=thread_pools.store_syncs,
         commits=thread_pools.store_commits,
     )
 

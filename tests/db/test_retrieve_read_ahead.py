@@ -77,9 +77,7 @@ class Archive:
 @pytest.fixture
 async def archive(index: Index, reads: Reads, tmp_path: Path, thread_pools: ThreadPools) -> Archive:
     pools = thread_pools
-    store = FileBlobStore(
-        tmp_path / "store", syncs=pools.store_syncs, commits=pools.store_commits, fsync=False
-    )
+    store = FileBlobStore(tmp_path / "store", commits=pools.store_commits, fsync=False)
     archive = Archive(store, RetrieveService(Locator(reads), store))
     first = make_instance()  # its study and series hold the three
     archive.study_uid = first.StudyInstanceUID

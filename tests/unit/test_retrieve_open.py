@@ -59,7 +59,6 @@ async def read_all(
 def store(tmp_path: Path, thread_pools: ThreadPools) -> FileBlobStore:
     return FileBlobStore(
         tmp_path / "store",
-        syncs=thread_pools.store_syncs,
         commits=thread_pools.store_commits,
         fsync=False,
     )
