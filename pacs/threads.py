@@ -40,10 +40,11 @@ Crossings from the loop to these threads: `asyncio.to_thread` in `archive/ingest
 `run_in_executor` on the index pools in `index/transactions.py` and `index/reads.py`; a
 queue put in `audit/auditor.py` (`Sink.put`). The store's pool is submitted to from
 worker threads, not from the loop (`BlobWriter`, called by ingest in the default executor).
-Between threads (`concurrent.futures.Future`): the index writer waits on pacs-commit
-futures, and a pacs-commit job on its blob's verdict (given in the default executor by
-ingest, once the header has passed, or by its discard). The loop awaits pacs-commit
-futures itself with `asyncio.wrap_future` on PostgreSQL (`index/transactions.py`) and
+Between threads (`concurrent.futures.Future`): the index writer waits once for all the
+pacs-commit futures of its batch (one wake-up per batch), and a pacs-commit job for its
+blob's verdict (given in the default executor by ingest once the header has passed, or by
+its discard). The loop awaits a batch's pacs-commit futures itself on PostgreSQL
+(`index/transactions.py`), woken once by the last of them, and with `asyncio.wrap_future`
 after a batch that failed (`archive/group_commit.py`, to tell which files failed).
 
 `ThreadPools` is created by `PacsApp` (tests create their own): nothing starts at import,
