@@ -17,7 +17,7 @@ would block it, into one of these threads:
   written (`start_sync`), so the disk works while the header is parsed; then the wait for
   the header's verdict (`commit_in_background`, or `discard`); then the rename to its
   address and the directory's fsync; last, after its answer, a staging file created ahead
-  for a blob to come (`FileBlobStore.make_spares`). fsync releases the GIL; many run at
+  for a blob to come (`store/staging.py`). fsync releases the GIL; many run at
   once on a busy disk. A job waits for its verdict, which never waits for a job of
   this pool: a pool shared by sync and commit cannot fill with waiters.
 - **pacs-index-writer** (`index_writer`, 1 thread, SQLite only). Every index write

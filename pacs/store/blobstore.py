@@ -5,9 +5,7 @@ import errno
 import hashlib
 import os
 import re
-import secrets
 import shutil
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Executor, Future
@@ -17,6 +15,7 @@ from types import TracebackType
 from typing import BinaryIO, Self
 
 from pacs.errors import StoreFull, StoreUnavailable
+from pacs.store.staging import StagingFiles
 
 _ADDRESS = re.compile(r"[0-9a-f]{64}")
 _PREFIX = re.compile(r"[0-9a-f]{2}")
@@ -59,8 +58,8 @@ class FileBlobStore:
     crosses a filesystem boundary and stays atomic. Files are synced and committed in
     `commits` (`pacs.threads` owns it), one job per file, while their writers get on
     with other work. With `spare_files`, that many staging files are created ahead of
-    need by those jobs, once their own file is committed: creating a file can wait for
-    the filesystem's journal, and then the next blob does not (`close()` removes them).
+    need by those jobs once their own file is committed (`store/staging.py`; `close()`
+    removes them).
     """
 
     def __init__(
@@ -77,10 +76,7 @@ class FileBlobStore:
         self.min_free_bytes = min_free_bytes
         self.staging_dir = root / STAGING_DIR
         self.commits = commits
-        self.spare_files = spare_files
-        self._spares: list[tuple[Path, BinaryIO]] = []
-        self._spares_lock = threading.Lock()
-        self._closed = False
+        self._staging = StagingFiles(self.staging_dir, spare_files)
         self._staging_ready = False
         self._free: tuple[float, int] | None = None  # (when measured, bytes free)
         # `ab/cd` directories known to exist: made once, not tried again for every blob.
@@ -106,68 +102,25 @@ class FileBlobStore:
             raise _unavailable("prepare the staging directory", exc) from exc
         if free < self.min_free_bytes:
             raise StoreFull(f"{free} bytes free in {self.root}, {self.min_free_bytes} required")
-        spare = self._take_spare()
-        if spare is not None:
-            return BlobWriter(self, *spare)
         try:
-            return BlobWriter(self, *self._create_staging_file())
+            return BlobWriter(self, *self._staging.create())
         except OSError as exc:
             if self.staging_dir.is_dir():
                 raise _unavailable("create a staging file", exc) from exc
         # The staging directory was removed while pacs ran: make it again, once.
         self._prepare_staging()
         try:
-            return BlobWriter(self, *self._create_staging_file())
+            return BlobWriter(self, *self._staging.create())
         except OSError as exc:
             raise _unavailable("create a staging file", exc) from exc
 
-    def _create_staging_file(self) -> tuple[Path, BinaryIO]:
-        path = self.staging_dir / f"{secrets.token_hex(16)}.part"
-        return path, path.open("xb")
-
-    def _take_spare(self) -> tuple[Path, BinaryIO] | None:
-        with self._spares_lock:
-            if not self._spares:
-                return None
-            path, file = self._spares.pop()
-        if path.exists():
-            return path, file
-        # The staging directory was removed behind pacs's back, spare files and all.
-        file.close()
-        self._remove_spares()
-        return None
-
     def make_spares(self) -> None:
-        """Create staging files ahead of need, up to `spare_files` (a commit job's last step).
-
-        A failure is left for `begin()` to meet and report when it needs a file.
-        """
-        while True:
-            with self._spares_lock:
-                if self._closed or len(self._spares) >= self.spare_files:
-                    return
-            try:
-                spare = self._create_staging_file()
-            except OSError:
-                return
-            with self._spares_lock:
-                if not self._closed:
-                    self._spares.append(spare)
-                    continue
-            _remove_staging_file(*spare)
-            return
+        """Create staging files ahead of need, up to `spare_files` (a commit job's last step)."""
+        self._staging.make_spares()
 
     def close(self) -> None:
         """Remove the spare staging files; call once no commit job is left to run."""
-        with self._spares_lock:
-            self._closed = True
-        self._remove_spares()
-
-    def _remove_spares(self) -> None:
-        with self._spares_lock:
-            spares, self._spares = self._spares, []
-        for spare in spares:
-            _remove_staging_file(*spare)
+        self._staging.close()
 
     def _prepare_staging(self) -> None:
         try:
@@ -247,12 +200,6 @@ class FileBlobStore:
             _make_parent_dirs(final, self.fsync)
             os.replace(staged, final)
         self._made_dirs.add(final.parent.parent.name + prefix)
-
-
-def _remove_staging_file(path: Path, file: BinaryIO) -> None:
-    file.close()
-    with contextlib.suppress(OSError):
-        path.unlink()
 
 
 def _make_parent_dirs(path: Path, fsync: bool) -> None:
