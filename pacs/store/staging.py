@@ -8,6 +8,7 @@ just committed a blob), and a new blob takes one of those when there is one.
 """
 
 import contextlib
+import os
 import secrets
 import threading
 from pathlib import Path
@@ -46,7 +47,10 @@ class StagingFiles:
                 return None
             path = self._made.pop()
         try:
-            return path, path.open("r+b")
+            # By descriptor, write-only, not truncated (that would change the file's times):
+            # a plain buffered writer, as "xb" gives.
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            return path, open(fd, "wb")
         except FileNotFoundError:
             # The directory was removed behind pacs's back, spare files and all.
             self._remove_spares()
