@@ -10,7 +10,7 @@ statement is a cheap network round trip awaited on the loop, so `run_sync` serve
 import asyncio
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, Future, wait
+from concurrent.futures import Executor, Future
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.engine import Connection, Engine
@@ -87,6 +87,28 @@ async def _all_succeeded(prerequisites: Prerequisites) -> None:
         prerequisite.result()
 
 
+def _wait_for_all(prerequisites: Prerequisites) -> None:
+    """Block until every prerequisite is done, woken once by the last (not once by each)."""
+    pending = [prerequisite for prerequisite in prerequisites if not prerequisite.done()]
+    if not pending:
+        return
+    all_done = threading.Event()
+    remaining = len(pending)
+    lock = threading.Lock()
+
+    def one_done(_: Future[Any]) -> None:
+        nonlocal remaining
+        with lock:
+            remaining -= 1
+            if remaining:
+                return
+        all_done.set()
+
+    for prerequisite in pending:
+        prerequisite.add_done_callback(one_done)
+    all_done.wait()
+
+
 def _settle(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
@@ -117,8 +139,7 @@ class SqliteWriterThread:
             conn.execution_options(**_WRITE_OPTIONS)
             with conn.begin():
                 result = work(conn)
-                # One wait for them all: the thread wakes once, not once per file.
-                wait(prerequisites)
+                _wait_for_all(prerequisites)
                 for prerequisite in prerequisites:
                     prerequisite.result()
                 return result
