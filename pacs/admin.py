@@ -45,9 +45,7 @@ async def verify_archive(
             ThreadPools() as pools,
             ThreadPoolExecutor(threads, thread_name_prefix="pacs-verify") as hashing,
         ):
-            store = FileBlobStore(
-                storage.root, syncs=pools.store_syncs, commits=pools.store_commits
-            )
+            store = FileBlobStore(storage.root, commits=pools.store_commits)
             return await verify(
                 Inventory(engine),
                 StoreListing(store),

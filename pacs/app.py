@@ -76,6 +76,9 @@ log = logging.getLogger(__name__)
 
 # Seconds running associations get to finish when the server is asked to stop.
 SHUTDOWN_GRACE = 10.0
+# Staging files the store keeps created ahead of need: one each for a few associations
+# storing at once (a C-STORE that finds none creates its own).
+SPARE_STAGING_FILES = 4
 
 
 def _trust_pydicom_values() -> None:
@@ -116,10 +119,10 @@ class PacsApp:
         )
         self.store = FileBlobStore(
             storage.root,
-            syncs=self.threads.store_syncs,
             commits=self.threads.store_commits,
             fsync=storage.fsync,
             min_free_bytes=storage.min_free_bytes,
+            spare_files=SPARE_STAGING_FILES,
         )
         self.commits = GroupCommit(self.index, storage.duplicate_policy)
         self.ingest = Ingest(self.store, self.commits)
@@ -325,6 +328,7 @@ class PacsApp:
         # the readers' after them, once no read still holds one.
         await self.index.close()
         await asyncio.to_thread(self.threads.close)
+        await asyncio.to_thread(self.store.close)
         await self.reads.close()
         await self.engine.dispose()
 

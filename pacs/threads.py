@@ -12,13 +12,14 @@ would block it, into one of these threads:
   or existence check (`archive/commitment.py`), the store probe at start (`app.py`), and
   joining the audit sinks at stop (`audit/auditor.py`); also asyncio's own name lookups
   when an outbound association connects.
-- **pacs-fsync** (`store_syncs`, 16 threads). A staging file's fsync, started as soon as its
-  last byte is written (`BlobWriter.start_sync`, `store/blobstore.py`), so the disk works
-  while the header is parsed. fsync releases the GIL; many run at once on a busy disk.
-- **pacs-commit** (`store_commits`, 16 threads). A blob's commit (`BlobWriter.commit`): wait
-  for its fsync, rename it to its address, fsync the directory. A commit waits for a sync,
-  so the two must be separate pools: sharing one, commits could fill every thread while
-  the syncs they wait for queue behind them.
+- **pacs-commit** (`store_commits`, 16 threads). One job per blob (`BlobWriter`,
+  `store/blobstore.py`): its staging file's fsync, started as soon as its last byte is
+  written (`start_sync`), so the disk works while the header is parsed; then the wait for
+  the header's verdict (`commit_in_background`, or `discard`); then the rename to its
+  address and the directory's fsync; last, after its answer, a staging file created ahead
+  for a blob to come (`store/staging.py`). fsync releases the GIL; many run at
+  once on a busy disk. A job waits for its verdict, which never waits for a job of
+  this pool: a pool shared by sync and commit cannot fill with waiters.
 - **pacs-index-writer** (`index_writer`, 1 thread, SQLite only). Every index write
   transaction (`index/transactions.py`): SQLite admits one writer, so one thread keeps
   writers from waiting on each other's lock and keeps the connection in one thread. A
@@ -41,27 +42,30 @@ would block it, into one of these threads:
 Crossings from the loop to these threads: `asyncio.to_thread` in `archive/ingest.py`,
 `archive/retrieve.py`, `archive/commitment.py`, `audit/auditor.py` and `app.py`;
 `run_in_executor` on the index pools in `index/transactions.py` and `index/reads.py`; a
-queue put in `audit/auditor.py` (`Sink.put`). The store's pools are submitted to from
+queue put in `audit/auditor.py` (`Sink.put`). The store's pool is submitted to from
 worker threads, not from the loop (`BlobWriter`, called by ingest in the default executor).
-Between threads: the index writer waits on pacs-commit futures, and a commit on its
-pacs-fsync future (both `concurrent.futures.Future`). The loop awaits pacs-commit futures
-itself with `asyncio.wrap_future` on PostgreSQL (`index/transactions.py`) and after a batch
-that failed (`archive/group_commit.py`, to tell which files failed).
+Between threads (`concurrent.futures.Future`): the index writer waits once for all the
+pacs-commit futures of its batch (one wake-up per batch), and a pacs-commit job for its
+blob's verdict (given in the default executor by ingest once the header has passed, or by
+its discard). The loop awaits a batch's pacs-commit futures itself on PostgreSQL
+(`index/transactions.py`), woken once by the last of them, and with `asyncio.wrap_future`
+after a batch that failed (`archive/group_commit.py`, to tell which files failed).
 
 `ThreadPools` is created by `PacsApp` (tests create their own): nothing starts at import,
 and a pool starts its threads only when work is first submitted to it. `PacsApp.stop`
 closes in this order: associations end, group commit drains, the audit sinks are joined,
 the index writer closes its connections in its own thread, then the pools end, each
-finishing the work it was given (writer, readers, commits, syncs: a waiter before what it
-waits for), and last the reader connections and the engines close.
+finishing the work it was given (writer, readers, commits: a waiter before what it
+waits for), then the store removes its spare staging files, and last the reader
+connections and the engines close.
 """
 
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Self
 
-# Threads for store syncs and commits: enough for every association storing at once
-# to have its file in flight while the disk queues them.
+# Threads for store commits: enough for every association storing at once to have its
+# file in flight while the disk queues them.
 STORE_THREADS = 16
 # SQLite reads run in C without the GIL: two threads keep both cores busy, a few more
 # let a long C-FIND not hold up a short one.
@@ -72,7 +76,6 @@ class ThreadPools:
     """The archive's thread pools, by job; close() waits for the work under way, then ends them."""
 
     def __init__(self) -> None:
-        self.store_syncs = ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="pacs-fsync")
         self.store_commits = ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="pacs-commit")
         self.index_writer = ThreadPoolExecutor(1, thread_name_prefix="pacs-index-writer")
         self.index_readers = ThreadPoolExecutor(
@@ -87,7 +90,6 @@ class ThreadPools:
             self.index_writer,
             self.index_readers,
             self.store_commits,
-            self.store_syncs,
         ):
             pool.shutdown(wait=True)
 

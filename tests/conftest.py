@@ -83,7 +83,6 @@ def blob_store(
     """A file store at `root` on the test's thread pools."""
     return FileBlobStore(
         root,
-        syncs=pools.store_syncs,
         commits=pools.store_commits,
         fsync=fsync,
         min_free_bytes=min_free_bytes,

@@ -8,6 +8,7 @@ statement is a cheap network round trip awaited on the loop, so `run_sync` serve
 """
 
 import asyncio
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
 from typing import Any, Protocol, TypeVar
@@ -54,12 +55,63 @@ class SessionTransactions:
         async with self._sessionmaker() as session, session.begin():
             conn = await session.connection(execution_options=_WRITE_OPTIONS)
             result = await conn.run_sync(work)
-            for prerequisite in prerequisites:
-                await asyncio.wrap_future(prerequisite)
+            await _all_succeeded(prerequisites)
             return result
 
     async def close(self) -> None:
         """Nothing to release: the engine belongs to whoever created it."""
+
+
+async def _all_succeeded(prerequisites: Prerequisites) -> None:
+    """Wait for every prerequisite, waking the loop once, not once per prerequisite (each
+    finishes in another thread); then raise the exception of the first that failed."""
+    pending = [prerequisite for prerequisite in prerequisites if not prerequisite.done()]
+    if pending:
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        remaining = len(pending)
+        lock = threading.Lock()
+
+        def one_done(_: Future[Any]) -> None:
+            nonlocal remaining
+            with lock:
+                remaining -= 1
+                if remaining:
+                    return
+            loop.call_soon_threadsafe(_settle, waiter)
+
+        for prerequisite in pending:
+            prerequisite.add_done_callback(one_done)
+        await waiter
+    for prerequisite in prerequisites:
+        prerequisite.result()
+
+
+def _wait_for_all(prerequisites: Prerequisites) -> None:
+    """Block until every prerequisite is done, woken once by the last (not once by each)."""
+    pending = [prerequisite for prerequisite in prerequisites if not prerequisite.done()]
+    if not pending:
+        return
+    all_done = threading.Event()
+    remaining = len(pending)
+    lock = threading.Lock()
+
+    def one_done(_: Future[Any]) -> None:
+        nonlocal remaining
+        with lock:
+            remaining -= 1
+            if remaining:
+                return
+        all_done.set()
+
+    for prerequisite in pending:
+        prerequisite.add_done_callback(one_done)
+    all_done.wait()
+
+
+def _settle(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class SqliteWriterThread:
@@ -87,6 +139,7 @@ class SqliteWriterThread:
             conn.execution_options(**_WRITE_OPTIONS)
             with conn.begin():
                 result = work(conn)
+                _wait_for_all(prerequisites)
                 for prerequisite in prerequisites:
                     prerequisite.result()
                 return result

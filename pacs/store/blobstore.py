@@ -5,7 +5,6 @@ import errno
 import hashlib
 import os
 import re
-import secrets
 import shutil
 import time
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from types import TracebackType
 from typing import BinaryIO, Self
 
 from pacs.errors import StoreFull, StoreUnavailable
+from pacs.store.staging import StagingFiles
 
 _ADDRESS = re.compile(r"[0-9a-f]{64}")
 _PREFIX = re.compile(r"[0-9a-f]{2}")
@@ -55,27 +55,28 @@ class FileBlobStore:
 
     Every method blocks on disk I/O: async callers run them with `asyncio.to_thread`.
     The staging directory lives under the root so that the final rename never
-    crosses a filesystem boundary and stays atomic. Files are synced in `syncs` and
-    committed in `commits` while their writers get on with other work (`pacs.threads`
-    owns both): two pools, because a commit waits for its file's sync, and in one pool
-    commits could hold every thread while the syncs they wait for queue behind them.
+    crosses a filesystem boundary and stays atomic. Files are synced and committed in
+    `commits` (`pacs.threads` owns it), one job per file, while their writers get on
+    with other work. With `spare_files`, that many staging files are created ahead of
+    need by those jobs once their own file is committed (`store/staging.py`; `close()`
+    removes them).
     """
 
     def __init__(
         self,
         root: Path,
         *,
-        syncs: Executor,
         commits: Executor,
         fsync: bool = True,
         min_free_bytes: int = 0,
+        spare_files: int = 0,
     ) -> None:
         self.root = root
         self.fsync = fsync
         self.min_free_bytes = min_free_bytes
         self.staging_dir = root / STAGING_DIR
-        self.syncs = syncs
         self.commits = commits
+        self._staging = StagingFiles(self.staging_dir, spare_files)
         self._staging_ready = False
         self._free: tuple[float, int] | None = None  # (when measured, bytes free)
         # `ab/cd` directories known to exist: made once, not tried again for every blob.
@@ -102,13 +103,24 @@ class FileBlobStore:
         if free < self.min_free_bytes:
             raise StoreFull(f"{free} bytes free in {self.root}, {self.min_free_bytes} required")
         try:
-            return BlobWriter(self, self.staging_dir / f"{secrets.token_hex(16)}.part")
-        except StoreUnavailable:
+            return BlobWriter(self, *self._staging.create())
+        except OSError as exc:
             if self.staging_dir.is_dir():
-                raise
+                raise _unavailable("create a staging file", exc) from exc
         # The staging directory was removed while pacs ran: make it again, once.
         self._prepare_staging()
-        return BlobWriter(self, self.staging_dir / f"{secrets.token_hex(16)}.part")
+        try:
+            return BlobWriter(self, *self._staging.create())
+        except OSError as exc:
+            raise _unavailable("create a staging file", exc) from exc
+
+    def make_spares(self) -> None:
+        """Create staging files ahead of need, up to `spare_files` (a commit job's last step)."""
+        self._staging.make_spares()
+
+    def close(self) -> None:
+        """Remove the spare staging files; call once no commit job is left to run."""
+        self._staging.close()
 
     def _prepare_staging(self) -> None:
         try:
@@ -213,22 +225,23 @@ class BlobWriter:
     """One blob being received: fragments go to a staging file and are hashed on the way.
 
     Blocking, like the store. Use as a context manager: leaving the block without
-    `commit()` discards the staging file.
+    `commit()` discards the staging file. Once written, the file is synced and committed
+    by one job in a store thread: `start_sync()` starts it, and it renames the file to its
+    address only once `commit_in_background()` (or `commit()`) says so, or leaves it to
+    `discard()`; one of them must follow.
     """
 
-    def __init__(self, store: FileBlobStore, staging_path: Path) -> None:
+    def __init__(self, store: FileBlobStore, staging_path: Path, file: BinaryIO) -> None:
         self._store = store
         self._staging_path = staging_path
+        self._file = file
         self._digest = hashlib.sha256()
         self._size = 0
         self._ref: BlobRef | None = None
         self._discarded = False
-        self._sync: Future[None] | None = None
+        # The store thread's job: whether to commit once synced, and what came of it.
+        self._verdict: Future[bool] | None = None
         self._committing: Future[BlobRef] | None = None
-        try:
-            self._file: BinaryIO = staging_path.open("xb")
-        except OSError as exc:
-            raise _unavailable("create a staging file", exc) from exc
 
     @property
     def size(self) -> int:
@@ -252,7 +265,7 @@ class BlobWriter:
     def write(self, fragment: bytes | memoryview) -> None:
         """Append a fragment to the staging file and to the running digest."""
         self._check_open()
-        if self._sync is not None:
+        if self._verdict is not None:
             raise ValueError("blob writer is being synced: no more writes")
         try:
             self._file.write(fragment)
@@ -270,24 +283,34 @@ class BlobWriter:
             raise _unavailable("write to the store", exc) from exc
 
     def start_sync(self) -> None:
-        """Start syncing the bytes written so far to disk in the background; no more writes.
+        """Start syncing the bytes written so far in a store thread; no more writes.
 
-        `commit()` waits for the sync; the caller meanwhile reads the file or its own copy
-        of the bytes (parsing a small instance's header takes longer than its fsync).
+        The caller meanwhile reads the file or its own copy of the bytes, then says
+        whether the blob is to be stored: `commit_in_background()`, or `discard()`.
         """
-        self.flush()
-        if self._store.fsync and self._sync is None:
-            self._sync = self._store.syncs.submit(os.fsync, self._file.fileno())
+        if self._verdict is None:
+            self.flush()
+            self._verdict, self._committing = Future(), Future()
+            try:
+                self._store.commits.submit(self._sync_and_commit)
+            except BaseException:
+                self._verdict = self._committing = None
+                raise
 
     def commit_in_background(self) -> Future[BlobRef]:
-        """Run `commit()` in a store thread; the future holds its result or its StoreError.
+        """Let the store thread commit the blob; the future holds its result or StoreError.
 
         The caller may do other work in the meantime (index the blob's reference) as
         long as it claims nothing about the blob before the future is done.
         """
-        if self._committing is None:
+        if self._verdict is None or not self._verdict.done():
             self._check_open()
-            self._committing = self._store.commits.submit(self._commit_once)
+            self.start_sync()
+            assert self._verdict is not None
+            self._verdict.set_result(True)
+        elif not self._verdict.result():
+            self._check_open()  # discarded: says so
+        assert self._committing is not None
         return self._committing
 
     def commit(self) -> BlobRef:
@@ -297,27 +320,47 @@ class BlobWriter:
         the rename, and the directory after it. An address that already exists holds
         identical bytes, so the staging copy is simply dropped (deduplication).
         """
-        if self._committing is not None:
-            return self._committing.result()
-        return self._commit_once()
+        if self._verdict is not None:
+            return self.commit_in_background().result()
+        return self._commit_once(synced=False)
 
-    def _commit_once(self) -> BlobRef:
+    def _sync_and_commit(self) -> None:
+        """The store thread's job: fsync, wait for the verdict, commit or leave the file."""
+        assert self._verdict is not None and self._committing is not None
+        committing = self._committing
+        sync_error: OSError | None = None
+        if self._store.fsync:
+            try:
+                os.fsync(self._file.fileno())
+            except OSError as exc:
+                sync_error = exc
+        try:
+            if not self._verdict.result():
+                raise ValueError("blob writer was discarded")
+            if sync_error is not None:
+                self._drop()
+                raise _unavailable("commit to the store", sync_error) from sync_error
+            committing.set_result(self._commit_once(synced=True))
+        except BaseException as exc:
+            committing.set_exception(exc)
+        # After the answer: whoever waits for this blob need not wait for the next one's.
+        self._store.make_spares()
+
+    def _commit_once(self, *, synced: bool) -> BlobRef:
         if self._ref is not None:
             return self._ref
         self._check_open()
         try:
-            ref = self._commit()
+            ref = self._commit(synced)
         except OSError as exc:
             self._drop()
             raise _unavailable("commit to the store", exc) from exc
         self._ref = ref
         return ref
 
-    def _commit(self) -> BlobRef:
+    def _commit(self, synced: bool) -> BlobRef:
         self._file.flush()
-        if self._sync is not None:
-            self._sync.result()
-        elif self._store.fsync:
+        if self._store.fsync and not synced:
             os.fsync(self._file.fileno())
         self._file.close()
         ref = BlobRef(self._digest.hexdigest(), self._size)
@@ -338,7 +381,10 @@ class BlobWriter:
         A commit under way in the background is waited for: once it has begun, the blob
         is stored (or dropped by the commit's own failure), never half of either.
         """
+        if self._verdict is not None and not self._verdict.done():
+            self._verdict.set_result(False)
         if self._committing is not None:
+            # The job still uses the descriptor until it has answered.
             with contextlib.suppress(StoreUnavailable, ValueError):
                 self._committing.result()
         self._drop()
@@ -347,10 +393,6 @@ class BlobWriter:
         if self._ref is not None or self._discarded:
             return
         self._discarded = True
-        if self._sync is not None:
-            # The sync still uses the descriptor; its own failure no longer matters.
-            with contextlib.suppress(OSError):
-                self._sync.result()
         self._file.close()
         self._staging_path.unlink(missing_ok=True)
 

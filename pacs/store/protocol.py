@@ -27,7 +27,11 @@ class StagedBlob(Protocol):
         ...
 
     def start_sync(self) -> None:
-        """Start making the bytes written so far durable; no more writes after this."""
+        """Start making the bytes written so far durable; no more writes after this.
+
+        `commit_in_background()` or `discard()` must follow: the one stores the blob, the
+        other drops it, and the store keeps the work under way until it is told which.
+        """
         ...
 
     def open_staged(self) -> BinaryIO:

@@ -1,6 +1,7 @@
 """FileBlobStore: streamed writes, content addresses, dedup, discard, verify, space checks."""
 
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -206,3 +207,57 @@ def test_a_failed_background_commit_raises_store_unavailable_and_leaves_nothing(
     writer.discard()
     assert not any(store.staging_dir.iterdir())
     assert not store.exists(writer.reference.sha256)
+
+
+def test_a_writer_discarded_after_its_sync_started_is_never_stored(store: FileBlobStore) -> None:
+    writer = store.begin()
+    writer.write(CONTENT)
+    writer.start_sync()
+
+    writer.discard()
+
+    assert not store.exists(DIGEST)
+    assert not any(store.staging_dir.iterdir())
+    with pytest.raises(ValueError, match="discarded"):
+        writer.commit_in_background()
+
+
+def test_spare_staging_files_are_made_after_a_commit_used_by_begin_and_closed(
+    tmp_path: Path,
+) -> None:
+    commits = ThreadPoolExecutor(1)
+    store = FileBlobStore(tmp_path, commits=commits, spare_files=2)
+    put(store, CONTENT)
+    assert not any(store.staging_dir.iterdir())  # a commit in the caller's thread makes none
+
+    writer = store.begin()
+    writer.write(CONTENT)
+    writer.start_sync()
+    assert writer.commit_in_background().result() == BlobRef(DIGEST, len(CONTENT))
+    commits.shutdown(wait=True)  # the job has ended, spares made
+    spares = set(store.staging_dir.iterdir())
+    assert len(spares) == 2
+
+    following = store.begin()
+    assert following.staging_path in spares
+    following.write(b"next")
+    assert following.commit() == BlobRef(hashlib.sha256(b"next").hexdigest(), 4)
+
+    store.close()
+    assert not any(store.staging_dir.iterdir())
+
+
+def test_spare_staging_files_removed_with_their_directory_are_not_used(tmp_path: Path) -> None:
+    commits = ThreadPoolExecutor(1)
+    store = FileBlobStore(tmp_path, commits=commits, spare_files=1)
+    with store.begin() as writer:
+        writer.write(CONTENT)
+        writer.start_sync()
+        writer.commit_in_background().result()
+    commits.shutdown(wait=True)
+    (spare,) = store.staging_dir.iterdir()
+    spare.unlink()
+    store.staging_dir.rmdir()
+
+    assert put(store, CONTENT[::-1]).sha256 == hashlib.sha256(CONTENT[::-1]).hexdigest()
+    store.close()
