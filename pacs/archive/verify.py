@@ -213,6 +213,8 @@ class _Run:
         """Note staging files old enough to be leftovers; return how many are younger."""
         in_progress = 0
         for staged in files:
+            if staged.unused_spare:
+                continue
             if staged.age < STALE_AGE:
                 in_progress += 1
                 continue

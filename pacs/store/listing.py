@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 
 from pacs.store.blobstore import FileBlobStore
+from pacs.store.staging import is_unused_spare
 
 _ADDRESS = re.compile(r"[0-9a-f]{64}")
 _PREFIX = re.compile(r"[0-9a-f]{2}")
@@ -25,6 +26,11 @@ class StagingFile:
     name: str
     size: int
     age: float  # seconds since it was last written
+
+    @property
+    def unused_spare(self) -> bool:
+        """A staging file made ahead for a blob to come (`store.staging`), not yet used."""
+        return is_unused_spare(self.name, self.size)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,16 @@ import threading
 from pathlib import Path
 from typing import BinaryIO
 
+PART_SUFFIX = ".part"
+# A spare keeps its name when it is taken: renaming it would change the directory,
+# which is what making it ahead avoids. An empty one is one nothing has used.
+SPARE_SUFFIX = ".spare"
+
+
+def is_unused_spare(name: str, size: int) -> bool:
+    """Whether a staging file is a spare made ahead and never written: no leftover."""
+    return name.endswith(SPARE_SUFFIX) and size == 0
+
 
 class StagingFiles:
     """Makes staging files in one directory, keeping up to `spares` made ahead; thread-safe.
@@ -38,8 +48,8 @@ class StagingFiles:
         path = self._new_path()
         return path, path.open("xb")
 
-    def _new_path(self) -> Path:
-        return self.directory / f"{secrets.token_hex(16)}.part"
+    def _new_path(self, suffix: str = PART_SUFFIX) -> Path:
+        return self.directory / f"{secrets.token_hex(16)}{suffix}"
 
     def _take_spare(self) -> tuple[Path, BinaryIO] | None:
         with self._lock:
@@ -65,7 +75,7 @@ class StagingFiles:
             with self._lock:
                 if self._closed or len(self._made) >= self.spares:
                     return
-            path = self._new_path()
+            path = self._new_path(SPARE_SUFFIX)
             try:
                 path.open("xb").close()
             except OSError:

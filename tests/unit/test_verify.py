@@ -89,7 +89,11 @@ class Holdings:
         return sorted(a for a in self.blobs if a.startswith(prefix))
 
     def staging(self) -> list[StagingFile]:
-        return [StagingFile("old.part", 3, 3600.0), StagingFile("new.part", 3, 5.0)]
+        return [
+            StagingFile("old.part", 3, 3600.0),
+            StagingFile("new.part", 3, 5.0),
+            StagingFile("made-ahead.spare", 0, 3600.0),  # a spare never used: no leftover
+        ]
 
     def exists(self, sha256: str) -> bool:
         return sha256 in self.blobs or sha256 in self.late
