@@ -62,37 +62,9 @@ class SessionTransactions:
         """Nothing to release: the engine belongs to whoever created it."""
 
 
-async def _all_succeeded(prerequisites: Prerequisites) -> None:
-    """Wait for every prerequisite, waking the loop once, not once per prerequisite (each
-    finishes in another thread); then raise the exception of the first that failed."""
-    pending = [prerequisite for prerequisite in prerequisites if not prerequisite.done()]
-    if pending:
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[None] = loop.create_future()
-        remaining = len(pending)
-        lock = threading.Lock()
-
-        def one_done(_: Future[Any]) -> None:
-            nonlocal remaining
-            with lock:
-                remaining -= 1
-                if remaining:
-                    return
-            loop.call_soon_threadsafe(_settle, waiter)
-
-        for prerequisite in pending:
-            prerequisite.add_done_callback(one_done)
-        await waiter
-    for prerequisite in prerequisites:
-        prerequisite.result()
-
-
-def _wait_for_all(prerequisites: Prerequisites) -> None:
-    """Block until every prerequisite is done, woken once by the last (not once by each)."""
-    pending = [prerequisite for prerequisite in prerequisites if not prerequisite.done()]
-    if not pending:
-        return
-    all_done = threading.Event()
+def _when_all_done(pending: Sequence[Future[Any]], signal: Callable[[], object]) -> None:
+    """Call `signal` once, in the thread that finishes the last of `pending` (none may
+    be done yet): one wake-up for a batch rather than one per stored file."""
     remaining = len(pending)
     lock = threading.Lock()
 
@@ -102,11 +74,31 @@ def _wait_for_all(prerequisites: Prerequisites) -> None:
             remaining -= 1
             if remaining:
                 return
-        all_done.set()
+        signal()
 
     for prerequisite in pending:
         prerequisite.add_done_callback(one_done)
-    all_done.wait()
+
+
+async def _all_succeeded(prerequisites: Prerequisites) -> None:
+    """Wait on the loop for every prerequisite; then raise the first one's failure."""
+    pending = [prerequisite for prerequisite in prerequisites if not prerequisite.done()]
+    if pending:
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        _when_all_done(pending, lambda: loop.call_soon_threadsafe(_settle, waiter))
+        await waiter
+    for prerequisite in prerequisites:
+        prerequisite.result()
+
+
+def _wait_for_all(prerequisites: Prerequisites) -> None:
+    """Block until every prerequisite is done."""
+    pending = [prerequisite for prerequisite in prerequisites if not prerequisite.done()]
+    if pending:
+        all_done = threading.Event()
+        _when_all_done(pending, all_done.set)
+        all_done.wait()
 
 
 def _settle(waiter: asyncio.Future[None]) -> None:
