@@ -12,6 +12,7 @@ DIMSE statuses. No DICOM status codes here.
     ├── InvalidIdentifier      a query identifier breaks the matching or hierarchy rules
     ├── InstanceConflict       a duplicate refused by the duplicate policy
     ├── TransferUnavailable    a stored instance cannot be sent in a syntax the receiver accepted
+    │   └── DeidentificationRefused  its identity may be in its pixels, out of a profile's reach
     ├── StoreUnavailable       the store or the index cannot take the write now
     │   └── StoreFull          free space is below the configured minimum
     └── ProtocolError          a peer broke the DICOM upper-layer protocol
@@ -56,6 +57,10 @@ class InstanceConflict(PacsError):
 
 class TransferUnavailable(PacsError):
     """An instance cannot be read or converted for a receiver (the message says why)."""
+
+
+class DeidentificationRefused(TransferUnavailable):
+    """An instance cannot be de-identified by a header profile (the message says why)."""
 
 
 class StoreUnavailable(PacsError):

@@ -195,3 +195,19 @@ def test_verify_rate_reports_a_cold_and_a_warm_rate_and_the_peak_memory() -> Non
     assert lines[0] == f"archive: 4 CT instances, {os.cpu_count()} cores"
     assert [line.split(":")[0].split(" (")[0] for line in lines[1:]] == ["cold", "warm"]
     assert all(" 4 blobs, " in line and " MB/s; peak RSS " in line for line in lines[1:])
+
+
+@pytest.mark.benchmark_smoke
+def test_deidentify_rate_and_table_scripts_print_their_figures() -> None:
+    argv = [sys.executable, "-m", "benchmarks.deidentify_rate", "--count", "4", "--repeat", "1"]
+    rate = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    table_argv = [sys.executable, "-m", "benchmarks.deidentify_table"]
+    table = subprocess.run(table_argv, cwd=ROOT, capture_output=True, text=True, check=True)
+
+    assert len([line for line in rate.splitlines() if "inst/s" in line]) == 4
+    lines = table.stdout.splitlines()
+    assert lines[0].startswith("Table E.1-1: 656 attributes")
+    assert lines[1].startswith("  PS3.15 2020 (dicom-standard 0.1.0): ")
+    assert lines[2].startswith("  PS3.15 2026c (dicom_anonymizer 2.1.0): ")
+    disagreements = int(lines[3].removeprefix("Disagreements: "))
+    assert all(" kept " in line for line in lines[4 : 4 + disagreements])

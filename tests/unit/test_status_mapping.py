@@ -8,6 +8,7 @@ from pacs import errors
 from pacs.errors import (
     ConfigError,
     DataSetMismatch,
+    DeidentificationRefused,
     InstanceConflict,
     InvalidIdentifier,
     InvalidInstance,
@@ -32,6 +33,7 @@ ERRORS: list[PacsError] = [
     InvalidIdentifier("bad level"),
     InstanceConflict("duplicate"),
     TransferUnavailable("no codec"),
+    DeidentificationRefused("burned-in annotation"),
     StoreUnavailable("index down"),
     StoreFull("below minimum"),
     ProtocolError("bad PDU"),
