@@ -7,16 +7,17 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Never, Self
+from typing import Any, Never, Self
 
 from tqdm import tqdm
 
 import pacs
-from pacs.admin import verify_archive
+from pacs.admin import collect_garbage, verify_archive
 from pacs.app import run, upgrade_database
+from pacs.archive.gc import GcReport
 from pacs.archive.verify import VerifyReport
 from pacs.config import Settings, check_listen_host, load_settings
 from pacs.errors import ConfigError, PacsError
@@ -96,6 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument(
         "--json", action="store_true", help="print the report as JSON instead of the summary"
     )
+    _add_gc_and_delete(commands, config_help)
     return parser
 
 
@@ -165,15 +167,16 @@ class _ProgressBar:
     """The bytes re-hashed so far as a tqdm bar on stderr; tqdm draws none when stderr is
     not a terminal, so logs and pipes stay clean."""
 
-    def __init__(self) -> None:
+    def __init__(self, desc: str = "re-hashing", unit: str = "B") -> None:
         self._bar: tqdm[Never] | None = None
+        self._desc, self._unit = desc, unit
 
     def start(self, total_bytes: int) -> None:
         self._bar = tqdm(
             total=total_bytes,
-            unit="B",
-            unit_scale=True,
-            desc="re-hashing",
+            unit=self._unit,
+            unit_scale=self._unit == "B",
+            desc=self._desc,
             file=sys.stderr,
             disable=None,
             leave=False,
@@ -228,6 +231,70 @@ def _verify(settings: Settings, sample_percent: float, as_json: bool) -> int:
     return 0 if report.ok else EXIT_FINDINGS
 
 
+# --- pacs gc, pacs delete ---------------------------------------------------------------
+
+
+def _add_gc_and_delete(commands: Any, config_help: str) -> None:
+    gc = commands.add_parser(
+        "gc",
+        help="remove blobs no instance references and staging files left by crashes",
+        description="Remove stored blobs that no instance references (replaced duplicates, "
+        "failed or deleted instances) once they are an hour old, and staging files not "
+        "written for 10 minutes. Safe while `serve` runs.",
+    )
+    gc.add_argument("--config", type=Path, help=config_help)
+    gc.add_argument("--dry-run", action="store_true", help="remove nothing; count what would go")
+    gc.add_argument(
+        "--json", action="store_true", help="print the report as JSON instead of the summary"
+    )
+
+
+def gc_summary(report: GcReport) -> Iterator[str]:
+    """The lines `pacs gc` prints."""
+    verb = "would remove" if report.dry_run else "removed"
+    yield (
+        f"{report.instances_indexed} instances indexed, {report.blobs_stored} blobs stored, "
+        f"{report.unreferenced} unreferenced, in {report.seconds:.2f} s"
+    )
+    yield f"{verb} {report.blobs_removed} blobs ({report.bytes_removed / 1e6:.1f} MB)"
+    yield (
+        f"kept {report.kept_young} written within the last hour, "
+        f"{report.kept_referenced} referenced meanwhile"
+    )
+    yield (
+        f"{verb} {report.staging_removed} staging files "
+        f"({report.staging_bytes_removed / 1e6:.1f} MB); {report.staging_in_progress} in use"
+    )
+    if report.leftovers_put_back:
+        yield f"put back {report.leftovers_put_back} blobs an interrupted gc had taken away"
+
+
+def _gc(settings: Settings, dry_run: bool, as_json: bool) -> int:
+    _configure_logging(settings)
+    with _ProgressBar("scanning", "dir") as bar:
+        report = asyncio.run(collect_garbage(settings, dry_run=dry_run, progress=bar))
+    log.info(
+        "gc%s: %d blobs (%d bytes) and %d staging files %s",
+        " --dry-run" if dry_run else "",
+        report.blobs_removed,
+        report.bytes_removed,
+        report.staging_removed,
+        "would go" if dry_run else "removed",
+    )
+    if as_json:
+        print(json.dumps(report.as_json(), indent=2))
+    else:
+        print("\n".join(gc_summary(report)))
+    return 0
+
+
+# Admin commands by name: each runs with the loaded settings and its parsed arguments.
+ADMIN_COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
+    "verify": lambda settings, args: _verify(settings, args.sample, args.json),
+    "gc": lambda settings, args: _gc(settings, args.dry_run, args.json),
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; the exit status is 0 on success, else one of EXIT_*."""
     args = _parser().parse_args(argv)
@@ -238,8 +305,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(settings, path)
         if args.command == "db":
             return _upgrade(settings)
-        if args.command == "verify":
-            return _verify(settings, args.sample, args.json)
+        if (admin := ADMIN_COMMANDS.get(args.command)) is not None:
+            return admin(settings, args)
         return _check(settings, path)
     except PacsError as exc:
         # One line for the admin; the traceback is for whoever runs at DEBUG.
