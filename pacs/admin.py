@@ -5,14 +5,20 @@ index and the store itself, beside a `pacs serve` that may be running on them.
 """
 
 import contextlib
+import getpass
 import os
+import socket
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
+from pacs.archive.deletion import Confirm, DeleteOutcome, delete
 from pacs.archive.gc import GcReport, collect
 from pacs.archive.verify import Progress, VerifyReport, verify
+from pacs.audit.events import Node
+from pacs.audit.trail import build_auditor
 from pacs.config import Settings
 from pacs.errors import StartupError, StoreUnavailable
+from pacs.index.deletion import Deletions, Selection
 from pacs.index.engine import AsyncEngine, PoolLimits, check_connection, create_engine, sqlite_file
 from pacs.index.inventory import Inventory
 from pacs.index.schema import check_schema
@@ -108,3 +114,28 @@ async def collect_garbage(
                     dry_run=dry_run,
                     progress=progress,
                 )
+
+
+def _operator() -> Node:
+    """Who runs the command, for the audit trail: the login name on this host."""
+    try:
+        user = getpass.getuser()
+    except OSError:  # no name for this uid (a container)
+        user = str(os.getuid())
+    return Node(user, socket.gethostname())
+
+
+async def delete_from_index(
+    settings: Settings, selection: Selection, confirm: Confirm
+) -> DeleteOutcome:
+    """`pacs delete`: remove what `selection` names from the index, once `confirm` agrees.
+
+    Audited through [audit] like the server's own events.
+    """
+    async with _existing_index(settings) as engine:
+        auditor = build_auditor(settings.audit, settings.server.ae_title)
+        auditor.start()
+        try:
+            return await delete(Deletions(engine), auditor, _operator(), selection, confirm)
+        finally:
+            await auditor.close()

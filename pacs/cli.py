@@ -15,19 +15,21 @@ from typing import Any, Never, Self
 from tqdm import tqdm
 
 import pacs
-from pacs.admin import collect_garbage, verify_archive
+from pacs.admin import collect_garbage, delete_from_index, verify_archive
 from pacs.app import run, upgrade_database
 from pacs.archive.gc import GcReport
 from pacs.archive.verify import VerifyReport
 from pacs.config import Settings, check_listen_host, load_settings
 from pacs.errors import ConfigError, PacsError
+from pacs.index.deletion import DeletionPlan, Level, Selection
 
 log = logging.getLogger("pacs")
 
 # Exit statuses; the README's Command line section lists them.
-EXIT_FINDINGS = 1  # `pacs verify` found something wrong
+EXIT_FINDINGS = 1  # `pacs verify` found something wrong; `pacs delete` found nothing to delete
 EXIT_CONFIG = 2  # the configuration file or PACS_DATABASE_URL is invalid
 EXIT_CANNOT_RUN = 3  # something the configuration names cannot be used (port, directory, database)
+EXIT_NOT_CONFIRMED = 4  # `pacs delete` was not confirmed
 EXIT_INTERRUPTED = 130
 
 
@@ -247,6 +249,22 @@ def _add_gc_and_delete(commands: Any, config_help: str) -> None:
     gc.add_argument(
         "--json", action="store_true", help="print the report as JSON instead of the summary"
     )
+    delete = commands.add_parser(
+        "delete",
+        help="remove a patient, study, series or instance from the index",
+        description="Remove what one option names from the index (their files go at the next "
+        "`pacs gc`), after confirmation on a terminal or with --yes. Safe while `serve` runs.",
+    )
+    delete.add_argument("--config", type=Path, help=config_help)
+    which = delete.add_mutually_exclusive_group(required=True)
+    which.add_argument("--patient", metavar="ID", help="a patient, by Patient ID")
+    which.add_argument("--study", metavar="UID", help="a study, by Study Instance UID")
+    which.add_argument("--series", metavar="UID", help="a series, by Series Instance UID")
+    which.add_argument("--instance", metavar="UID", help="an instance, by SOP Instance UID")
+    delete.add_argument(
+        "--issuer", default="", help="with --patient: its Issuer of Patient ID (default: none)"
+    )
+    delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
 
 def gc_summary(report: GcReport) -> Iterator[str]:
@@ -288,10 +306,63 @@ def _gc(settings: Settings, dry_run: bool, as_json: bool) -> int:
     return 0
 
 
+def _selection(args: argparse.Namespace) -> Selection:
+    for level in Level:
+        if (key := getattr(args, level.value)) is not None:
+            return Selection(level, key, args.issuer if level is Level.PATIENT else "")
+    raise AssertionError("argparse requires one of the levels")
+
+
+_PLURALS = {"patient": "patients", "study": "studies", "series": "series", "instance": "instances"}
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun if count == 1 else _PLURALS[noun]}"
+
+
+def describe(plan: DeletionPlan) -> str:
+    """What a deletion plan removes, in counts (no patient data)."""
+    whole = sum(study.whole for study in plan.studies)
+    return (
+        f"{_plural(len(plan.instance_ids), 'instance')} in {_plural(plan.series, 'series')} "
+        f"of {_plural(len(plan.studies), 'study')} ({whole} whole) "
+        f"of {_plural(plan.patients, 'patient')}"
+    )
+
+
+def _ask(plan: DeletionPlan) -> bool:
+    if not sys.stdin.isatty():
+        print("pacs delete: not confirmed (no terminal to ask on; pass --yes)", file=sys.stderr)
+        return False
+    print(f"about to delete from the index: {describe(plan)}", file=sys.stderr)
+    answer = input("delete them? [y/N] ")
+    return answer.strip().lower() in ("y", "yes")
+
+
+def _delete(settings: Settings, args: argparse.Namespace) -> int:
+    _configure_logging(settings)
+    confirm = (lambda _plan: True) if args.yes else _ask
+    outcome = asyncio.run(delete_from_index(settings, _selection(args), confirm))
+    if outcome.plan.empty:
+        print("pacs delete: nothing in the index matches", file=sys.stderr)
+        return EXIT_FINDINGS
+    if outcome.removed is None:
+        print("nothing deleted", file=sys.stderr)
+        return EXIT_NOT_CONFIRMED
+    removed = outcome.removed
+    print(
+        f"deleted from the index: {_plural(removed.patients, 'patient')}, "
+        f"{_plural(removed.studies, 'study')}, {_plural(removed.series, 'series')}, "
+        f"{_plural(removed.instances, 'instance')}; their files go at the next pacs gc"
+    )
+    return 0
+
+
 # Admin commands by name: each runs with the loaded settings and its parsed arguments.
 ADMIN_COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "verify": lambda settings, args: _verify(settings, args.sample, args.json),
     "gc": lambda settings, args: _gc(settings, args.dry_run, args.json),
+    "delete": _delete,
 }
 
 
