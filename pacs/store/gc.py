@@ -65,11 +65,16 @@ class BlobSweeper:
 
     def take_away(self, sha256: str) -> bool:
         """Move a blob from its address into `.gc/`; False when it is not stored."""
-        try:
-            os.replace(self._store.path_of(sha256), self._holding / sha256)
-        except FileNotFoundError:
-            return False
-        return True
+        for _ in range(2):
+            try:
+                os.replace(self._store.path_of(sha256), self._holding / sha256)
+            except FileNotFoundError:
+                if self._holding.is_dir():
+                    return False
+                self._holding.mkdir(exist_ok=True)
+                continue
+            return True
+        return False
 
     def age(self, sha256: str) -> float | None:
         """Seconds since a taken-away blob was last written or deduplicated onto."""
