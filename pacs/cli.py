@@ -274,7 +274,10 @@ def gc_summary(report: GcReport) -> Iterator[str]:
         f"{report.instances_indexed} instances indexed, {report.blobs_stored} blobs stored, "
         f"{report.unreferenced} unreferenced, in {report.seconds:.2f} s"
     )
-    yield f"{verb} {report.blobs_removed} blobs ({report.bytes_removed / 1e6:.1f} MB)"
+    if report.dry_run:
+        yield f"would remove {report.blobs_removed} blobs"
+    else:
+        yield f"removed {report.blobs_removed} blobs ({report.bytes_removed / 1e6:.1f} MB)"
     yield (
         f"kept {report.kept_young} written within the last hour, "
         f"{report.kept_referenced} referenced meanwhile"

@@ -83,7 +83,7 @@ class GcReport:
     blobs_stored: int = 0
     unreferenced: int = 0  # stored, and no instance referenced them when listed
     blobs_removed: int = 0  # with --dry-run: that would be removed
-    bytes_removed: int = 0
+    bytes_removed: int = 0  # not measured with --dry-run
     kept_young: int = 0  # unreferenced, but written or deduplicated onto within GRACE
     kept_referenced: int = 0  # referenced by the time they were looked at again
     staging_removed: int = 0

@@ -3,6 +3,8 @@
 import asyncio
 import json
 import os
+import pty
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from tests.integration.test_gc import (
     rehashes,
     run_pacs,
 )
+from tests.integration.test_verify import _read_all
 
 STUDY_ROOT = "1.2.840.10008.5.1.4.1.2.2.1"
 
@@ -225,3 +228,39 @@ async def test_stores_into_a_study_being_deleted_are_kept(start_pacs: StartPacs)
         NumberOfSeriesRelatedInstances="",
     )
     assert [int(m.NumberOfSeriesRelatedInstances) for m in series_matches] == [len(left)]
+
+
+async def test_delete_asks_on_a_terminal_and_goes_ahead_on_yes(start_pacs: StartPacs) -> None:
+    pacs = await start_pacs()
+    assert pacs.directory is not None
+    kept, deleted = make_instance(), make_instance(PatientID="P-9")
+    assert await asyncio.to_thread(scu.store, pacs, [kept, deleted]) == [0, 0]
+    terminal, user = pty.openpty()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "pacs",
+        "delete",
+        "--config",
+        str(pacs.directory / "pacs.toml"),
+        "--patient",
+        "P-9",
+        stdin=user,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=user,
+    )
+    os.close(user)
+    try:
+        os.write(terminal, b"y\n")
+        reading = asyncio.create_task(asyncio.to_thread(_read_all, terminal))
+        out, _ = await process.communicate()
+        asked = await reading
+    finally:
+        os.close(terminal)
+
+    assert process.returncode == 0, asked
+    assert "about to delete from the index: 1 instance in 1 series of 1 study" in asked
+    assert "Doe" not in asked
+    assert "deleted from the index: 1 patient, 1 study" in out.decode()
+    assert await _studies(pacs, "P-9") == {}
+    assert len(await _studies(pacs, kept.PatientID)) == 1
