@@ -166,8 +166,8 @@ def _upgrade(settings: Settings) -> int:
 
 
 class _ProgressBar:
-    """The bytes re-hashed so far as a tqdm bar on stderr; tqdm draws none when stderr is
-    not a terminal, so logs and pipes stay clean."""
+    """Progress as a tqdm bar on stderr (bytes re-hashed by default); tqdm draws none when
+    stderr is not a terminal, so logs and pipes stay clean."""
 
     def __init__(self, desc: str = "re-hashing", unit: str = "B") -> None:
         self._bar: tqdm[Never] | None = None
@@ -294,14 +294,20 @@ def _gc(settings: Settings, dry_run: bool, as_json: bool) -> int:
     _configure_logging(settings)
     with _ProgressBar("scanning", "dir") as bar:
         report = asyncio.run(collect_garbage(settings, dry_run=dry_run, progress=bar))
-    log.info(
-        "gc%s: %d blobs (%d bytes) and %d staging files %s",
-        " --dry-run" if dry_run else "",
-        report.blobs_removed,
-        report.bytes_removed,
-        report.staging_removed,
-        "would go" if dry_run else "removed",
-    )
+    if dry_run:
+        log.info(
+            "gc --dry-run: %d blobs and %d staging files would go",
+            report.blobs_removed,
+            report.staging_removed,
+        )
+    else:
+        log.info(
+            "gc: removed %d blobs (%d bytes) and %d staging files (%d bytes)",
+            report.blobs_removed,
+            report.bytes_removed,
+            report.staging_removed,
+            report.staging_bytes_removed,
+        )
     if as_json:
         print(json.dumps(report.as_json(), indent=2))
     else:

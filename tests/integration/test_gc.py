@@ -1,11 +1,15 @@
 """`pacs gc` against a real server's index and store, on SQLite and PostgreSQL."""
 
 import asyncio
+import fcntl
 import hashlib
 import json
 import os
+import pty
 import shutil
+import struct
 import sys
+import termios
 import threading
 import time
 from pathlib import Path
@@ -22,6 +26,7 @@ from pacs.threads import ThreadPools
 from tests.conftest import make_instance
 from tests.integration import scu
 from tests.integration.conftest import PacsAddress, StartPacs
+from tests.integration.test_verify import _read_all
 
 TWO_HOURS_AGO = time.time() - 7200
 
@@ -199,3 +204,33 @@ async def test_blobs_deduplicated_onto_while_gc_runs_are_kept(
     assert sorted(removed) == sorted(set(removed))
     assert set(removed) >= {made[ds.SOPInstanceUID] for ds in never_stored}
     assert len(reports) > 2  # collections ran while the stores went on
+
+
+async def test_gc_draws_a_progress_bar_on_a_terminal(start_pacs: StartPacs) -> None:
+    pacs = await start_pacs()
+    assert pacs.directory is not None
+    assert await asyncio.to_thread(scu.store, pacs, [make_instance()]) == [0]
+    terminal, stderr = pty.openpty()
+    # A new pseudo-terminal is 0 columns wide, too narrow for any bar: make it 80.
+    fcntl.ioctl(stderr, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "pacs",
+        "gc",
+        "--config",
+        str(pacs.directory / "pacs.toml"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=stderr,
+    )
+    os.close(stderr)
+    try:
+        reading = asyncio.create_task(asyncio.to_thread(_read_all, terminal))
+        out, _ = await process.communicate()
+        drawn = await reading
+    finally:
+        os.close(terminal)
+
+    assert process.returncode == 0, drawn
+    assert "scanning" in drawn
+    assert "scanning" not in out.decode()
