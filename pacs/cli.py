@@ -333,7 +333,7 @@ def describe(plan: DeletionPlan) -> str:
     """What a deletion plan removes, in counts (no patient data)."""
     whole = sum(study.whole for study in plan.studies)
     return (
-        f"{_plural(len(plan.instance_ids), 'instance')} in {_plural(plan.series, 'series')} "
+        f"{_plural(len(plan.instance_uids), 'instance')} in {_plural(plan.series, 'series')} "
         f"of {_plural(len(plan.studies), 'study')} ({whole} whole) "
         f"of {_plural(plan.patients, 'patient')}"
     )

@@ -13,10 +13,11 @@ patient removed meanwhile is refused by the foreign key and redone record by rec
 """
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import TypeVar
 
 from sqlalchemy import delete, exists, func, join, select, update
 from sqlalchemy.engine import Connection, Row
@@ -67,14 +68,14 @@ class DeletionPlan:
     """The instance rows a selection names, and what holds them. No patient names."""
 
     selection: Selection
-    instance_ids: tuple[int, ...]
+    instance_uids: tuple[str, ...]
     series: int
     studies: tuple[PlannedStudy, ...]
     patients: int
 
     @property
     def empty(self) -> bool:
-        return not self.instance_ids
+        return not self.instance_uids
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +90,7 @@ class Removed:
 
 _ROWS = (
     select(
-        Instance.id,
+        Instance.sop_instance_uid,
         Instance.sop_class_uid,
         Series.id,
         Study.id,
@@ -112,6 +113,7 @@ _WHERE = {
     ),
 }
 _WRITE = {SQLITE_BEGIN: "IMMEDIATE"}
+T = TypeVar("T")
 
 
 class Deletions:
@@ -168,7 +170,7 @@ async def _instances_per_study(conn: AsyncConnection, study_ids: Sequence[int]) 
 
 def _plan(
     selection: Selection,
-    rows: Sequence[Row[int, str, int, int, str, int, str]],
+    rows: Sequence[Row[str, str, int, int, str, int, str]],
     totals: dict[int, int],
 ) -> DeletionPlan:
     per_study: dict[int, tuple[str, str, Counter[str]]] = {}
@@ -187,8 +189,8 @@ def _plan(
         )
         for study_id, (uid, patient_id, classes) in sorted(per_study.items(), key=lambda i: i[1][0])
     )
-    ids = tuple(sorted(int(row[0]) for row in rows))
-    return DeletionPlan(selection, ids, len(series), studies, len(patients))
+    uids = tuple(sorted(str(row[0]) for row in rows))
+    return DeletionPlan(selection, uids, len(series), studies, len(patients))
 
 
 def _remove(conn: Connection, plan: DeletionPlan) -> Removed:
@@ -202,24 +204,28 @@ def _remove(conn: Connection, plan: DeletionPlan) -> Removed:
             study_ids.append(study.id)
     series_ids: set[int] = set()
     instances = 0
-    for start in range(0, len(plan.instance_ids), CHUNK):
-        chunk = plan.instance_ids[start : start + CHUNK]
-        series_ids.update(
-            conn.execute(select(Instance.series_fk).where(Instance.id.in_(chunk))).scalars()
-        )
-        instances += conn.execute(delete(Instance).where(Instance.id.in_(chunk))).rowcount
-    series = _prune_series(conn, sorted(series_ids))
+    # By UID: a row id SQLite gave a deleted row may be given again to a new one.
+    for chunk in _chunks(plan.instance_uids):
+        planned = Instance.sop_instance_uid.in_(chunk)
+        series_ids.update(conn.execute(select(Instance.series_fk).where(planned)).scalars())
+        instances += conn.execute(delete(Instance).where(planned)).rowcount
+    series = sum(_prune_series(conn, chunk) for chunk in _chunks(sorted(series_ids)))
     patient_ids = set(
         conn.execute(select(Study.patient_fk).where(Study.id.in_(study_ids))).scalars()
     )
-    studies = _prune_studies(conn, study_ids)
+    studies = sum(_prune_studies(conn, chunk) for chunk in _chunks(study_ids))
     patients = 0
     for patient_id in sorted(patient_ids):
         patients += _remove_patient_if_empty(conn, patient_id)
     return Removed(instances, series, studies, patients)
 
 
-def _prune_series(conn: Connection, series_ids: list[int]) -> int:
+def _chunks(values: Sequence[T]) -> Iterator[Sequence[T]]:
+    for start in range(0, len(values), CHUNK):
+        yield values[start : start + CHUNK]
+
+
+def _prune_series(conn: Connection, series_ids: Sequence[int]) -> int:
     """Delete the series left without instances, recount the others; return how many went."""
     has_instances = exists().where(Instance.series_fk == Series.id)
     removed = conn.execute(delete(Series).where(Series.id.in_(series_ids), ~has_instances)).rowcount
@@ -228,7 +234,7 @@ def _prune_series(conn: Connection, series_ids: list[int]) -> int:
     return int(removed)
 
 
-def _prune_studies(conn: Connection, study_ids: list[int]) -> int:
+def _prune_studies(conn: Connection, study_ids: Sequence[int]) -> int:
     """Delete the studies left without series; recount the others and their sets."""
     removed = conn.execute(
         delete(Study).where(Study.id.in_(study_ids), ~exists().where(Series.study_fk == Study.id))

@@ -215,7 +215,7 @@ async def test_stores_into_a_study_being_deleted_are_kept(start_pacs: StartPacs)
         await storing
 
     assert outcome.removed is not None
-    assert outcome.removed.instances == len(planned[0].instance_ids) >= 20
+    assert outcome.removed.instances == len(planned[0].instance_uids) >= 20
     left = [ds for ds in acknowledged if await pacs.app.index.get_instance(ds.SOPInstanceUID)]
     assert len(left) == len(acknowledged) - outcome.removed.instances
     assert len(left) >= 6
