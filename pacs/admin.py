@@ -4,16 +4,26 @@ A sibling of `pacs.app` (which builds the running server): an admin command open
 index and the store itself, beside a `pacs serve` that may be running on them.
 """
 
+import contextlib
+import getpass
 import os
+import socket
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
+from pacs.archive.deletion import Confirm, DeleteOutcome, delete
+from pacs.archive.gc import GcReport, collect
 from pacs.archive.verify import Progress, VerifyReport, verify
+from pacs.audit.events import Node
+from pacs.audit.trail import build_auditor
 from pacs.config import Settings
 from pacs.errors import StartupError, StoreUnavailable
-from pacs.index.engine import PoolLimits, check_connection, create_engine, sqlite_file
+from pacs.index.deletion import Deletions, Selection
+from pacs.index.engine import AsyncEngine, PoolLimits, check_connection, create_engine, sqlite_file
 from pacs.index.inventory import Inventory
 from pacs.index.schema import check_schema
 from pacs.store.blobstore import FileBlobStore
+from pacs.store.gc import BlobSweeper
 from pacs.store.listing import StoreListing
 from pacs.threads import ThreadPools
 
@@ -56,3 +66,76 @@ async def verify_archive(
             )
     finally:
         await engine.dispose()
+
+
+# --- pacs gc, pacs delete ---------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def _existing_index(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    """An engine on the index database as it is (nothing created or migrated), disposed after.
+
+    StartupError when the store root or the database cannot be opened, SchemaError when
+    the database is not at this pacs's schema.
+    """
+    storage, database = settings.storage, settings.database
+    if not storage.root.is_dir():
+        raise StartupError("[storage] root", f"{storage.root} is not a directory")
+    if (path := sqlite_file(database.url)) is not None and not path.is_file():
+        raise StartupError(database.url_source, f"the SQLite database {path} does not exist")
+    engine = create_engine(database.url, PoolLimits(connect_timeout=database.connect_timeout))
+    try:
+        try:
+            await check_connection(engine)
+        except StoreUnavailable as exc:
+            raise StartupError(database.url_source, str(exc)) from exc
+        await check_schema(engine)
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+async def collect_garbage(
+    settings: Settings, *, dry_run: bool = False, progress: Progress | None = None
+) -> GcReport:
+    """`pacs gc`: remove unreferenced blobs and stale staging files (see `pacs.archive.gc`).
+
+    StoreUnavailable when another `pacs gc` is running on the same store.
+    """
+    async with _existing_index(settings) as engine:
+        with ThreadPools() as pools:
+            store = FileBlobStore(settings.storage.root, commits=pools.store_commits)
+            sweeper = BlobSweeper(store)
+            with sweeper.exclusive():
+                return await collect(
+                    Inventory(engine),
+                    StoreListing(store),
+                    sweeper,
+                    dry_run=dry_run,
+                    progress=progress,
+                )
+
+
+def _operator() -> Node:
+    """Who runs the command, for the audit trail: the login name on this host."""
+    try:
+        user = getpass.getuser()
+    except OSError:  # no name for this uid (a container)
+        user = str(os.getuid())
+    return Node(user, socket.gethostname())
+
+
+async def delete_from_index(
+    settings: Settings, selection: Selection, confirm: Confirm
+) -> DeleteOutcome:
+    """`pacs delete`: remove what `selection` names from the index, once `confirm` agrees.
+
+    Audited through [audit] like the server's own events.
+    """
+    async with _existing_index(settings) as engine:
+        auditor = build_auditor(settings.audit, settings.server.ae_title)
+        auditor.start()
+        try:
+            return await delete(Deletions(engine), auditor, _operator(), selection, confirm)
+        finally:
+            await auditor.close()

@@ -19,11 +19,9 @@ from pacs.archive.group_commit import GroupCommit
 from pacs.archive.ingest import Ingest
 from pacs.archive.query import QueryOptions, QueryService
 from pacs.archive.retrieve import RetrieveService
-from pacs.audit.auditor import Auditor
-from pacs.audit.forward import SyslogSink, SyslogTarget
-from pacs.audit.sinks import JsonLinesSink, Sink, SinkUnavailable
+from pacs.audit.sinks import SinkUnavailable
+from pacs.audit.trail import build_auditor
 from pacs.config import Settings, load_settings
-from pacs.config_audit import AuditSettings
 from pacs.errors import ConfigError, StartupError, StoreUnavailable
 from pacs.index.commitments import CommitmentLedger
 from pacs.index.engine import (
@@ -348,20 +346,6 @@ def _bound_subjects(settings: Settings) -> dict[str, str]:
 
 def _access_policy(settings: Settings) -> AccessPolicy:
     return AccessPolicy.build(settings.peers, settings.access.unknown_peers)
-
-
-def build_auditor(settings: AuditSettings, ae_title: str) -> Auditor:
-    """The audit trail's sinks from [audit]: none, the JSON-lines file, syslog, or both."""
-    sinks: list[Sink] = []
-    if settings.file is not None:
-        sinks.append(JsonLinesSink(settings.file))
-    if (address := settings.syslog_address) is not None:
-        tls, host, port = address
-        target = SyslogTarget(
-            host, port, tls, settings.ca_certificates, settings.certificate, settings.private_key
-        )
-        sinks.append(SyslogSink(target, settings.spool))
-    return Auditor(ae_title, sinks)
 
 
 async def open_index(engine: AsyncEngine, settings: Settings) -> None:

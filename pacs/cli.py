@@ -7,26 +7,29 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Never, Self
+from typing import Any, Never, Self
 
 from tqdm import tqdm
 
 import pacs
-from pacs.admin import verify_archive
+from pacs.admin import collect_garbage, delete_from_index, verify_archive
 from pacs.app import run, upgrade_database
+from pacs.archive.gc import GcReport
 from pacs.archive.verify import VerifyReport
 from pacs.config import Settings, check_listen_host, load_settings
 from pacs.errors import ConfigError, PacsError
+from pacs.index.deletion import DeletionPlan, Level, Selection
 
 log = logging.getLogger("pacs")
 
 # Exit statuses; the README's Command line section lists them.
-EXIT_FINDINGS = 1  # `pacs verify` found something wrong
+EXIT_FINDINGS = 1  # `pacs verify` found something wrong; `pacs delete` found nothing to delete
 EXIT_CONFIG = 2  # the configuration file or PACS_DATABASE_URL is invalid
 EXIT_CANNOT_RUN = 3  # something the configuration names cannot be used (port, directory, database)
+EXIT_NOT_CONFIRMED = 4  # `pacs delete` was not confirmed
 EXIT_INTERRUPTED = 130
 
 
@@ -96,6 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument(
         "--json", action="store_true", help="print the report as JSON instead of the summary"
     )
+    _add_gc_and_delete(commands, config_help)
     return parser
 
 
@@ -162,18 +166,19 @@ def _upgrade(settings: Settings) -> int:
 
 
 class _ProgressBar:
-    """The bytes re-hashed so far as a tqdm bar on stderr; tqdm draws none when stderr is
-    not a terminal, so logs and pipes stay clean."""
+    """Progress as a tqdm bar on stderr (bytes re-hashed by default); tqdm draws none when
+    stderr is not a terminal, so logs and pipes stay clean."""
 
-    def __init__(self) -> None:
+    def __init__(self, desc: str = "re-hashing", unit: str = "B") -> None:
         self._bar: tqdm[Never] | None = None
+        self._desc, self._unit = desc, unit
 
     def start(self, total_bytes: int) -> None:
         self._bar = tqdm(
             total=total_bytes,
-            unit="B",
-            unit_scale=True,
-            desc="re-hashing",
+            unit=self._unit,
+            unit_scale=self._unit == "B",
+            desc=self._desc,
             file=sys.stderr,
             disable=None,
             leave=False,
@@ -228,6 +233,148 @@ def _verify(settings: Settings, sample_percent: float, as_json: bool) -> int:
     return 0 if report.ok else EXIT_FINDINGS
 
 
+# --- pacs gc, pacs delete ---------------------------------------------------------------
+
+
+def _add_gc_and_delete(commands: Any, config_help: str) -> None:
+    gc = commands.add_parser(
+        "gc",
+        help="remove blobs no instance references and staging files left by crashes",
+        description="Remove stored blobs that no instance references (replaced duplicates, "
+        "failed or deleted instances) once they are an hour old, and staging files not "
+        "written for 10 minutes. Safe while `serve` runs.",
+    )
+    gc.add_argument("--config", type=Path, help=config_help)
+    gc.add_argument("--dry-run", action="store_true", help="remove nothing; count what would go")
+    gc.add_argument(
+        "--json", action="store_true", help="print the report as JSON instead of the summary"
+    )
+    delete = commands.add_parser(
+        "delete",
+        help="remove a patient, study, series or instance from the index",
+        description="Remove what one option names from the index (their files go at the next "
+        "`pacs gc`), after confirmation on a terminal or with --yes. Safe while `serve` runs.",
+    )
+    delete.add_argument("--config", type=Path, help=config_help)
+    which = delete.add_mutually_exclusive_group(required=True)
+    which.add_argument("--patient", metavar="ID", help="a patient, by Patient ID")
+    which.add_argument("--study", metavar="UID", help="a study, by Study Instance UID")
+    which.add_argument("--series", metavar="UID", help="a series, by Series Instance UID")
+    which.add_argument("--instance", metavar="UID", help="an instance, by SOP Instance UID")
+    delete.add_argument(
+        "--issuer", default="", help="with --patient: its Issuer of Patient ID (default: none)"
+    )
+    delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+
+def gc_summary(report: GcReport) -> Iterator[str]:
+    """The lines `pacs gc` prints."""
+    verb = "would remove" if report.dry_run else "removed"
+    yield (
+        f"{report.instances_indexed} instances indexed, {report.blobs_stored} blobs stored, "
+        f"{report.unreferenced} unreferenced, in {report.seconds:.2f} s"
+    )
+    if report.dry_run:
+        yield f"would remove {report.blobs_removed} blobs"
+    else:
+        yield f"removed {report.blobs_removed} blobs ({report.bytes_removed / 1e6:.1f} MB)"
+    yield (
+        f"kept {report.kept_young} written within the last hour, "
+        f"{report.kept_referenced} referenced meanwhile"
+    )
+    yield (
+        f"{verb} {report.staging_removed} staging files "
+        f"({report.staging_bytes_removed / 1e6:.1f} MB); {report.staging_in_progress} in use"
+    )
+    if report.leftovers_put_back:
+        yield f"put back {report.leftovers_put_back} blobs an interrupted gc had taken away"
+
+
+def _gc(settings: Settings, dry_run: bool, as_json: bool) -> int:
+    _configure_logging(settings)
+    with _ProgressBar("scanning", "dir") as bar:
+        report = asyncio.run(collect_garbage(settings, dry_run=dry_run, progress=bar))
+    if dry_run:
+        log.info(
+            "gc --dry-run: %d blobs and %d staging files would go",
+            report.blobs_removed,
+            report.staging_removed,
+        )
+    else:
+        log.info(
+            "gc: removed %d blobs (%d bytes) and %d staging files (%d bytes)",
+            report.blobs_removed,
+            report.bytes_removed,
+            report.staging_removed,
+            report.staging_bytes_removed,
+        )
+    if as_json:
+        print(json.dumps(report.as_json(), indent=2))
+    else:
+        print("\n".join(gc_summary(report)))
+    return 0
+
+
+def _selection(args: argparse.Namespace) -> Selection:
+    for level in Level:
+        if (key := getattr(args, level.value)) is not None:
+            return Selection(level, key, args.issuer if level is Level.PATIENT else "")
+    raise AssertionError("argparse requires one of the levels")
+
+
+_PLURALS = {"patient": "patients", "study": "studies", "series": "series", "instance": "instances"}
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun if count == 1 else _PLURALS[noun]}"
+
+
+def describe(plan: DeletionPlan) -> str:
+    """What a deletion plan removes, in counts (no patient data)."""
+    whole = sum(study.whole for study in plan.studies)
+    return (
+        f"{_plural(len(plan.instance_uids), 'instance')} in {_plural(plan.series, 'series')} "
+        f"of {_plural(len(plan.studies), 'study')} ({whole} whole) "
+        f"of {_plural(plan.patients, 'patient')}"
+    )
+
+
+def _ask(plan: DeletionPlan) -> bool:
+    if not sys.stdin.isatty():
+        print("pacs delete: not confirmed (no terminal to ask on; pass --yes)", file=sys.stderr)
+        return False
+    print(f"about to delete from the index: {describe(plan)}", file=sys.stderr)
+    answer = input("delete them? [y/N] ")
+    return answer.strip().lower() in ("y", "yes")
+
+
+def _delete(settings: Settings, args: argparse.Namespace) -> int:
+    _configure_logging(settings)
+    confirm = (lambda _plan: True) if args.yes else _ask
+    outcome = asyncio.run(delete_from_index(settings, _selection(args), confirm))
+    if outcome.plan.empty:
+        print("pacs delete: nothing in the index matches", file=sys.stderr)
+        return EXIT_FINDINGS
+    if outcome.removed is None:
+        print("nothing deleted", file=sys.stderr)
+        return EXIT_NOT_CONFIRMED
+    removed = outcome.removed
+    print(
+        f"deleted from the index: {_plural(removed.patients, 'patient')}, "
+        f"{_plural(removed.studies, 'study')}, {_plural(removed.series, 'series')}, "
+        f"{_plural(removed.instances, 'instance')}; their files go at the next pacs gc"
+    )
+    return 0
+
+
+# Admin commands by name: each runs with the loaded settings and its parsed arguments.
+ADMIN_COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
+    "verify": lambda settings, args: _verify(settings, args.sample, args.json),
+    "gc": lambda settings, args: _gc(settings, args.dry_run, args.json),
+    "delete": _delete,
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; the exit status is 0 on success, else one of EXIT_*."""
     args = _parser().parse_args(argv)
@@ -238,8 +385,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(settings, path)
         if args.command == "db":
             return _upgrade(settings)
-        if args.command == "verify":
-            return _verify(settings, args.sample, args.json)
+        if (admin := ADMIN_COMMANDS.get(args.command)) is not None:
+            return admin(settings, args)
         return _check(settings, path)
     except PacsError as exc:
         # One line for the admin; the traceback is for whoever runs at DEBUG.

@@ -19,7 +19,18 @@ from pacs.errors import SchemaError, StoreUnavailable
 from pacs.index.inventory import IndexedBlob, Totals
 from pacs.store.listing import Rehash, StagingFile
 
-__all__ = ["Finding", "FindingKind", "Match", "Progress", "VerifyReport", "merge", "verify"]
+__all__ = [
+    "Finding",
+    "FindingKind",
+    "Match",
+    "Progress",
+    "VerifyReport",
+    "blocking",
+    "index_rows",
+    "merge",
+    "stored_addresses",
+    "verify",
+]
 
 T = TypeVar("T")
 
@@ -111,16 +122,25 @@ async def merge(
             address = await anext(stored, None)
 
 
-async def _rows(catalogue: Catalogue) -> AsyncIterator[IndexedBlob]:
+async def index_rows(catalogue: Catalogue) -> AsyncIterator[IndexedBlob]:
+    """Every instance's file as the index records it, in address order."""
     async for page in catalogue.pages():
         for row in page:
             yield row
 
 
-async def _addresses(holdings: Holdings) -> AsyncIterator[str]:
-    for prefix in await _blocking(holdings.prefixes):
-        for address in await _blocking(holdings.addresses, prefix):
+async def stored_addresses(
+    holdings: Holdings, progress: "Progress | None" = None
+) -> AsyncIterator[str]:
+    """Every stored address in order; `progress` counts the `ab/` directories listed."""
+    prefixes = await blocking(holdings.prefixes)
+    if progress is not None:
+        progress.start(len(prefixes))
+    for prefix in prefixes:
+        for address in await blocking(holdings.addresses, prefix):
             yield address
+        if progress is not None:
+            progress.advance(1)
 
 
 def _stored(holdings: Holdings, addresses: Collection[str]) -> set[str]:
@@ -137,7 +157,7 @@ def _younger(holdings: Holdings, addresses: Collection[str], limit: float) -> se
     return young
 
 
-async def _blocking(function: Callable[..., T], *args: object) -> T:
+async def blocking(function: Callable[..., T], *args: object) -> T:
     """Run a blocking store call in a thread; an OS error means the store cannot be read."""
     try:
         return await asyncio.to_thread(function, *args)
@@ -242,9 +262,9 @@ async def verify(
     run = _Run(holdings, hashing, threads, progress)
     totals = await catalogue.totals()
     progress.start(round(totals.bytes * sample_percent / 100))
-    staging = run.note_staging(await _blocking(holdings.staging))
+    staging = run.note_staging(await blocking(holdings.staging))
     try:
-        async for match in merge(_rows(catalogue), _addresses(holdings)):
+        async for match in merge(index_rows(catalogue), stored_addresses(holdings)):
             run.see(match)
             if match.stored and match.instances and _drawn(sample_percent):
                 await run.rehash(match)
@@ -281,9 +301,9 @@ async def _recheck(
     unreferenced = {f.address for f in findings if f.kind is FindingKind.UNREFERENCED}
     missing = {f.address for f in findings if f.kind is FindingKind.MISSING}
     now_referenced = await catalogue.referenced(unreferenced | missing)
-    now_stored = await _blocking(_stored, holdings, missing)
+    now_stored = await blocking(_stored, holdings, missing)
     # Gone since (collected), or young enough to be a store whose index write is under way.
-    young = await _blocking(_younger, holdings, unreferenced - now_referenced, STALE_AGE)
+    young = await blocking(_younger, holdings, unreferenced - now_referenced, STALE_AGE)
 
     def still_wrong(finding: Finding) -> bool:
         if finding.kind is FindingKind.UNREFERENCED:

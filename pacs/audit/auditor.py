@@ -273,3 +273,14 @@ class Auditor:
             studies=(study,),
             description=description,
         )
+
+    def instances_deleted(self, requestor: Node, study: StudyObject, description: str = "") -> None:
+        """Some of a study's instances removed (PS3.15 A.5.3.2, action Delete)."""
+        self._event(
+            EventKind.INSTANCES_ACCESSED,
+            Action.DELETE,
+            Outcome.SUCCESS,
+            participants=(Participant(requestor, None, True), self._us(None)),
+            studies=(study,),
+            description=description,
+        )

@@ -27,6 +27,7 @@ from pacs.index.transactions import (
     WriteTransactions,
 )
 from pacs.index.upsert import add_batch, lock_order
+from pacs.index.upsert_sql import ParentRemoved
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,10 @@ class Index:
         for attempt in range(1, _ATTEMPTS + 1):
             try:
                 return await self._add_batch(records, policy, files_stored, isolate)
+            except ParentRemoved as exc:
+                if attempt == _ATTEMPTS:
+                    raise
+                log.info("index batch attempt %d: %s; retrying", attempt, exc)
             except DBAPIError as exc:
                 if attempt == _ATTEMPTS or not _is_transient(exc):
                     raise

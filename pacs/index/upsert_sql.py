@@ -216,9 +216,17 @@ def insert_instances(conn: Connection, rows: list[dict[str, Any]]) -> set[str]:
     return {uid for (uid,) in execute_each(conn, INSERT_NEW[conn.dialect.name][Instance], rows)}
 
 
+class ParentRemoved(Exception):
+    """A study the batch read was deleted before the batch could lock it (`pacs delete`
+    committed in between, PostgreSQL): the batch is to run again from its reads."""
+
+
 def lock_study(conn: Connection, study_id: int) -> LockedStudy:
     """Lock a study row until commit (PostgreSQL); return its sets and its patient."""
-    ((modalities, sop_classes, *patient),) = execute(conn, LOCK_STUDY, {"b_id": study_id})
+    rows = execute(conn, LOCK_STUDY, {"b_id": study_id})
+    if not rows:
+        raise ParentRemoved(f"study row {study_id} was deleted")
+    ((modalities, sop_classes, *patient),) = rows
     return LockedStudy(modalities, sop_classes, PatientColumns(*patient))
 
 

@@ -202,6 +202,24 @@ class FileBlobStore:
         self._made_dirs.add(final.parent.parent.name + prefix)
 
 
+def _freshen(blob: Path) -> bool:
+    """Set an existing blob's modification time to now; False when there is none.
+
+    Deduplicating onto a blob claims it for an index row about to be written: `pacs gc`
+    spares a blob modified within its grace period (`pacs.archive.gc` has the argument).
+    One call both checks and claims, so no collection can fall between the two.
+    """
+    try:
+        os.utime(blob)
+    except FileNotFoundError:
+        return False
+    except PermissionError:
+        # Not pacs's own file (copied in by another user): the caller's rename puts a
+        # new copy in its place, whose time is as recent as a touch would make it.
+        return False
+    return True
+
+
 def _make_parent_dirs(path: Path, fsync: bool) -> None:
     """Create a blob's `ab/` and `ab/cd/` directories, syncing each new entry's parent."""
     for directory in (path.parent.parent, path.parent):
@@ -365,7 +383,7 @@ class BlobWriter:
         self._file.close()
         ref = BlobRef(self._digest.hexdigest(), self._size)
         final = self._store.path_of(ref.sha256)
-        if final.is_file():
+        if _freshen(final):
             self._staging_path.unlink()
         else:
             self._store.rename_into_place(self._staging_path, final)

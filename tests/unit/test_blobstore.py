@@ -1,6 +1,8 @@
 """FileBlobStore: streamed writes, content addresses, dedup, discard, verify, space checks."""
 
 import hashlib
+import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -261,3 +263,18 @@ def test_spare_staging_files_removed_with_their_directory_are_not_used(tmp_path:
 
     assert put(store, CONTENT[::-1]).sha256 == hashlib.sha256(CONTENT[::-1]).hexdigest()
     store.close()
+
+
+def test_storing_bytes_already_stored_sets_the_blobs_modification_time(
+    store: FileBlobStore,
+) -> None:
+    put(store, CONTENT)
+    path = store.path_of(DIGEST)
+    an_hour_ago = time.time() - 3600
+    os.utime(path, (an_hour_ago, an_hour_ago))
+    inode = path.stat().st_ino
+
+    put(store, CONTENT)
+
+    assert time.time() - path.stat().st_mtime < 60  # claimed for the coming index row
+    assert path.stat().st_ino == inode  # the same file, not a second copy
