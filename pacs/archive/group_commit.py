@@ -6,7 +6,7 @@ instance and a single association still commits at once.
 """
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any, NamedTuple, Protocol
 
@@ -33,8 +33,15 @@ class InstanceIndex(Protocol):
 class GroupCommit:
     """Batches add_instances calls from concurrent ingests."""
 
-    def __init__(self, index: InstanceIndex, policy: DuplicatePolicy) -> None:
+    def __init__(
+        self,
+        index: InstanceIndex,
+        policy: DuplicatePolicy,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> None:
+        """`on_batch` hears the size of each transaction that committed (the metrics)."""
         self._index = index
+        self._on_batch = on_batch
         self._policy = policy
         self._pending: list[_Waiting] = []
         self._committer: asyncio.Task[None] | None = None
@@ -62,6 +69,8 @@ class GroupCommit:
             except Exception as exc:
                 self._pending[:0] = await _fail(batch, exc)
                 continue
+            if self._on_batch is not None:
+                self._on_batch(len(batch))
             for waiting, outcome in zip(batch, outcomes, strict=True):
                 if not waiting.outcome.done():
                     waiting.outcome.set_result(outcome)
