@@ -20,6 +20,7 @@ from pacs.app import run, upgrade_database
 from pacs.archive.verify import VerifyReport
 from pacs.config import Settings, check_listen_host, load_settings
 from pacs.errors import ConfigError, PacsError
+from pacs.log_format import log_handler
 
 log = logging.getLogger("pacs")
 
@@ -132,9 +133,7 @@ class _AlembicSetupAtDebug(logging.Filter):
 
 def _configure_logging(settings: Settings) -> None:
     logging.basicConfig(
-        level=settings.logging.level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+        level=settings.logging.level, handlers=[log_handler(settings.logging.format)]
     )
     logging.getLogger("alembic.runtime.migration").addFilter(_AlembicSetupAtDebug())
 
