@@ -11,7 +11,7 @@ from concurrent.futures import Future
 from typing import Any, NamedTuple, Protocol
 
 from pacs.archive.staged import StagedInstance
-from pacs.index.records import AddOutcome, DuplicatePolicy, InstanceRecord
+from pacs.index.records import AddKind, AddOutcome, DuplicatePolicy, InstanceRecord
 
 MAX_BATCH = 64
 
@@ -37,9 +37,10 @@ class GroupCommit:
         self,
         index: InstanceIndex,
         policy: DuplicatePolicy,
-        on_batch: Callable[[int], None] | None = None,
+        on_batch: Callable[[int, int], None] | None = None,
     ) -> None:
-        """`on_batch` hears the size of each transaction that committed (the metrics)."""
+        """`on_batch` hears, for each transaction that committed, how many instances it
+        had and how many of them were new to the index (the metrics)."""
         self._index = index
         self._on_batch = on_batch
         self._policy = policy
@@ -70,7 +71,7 @@ class GroupCommit:
                 self._pending[:0] = await _fail(batch, exc)
                 continue
             if self._on_batch is not None:
-                self._on_batch(len(batch))
+                self._on_batch(len(batch), sum(o.kind == AddKind.STORED for o in outcomes))
             for waiting, outcome in zip(batch, outcomes, strict=True):
                 if not waiting.outcome.done():
                     waiting.outcome.set_result(outcome)

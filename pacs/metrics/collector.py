@@ -50,7 +50,9 @@ class ArchiveCollector(Collector):
             durations.add_metric([metrics.operation_name(command)], buckets, histogram.total)
         yield durations
         yield CounterMetricFamily(
-            "pacs_stored_bytes", "Bytes of instances stored by C-STORE", metrics.stored_bytes
+            "pacs_stored_bytes",
+            "Bytes of the files C-STORE added (not counting content already stored)",
+            metrics.stored_bytes,
         )
         yield CounterMetricFamily(
             "pacs_sent_bytes", "Bytes of instances sent by C-GET and C-MOVE", metrics.sent_bytes

@@ -2,8 +2,10 @@
 
 These cost a query or a system call, so they are taken once per scrape rather than kept
 up to date on every operation. The instance count is a COUNT over the whole instance
-table: it is taken again only when something was stored since, or when it is older than
-RECOUNT_AFTER (other processes, `pacs delete` or `pacs import`, change it too).
+table, which on a large PostgreSQL index reads the whole table: it is taken at the first
+scrape and again when older than RECOUNT_AFTER; in between, the instances this process
+added since are added to it. Other processes (`pacs delete`, `pacs import`) change the
+index too: their changes show at the next recount.
 """
 
 import asyncio
@@ -16,7 +18,7 @@ from pacs.metrics.recorder import ArchiveMetrics
 
 log = logging.getLogger(__name__)
 
-RECOUNT_AFTER = 60.0  # seconds
+RECOUNT_AFTER = 300.0  # seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +37,8 @@ class ScrapeRefresh:
     def __init__(self, metrics: ArchiveMetrics, probes: Probes) -> None:
         self._metrics = metrics
         self._probes = probes
-        self._counted: tuple[float, int] | None = None  # (when, stored_bytes then)
+        # When the last count was taken, what it was, and instances_added then.
+        self._counted: tuple[float, int, int] | None = None
 
     async def __call__(self) -> None:
         gauges = self._metrics.gauges
@@ -52,29 +55,20 @@ class ScrapeRefresh:
             for state in ("pending", "undeliverable"):
                 gauges[f"commitments_{state}"] = states.get(state, 0)
 
-    async def _measure(self, name: str, probe: Callable[[], Awaitable[float | None]]) -> None:
+    async def _measure(self, name: str, probe: Callable[[], Awaitable[float]]) -> None:
         try:
-            value = await probe()
+            self._metrics.gauges[name] = await probe()
         except Exception as exc:
             self._metrics.gauges.pop(name, None)
             log.warning("metrics: cannot measure %s: %s", name, exc)
-            return
-        if value is not None:
-            self._metrics.gauges[name] = value
 
     async def _free_bytes(self) -> float:
         return await asyncio.to_thread(self._probes.free_bytes)
 
-    async def _instances(self) -> float | None:
-        """A fresh count, or None to keep the last one."""
-        now, stored = time.monotonic(), self._metrics.stored_bytes
-        if (
-            self._counted is not None
-            and self._counted[1] == stored
-            and now - self._counted[0] < RECOUNT_AFTER
-            and "index_instances" in self._metrics.gauges
-        ):
-            return None
-        count = await self._probes.count_instances()
-        self._counted = (now, stored)
-        return count
+    async def _instances(self) -> float:
+        """The last count plus what this process added since, counted again when stale."""
+        now, added = time.monotonic(), self._metrics.instances_added
+        if self._counted is None or now - self._counted[0] >= RECOUNT_AFTER:
+            self._counted = (now, await self._probes.count_instances(), added)
+        _, count, added_then = self._counted
+        return count + added - added_then

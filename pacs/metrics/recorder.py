@@ -84,6 +84,7 @@ class ArchiveMetrics:
         self.associations_accepted = 0
         self.associations_refused = 0
         self.batch_sizes = Histogram(BATCH_BUCKETS)
+        self.instances_added = 0  # new to the index, by this process
         # Measured when Prometheus scrapes (`probes.py`), by name.
         self.gauges: dict[str, float] = {}
 
@@ -100,6 +101,7 @@ class ArchiveMetrics:
     def association_refused(self) -> None:
         self.associations_refused += 1
 
-    def batch_committed(self, size: int) -> None:
-        """One group-commit transaction of `size` instances has committed."""
+    def batch_committed(self, size: int, added: int) -> None:
+        """One group-commit transaction of `size` instances, `added` of them new, committed."""
         self.batch_sizes.observe(size)
+        self.instances_added += added

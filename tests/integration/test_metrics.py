@@ -81,7 +81,8 @@ async def test_a_scrape_counts_stores_finds_gets_and_open_associations(
 
     study = make_instance().StudyInstanceUID
     instances = [make_instance(StudyInstanceUID=study, InstanceNumber=n) for n in (1, 2, 3)]
-    assert await asyncio.to_thread(scu.store, pacs, instances) == [0, 0, 0]
+    again = instances[0]  # the same content again: stored once
+    assert await asyncio.to_thread(scu.store, pacs, [*instances, again]) == [0, 0, 0, 0]
     query = Dataset()
     query.QueryRetrieveLevel = "STUDY"
     query.StudyInstanceUID = study
@@ -98,11 +99,11 @@ async def test_a_scrape_counts_stores_finds_gets_and_open_associations(
     assert content_type.startswith("text/plain; version=0.0.4")
     requests = "pacs_dimse_requests_total"
     ok = "0x0000"
-    assert _value(after, requests, operation="C-STORE", calling_ae="MODALITY", status=ok) == 3
+    assert _value(after, requests, operation="C-STORE", calling_ae="MODALITY", status=ok) == 4
     assert _value(after, requests, operation="C-FIND", calling_ae="WORKSTATION", status=ok) == 1
     assert _value(after, requests, operation="C-GET", calling_ae="GETTER", status=ok) == 1
     durations = "pacs_dimse_request_duration_seconds"
-    for operation, count in (("C-STORE", 3), ("C-FIND", 1), ("C-GET", 1), ("C-MOVE", 0)):
+    for operation, count in (("C-STORE", 4), ("C-FIND", 1), ("C-GET", 1), ("C-MOVE", 0)):
         assert _value(after, f"{durations}_count", operation=operation) == count
         assert _value(after, f"{durations}_bucket", operation=operation, le="+Inf") == count
     assert _value(after, f"{durations}_sum", operation="C-STORE") > 0
@@ -115,7 +116,7 @@ async def test_a_scrape_counts_stores_finds_gets_and_open_associations(
     assert _value(after, "pacs_associations_accepted_total") == 4
     assert _value(after, "pacs_associations_open") == 1
     assert _value(after, "pacs_index_instances") == 3
-    assert _value(after, "pacs_group_commit_batch_size_sum") == 3
+    assert _value(after, "pacs_group_commit_batch_size_sum") == 4
     assert _value(after, "pacs_group_commit_batch_size_count") >= 1
     assert _value(after, "pacs_store_free_bytes") > 0
     assert _value(after, "pacs_commitment_transactions", state="pending") == 0
