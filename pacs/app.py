@@ -38,6 +38,10 @@ from pacs.index.locate import Locator
 from pacs.index.reads import open_reads
 from pacs.index.repository import Index
 from pacs.index.schema import ensure_schema
+from pacs.metrics.collector import build_registry
+from pacs.metrics.endpoint import MetricsEndpoint
+from pacs.metrics.probes import Probes, ScrapeRefresh
+from pacs.metrics.recorder import ArchiveMetrics
 from pacs.net.association import Timeouts
 from pacs.net.commitment_scp import make_commitment_handler
 from pacs.net.commitment_scu import NetReportSender, OpenAssociations
@@ -61,6 +65,7 @@ from pacs.net.get_scp import make_get_handler
 from pacs.net.handlers import Handlers
 from pacs.net.move_scp import make_move_handler
 from pacs.net.negotiation import AcceptorPolicy
+from pacs.net.operation_log import operation_name
 from pacs.net.peers import Destination, Requestor
 from pacs.net.permissions import Gatekeeper, describe
 from pacs.net.server import DimseServer, Listener, TlsListener
@@ -74,6 +79,8 @@ log = logging.getLogger(__name__)
 
 # Seconds running associations get to finish when the server is asked to stop.
 SHUTDOWN_GRACE = 10.0
+# Operations whose durations the metrics keep as histograms.
+TIMED_OPERATIONS = (Command.C_STORE_RQ, Command.C_FIND_RQ, Command.C_MOVE_RQ, Command.C_GET_RQ)
 # Staging files the store keeps created ahead of need: one each for a few associations
 # storing at once (a C-STORE that finds none creates its own).
 SPARE_STAGING_FILES = 4
@@ -122,7 +129,10 @@ class PacsApp:
             min_free_bytes=storage.min_free_bytes,
             spare_files=SPARE_STAGING_FILES,
         )
-        self.commits = GroupCommit(self.index, storage.duplicate_policy)
+        self.metrics = ArchiveMetrics(TIMED_OPERATIONS, operation_name)
+        self.commits = GroupCommit(
+            self.index, storage.duplicate_policy, on_batch=self.metrics.batch_committed
+        )
         self.ingest = Ingest(self.store, self.commits)
         self.queries = QueryService(
             Finder(self.reads),
@@ -154,8 +164,9 @@ class PacsApp:
         )
         self.open_associations = OpenAssociations()
         commitment = settings.commitment
+        ledger = CommitmentLedger(sessions)
         self.commitments = CommitmentService(
-            CommitmentLedger(sessions),
+            ledger,
             self.index,
             self.store,
             NetReportSender(self.open_associations, self.destinations, self.requestor),
@@ -169,6 +180,17 @@ class PacsApp:
         )
         self._worker: asyncio.Task[None] | None = None
         self.server = self._build_server()
+        self.metrics_endpoint: MetricsEndpoint | None = None
+        if (port := settings.metrics.port) is not None:
+            probes = Probes(
+                lambda: self.server.open_associations,
+                self.store.free_bytes,
+                self.index.count_instances,
+                ledger.count_by_state,
+            )
+            refresh = ScrapeRefresh(self.metrics, probes)
+            registry = build_registry(self.metrics)
+            self.metrics_endpoint = MetricsEndpoint(settings.metrics.host, port, registry, refresh)
 
     def _build_server(self) -> DimseServer:
         server = self.settings.server
@@ -217,6 +239,7 @@ class PacsApp:
             auditor=self.auditor,
             gatekeeper=self.gatekeeper,
             tls=self.tls_listener,
+            metrics=self.metrics,
         )
 
     def reload(self) -> None:
@@ -274,6 +297,7 @@ class PacsApp:
             self._start_audit()
             await open_index(self.engine, self.settings)
             await self._listen()
+            await self._start_metrics()
             self._worker = asyncio.create_task(self.commitments.run(), name="commitment worker")
         except BaseException:
             await self.auditor.close()
@@ -281,6 +305,19 @@ class PacsApp:
             raise
         self.auditor.application_started()
         log.info("pacs listening on %s as %s", self._listening(), self.settings.server.ae_title)
+
+    async def _start_metrics(self) -> None:
+        if self.metrics_endpoint is None:
+            return
+        try:
+            await self.metrics_endpoint.start()
+        except OSError as exc:
+            await self.server.stop(0)
+            metrics = self.settings.metrics
+            port_key, host_key = "[metrics] port", "[metrics] host"
+            raise _listen_failure(metrics.host, metrics.port or 0, port_key, exc, host_key) from exc
+        host, port = self.metrics_endpoint.address
+        log.info("metrics at http://%s:%d/metrics", host, port)
 
     def _listening(self) -> str:
         listening = []
@@ -311,6 +348,8 @@ class PacsApp:
         """Refuse new associations, let running ones finish, drain commits, close the index."""
         log.info("pacs stopping: refusing new associations, %.0f s for running ones", grace)
         await self.server.stop(grace)
+        if self.metrics_endpoint is not None:
+            await self.metrics_endpoint.stop()
         if self._worker is not None:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
@@ -361,18 +400,20 @@ async def open_index(engine: AsyncEngine, settings: Settings) -> None:
     await ensure_schema(engine)
 
 
-def _listen_failure(host: str, port: int, port_key: str, exc: OSError) -> StartupError:
-    """Say which of [server] host and `port_key` to fix when a listening socket fails."""
+def _listen_failure(
+    host: str, port: int, port_key: str, exc: OSError, host_key: str = "[server] host"
+) -> StartupError:
+    """Say which of `host_key` and `port_key` to fix when a listening socket fails."""
     address = f"{host}:{port}"
     if isinstance(exc, socket.gaierror):
-        return StartupError("[server] host", f"{host!r} does not resolve ({exc.strerror})")
+        return StartupError(host_key, f"{host!r} does not resolve ({exc.strerror})")
     if exc.errno == errno.EADDRINUSE:
         return StartupError(port_key, f"{address} is already in use by another program")
     if exc.errno == errno.EACCES:
         return StartupError(port_key, f"not permitted to listen on {address}")
     if exc.errno == errno.EADDRNOTAVAIL:
-        return StartupError("[server] host", f"{host} is not an address of this machine")
-    return StartupError("[server] host", f"cannot listen on {address}: {exc.strerror or exc}")
+        return StartupError(host_key, f"{host} is not an address of this machine")
+    return StartupError(host_key, f"cannot listen on {address}: {exc.strerror or exc}")
 
 
 async def upgrade_database(settings: Settings) -> None:

@@ -22,6 +22,7 @@ from pacs.archive.verify import VerifyReport
 from pacs.config import Settings, check_listen_host, load_settings
 from pacs.errors import ConfigError, PacsError
 from pacs.index.deletion import DeletionPlan, Level, Selection
+from pacs.log_format import log_handler
 
 log = logging.getLogger("pacs")
 
@@ -136,9 +137,7 @@ class _AlembicSetupAtDebug(logging.Filter):
 
 def _configure_logging(settings: Settings) -> None:
     logging.basicConfig(
-        level=settings.logging.level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+        level=settings.logging.level, handlers=[log_handler(settings.logging.format)]
     )
     logging.getLogger("alembic.runtime.migration").addFilter(_AlembicSetupAtDebug())
 

@@ -22,6 +22,7 @@ from pacs.config_access import (
     moved_called_ae_check,
 )
 from pacs.config_audit import AUDIT_KEYS, AuditSettings, check_audit
+from pacs.config_metrics import MetricsSettings, check_metrics, metrics_keys
 from pacs.config_tls import (
     TLS_REQUIRED,
     TlsSettings,
@@ -41,6 +42,7 @@ from pacs.index.records import DuplicatePolicy
 DATABASE_URL_VARIABLE = "PACS_DATABASE_URL"
 DATABASE_DRIVERS = ("sqlite+aiosqlite://", "postgresql+asyncpg://")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("text", "json")
 _SQLITE_FILE = Path("data/index.sqlite")
 
 _T = TypeVar("_T")
@@ -110,9 +112,10 @@ class CommitmentSettings:
 
 @dataclass(frozen=True, slots=True)
 class LoggingSettings:
-    """How verbose the log is."""
+    """How verbose the log is, and whether lines are text or JSON objects."""
 
     level: str = "INFO"
+    format: str = "text"
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +147,7 @@ class Settings:
     access: AccessSettings = field(default_factory=AccessSettings)
     tls: TlsSettings | None = None
     audit: AuditSettings = field(default_factory=AuditSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     # What the admin should change in the file although it loaded (deprecated keys).
     warnings: tuple[str, ...] = ()
 
@@ -234,7 +238,7 @@ _KEYS: Mapping[str, Mapping[str, _Parser]] = {
         "max_retry_interval": _seconds,
         "report_deadline": _seconds,
     },
-    "logging": {"level": _one_of(LOG_LEVELS)},
+    "logging": {"level": _one_of(LOG_LEVELS), "format": _one_of(LOG_FORMATS)},
     "peers": {
         "ae_title": _ae_title,
         "host": _text,
@@ -245,6 +249,7 @@ _KEYS: Mapping[str, Mapping[str, _Parser]] = {
     "access": ACCESS_KEYS,
     "audit": AUDIT_KEYS,
     "tls": tls_keys(_integer(0, 65535), _seconds),
+    "metrics": metrics_keys(_integer(0, 65535)),
 }
 _PEER_REQUIRED = ("ae_title", "host", "port")
 
@@ -336,6 +341,9 @@ def _parse_document(document: dict[str, object]) -> Settings:
     if (table := document.get("tls")) is not None:
         tls = _parse_table(TlsSettings, table, "[tls]", _KEYS["tls"], required=TLS_REQUIRED)
     check_tls(tls, peers, server.port)
+    metrics = section(MetricsSettings, "metrics")
+    ports = {"[server] port": server.port, **({"[tls] port": tls.port} if tls else {})}
+    check_metrics(metrics, ports)
     return Settings(
         server=server,
         database=section(DatabaseSettings, "database"),
@@ -348,6 +356,7 @@ def _parse_document(document: dict[str, object]) -> Settings:
         tls=tls,
         warnings=warnings,
         audit=_parse_audit(document.get("audit", {})),
+        metrics=metrics,
     )
 
 

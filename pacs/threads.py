@@ -10,7 +10,9 @@ would block it, into one of these threads:
   staging file and its header parsed (`archive/ingest.py`, about one hop per MiB), a
   retrieve's file reads and transcoding (`archive/retrieve.py`), a commitment's re-hash
   or existence check (`archive/commitment.py`), the store probe at start (`app.py`), and
-  joining the audit sinks at stop (`audit/auditor.py`); also asyncio's own name lookups
+  joining the audit sinks at stop (`audit/auditor.py`), the free space under the store root
+  measured for a metrics scrape (`metrics/probes.py`; the metrics endpoint itself is a
+  server on the loop, `metrics/endpoint.py`); also asyncio's own name lookups
   when an outbound association connects.
 - **pacs-commit** (`store_commits`, 16 threads). One job per blob (`BlobWriter`,
   `store/blobstore.py`): its staging file's fsync, started as soon as its last byte is
@@ -40,7 +42,8 @@ would block it, into one of these threads:
   Started by `Auditor.start()` and joined by `Auditor.close()`, which app.py calls.
 
 Crossings from the loop to these threads: `asyncio.to_thread` in `archive/ingest.py`,
-`archive/retrieve.py`, `archive/commitment.py`, `audit/auditor.py` and `app.py`;
+`archive/retrieve.py`, `archive/commitment.py`, `audit/auditor.py`, `metrics/probes.py`
+and `app.py`;
 `run_in_executor` on the index pools in `index/transactions.py` and `index/reads.py`; a
 queue put in `audit/auditor.py` (`Sink.put`). The store's pool is submitted to from
 worker threads, not from the loop (`BlobWriter`, called by ingest in the default executor).

@@ -6,12 +6,12 @@ instance and a single association still commits at once.
 """
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any, NamedTuple, Protocol
 
 from pacs.archive.staged import StagedInstance
-from pacs.index.records import AddOutcome, DuplicatePolicy, InstanceRecord
+from pacs.index.records import AddKind, AddOutcome, DuplicatePolicy, InstanceRecord
 
 MAX_BATCH = 64
 
@@ -33,8 +33,16 @@ class InstanceIndex(Protocol):
 class GroupCommit:
     """Batches add_instances calls from concurrent ingests."""
 
-    def __init__(self, index: InstanceIndex, policy: DuplicatePolicy) -> None:
+    def __init__(
+        self,
+        index: InstanceIndex,
+        policy: DuplicatePolicy,
+        on_batch: Callable[[int, int], None] | None = None,
+    ) -> None:
+        """`on_batch` hears, for each transaction that committed, how many instances it
+        had and how many of them were new to the index (the metrics)."""
         self._index = index
+        self._on_batch = on_batch
         self._policy = policy
         self._pending: list[_Waiting] = []
         self._committer: asyncio.Task[None] | None = None
@@ -62,6 +70,8 @@ class GroupCommit:
             except Exception as exc:
                 self._pending[:0] = await _fail(batch, exc)
                 continue
+            if self._on_batch is not None:
+                self._on_batch(len(batch), sum(o.kind == AddKind.STORED for o in outcomes))
             for waiting, outcome in zip(batch, outcomes, strict=True):
                 if not waiting.outcome.done():
                     waiting.outcome.set_result(outcome)

@@ -60,6 +60,12 @@ class IngestOutcome:
     study_instance_uid: str = ""
     patient_id: str = ""
 
+    @property
+    def added_bytes(self) -> int:
+        """The file's size when this store made it the instance's current file, else 0
+        (the same content was there already, or the duplicate policy kept the first)."""
+        return self.blob.size if self.kind in (AddKind.STORED, AddKind.REPLACED) else 0
+
 
 @dataclass(slots=True)
 class IngestCounters:

@@ -41,6 +41,7 @@ class DataSetBytes:
     def __init__(self, first: bytes, rest: BinaryIO | None = None) -> None:
         self._first = first
         self._rest = rest
+        self.sent = 0  # bytes handed out by chunks() so far
 
     @classmethod
     def read_stored(cls, stream: BinaryIO) -> "DataSetBytes":
@@ -62,6 +63,7 @@ class DataSetBytes:
         try:
             chunk, self._first = self._first, b""
             while chunk:
+                self.sent += len(chunk)
                 yield chunk
                 rest = self._rest
                 chunk = await asyncio.to_thread(rest.read, CHUNK) if rest is not None else b""

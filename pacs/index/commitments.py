@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -131,3 +131,11 @@ class CommitmentLedger:
         with index_errors():
             async with self._sessionmaker() as session:
                 return (await session.execute(statement)).scalar_one_or_none()
+
+    async def count_by_state(self) -> dict[str, int]:
+        """How many transactions are in each state (for the metrics)."""
+        statement = select(CommitmentRequest.state, func.count()).group_by(CommitmentRequest.state)
+        with index_errors():
+            async with self._sessionmaker() as session:
+                rows = (await session.execute(statement)).all()
+        return {str(state): int(count) for state, count in rows}

@@ -22,6 +22,7 @@ from collections.abc import (
 from dataclasses import dataclass
 
 from pacs.errors import ProtocolError
+from pacs.metrics.recorder import PeerTally
 from pacs.net import status
 from pacs.net.assembly import AcceptedContext, MessageAssembly
 from pacs.net.command_set import encode_command
@@ -36,7 +37,7 @@ from pacs.net.dimse import (
 )
 from pacs.net.handlers import Handlers
 from pacs.net.negotiation import Agreement
-from pacs.net.operation_log import log_association_end, log_operation, operation_name
+from pacs.net.operation_log import finish_operation, log_association_end, operation_name
 from pacs.net.pdu import (
     PDV_HEADER_LENGTH,
     AbortReason,
@@ -130,6 +131,7 @@ class Association:
         self.aborted = False
         self.started = time.monotonic()
         self.operations = 0  # requests answered (acceptor) or made (requestor)
+        self.tally: PeerTally | None = None  # the calling AE's metrics, set by the server
         self._ending: tuple[str, str] | None = None  # how it ended, and why
         self._reader_task = asyncio.create_task(self._read_loop(), name=f"reader {self.peer}")
 
@@ -324,15 +326,27 @@ class Association:
         elements: Mapping[str, object] | None = None,
         *,
         detail: str = "",
+        stored: int = 0,
+        sent: int = 0,
     ) -> None:
         """Answer `request`; a final status is logged as the operation's one line, with
-        `detail` saying what the operation was about (level, destination, counts)."""
+        `detail` saying what the operation was about (level, destination, counts), and
+        counted in the metrics with the bytes of instances it `stored` or `sent`."""
         response = make_response(request.command, status_code, comment, **(elements or {}))
         await self.send(request.context_id, response, identifier)
         if status.is_final(status_code):
             self.operations += 1
             request.answered = True
-            log_operation(self.peer, request, status_code, comment, detail)
+            finish_operation(
+                self.peer,
+                request,
+                status_code,
+                comment,
+                detail,
+                tally=self.tally,
+                stored=stored,
+                sent=sent,
+            )
 
     async def respond_pending(self, request: DimseMessage, identifiers: Sequence[bytes]) -> None:
         """Send a Pending response per identifier, as a C-FIND does per match.

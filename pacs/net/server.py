@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from pacs.audit.auditor import Auditor
+from pacs.metrics.recorder import ArchiveMetrics
 from pacs.net.association import Association, Timeouts
 from pacs.net.handlers import Handlers
 from pacs.net.handshake import accept_association
@@ -52,8 +53,10 @@ class DimseServer:
         auditor: Auditor,
         gatekeeper: Gatekeeper | None = None,
         tls: TlsListener | None = None,
+        metrics: ArchiveMetrics | None = None,
     ) -> None:
         self._auditor = auditor
+        self._metrics = metrics
         self._listener = listener
         self.policy = policy  # replaced on reload; running associations keep their agreement
         self._gatekeeper = gatekeeper
@@ -78,6 +81,11 @@ class DimseServer:
         assert server is not None, "server not started"
         host, port = server.sockets[0].getsockname()[:2]
         return host, port
+
+    @property
+    def open_associations(self) -> int:
+        """Associations being served now (negotiated, not yet ended)."""
+        return len(self._associations)
 
     @property
     def tls_address(self) -> tuple[str, int] | None:
@@ -140,6 +148,12 @@ class DimseServer:
                 auditor=self._auditor,
                 memo=self._negotiations,
             )
+            if self._metrics is not None:
+                if assoc is None:
+                    self._metrics.association_refused()
+                else:
+                    self._metrics.association_accepted()
+                    assoc.tally = self._metrics.peer(assoc.agreement.calling_ae_title)
             if assoc is not None:
                 await self._serve(assoc)
         except Exception:

@@ -47,6 +47,6 @@ def make_store_handler(ingest: Ingest, auditor: Auditor) -> Handler:
         auditor.instance_stored(
             assoc, peer_node(assoc), stored.study_instance_uid, stored.patient_id, sop_class
         )
-        await assoc.respond(request, status.SUCCESS)
+        await assoc.respond(request, status.SUCCESS, stored=stored.added_bytes)
 
     return handle_store

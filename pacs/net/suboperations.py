@@ -43,6 +43,7 @@ class Counts:
     failed: int = 0
     warning: int = 0
     failed_uids: list[str] = field(default_factory=list)
+    bytes_sent: int = 0  # data set bytes of the instances sent, for the metrics
 
     def record(self, code: int, sop_instance_uid: str) -> None:
         """Count one finished sub-operation by the receiver's status."""
@@ -135,8 +136,9 @@ def _store_command(
 
 async def _send_one(
     sender: Association, outgoing: Outgoing, originator: tuple[str, int] | None
-) -> DimseMessage:
-    """Send one instance; return the receiver's response. Raises PacsError when it cannot go."""
+) -> tuple[DimseMessage, int]:
+    """Send one instance; return the receiver's response and the data set bytes sent.
+    Raises PacsError when it cannot go."""
     instance = outgoing.instance
     syntax, data = await outgoing.open()
     try:
@@ -146,7 +148,7 @@ async def _send_one(
         response = await sender.request_final(context_id, command, data.chunks())
     finally:
         data.close()
-    return response
+    return response, data.sent
 
 
 async def send_all(
@@ -174,7 +176,7 @@ async def send_all(
             uid = instance.sop_instance_uid
             transfer.sending(instance.study_instance_uid, instance.patient_id)
             try:
-                response = await _send_one(sender, outgoing, originator)
+                response, nbytes = await _send_one(sender, outgoing, originator)
             except AssociationClosed:
                 raise
             except PacsError as exc:
@@ -182,6 +184,7 @@ async def send_all(
                 code = status.PROCESSING_FAILURE
             else:
                 code = response.status
+                counts.bytes_sent += nbytes
                 if code != status.SUCCESS:
                     _log_refusal(sender, uid, response)
             counts.record(code, uid)
@@ -240,4 +243,6 @@ async def finish(
     data = encode_identifier(failed, request.transfer_syntax) if failed is not None else None
     elements = counts.pending_elements() if cancelled else counts.final_elements()
     detail = f"{detail}, {counts.describe()}"
-    await assoc.respond(request, code, identifier=data, elements=elements, detail=detail)
+    await assoc.respond(
+        request, code, identifier=data, elements=elements, detail=detail, sent=counts.bytes_sent
+    )

@@ -67,6 +67,23 @@ async def test_a_port_in_use_names_server_port(tmp_path: Path) -> None:
     assert f"127.0.0.1:{port} is already in use" in line
 
 
+async def test_a_metrics_port_in_use_names_metrics_port(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = write_config(tmp_path, metrics={"port": port})
+        code, output = await run_pacs("db", "upgrade", "--config", str(config))
+        assert code == 0, output
+
+        code, output = await run_pacs("serve", "--config", str(config))
+
+    assert code == EXIT_CANNOT_RUN
+    line = only_line(output)
+    assert "[metrics] port" in line
+    assert f"127.0.0.1:{port} is already in use" in line
+
+
 @pytest.mark.parametrize("command", ["serve", "config check"])
 async def test_a_host_that_does_not_resolve_is_a_configuration_error(
     tmp_path: Path, command: str

@@ -19,6 +19,7 @@ from pacs.config import (
 )
 from pacs.config_access import AccessSettings
 from pacs.config_audit import AuditSettings
+from pacs.config_metrics import MetricsSettings
 from pacs.errors import ConfigError
 from pacs.index.records import DuplicatePolicy
 
@@ -448,3 +449,35 @@ def test_bad_permission_names_the_key_and_the_reason(
     config_error: Refuse, text: str, expected: str
 ) -> None:
     assert config_error(text) == f"pacs.toml: {expected}"
+
+
+def test_metrics_are_off_by_default_and_served_where_the_table_says(load: Load) -> None:
+    assert load("").metrics == MetricsSettings(host="127.0.0.1", port=None)
+    assert not load("").metrics.enabled
+
+    metrics = load('[metrics]\nhost = "0.0.0.0"\nport = 9112').metrics
+
+    assert metrics == MetricsSettings(host="0.0.0.0", port=9112)
+    assert metrics.enabled
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('[metrics]\nport = "9112"', "[metrics] port: must be an integer from 0 to 65535"),
+        ("[metrics]\nport = 70000", "[metrics] port: must be an integer from 0 to 65535"),
+        ("[metrics]\nprot = 9112", "unknown key [metrics] prot (did you mean port?)"),
+        ('[metrics]\nhost = "0.0.0.0"', "[metrics] host: set port as well to serve metrics"),
+        ("[server]\nport = 104\n[metrics]\nport = 104", "[metrics] port: 104 is already the"),
+        ('[logging]\nformat = "xml"', "[logging] format: must be one of text, json, got 'xml'"),
+    ],
+)
+def test_bad_metrics_or_log_format_names_the_key(
+    config_error: Refuse, text: str, expected: str
+) -> None:
+    assert config_error(text).startswith(f"pacs.toml: {expected}")
+
+
+def test_log_format_is_read_case_insensitively(load: Load) -> None:
+    assert load("").logging.format == "text"
+    assert load('[logging]\nformat = "JSON"').logging.format == "json"
