@@ -1,0 +1,125 @@
+"""One pass over a little-endian data set held in a buffer: completeness and its top level.
+
+The same walk as `pacs.dicom.structure.check_complete` (same refusals, same messages),
+over bytes in memory or a mapped file instead of a file object, and it notes where
+each top-level element before the pixel data sits, so the header's values can be
+read without parsing the data set again.
+"""
+
+import mmap
+import struct
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from pacs.dicom.structure import ITEM, ITEM_END, LONG_VRS, SEQUENCE_END, UNDEFINED
+from pacs.errors import InvalidInstance
+
+Buffer = bytes | memoryview | mmap.mmap
+PIXEL_DATA_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
+_TAG = struct.Struct("<HH")
+_LONG = struct.Struct("<L")
+_SHORT_HEADER = struct.Struct("<HH2sH")  # tag, VR, 2-byte length
+
+
+class Element(NamedTuple):
+    """Where one top-level element's value is; `vr` is None in implicit VR."""
+
+    vr: bytes | None
+    start: int
+    length: int  # UNDEFINED for a delimited value
+
+
+@dataclass(slots=True)
+class TopLevel:
+    """The top-level elements before the pixel data, by tag (the last of a repeated tag)."""
+
+    elements: dict[int, Element] = field(default_factory=dict)
+    ascending: bool = True
+
+
+def _cut_short(size: int) -> InvalidInstance:
+    # ElementReader's file object stands at the end after a short read.
+    return InvalidInstance(f"data set cut short at byte {size}")
+
+
+class _Scanner:
+    def __init__(self, buf: Buffer, implicit: bool) -> None:
+        self.buf = buf
+        self.size = len(buf)
+        self.implicit = implicit
+
+    def header(self, pos: int) -> tuple[int, bytes | None, int, int]:
+        """Tag, VR, value length and where the value starts, of the element at `pos`."""
+        buf, size = self.buf, self.size
+        if pos + 8 <= size and not self.implicit:
+            group, number, vr, length = _SHORT_HEADER.unpack_from(buf, pos)
+            tag = group << 16 | number
+            if group == 0xFFFE:
+                return tag, None, _LONG.unpack_from(buf, pos + 4)[0], pos + 8
+            if vr in LONG_VRS:
+                if pos + 12 > size:
+                    raise _cut_short(size)
+                return tag, vr, _LONG.unpack_from(buf, pos + 8)[0], pos + 12
+            return tag, vr, length, pos + 8
+        if pos + 4 > size:
+            raise _cut_short(size)
+        group, number = _TAG.unpack_from(buf, pos)
+        tag = group << 16 | number
+        if self.implicit or group == 0xFFFE:
+            if pos + 8 > size:
+                raise _cut_short(size)
+            return tag, None, _LONG.unpack_from(buf, pos + 4)[0], pos + 8
+        raise _cut_short(size)  # explicit VR, fewer than 8 bytes left
+
+    def skip(self, pos: int, length: int) -> int:
+        end = pos + length
+        if end > self.size:
+            raise InvalidInstance(
+                f"a value runs {end - self.size} bytes past the end of the data set"
+            )
+        return end
+
+    def top_level(self, pos: int) -> TopLevel:
+        found = TopLevel()
+        elements = found.elements
+        collecting, previous = True, -1
+        while pos < self.size:
+            tag, vr, length, start = self.header(pos)
+            if collecting and tag in PIXEL_DATA_TAGS:
+                collecting = False
+            if collecting:
+                found.ascending = found.ascending and tag > previous
+                previous = tag
+                elements[tag] = Element(vr, start, length)
+            pos = self.items(start) if length == UNDEFINED else self.skip(start, length)
+        return found
+
+    def item(self, pos: int) -> int:
+        """Walk an item of undefined length; where its delimiter ends."""
+        while True:
+            tag, _vr, length, start = self.header(pos)
+            if tag == ITEM_END:
+                return start
+            pos = self.items(start) if length == UNDEFINED else self.skip(start, length)
+
+    def items(self, pos: int) -> int:
+        """Walk a delimited sequence's items; where its delimiter ends."""
+        size = self.size
+        while True:
+            if pos + 8 > size:
+                raise _cut_short(size)
+            group, number = _TAG.unpack_from(self.buf, pos)
+            tag = group << 16 | number
+            length = _LONG.unpack_from(self.buf, pos + 4)[0]
+            pos += 8
+            if tag == SEQUENCE_END:
+                return pos
+            if tag != ITEM:
+                raise InvalidInstance(f"expected an item in a sequence, found tag {tag:08X}")
+            pos = self.item(pos) if length == UNDEFINED else self.skip(pos, length)
+
+
+def scan(buf: Buffer, start: int, implicit: bool) -> TopLevel:
+    """Raise InvalidInstance unless the data set from `start` to the buffer's end is whole;
+    return its top-level elements before the pixel data."""
+    return _Scanner(buf, implicit).top_level(start)

@@ -1,0 +1,203 @@
+"""A received header's level attributes from one walk over its bytes, pydicom where needed.
+
+The index needs each level's DICOM JSON (what `header.split_by_level` builds) after
+the same checks `header.read_header` makes. For data sets in a little-endian,
+not deflated syntax, one walk (`element_scan`) checks completeness and finds the
+top-level elements, and plain values are converted from their bytes
+(`value_json`). When an element needs pydicom (a sequence, a private element
+in implicit VR, text outside ASCII...), the data set is parsed by pydicom too,
+as before, and those elements are converted from it: the result is the same either
+way. Other syntaxes take pydicom's path whole.
+"""
+
+import io
+import mmap
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, BinaryIO
+
+from pydicom.datadict import dictionary_VR
+from pydicom.dataset import Dataset
+from pydicom.uid import UID, AllTransferSyntaxes
+
+from pacs.dicom.element_scan import Buffer, Element, TopLevel, scan
+from pacs.dicom.header import (
+    BINARY_VRS,
+    BULK_THRESHOLD,
+    REQUIRED_TAGS,
+    check_identity,
+    check_uids,
+    element_value,
+    parse_header,
+    placement,
+    read_header,
+    split_by_level,
+)
+from pacs.dicom.levels import QueryLevel
+from pacs.dicom.structure import UNDEFINED
+from pacs.dicom.value_json import ASCII_CHARSETS, JsonElement, value_json
+from pacs.errors import InvalidInstance
+
+Levels = dict[QueryLevel, dict[str, Any]]
+SPECIFIC_CHARACTER_SET = 0x00080005
+SOP_CLASS_UID, SOP_INSTANCE_UID = 0x00080016, 0x00080018
+_SCANNED = frozenset(
+    UID(uid)
+    for uid in AllTransferSyntaxes
+    if UID(uid).is_little_endian and not UID(uid).is_deflated
+)
+# Every VR pydicom knows: anything else in an explicit VR header is left to pydicom whole.
+_VRS = frozenset(
+    {b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO", b"LT"}
+    | {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"PN", b"SH", b"SL", b"SQ", b"SS", b"ST"}
+    | {b"SV", b"TM", b"UC", b"UI", b"UL", b"UN", b"UR", b"US", b"UT", b"UV"}
+)
+_implicit_vrs: dict[int, str | None] = {}
+
+
+def _implicit_vr(tag: int) -> str | None:
+    """The dictionary VR pydicom gives an implicit VR element, or None when it needs more:
+    private elements (their creator decides), unknown tags and ambiguous VRs."""
+    if tag in _implicit_vrs:
+        return _implicit_vrs[tag]
+    vr: str | None = None
+    if not tag >> 16 & 1:
+        try:
+            vr = dictionary_VR(tag)
+        except KeyError:
+            vr = None
+    if vr is not None and " or " in vr:
+        bulk = all(part in BINARY_VRS for part in vr.split(" or "))
+        vr = "OB" if bulk else None  # only its size matters: bulk data is left out
+    if len(_implicit_vrs) < 4096:
+        _implicit_vrs[tag] = vr
+    return vr
+
+
+def _fast_json(buf: Buffer, element: Element, vr: str | None, text: bool) -> JsonElement | None:
+    """The element's JSON; {} for bulk data that is left out; None when pydicom must convert it."""
+    if vr is None or element.length == UNDEFINED:
+        return None
+    if vr in BINARY_VRS:
+        return {} if element.length > BULK_THRESHOLD and vr != "UN" else None
+    return value_json(vr, bytes(buf[element.start : element.start + element.length]), text)
+
+
+def _ascii_text(buf: Buffer, top: TopLevel, implicit: bool) -> bool:
+    charset = top.elements.get(SPECIFIC_CHARACTER_SET)
+    if charset is None:
+        return True
+    if charset.length == UNDEFINED or charset.vr != (None if implicit else b"CS"):
+        return False
+    return bytes(buf[charset.start : charset.start + charset.length]).rstrip(b" ") in ASCII_CHARSETS
+
+
+def _values(buf: Buffer, top: TopLevel, implicit: bool) -> dict[int, JsonElement | None] | None:
+    """Each top-level element's JSON by tag in ascending order, or None for pydicom's path."""
+    text = _ascii_text(buf, top, implicit)
+    values: dict[int, JsonElement | None] = {}
+    tags = top.elements if top.ascending else sorted(top.elements)
+    for tag in tags:
+        element = top.elements[tag]
+        if tag >> 16 == 0xFFFE or (element.vr is not None and element.vr not in _VRS):
+            return None
+        vr = _implicit_vr(tag) if element.vr is None else element.vr.decode()
+        values[tag] = _fast_json(buf, element, vr, text)
+    return values
+
+
+def _missing(buf: Buffer, top: TopLevel) -> list[str]:
+    missing = []
+    for keyword, tag in REQUIRED_TAGS:
+        element = top.elements.get(tag)
+        if element is None or not bytes(buf[element.start : element.start + element.length]).strip(
+            b"\x00 "
+        ):
+            missing.append(keyword)
+    return missing
+
+
+def _single_uid(value: JsonElement | None) -> str | None:
+    if value is None or value.get("vr") != "UI" or len(value.get("Value", ())) != 1:
+        return None
+    return str(value["Value"][0])
+
+
+def _place(values: dict[int, JsonElement | None], dataset: Dataset | None) -> Levels:
+    """Split as `split_by_level` does; elements without a value are converted by pydicom."""
+    parts: Levels = {level: {} for level in QueryLevel}
+    charset = "" if dataset is None else str(dataset.get("SpecificCharacterSet", ""))
+    for tag, found in values.items():
+        value = found
+        if value is None:
+            assert dataset is not None
+            value = _pydicom_json(dataset, tag, charset)
+        if not value:
+            continue
+        json_key, level = placement(tag)
+        if level is None:
+            for part in parts.values():
+                part[json_key] = value
+        else:
+            parts[level][json_key] = value
+    return parts
+
+
+def _pydicom_json(dataset: Dataset, tag: int, charset: str) -> JsonElement:
+    """One element converted as `split_by_level` converts it ({} for bulk data)."""
+    try:
+        return element_value(dataset, dataset.get_item(tag), charset) or {}
+    except Exception as exc:
+        raise InvalidInstance(f"attribute values cannot be decoded: {exc}") from exc
+
+
+def _scanned(
+    buf: Buffer, start: int, implicit: bool, uids: tuple[str, str], fp: BinaryIO
+) -> Levels:
+    """Levels of a data set in `buf` from `start`; `fp` holds the same bytes for pydicom."""
+    top = scan(buf, start, implicit)
+    values = _values(buf, top, implicit)
+    sop_class = _single_uid(values.get(SOP_CLASS_UID)) if values else None
+    sop_instance = _single_uid(values.get(SOP_INSTANCE_UID)) if values else None
+    if values is None or None in values.values() or not sop_class or not sop_instance:
+        fp.seek(start)
+        dataset = parse_header(fp, implicit, little=True)
+        check_identity(dataset, *uids)
+        if values is None:
+            return split_by_level(dataset)
+        return _place(values, dataset)
+    missing = _missing(buf, top)
+    if missing:
+        raise InvalidInstance(f"the data set has no {', '.join(missing)}")
+    check_uids(sop_class, sop_instance, *uids)
+    return _place(values, None)
+
+
+@contextmanager
+def _mapped(fp: BinaryIO) -> Iterator[mmap.mmap]:
+    with mmap.mmap(fp.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+        yield mapped
+
+
+def read_levels(
+    source: bytes | BinaryIO, transfer_syntax: str, sop_class_uid: str, sop_instance_uid: str
+) -> Levels:
+    """Check a received data set and return its attributes per level, as the index keeps them.
+
+    `source` is the data set's bytes, or a file positioned at its start and ending with it.
+    Raises InvalidInstance for a data set that is cut short, cannot be parsed or lacks a
+    required UID, and DataSetMismatch when it is not the announced SOP Instance.
+    """
+    syntax = UID(transfer_syntax)
+    uids = (sop_class_uid, sop_instance_uid)
+    if syntax not in _SCANNED:
+        fp = io.BytesIO(source) if isinstance(source, bytes) else source
+        dataset = read_header(fp, transfer_syntax)
+        check_identity(dataset, *uids)
+        return split_by_level(dataset)
+    implicit = syntax.is_implicit_VR
+    if isinstance(source, bytes):
+        return _scanned(source, 0, implicit, uids, io.BytesIO(source))
+    start = source.tell()
+    with _mapped(source) as mapped:
+        return _scanned(mapped, start, implicit, uids, source)

@@ -1,0 +1,113 @@
+"""The one-walk header path gives what pydicom's path gives: same levels, same refusals."""
+
+import warnings
+from collections.abc import Callable
+from io import BytesIO
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import pytest
+from pydicom.data import get_charset_files, get_testdata_files
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+from benchmarks.dataset import Kind, generate
+from pacs.dicom.header import check_identity, read_header, split_by_level
+from pacs.dicom.header_scan import read_levels
+from pacs.dicom.json_model import dumps
+from pacs.dicom.part10 import seek_data_set
+from pacs.errors import DataSetMismatch, InvalidInstance
+
+FILES = sorted(p for p in {*get_testdata_files(), *get_charset_files()} if Path(p).is_file())
+Outcome = tuple[str, Any]
+
+
+def _announced(data: bytes, syntax: str) -> tuple[str, str]:
+    """The SOP Class and Instance UIDs a sender would announce (what pydicom reads)."""
+    try:
+        dataset = read_header(BytesIO(data), syntax)
+    except Exception:
+        return ("1.2.3", "1.2.3.4")
+    return (str(dataset.get("SOPClassUID", "")), str(dataset.get("SOPInstanceUID", "")))
+
+
+def _outcome(run: Callable[[], dict[Any, dict[str, Any]]]) -> Outcome:
+    """The stored JSON text of each level, or the refusal; warnings are not errors here,
+    as in the server (the test configuration makes them errors)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            levels = run()
+        except InvalidInstance as exc:
+            return (type(exc).__name__, str(exc))
+    return ("levels", {level: dumps(part) for level, part in levels.items()})
+
+
+def _pydicom_path(fp: BinaryIO, syntax: str, uids: tuple[str, str]) -> Outcome:
+    def run() -> dict[Any, dict[str, Any]]:
+        dataset = read_header(fp, syntax)
+        check_identity(dataset, *uids)
+        return split_by_level(dataset)
+
+    return _outcome(run)
+
+
+def _both_paths(data: bytes, syntax: str, tmp_path: Path) -> Outcome:
+    """Run the scan on bytes and on a file (mapped), assert each equals pydicom's path."""
+    uids = _announced(data, syntax)
+    expected = _pydicom_path(BytesIO(data), syntax, uids)
+    assert _outcome(lambda: read_levels(data, syntax, *uids)) == expected
+    path = tmp_path / "instance"
+    path.write_bytes(b"HEAD" + data)  # the data set after other bytes, as in a Part 10 file
+    with path.open("rb") as fp:
+        fp.seek(4)
+        in_file = _pydicom_path(fp, syntax, uids)
+        fp.seek(4)
+        assert _outcome(lambda: read_levels(fp, syntax, *uids)) == in_file
+    return expected
+
+
+def _data_sets(path: str) -> list[tuple[bytes, str]]:
+    """The file's data set and syntax; a file without File Meta Information is tried as both
+    little-endian syntaxes, as a sender could announce either."""
+    raw = Path(path).read_bytes()
+    try:
+        with open(path, "rb") as fp:
+            start = seek_data_set(fp)
+    except ValueError:
+        body = raw[132:] if raw[128:132] == b"DICM" else raw
+        return [(body, ImplicitVRLittleEndian), (body, ExplicitVRLittleEndian)]
+    return [(raw[start.offset :], start.transfer_syntax_uid)]
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda path: Path(path).name)
+def test_scan_equals_pydicom_on_each_test_file(path: str, tmp_path: Path) -> None:
+    for data, syntax in _data_sets(path):
+        _both_paths(data, syntax, tmp_path)
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda path: Path(path).name)
+def test_scan_refuses_what_pydicom_refuses_when_cut_short(path: str, tmp_path: Path) -> None:
+    data, syntax = _data_sets(path)[0]
+    cuts = sorted({len(data) * share // 13 for share in range(1, 13)} | {len(data) - 1})
+    for cut in cuts:
+        _both_paths(data[:cut], syntax, tmp_path)
+
+
+def test_scan_refuses_an_instance_other_than_announced(tmp_path: Path) -> None:
+    path = generate(tmp_path / "small", Kind.SMALL, 1)[0]
+    data, syntax = _data_sets(str(path))[0]
+    sop_class, _ = _announced(data, syntax)
+
+    with pytest.raises(DataSetMismatch) as scanned:
+        read_levels(data, syntax, sop_class, "1.2.3.4")
+    with pytest.raises(DataSetMismatch) as parsed:
+        check_identity(read_header(BytesIO(data), syntax), sop_class, "1.2.3.4")
+
+    assert str(scanned.value) == str(parsed.value)
+
+
+@pytest.mark.parametrize("kind", list(Kind))
+def test_scan_equals_pydicom_on_benchmark_instances(kind: Kind, tmp_path: Path) -> None:
+    for path in generate(tmp_path / kind.value, kind, 3, studies=2, patients=2):
+        data, syntax = _data_sets(str(path))[0]
+        assert _both_paths(data, syntax, tmp_path)[0] == "levels"
