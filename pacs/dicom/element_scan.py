@@ -82,16 +82,34 @@ class _Scanner:
     def top_level(self, pos: int) -> TopLevel:
         found = TopLevel()
         elements = found.elements
+        buf, size, explicit = self.buf, self.size, not self.implicit
         collecting, previous = True, -1
-        while pos < self.size:
-            tag, vr, length, start = self.header(pos)
-            if collecting and tag in PIXEL_DATA_TAGS:
-                collecting = False
+        while pos < size:
+            # The common element header read in line: this loop runs for every element.
+            if explicit and pos + 8 <= size:
+                group, number, vr, length = _SHORT_HEADER.unpack_from(buf, pos)
+                tag = group << 16 | number
+                if group == 0xFFFE or vr in LONG_VRS:
+                    tag, vr, length, start = self.header(pos)
+                else:
+                    start = pos + 8
+            else:
+                tag, vr, length, start = self.header(pos)
             if collecting:
-                found.ascending = found.ascending and tag > previous
-                previous = tag
-                elements[tag] = Element(vr, start, length)
-            pos = self.items(start) if length == UNDEFINED else self.skip(start, length)
+                if tag in PIXEL_DATA_TAGS:
+                    collecting = False
+                else:
+                    found.ascending = found.ascending and tag > previous
+                    previous = tag
+                    elements[tag] = Element(vr, start, length)
+            if length == UNDEFINED:
+                pos = self.items(start)
+            else:
+                pos = start + length
+                if pos > size:
+                    raise InvalidInstance(
+                        f"a value runs {pos - size} bytes past the end of the data set"
+                    )
         return found
 
     def item(self, pos: int) -> int:

@@ -41,17 +41,20 @@ from pacs.errors import InvalidInstance
 Levels = dict[QueryLevel, dict[str, Any]]
 SPECIFIC_CHARACTER_SET = 0x00080005
 SOP_CLASS_UID, SOP_INSTANCE_UID = 0x00080016, 0x00080018
-_SCANNED = frozenset(
-    UID(uid)
+# The syntaxes scanned here, each with whether it is implicit VR: little endian, not deflated.
+_SCANNED = {
+    str(uid): UID(uid).is_implicit_VR
     for uid in AllTransferSyntaxes
     if UID(uid).is_little_endian and not UID(uid).is_deflated
-)
+}
 # Every VR pydicom knows: anything else in an explicit VR header is left to pydicom whole.
-_VRS = frozenset(
-    {b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO", b"LT"}
-    | {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"PN", b"SH", b"SL", b"SQ", b"SS", b"ST"}
-    | {b"SV", b"TM", b"UC", b"UI", b"UL", b"UN", b"UR", b"US", b"UT", b"UV"}
-)
+_VR_NAMES = "AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI"
+_VRS = {vr.encode(): vr for vr in f"{_VR_NAMES} UL UN UR US UT UV".split(" ")}
+# JSON of plain values by VR, bytes and character set: the instances of a series repeat
+# most of their values byte for byte.
+_seen: dict[tuple[str, bytes, bool], JsonElement] = {}
+SEEN_ENTRIES = 8192
+SEEN_VALUE_BYTES = 256
 _implicit_vrs: dict[int, str | None] = {}
 
 
@@ -80,7 +83,16 @@ def _fast_json(buf: Buffer, element: Element, vr: str | None, text: bool) -> Jso
         return None
     if vr in BINARY_VRS:
         return {} if element.length > BULK_THRESHOLD and vr != "UN" else None
-    return value_json(vr, bytes(buf[element.start : element.start + element.length]), text)
+    raw = bytes(buf[element.start : element.start + element.length])
+    key = (vr, raw, text)
+    value = _seen.get(key)
+    if value is None:
+        value = value_json(vr, raw, text)
+        if value is not None and len(raw) <= SEEN_VALUE_BYTES:
+            if len(_seen) >= SEEN_ENTRIES:
+                _seen.clear()
+            _seen[key] = value
+    return value
 
 
 def _ascii_text(buf: Buffer, top: TopLevel, implicit: bool) -> bool:
@@ -99,9 +111,14 @@ def _values(buf: Buffer, top: TopLevel, implicit: bool) -> dict[int, JsonElement
     tags = top.elements if top.ascending else sorted(top.elements)
     for tag in tags:
         element = top.elements[tag]
-        if tag >> 16 == 0xFFFE or (element.vr is not None and element.vr not in _VRS):
+        if element.vr is None:
+            vr = _implicit_vr(tag)
+        else:
+            vr = _VRS.get(element.vr)
+            if vr is None:
+                return None
+        if tag >> 16 == 0xFFFE:
             return None
-        vr = _implicit_vr(tag) if element.vr is None else element.vr.decode()
         values[tag] = _fast_json(buf, element, vr, text)
     return values
 
@@ -188,14 +205,13 @@ def read_levels(
     Raises InvalidInstance for a data set that is cut short, cannot be parsed or lacks a
     required UID, and DataSetMismatch when it is not the announced SOP Instance.
     """
-    syntax = UID(transfer_syntax)
     uids = (sop_class_uid, sop_instance_uid)
-    if syntax not in _SCANNED:
+    implicit = _SCANNED.get(transfer_syntax)
+    if implicit is None:
         fp = io.BytesIO(source) if isinstance(source, bytes) else source
         dataset = read_header(fp, transfer_syntax)
         check_identity(dataset, *uids)
         return split_by_level(dataset)
-    implicit = syntax.is_implicit_VR
     if isinstance(source, bytes):
         return _scanned(source, 0, implicit, uids, io.BytesIO(source))
     start = source.tell()
