@@ -19,6 +19,7 @@ JsonElement = dict[str, Any]
 # Values of these character sets decode ASCII bytes to the same characters.
 ASCII_CHARSETS = frozenset({b"", b"ISO_IR 6", b"ISO_IR 100", b"ISO_IR 192"})
 _PRINTABLE = re.compile(rb"[\x20-\x5b\x5d-\x7e]*")  # ASCII without controls or backslash
+_TEXT = re.compile(rb"[\x20-\x7e\t\n\f\r]*")  # ASCII, lines and tabs
 _NAME = re.compile(rb"[\x21-\x3c\x3e-\x5b\x5d-\x7e]([\x20-\x3c\x3e-\x5b\x5d-\x7e]*[\x21-\x7e])?")
 _NUMBERS = {"US": "H", "SS": "h", "UL": "I", "SL": "i", "FL": "f", "FD": "d"}
 _SIZES = {vr: struct.calcsize("<" + code) for vr, code in _NUMBERS.items()}
@@ -67,6 +68,14 @@ def _short_text(vr: str, raw: bytes, text: bool) -> JsonElement | None:
     if any(len(item) > MAX_VALUE_LEN.get(vr, len(item)) for item in raw.split(b"\\")):
         return None
     return _split(vr, items)
+
+
+def _long_text(vr: str, raw: bytes, text: bool) -> JsonElement | None:
+    # pydicom: one value, backslash included, trailing padding off (values.convert_single_string).
+    stripped = raw.rstrip(b"\x00 ")
+    if not text or not _TEXT.fullmatch(stripped) or len(raw) > MAX_VALUE_LEN.get(vr, len(raw)):
+        return None
+    return {"vr": vr, "Value": [stripped.decode()]} if stripped else {"vr": vr}
 
 
 def _person_name(vr: str, raw: bytes, text: bool) -> JsonElement | None:
@@ -127,6 +136,10 @@ _CONVERTERS: dict[str, _Converter] = {
     "UI": _uid,
     "LO": _short_text,
     "SH": _short_text,
+    "UC": _short_text,
+    "LT": _long_text,
+    "ST": _long_text,
+    "UT": _long_text,
     "PN": _person_name,
     "IS": _integer_string,
     "DS": _decimal_string,
@@ -138,7 +151,7 @@ def value_json(vr: str, raw: bytes, ascii_text: bool) -> JsonElement | None:
     """The element's DICOM JSON as pydicom writes it, or None when pydicom must convert it.
 
     `ascii_text` says that the data set's character set decodes ASCII as ASCII, so
-    that text VRs (SH, LO, PN) holding only ASCII can be read here.
+    that text VRs (SH, LO, UC, LT, ST, UT, PN) holding only ASCII can be read here.
     """
     converter = _CONVERTERS.get(vr)
     return None if converter is None else converter(vr, raw, ascii_text)
