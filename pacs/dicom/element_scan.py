@@ -9,7 +9,6 @@ read without parsing the data set again.
 import mmap
 import struct
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 from pacs.dicom.structure import ITEM, ITEM_END, LONG_VRS, SEQUENCE_END, UNDEFINED
 from pacs.errors import InvalidInstance
@@ -21,12 +20,9 @@ _LONG = struct.Struct("<L")
 _SHORT_HEADER = struct.Struct("<HH2sH")  # tag, VR, 2-byte length
 
 
-class Element(NamedTuple):
-    """Where one top-level element's value is; `vr` is None in implicit VR."""
-
-    vr: bytes | None
-    start: int
-    length: int  # UNDEFINED for a delimited value
+# Where one top-level element's value is: (VR, start, length). The VR is None in implicit
+# VR; the length is UNDEFINED for a delimited value. A plain tuple: one is made per element.
+Element = tuple[bytes | None, int, int]
 
 
 @dataclass(slots=True)
@@ -101,7 +97,7 @@ class _Scanner:
                 else:
                     found.ascending = found.ascending and tag > previous
                     previous = tag
-                    elements[tag] = Element(vr, start, length)
+                    elements[tag] = (vr, start, length)
             if length == UNDEFINED:
                 pos = self.items(start)
             else:

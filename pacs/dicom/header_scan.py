@@ -79,11 +79,12 @@ def _implicit_vr(tag: int) -> str | None:
 
 def _fast_json(buf: Buffer, element: Element, vr: str | None, text: bool) -> JsonElement | None:
     """The element's JSON; {} for bulk data that is left out; None when pydicom must convert it."""
-    if vr is None or element.length == UNDEFINED:
+    _, start, length = element
+    if vr is None or length == UNDEFINED:
         return None
     if vr in BINARY_VRS:
-        return {} if element.length > BULK_THRESHOLD and vr != "UN" else None
-    raw = bytes(buf[element.start : element.start + element.length])
+        return {} if length > BULK_THRESHOLD and vr != "UN" else None
+    raw = bytes(buf[start : start + length])
     key = (vr, raw, text)
     value = _seen.get(key)
     if value is None:
@@ -99,9 +100,10 @@ def _ascii_text(buf: Buffer, top: TopLevel, implicit: bool) -> bool:
     charset = top.elements.get(SPECIFIC_CHARACTER_SET)
     if charset is None:
         return True
-    if charset.length == UNDEFINED or charset.vr != (None if implicit else b"CS"):
+    vr, start, length = charset
+    if length == UNDEFINED or vr != (None if implicit else b"CS"):
         return False
-    return bytes(buf[charset.start : charset.start + charset.length]).rstrip(b" ") in ASCII_CHARSETS
+    return bytes(buf[start : start + length]).rstrip(b" ") in ASCII_CHARSETS
 
 
 def _values(buf: Buffer, top: TopLevel, implicit: bool) -> dict[int, JsonElement | None] | None:
@@ -111,10 +113,10 @@ def _values(buf: Buffer, top: TopLevel, implicit: bool) -> dict[int, JsonElement
     tags = top.elements if top.ascending else sorted(top.elements)
     for tag in tags:
         element = top.elements[tag]
-        if element.vr is None:
+        if element[0] is None:
             vr = _implicit_vr(tag)
         else:
-            vr = _VRS.get(element.vr)
+            vr = _VRS.get(element[0])
             if vr is None:
                 return None
         if tag >> 16 == 0xFFFE:
@@ -127,9 +129,7 @@ def _missing(buf: Buffer, top: TopLevel) -> list[str]:
     missing = []
     for keyword, tag in REQUIRED_TAGS:
         element = top.elements.get(tag)
-        if element is None or not bytes(buf[element.start : element.start + element.length]).strip(
-            b"\x00 "
-        ):
+        if element is None or not bytes(buf[element[1] : element[1] + element[2]]).strip(b"\x00 "):
             missing.append(keyword)
     return missing
 
