@@ -1,4 +1,6 @@
-"""Read what the index needs from a received data set: the attributes before pixel data."""
+"""Read what the index needs from a received data set through pydicom: the attributes
+before pixel data. `pacs.dicom.header_scan` reads most headers without it and asks
+this module for what only pydicom can convert."""
 
 import io
 import zlib

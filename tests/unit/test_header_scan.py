@@ -111,3 +111,21 @@ def test_scan_equals_pydicom_on_benchmark_instances(kind: Kind, tmp_path: Path) 
     for path in generate(tmp_path / kind.value, kind, 3, studies=2, patients=2):
         data, syntax = _data_sets(str(path))[0]
         assert _both_paths(data, syntax, tmp_path)[0] == "levels"
+
+
+@pytest.mark.parametrize("kind", list(Kind))
+def test_benchmark_instances_are_read_without_pydicoms_parse(
+    kind: Kind, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = generate(tmp_path / kind.value, kind, 1)[0]
+    data, syntax = _data_sets(str(path))[0]
+    uids = _announced(data, syntax)
+    expected = _pydicom_path(BytesIO(data), syntax, uids)
+
+    def refuse(*_: object) -> None:
+        raise AssertionError("pydicom parsed the header")
+
+    monkeypatch.setattr("pacs.dicom.header_scan.parse_header", refuse)
+    monkeypatch.setattr("pacs.dicom.header_scan.read_header", refuse)
+
+    assert _outcome(lambda: read_levels(data, syntax, *uids)) == expected
