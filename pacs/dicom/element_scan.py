@@ -18,11 +18,15 @@ PIXEL_DATA_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
 _TAG = struct.Struct("<HH")
 _LONG = struct.Struct("<L")
 _SHORT_HEADER = struct.Struct("<HH2sH")  # tag, VR, 2-byte length
+_VR_NAMES = "AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI"
+# Every VR pydicom knows, as encoded and as named.
+KNOWN_VRS = {vr.encode(): vr for vr in f"{_VR_NAMES} UL UN UR US UT UV".split(" ")}
 
 
-# Where one top-level element's value is: (VR, start, length). The VR is None in implicit
-# VR; the length is UNDEFINED for a delimited value. A plain tuple: one is made per element.
-Element = tuple[bytes | None, int, int]
+# Where one top-level element is: (VR, value start, value length, element start, element
+# end). The VR is None in implicit VR; the length is UNDEFINED for a delimited value, whose
+# end is after its delimiter. A plain tuple: one is made per element of every header.
+Element = tuple[bytes | None, int, int, int, int]
 
 
 @dataclass(slots=True)
@@ -91,13 +95,7 @@ class _Scanner:
                     start = pos + 8
             else:
                 tag, vr, length, start = self.header(pos)
-            if collecting:
-                if tag in PIXEL_DATA_TAGS:
-                    collecting = False
-                else:
-                    found.ascending = found.ascending and tag > previous
-                    previous = tag
-                    elements[tag] = (vr, start, length)
+            head = pos
             if length == UNDEFINED:
                 pos = self.items(start)
             else:
@@ -106,6 +104,13 @@ class _Scanner:
                     raise InvalidInstance(
                         f"a value runs {pos - size} bytes past the end of the data set"
                     )
+            if collecting:
+                if tag in PIXEL_DATA_TAGS:
+                    collecting = False
+                else:
+                    found.ascending = found.ascending and tag > previous
+                    previous = tag
+                    elements[tag] = (vr, start, length, head, pos)
         return found
 
     def item(self, pos: int) -> int:
@@ -131,6 +136,52 @@ class _Scanner:
             if tag != ITEM:
                 raise InvalidInstance(f"expected an item in a sequence, found tag {tag:08X}")
             pos = self.item(pos) if length == UNDEFINED else self.skip(pos, length)
+
+
+class _VrCollector(_Scanner):
+    """The VRs of the elements nested in an explicit VR sequence."""
+
+    def __init__(self, buf: Buffer) -> None:
+        super().__init__(buf, implicit=False)
+        self.found: set[bytes] = set()
+
+    def data_set(self, pos: int, stop: int | None) -> int:
+        """Walk an item's elements up to `stop`, or to its delimiter when None."""
+        while stop is None or pos < stop:
+            tag, vr, length, start = self.header(pos)
+            if tag == ITEM_END and stop is None:
+                return start
+            self.found.add(vr or b"")
+            if vr == b"SQ":
+                pos = self.sequence(start, None if length == UNDEFINED else start + length)
+            elif length == UNDEFINED:
+                pos = self.items(start)  # encapsulated fragments, not data sets
+            else:
+                pos = self.skip(start, length)
+        return pos
+
+    def sequence(self, pos: int, stop: int | None) -> int:
+        """Walk a sequence's items up to `stop`, or to its delimiter when None."""
+        while stop is None or pos < stop:
+            tag, _vr, length, start = self.header(pos)
+            if tag == SEQUENCE_END and stop is None:
+                return start
+            if tag != ITEM:
+                raise InvalidInstance(f"expected an item in a sequence, found tag {tag:08X}")
+            if length == UNDEFINED:
+                pos = self.data_set(start, None)
+            else:
+                self.data_set(start, start + length)
+                pos = self.skip(start, length)
+        return pos
+
+
+def nested_vrs(buf: Buffer, element: Element) -> set[bytes]:
+    """The VRs found inside a top-level explicit VR sequence (b"" for item delimiters)."""
+    _vr, start, length, _head, end = element
+    collector = _VrCollector(buf)
+    collector.sequence(start, None if length == UNDEFINED else end)
+    return collector.found
 
 
 def scan(buf: Buffer, start: int, implicit: bool) -> TopLevel:

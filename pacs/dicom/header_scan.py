@@ -20,7 +20,7 @@ from pydicom.datadict import dictionary_VR
 from pydicom.dataset import Dataset
 from pydicom.uid import UID, AllTransferSyntaxes
 
-from pacs.dicom.element_scan import Buffer, Element, TopLevel, scan
+from pacs.dicom.element_scan import KNOWN_VRS, Buffer, Element, TopLevel, scan
 from pacs.dicom.header import (
     BINARY_VRS,
     BULK_THRESHOLD,
@@ -34,6 +34,7 @@ from pacs.dicom.header import (
     split_by_level,
 )
 from pacs.dicom.levels import QueryLevel
+from pacs.dicom.sequence_json import sequence_json
 from pacs.dicom.structure import UNDEFINED
 from pacs.dicom.value_json import ASCII_CHARSETS, JsonElement, value_json
 from pacs.errors import InvalidInstance
@@ -47,9 +48,6 @@ _SCANNED = {
     for uid in AllTransferSyntaxes
     if UID(uid).is_little_endian and not UID(uid).is_deflated
 }
-# Every VR pydicom knows: anything else in an explicit VR header is left to pydicom whole.
-_VR_NAMES = "AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI"
-_VRS = {vr.encode(): vr for vr in f"{_VR_NAMES} UL UN UR US UT UV".split(" ")}
 # JSON of plain values by VR, bytes and character set: the instances of a series repeat
 # most of their values byte for byte.
 _seen: dict[tuple[str, bytes, bool], JsonElement] = {}
@@ -79,7 +77,7 @@ def _implicit_vr(tag: int) -> str | None:
 
 def _fast_json(buf: Buffer, element: Element, vr: str | None, text: bool) -> JsonElement | None:
     """The element's JSON; {} for bulk data that is left out; None when pydicom must convert it."""
-    _, start, length = element
+    _, start, length, _, _ = element
     if vr is None or length == UNDEFINED:
         return None
     if vr in BINARY_VRS:
@@ -96,19 +94,21 @@ def _fast_json(buf: Buffer, element: Element, vr: str | None, text: bool) -> Jso
     return value
 
 
-def _ascii_text(buf: Buffer, top: TopLevel, implicit: bool) -> bool:
+def _character_set(buf: Buffer, top: TopLevel, implicit: bool) -> tuple[bytes, bool]:
+    """The Specific Character Set element as encoded (b"" when absent), and whether that
+    character set reads ASCII bytes as ASCII."""
     charset = top.elements.get(SPECIFIC_CHARACTER_SET)
     if charset is None:
-        return True
-    vr, start, length = charset
+        return b"", True
+    vr, start, length, head, end = charset
     if length == UNDEFINED or vr != (None if implicit else b"CS"):
-        return False
-    return bytes(buf[start : start + length]).rstrip(b" ") in ASCII_CHARSETS
+        return b"", False
+    return bytes(buf[head:end]), bytes(buf[start:end]).rstrip(b" ") in ASCII_CHARSETS
 
 
 def _values(buf: Buffer, top: TopLevel, implicit: bool) -> dict[int, JsonElement | None] | None:
     """Each top-level element's JSON by tag in ascending order, or None for pydicom's path."""
-    text = _ascii_text(buf, top, implicit)
+    charset, text = _character_set(buf, top, implicit)
     values: dict[int, JsonElement | None] = {}
     tags = top.elements if top.ascending else sorted(top.elements)
     for tag in tags:
@@ -116,12 +116,15 @@ def _values(buf: Buffer, top: TopLevel, implicit: bool) -> dict[int, JsonElement
         if element[0] is None:
             vr = _implicit_vr(tag)
         else:
-            vr = _VRS.get(element[0])
+            vr = KNOWN_VRS.get(element[0])
             if vr is None:
                 return None
         if tag >> 16 == 0xFFFE:
             return None
-        values[tag] = _fast_json(buf, element, vr, text)
+        if vr == "SQ" and not implicit:
+            values[tag] = sequence_json(buf, tag, element, charset)
+        else:
+            values[tag] = _fast_json(buf, element, vr, text)
     return values
 
 
