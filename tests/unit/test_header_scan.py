@@ -8,6 +8,9 @@ from typing import Any, BinaryIO
 
 import pytest
 from pydicom.data import get_charset_files, get_testdata_files
+from pydicom.dataset import Dataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from benchmarks.dataset import Kind, generate
@@ -16,6 +19,7 @@ from pacs.dicom.header_scan import read_levels
 from pacs.dicom.json_model import dumps
 from pacs.dicom.part10 import seek_data_set
 from pacs.errors import DataSetMismatch, InvalidInstance
+from tests.conftest import make_instance
 
 FILES = sorted(p for p in {*get_testdata_files(), *get_charset_files()} if Path(p).is_file())
 Outcome = tuple[str, Any]
@@ -111,6 +115,45 @@ def test_scan_equals_pydicom_on_benchmark_instances(kind: Kind, tmp_path: Path) 
     for path in generate(tmp_path / kind.value, kind, 3, studies=2, patients=2):
         data, syntax = _data_sets(str(path))[0]
         assert _both_paths(data, syntax, tmp_path)[0] == "levels"
+
+
+def _with_sequences(charset: str, name: str) -> Dataset:
+    """An instance with a defined and an undefined length sequence, nested, and private
+    elements; `name` in `charset`."""
+    ds = make_instance(SpecificCharacterSet=charset, PatientName=name)
+    code = Dataset()
+    code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = "T-D3000", "SRT", name
+    referenced = Dataset()
+    referenced.ReferencedSOPClassUID = ds.SOPClassUID
+    referenced.ReferencedSOPInstanceUID = "1.2.3.4"
+    referenced.PurposeOfReferenceCodeSequence = [code]
+    ds.ProcedureCodeSequence = [code, code]
+    ds.ReferencedImageSequence = [referenced]
+    ds["ReferencedImageSequence"].is_undefined_length = True
+    block = ds.private_block(0x0019, "PACS TEST", create=True)
+    block.add_new(0x01, "LO", "private text")
+    block.add_new(0x02, "US", 7)
+    block.add_new(0x03, "SQ", [code])
+    return ds
+
+
+@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+@pytest.mark.parametrize(
+    ("charset", "name"),
+    [
+        ("ISO_IR 100", "Doe^Jane"),
+        ("ISO_IR 100", "Müller^Jürgen"),
+        ("ISO_IR 192", "Wang^XiaoDong=王^小東"),
+    ],
+)
+def test_scan_equals_pydicom_with_sequences_private_elements_and_character_sets(
+    syntax: str, charset: str, name: str, tmp_path: Path
+) -> None:
+    buffer = DicomBytesIO()
+    buffer.is_little_endian, buffer.is_implicit_VR = True, syntax == ImplicitVRLittleEndian
+    write_dataset(buffer, _with_sequences(charset, name))
+
+    assert _both_paths(buffer.getvalue(), syntax, tmp_path)[0] == "levels"
 
 
 @pytest.mark.parametrize("kind", list(Kind))
