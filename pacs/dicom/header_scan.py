@@ -3,17 +3,16 @@
 The index needs each level's DICOM JSON (what `header.split_by_level` builds) after
 the same checks `header.read_header` makes. For data sets in a little-endian,
 not deflated syntax, one walk (`element_scan`) checks completeness and finds the
-top-level elements, and plain values are converted from their bytes
-(`value_json`). When an element needs pydicom (a sequence, a private element
-in implicit VR, text outside ASCII...), the data set is parsed by pydicom too,
-as before, and those elements are converted from it: the result is the same either
-way. Other syntaxes take pydicom's path whole.
+top-level elements, plain values are converted from their bytes (`value_json`)
+and explicit VR sequences by pydicom from their own bytes (`sequence_json`). When
+an element needs more (UN, a private element or a sequence in implicit VR, text
+outside ASCII...), the data set is parsed by pydicom too, as before, and those
+elements are converted from it: the result is the same either way. Other syntaxes
+take pydicom's path whole.
 """
 
 import io
 import mmap
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, BinaryIO
 
 from pydicom.datadict import dictionary_VR
@@ -193,12 +192,6 @@ def _scanned(
     return _place(values, None)
 
 
-@contextmanager
-def _mapped(fp: BinaryIO) -> Iterator[mmap.mmap]:
-    with mmap.mmap(fp.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-        yield mapped
-
-
 def read_levels(
     source: bytes | BinaryIO, transfer_syntax: str, sop_class_uid: str, sop_instance_uid: str
 ) -> Levels:
@@ -218,5 +211,6 @@ def read_levels(
     if isinstance(source, bytes):
         return _scanned(source, 0, implicit, uids, io.BytesIO(source))
     start = source.tell()
-    with _mapped(source) as mapped:
+    # Mapped, not read: the walk seeks over the pixel data, which can be gigabytes.
+    with mmap.mmap(source.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
         return _scanned(mapped, start, implicit, uids, source)
