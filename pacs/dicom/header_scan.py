@@ -53,6 +53,8 @@ _seen: dict[tuple[str, bytes, bool], JsonElement] = {}
 SEEN_ENTRIES = 8192
 SEEN_VALUE_BYTES = 256
 _implicit_vrs: dict[int, str | None] = {}
+# Dictionary VRs that pydicom resolves from other elements, all of them binary.
+BINARY_AMBIGUOUS = frozenset({"OB or OW"})
 
 
 def _implicit_vr(tag: int) -> str | None:
@@ -66,9 +68,8 @@ def _implicit_vr(tag: int) -> str | None:
             vr = dictionary_VR(tag)
         except KeyError:
             vr = None
-    if vr is not None and " or " in vr:
-        bulk = all(part in BINARY_VRS for part in vr.split(" or "))
-        vr = "OB" if bulk else None  # only its size matters: bulk data is left out
+    if vr is not None and " or " in vr and vr not in BINARY_AMBIGUOUS:
+        vr = None
     if len(_implicit_vrs) < 4096:
         _implicit_vrs[tag] = vr
     return vr
@@ -79,8 +80,11 @@ def _fast_json(buf: Buffer, element: Element, vr: str | None, text: bool) -> Jso
     _, start, length, _, _ = element
     if vr is None or length == UNDEFINED:
         return None
-    if vr in BINARY_VRS:
-        return {} if length > BULK_THRESHOLD and vr != "UN" else None
+    if vr in BINARY_VRS or vr in BINARY_AMBIGUOUS:
+        if length > BULK_THRESHOLD and vr != "UN":
+            return {}  # bulk data, left out whatever pydicom would call its VR
+        if vr in BINARY_AMBIGUOUS:
+            return None
     raw = bytes(buf[start : start + length])
     key = (vr, raw, text)
     value = _seen.get(key)

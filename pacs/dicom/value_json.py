@@ -2,11 +2,13 @@
 
 Only what pydicom would read without a question: ASCII text in a character set
 that leaves ASCII as it is, strings that pass pydicom's own checks for their VR,
-and little-endian binary numbers. For anything else `value_json` returns None and
+little-endian binary numbers, tags (AT) and small OB or OW values. For anything else
+`value_json` returns None and
 the caller asks pydicom, so the JSON is pydicom's `to_json_dict` either way
 (tests/unit/test_header_scan.py compares the two on every pydicom test file).
 """
 
+import base64
 import math
 import re
 import struct
@@ -126,6 +128,24 @@ def _binary_number(vr: str, raw: bytes, _text: bool) -> JsonElement | None:
     return {"vr": vr, "Value": values}
 
 
+def _attribute_tag(vr: str, raw: bytes, _text: bool) -> JsonElement | None:
+    if not raw or len(raw) % 4:
+        return None
+    pairs = struct.iter_unpack("<HH", raw)
+    tags = [f"{group << 16 | element:08X}" for group, element in pairs]
+    return {"vr": vr, "Value": tags}
+
+
+def _binary(vr: str, raw: bytes, _text: bool) -> JsonElement | None:
+    # pydicom keeps these values as bytes; to_json_dict with pacs's bulk handler writes
+    # an empty BulkDataURI above 3/4 of the 1024-byte threshold (base64 makes 4 of 3).
+    if not raw:
+        return {"vr": vr}
+    if len(raw) > 768:
+        return {"vr": vr, "BulkDataURI": ""}
+    return {"vr": vr, "InlineBinary": base64.b64encode(raw).decode()}
+
+
 _Converter = Callable[[str, bytes, bool], JsonElement | None]
 _CONVERTERS: dict[str, _Converter] = {
     "AS": _code_string,
@@ -144,6 +164,9 @@ _CONVERTERS: dict[str, _Converter] = {
     "IS": _integer_string,
     "DS": _decimal_string,
     **dict.fromkeys(_NUMBERS, _binary_number),
+    "AT": _attribute_tag,
+    "OB": _binary,
+    "OW": _binary,
 }
 
 

@@ -118,8 +118,8 @@ def test_scan_equals_pydicom_on_benchmark_instances(kind: Kind, tmp_path: Path) 
 
 
 def _with_sequences(charset: str, name: str) -> Dataset:
-    """An instance with a defined and an undefined length sequence, nested, and private
-    elements; `name` in `charset`."""
+    """An instance with a defined and an undefined length sequence, nested, private
+    elements, binary values and tags as values; `name` in `charset`."""
     ds = make_instance(SpecificCharacterSet=charset, PatientName=name)
     code = Dataset()
     code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = "T-D3000", "SRT", name
@@ -134,6 +134,10 @@ def _with_sequences(charset: str, name: str) -> Dataset:
     block.add_new(0x01, "LO", "private text")
     block.add_new(0x02, "US", 7)
     block.add_new(0x03, "SQ", [code])
+    block.add_new(0x04, "OB", bytes(range(256)) * 3 + b"\x01\x02")  # beyond 768: a URI
+    block.add_new(0x05, "AT", [0x00100010, 0x00100020])
+    ds.ICCProfile = bytes(range(200))  # OB in the dictionary: inline
+    ds.FrameIncrementPointer = 0x00181063
     return ds
 
 
