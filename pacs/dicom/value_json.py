@@ -2,10 +2,10 @@
 
 Only what pydicom would read without a question: ASCII text in a character set
 that leaves ASCII as it is, strings that pass pydicom's own checks for their VR,
-little-endian binary numbers, tags (AT) and small OB or OW values. For anything else
-`value_json` returns None and
-the caller asks pydicom, so the JSON is pydicom's `to_json_dict` either way
-(tests/unit/test_header_scan.py compares the two on every pydicom test file).
+little-endian binary numbers, tags (AT) and small OB or OW values. For anything
+else `value_json` returns None and the caller asks pydicom, so the JSON is pydicom's
+`to_json_dict` either way (tests/unit/test_header_scan.py compares the two on every
+pydicom test file).
 """
 
 import base64
