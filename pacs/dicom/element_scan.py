@@ -8,6 +8,7 @@ read without parsing the data set again.
 
 import mmap
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pacs.dicom.structure import ITEM, ITEM_END, LONG_VRS, SEQUENCE_END, UNDEFINED
@@ -138,12 +139,14 @@ class _Scanner:
             pos = self.item(pos) if length == UNDEFINED else self.skip(pos, length)
 
 
-class _VrCollector(_Scanner):
-    """The VRs of the elements nested in an explicit VR sequence."""
+class _Collector(_Scanner):
+    """The tags and VRs of the elements nested in a sequence."""
 
-    def __init__(self, buf: Buffer) -> None:
-        super().__init__(buf, implicit=False)
-        self.found: set[bytes] = set()
+    def __init__(self, buf: Buffer, implicit: bool, is_sequence: Callable[[int], bool]) -> None:
+        super().__init__(buf, implicit)
+        self.is_sequence = is_sequence
+        self.tags: set[int] = set()
+        self.vrs: set[bytes | None] = set()
 
     def data_set(self, pos: int, stop: int | None) -> int:
         """Walk an item's elements up to `stop`, or to its delimiter when None."""
@@ -151,8 +154,9 @@ class _VrCollector(_Scanner):
             tag, vr, length, start = self.header(pos)
             if tag == ITEM_END and stop is None:
                 return start
-            self.found.add(vr or b"")
-            if vr == b"SQ":
+            self.tags.add(tag)
+            self.vrs.add(vr)
+            if vr == b"SQ" or (vr is None and self.is_sequence(tag)):
                 pos = self.sequence(start, None if length == UNDEFINED else start + length)
             elif length == UNDEFINED:
                 pos = self.items(start)  # encapsulated fragments, not data sets
@@ -176,12 +180,15 @@ class _VrCollector(_Scanner):
         return pos
 
 
-def nested_vrs(buf: Buffer, element: Element) -> set[bytes]:
-    """The VRs found inside a top-level explicit VR sequence (b"" for item delimiters)."""
+def nested(
+    buf: Buffer, element: Element, implicit: bool, is_sequence: Callable[[int], bool]
+) -> tuple[set[int], set[bytes | None]]:
+    """The tags and VRs (None in implicit VR) found inside a top-level sequence;
+    `is_sequence` says which implicit VR elements are sequences."""
     _vr, start, length, _head, end = element
-    collector = _VrCollector(buf)
+    collector = _Collector(buf, implicit, is_sequence)
     collector.sequence(start, None if length == UNDEFINED else end)
-    return collector.found
+    return collector.tags, collector.vrs
 
 
 def scan(buf: Buffer, start: int, implicit: bool) -> TopLevel:

@@ -4,18 +4,16 @@ The index needs each level's DICOM JSON (what `header.split_by_level` builds) af
 the same checks `header.read_header` makes. For data sets in a little-endian,
 not deflated syntax, one walk (`element_scan`) checks completeness and finds the
 top-level elements, plain values are converted from their bytes (`value_json`)
-and explicit VR sequences by pydicom from their own bytes (`sequence_json`). When
-an element needs more (UN, a private element or a sequence in implicit VR, text
-outside ASCII...), the data set is parsed by pydicom too, as before, and those
-elements are converted from it: the result is the same either way. Other syntaxes
-take pydicom's path whole.
+and sequences by pydicom from their own bytes (`sequence_json`). When an element
+needs more (UN, a private element in implicit VR, text outside ASCII...), the data
+set is parsed by pydicom too, as before, and those elements are converted from it:
+the result is the same either way. Other syntaxes take pydicom's path whole.
 """
 
 import io
 import mmap
 from typing import Any, BinaryIO
 
-from pydicom.datadict import dictionary_VR
 from pydicom.dataset import Dataset
 from pydicom.uid import UID, AllTransferSyntaxes
 
@@ -35,7 +33,13 @@ from pacs.dicom.header import (
 from pacs.dicom.levels import QueryLevel
 from pacs.dicom.sequence_json import sequence_json
 from pacs.dicom.structure import UNDEFINED
-from pacs.dicom.value_json import ASCII_CHARSETS, JsonElement, value_json
+from pacs.dicom.value_json import (
+    ASCII_CHARSETS,
+    BINARY_AMBIGUOUS,
+    JsonElement,
+    implicit_vr,
+    value_json,
+)
 from pacs.errors import InvalidInstance
 
 Levels = dict[QueryLevel, dict[str, Any]]
@@ -52,27 +56,6 @@ _SCANNED = {
 _seen: dict[tuple[str, bytes, bool], JsonElement] = {}
 SEEN_ENTRIES = 8192
 SEEN_VALUE_BYTES = 256
-_implicit_vrs: dict[int, str | None] = {}
-# Dictionary VRs that pydicom resolves from other elements, all of them binary.
-BINARY_AMBIGUOUS = frozenset({"OB or OW"})
-
-
-def _implicit_vr(tag: int) -> str | None:
-    """The dictionary VR pydicom gives an implicit VR element, or None when it needs more:
-    private elements (their creator decides), unknown tags and ambiguous VRs."""
-    if tag in _implicit_vrs:
-        return _implicit_vrs[tag]
-    vr: str | None = None
-    if not tag >> 16 & 1:
-        try:
-            vr = dictionary_VR(tag)
-        except KeyError:
-            vr = None
-    if vr is not None and " or " in vr and vr not in BINARY_AMBIGUOUS:
-        vr = None
-    if len(_implicit_vrs) < 4096:
-        _implicit_vrs[tag] = vr
-    return vr
 
 
 def _fast_json(buf: Buffer, element: Element, vr: str | None, text: bool) -> JsonElement | None:
@@ -117,15 +100,15 @@ def _values(buf: Buffer, top: TopLevel, implicit: bool) -> dict[int, JsonElement
     for tag in tags:
         element = top.elements[tag]
         if element[0] is None:
-            vr = _implicit_vr(tag)
+            vr = implicit_vr(tag)
         else:
             vr = KNOWN_VRS.get(element[0])
             if vr is None:
                 return None
         if tag >> 16 == 0xFFFE:
             return None
-        if vr == "SQ" and not implicit:
-            values[tag] = sequence_json(buf, tag, element, charset)
+        if vr == "SQ":
+            values[tag] = sequence_json(buf, tag, element, charset, implicit)
         else:
             values[tag] = _fast_json(buf, element, vr, text)
     return values

@@ -15,6 +15,7 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
+from pydicom.datadict import dictionary_VR
 from pydicom.valuerep import BYTE_VR_REGEXES, MAX_VALUE_LEN
 
 JsonElement = dict[str, Any]
@@ -168,6 +169,30 @@ _CONVERTERS: dict[str, _Converter] = {
     "OB": _binary,
     "OW": _binary,
 }
+
+
+# Dictionary VRs that pydicom resolves from other elements, all of them binary.
+BINARY_AMBIGUOUS = frozenset({"OB or OW"})
+_implicit_vrs: dict[int, str | None] = {}
+
+
+def implicit_vr(tag: int) -> str | None:
+    """The dictionary VR pydicom gives an implicit VR element, or None when it needs more:
+    private elements (their creator decides), unknown tags and ambiguous VRs other than
+    OB or OW (which is binary either way)."""
+    if tag in _implicit_vrs:
+        return _implicit_vrs[tag]
+    vr: str | None = None
+    if not tag >> 16 & 1:
+        try:
+            vr = dictionary_VR(tag)
+        except KeyError:
+            vr = None
+    if vr is not None and " or " in vr and vr not in BINARY_AMBIGUOUS:
+        vr = None
+    if len(_implicit_vrs) < 4096:
+        _implicit_vrs[tag] = vr
+    return vr
 
 
 def value_json(vr: str, raw: bytes, ascii_text: bool) -> JsonElement | None:
