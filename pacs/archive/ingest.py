@@ -8,20 +8,17 @@ caller answer Success. Concurrent ingests share index commits (group commit).
 
 import asyncio
 import dataclasses
-import io
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from pydicom.dataset import Dataset
-
 from pacs.archive.group_commit import GroupCommit
 from pacs.archive.records import record_for
 from pacs.archive.staged import StagedInstance
-from pacs.dicom.header import read_header, split_by_level
+from pacs.dicom.header_scan import read_levels
 from pacs.dicom.part10 import file_meta_bytes
-from pacs.errors import DataSetMismatch, InstanceConflict, InvalidInstance
+from pacs.errors import InstanceConflict, InvalidInstance
 from pacs.index.records import (
     AddKind,
     AddOutcome,
@@ -103,19 +100,6 @@ def _write_all(writer: StagedBlob, chunks: list[bytes]) -> None:
         writer.write(chunk)
 
 
-def _check_arrival(dataset: Dataset, arrival: Arrival) -> None:
-    if dataset.SOPClassUID != arrival.sop_class_uid:
-        raise DataSetMismatch(
-            f"SOP Class UID {dataset.SOPClassUID} in the data set is not the "
-            f"{arrival.sop_class_uid} of the request"
-        )
-    if dataset.SOPInstanceUID != arrival.sop_instance_uid:
-        raise DataSetMismatch(
-            f"SOP Instance UID {dataset.SOPInstanceUID} in the data set is not the "
-            f"{arrival.sop_instance_uid} of the request"
-        )
-
-
 class _Staging:
     """The file being received. Blocking methods, run in worker threads: the first hop
     opens it (free-space check, File Meta Information), so a small instance costs one hop."""
@@ -153,14 +137,13 @@ class _Staging:
         writer = self.write(chunks)
         writer.start_sync()
         arrival = self._arrival
+        announced = (arrival.transfer_syntax_uid, arrival.sop_class_uid, arrival.sop_instance_uid)
         if whole:
-            dataset = read_header(io.BytesIO(b"".join(chunks)), arrival.transfer_syntax_uid)
+            levels = read_levels(b"".join(chunks), *announced)
         else:
             with writer.open_staged() as fp:
                 fp.seek(self._offset)
-                dataset = read_header(fp, arrival.transfer_syntax_uid)
-        _check_arrival(dataset, arrival)
-        levels = split_by_level(dataset)
+                levels = read_levels(fp, *announced)
         stored = writer.commit_in_background()
         record = record_for(
             levels, arrival.transfer_syntax_uid, writer.reference, arrival.source_ae_title

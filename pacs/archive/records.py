@@ -5,10 +5,11 @@ The column values are read from the DICOM JSON that ingest builds for each level
 value), rather than read and decoded again through pydicom.
 """
 
+from functools import cache
 from typing import Any
 
 from pacs.dicom.json_model import json_key, values_text
-from pacs.dicom.levels import QueryLevel
+from pacs.dicom.levels import QueryLevel, level_of
 from pacs.index.records import (
     InstanceRecord,
     PatientColumns,
@@ -20,30 +21,34 @@ from pacs.index.records import (
 LevelAttributes = dict[QueryLevel, dict[str, Any]]
 
 
-def _key(keyword: str) -> str:
+@cache  # keywords of the columns: a fixed set
+def _place(keyword: str) -> tuple[QueryLevel, str]:
+    """The level an attribute is kept at and its JSON key there."""
     key = json_key(keyword)
     assert key is not None, keyword
-    return key
+    return level_of(keyword), key
 
 
 class _Reader:
-    """Column values of one instance, from its merged level attributes."""
+    """Column values of one instance, each read from the level its attribute is kept at."""
 
     def __init__(self, levels: LevelAttributes) -> None:
-        self._merged: dict[str, Any] = {}
-        for attributes in levels.values():
-            self._merged.update(attributes)
+        self._levels = levels
+
+    def _values(self, keyword: str) -> list[str] | None:
+        level, key = _place(keyword)
+        return values_text(self._levels[level].get(key))
 
     def text(self, keyword: str) -> str | None:
         """The value as DICOM writes it (several joined by backslash); None when empty."""
-        values = values_text(self._merged.get(_key(keyword)))
+        values = self._values(keyword)
         if values is None:
             return None
         return "\\".join(values).strip() or None
 
     def number(self, keyword: str) -> int | None:
         """The first value as an integer; None when empty or not a number."""
-        values = values_text(self._merged.get(_key(keyword)))
+        values = self._values(keyword)
         try:
             return int(values[0]) if values and values[0] else None
         except ValueError:

@@ -1,4 +1,6 @@
-"""Read what the index needs from a received data set: the attributes before pixel data."""
+"""Read what the index needs from a received data set through pydicom: the attributes
+before pixel data. `pacs.dicom.header_scan` reads most headers without it and asks
+this module for what only pydicom can convert."""
 
 import io
 import zlib
@@ -13,7 +15,7 @@ from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
 from pacs.dicom.levels import EVERY_LEVEL, QueryLevel, level_of
 from pacs.dicom.structure import check_complete
-from pacs.errors import InvalidInstance
+from pacs.errors import DataSetMismatch, InvalidInstance
 
 # Binary values larger than this stay in the file only (they are bulk data, not index material).
 BULK_THRESHOLD = 1024
@@ -52,6 +54,12 @@ def read_header(fp: BinaryIO, transfer_syntax: str) -> Dataset:
         implicit, little = syntax.is_implicit_VR, syntax.is_little_endian
     check_complete(fp, start, implicit, little)
     fp.seek(start)
+    return parse_header(fp, implicit, little)
+
+
+def parse_header(fp: BinaryIO, implicit: bool, little: bool) -> Dataset:
+    """Parse a whole data set from fp's position up to its pixel data; raise InvalidInstance
+    if it cannot be parsed or lacks a required UID."""
     try:
         dataset = read_dataset(fp, implicit, little, stop_when=_at_pixel_data)
     except Exception as exc:
@@ -122,7 +130,7 @@ _placements: dict[int, tuple[str, QueryLevel | None]] = {}
 PLACEMENT_ENTRIES = 4096
 
 
-def _placement(tag: int) -> tuple[str, QueryLevel | None]:
+def placement(tag: int) -> tuple[str, QueryLevel | None]:
     found = _placements.get(tag)
     if found is None:
         keyword = keyword_for_tag(tag)
@@ -130,6 +138,22 @@ def _placement(tag: int) -> tuple[str, QueryLevel | None]:
         if len(_placements) < PLACEMENT_ENTRIES:  # private tags vary without bound
             _placements[tag] = found
     return found
+
+
+def element_value(
+    dataset: Dataset, raw: DataElement | RawDataElement, charset: str
+) -> dict[str, Any] | None:
+    """DICOM JSON of one of the data set's elements, None for bulk data; `charset` is
+    str() of its Specific Character Set. Raises what pydicom raises on a bad value."""
+    key = _cache_key(raw, charset) if isinstance(raw, RawDataElement) else None
+    value = _converted.get(key) if key is not None else None
+    if value is None:
+        value = _element_json(dataset, raw.tag)
+        if value is not None and key is not None:
+            if len(_converted) >= CACHE_ENTRIES:
+                _converted.clear()
+            _converted[key] = value
+    return value
 
 
 def split_by_level(dataset: Dataset) -> dict[QueryLevel, dict[str, Any]]:
@@ -142,17 +166,10 @@ def split_by_level(dataset: Dataset) -> dict[QueryLevel, dict[str, Any]]:
     charset = str(dataset.get("SpecificCharacterSet", ""))
     try:
         for raw in dataset.elements():
-            key = _cache_key(raw, charset) if isinstance(raw, RawDataElement) else None
-            value = _converted.get(key) if key is not None else None
+            value = element_value(dataset, raw, charset)
             if value is None:
-                value = _element_json(dataset, raw.tag)
-                if value is None:
-                    continue
-                if key is not None:
-                    if len(_converted) >= CACHE_ENTRIES:
-                        _converted.clear()
-                    _converted[key] = value
-            json_key, level = _placement(int(raw.tag))
+                continue
+            json_key, level = placement(int(raw.tag))
             if level is None:
                 for part in parts.values():
                     part[json_key] = value
@@ -161,6 +178,26 @@ def split_by_level(dataset: Dataset) -> dict[QueryLevel, dict[str, Any]]:
     except Exception as exc:
         raise InvalidInstance(f"attribute values cannot be decoded: {exc}") from exc
     return parts
+
+
+def check_identity(dataset: Dataset, sop_class_uid: str, sop_instance_uid: str) -> None:
+    """Raise DataSetMismatch unless the data set is the SOP Instance the request announced."""
+    check_uids(dataset.SOPClassUID, dataset.SOPInstanceUID, sop_class_uid, sop_instance_uid)
+
+
+def check_uids(
+    found_class: Any, found_instance: Any, sop_class_uid: str, sop_instance_uid: str
+) -> None:
+    """Raise DataSetMismatch unless the UIDs found in a data set are the announced ones."""
+    if found_class != sop_class_uid:
+        raise DataSetMismatch(
+            f"SOP Class UID {found_class} in the data set is not the {sop_class_uid} of the request"
+        )
+    if found_instance != sop_instance_uid:
+        raise DataSetMismatch(
+            f"SOP Instance UID {found_instance} in the data set is not the "
+            f"{sop_instance_uid} of the request"
+        )
 
 
 def _drop(_element: Any) -> str:

@@ -1,10 +1,12 @@
 """Element headers of an encoded data set (PS3.5 7.1, 7.5) and the completeness check on them.
 
-The one reader of element headers (tag, VR, length) in pacs: it seeks over values,
-so walking a data set with a 1 GB pixel data element costs a few reads. A data set
-cut short (a value or item that runs past the end, a missing delimiter) is found
-before the archive acknowledges it; `pacs.dicom.part10` reads File Meta Information
-with the same reader.
+The reader of element headers (tag, VR, length) from a file object: it seeks over
+values, so walking a data set with a 1 GB pixel data element costs a few reads. A
+data set cut short (a value or item that runs past the end, a missing delimiter) is
+found before the archive acknowledges it; `pacs.dicom.part10` reads File Meta
+Information with the same reader. `pacs.dicom.element_scan` makes the same walk, with
+the same refusals, over bytes in memory or a mapped file for the received headers
+it reads (little-endian syntaxes); this one serves the others.
 """
 
 import struct
