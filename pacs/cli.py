@@ -18,13 +18,14 @@ import pacs
 from pacs.admin import verify_archive
 from pacs.app import run, upgrade_database
 from pacs.archive.verify import VerifyReport
+from pacs.cli_rebuild import add_commands, run_import, run_reindex
 from pacs.config import Settings, check_listen_host, load_settings
 from pacs.errors import ConfigError, PacsError
 
 log = logging.getLogger("pacs")
 
 # Exit statuses; the README's Command line section lists them.
-EXIT_FINDINGS = 1  # `pacs verify` found something wrong
+EXIT_FINDINGS = 1  # `pacs verify` found something wrong; reindex or import left some out
 EXIT_CONFIG = 2  # the configuration file or PACS_DATABASE_URL is invalid
 EXIT_CANNOT_RUN = 3  # something the configuration names cannot be used (port, directory, database)
 EXIT_INTERRUPTED = 130
@@ -96,6 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument(
         "--json", action="store_true", help="print the report as JSON instead of the summary"
     )
+    add_commands(commands)  # reindex, import
     return parser
 
 
@@ -228,6 +230,14 @@ def _verify(settings: Settings, sample_percent: float, as_json: bool) -> int:
     return 0 if report.ok else EXIT_FINDINGS
 
 
+def _rebuild_or_check(settings: Settings, path: Path | None, args: argparse.Namespace) -> int:
+    if args.command in ("reindex", "import"):
+        _configure_logging(settings)
+        run_rebuild = run_reindex if args.command == "reindex" else run_import
+        return 0 if run_rebuild(settings, args) else EXIT_FINDINGS
+    return _check(settings, path)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; the exit status is 0 on success, else one of EXIT_*."""
     args = _parser().parse_args(argv)
@@ -240,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _upgrade(settings)
         if args.command == "verify":
             return _verify(settings, args.sample, args.json)
-        return _check(settings, path)
+        return _rebuild_or_check(settings, path, args)
     except PacsError as exc:
         # One line for the admin; the traceback is for whoever runs at DEBUG.
         log.debug("pacs %s failed", args.command, exc_info=True)
