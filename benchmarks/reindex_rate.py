@@ -1,9 +1,10 @@
 """`pacs reindex`'s rate: instances a second rebuilt from the store into an empty database.
 
 Generates small instances (64x64 Secondary Capture), stores them with `pacs import`, then
-rebuilds the index with `pacs reindex --into` a new database, once with header parsing in
-one thread and once with a worker process per core. Prints wall-clock and CPU figures
-(the machine may be shared: instances per CPU-second is the steadier one) and peak RSS.
+rebuilds the index with `pacs reindex --into` a new database: headers parsed in the
+command's own thread (--workers 0), in one worker process, and in one per core. Prints
+wall-clock and CPU figures (the machine may be shared: instances per CPU-second is the
+steadier one) and peak RSS.
 Usage: python -m benchmarks.reindex_rate [--count 10000] [--engine sqlite|postgresql]
 """
 
@@ -34,7 +35,7 @@ def main() -> None:
             config = write_config(work, free_port(), url)
             run_pacs("import", "--config", str(config), str(work / "in"))
             print(f"archive: {len(files)} small instances, {args.engine}, {os.cpu_count()} cores")
-            for workers in (1, os.cpu_count() or 1):
+            for workers in (0, 1, os.cpu_count() or 1):
                 into, name = new_database(args.engine, work, f"rebuilt{workers}")
                 dropped += [name] if name else []
                 run = run_pacs(
@@ -44,7 +45,7 @@ def main() -> None:
                 assert found, run.output
                 indexed, seconds = int(found[1]), float(found[2])
                 print(
-                    f"reindex, {workers} parsing worker(s): {indexed} instances in "
+                    f"reindex --workers {workers}: {indexed} instances in "
                     f"{seconds:.2f} s of rebuild = {indexed / seconds:,.0f}/s; whole command "
                     f"{run.per_second(indexed)}; peak RSS {run.peak_mib:,.0f} MiB"
                 )

@@ -70,16 +70,22 @@ def _check_root(settings: Settings) -> Path:
 
 
 def parsing_pool(workers: int) -> Executor:
-    """Where headers are parsed: processes, since parsing is Python holding the GIL
-    (threads would take turns on one core); one thread when one worker is asked for.
+    """Where headers are parsed: `workers` processes, since parsing is Python holding the
+    GIL (threads would take turns on one core); with 0, one thread of this process.
 
     The processes are forked, so they start at once with pacs imported and pydicom set
     as here; start_workers() forks them all, and must run before this process starts
     any thread (a fork copies no thread, and a lock one held stays held in the child).
     """
-    if workers <= 1:
+    if workers < 1:
         return ThreadPoolExecutor(1, thread_name_prefix="pacs-reindex")
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+
+
+def default_workers() -> int:
+    """One parsing process per core but one: this process needs a core of its own to
+    take the parsed records in and write them to the index."""
+    return max(0, (os.cpu_count() or 1) - 1)
 
 
 def start_workers(pool: Executor) -> None:
@@ -102,7 +108,7 @@ async def reindex_archive(
     """
     trust_pydicom_values()
     _check_root(settings)
-    workers = workers or os.cpu_count() or 1
+    workers = default_workers() if workers is None else workers
     with parsing_pool(workers) as parsing:
         start_workers(parsing)  # before the database's and the loop's threads
         url = into or settings.database.url

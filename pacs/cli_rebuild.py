@@ -38,9 +38,10 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
     )
     reindex.add_argument(
         "--workers",
-        type=_positive,
+        type=_count,
         metavar="N",
-        help="processes parsing headers (default: one per core)",
+        help="processes parsing headers; 0 parses in the command's own thread "
+        "(default: one per core but one)",
     )
     imports = commands.add_parser(
         "import",
@@ -62,9 +63,9 @@ def _database_url(value: str) -> str:
     return value
 
 
-def _positive(value: str) -> int:
-    if not value.isdigit() or int(value) < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number from 1, got {value!r}")
+def _count(value: str) -> int:
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError(f"must be a whole number from 0, got {value!r}")
     return int(value)
 
 

@@ -169,9 +169,9 @@ async def reindex(
 ) -> ReindexReport:
     """Index every blob of `blobs`, in their order, through `index`'s batch write.
 
-    Headers are parsed on `parsing` (`workers` wide), some batches ahead of the writes;
-    the writes go one batch at a time in order, so which duplicate wins is decided by
-    the order of `blobs` alone.
+    Headers are parsed on `parsing` (`workers` wide, 0 for one thread), some batches
+    ahead of the writes; the writes go one batch at a time in order, so which duplicate
+    wins is decided by the order of `blobs` alone.
     """
     started = time.monotonic()
     progress = progress or _Silent()
