@@ -2,6 +2,9 @@
 
 import asyncio
 import io
+import re
+import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -159,3 +162,40 @@ async def test_import_of_a_duplicate_with_other_content_meets_the_duplicate_poli
     after = await pacs.app.index.get_instance(original.SOPInstanceUID)
     assert stored is not None and after is not None
     assert after.blob_sha256 == stored.blob_sha256
+
+
+async def test_an_interrupted_import_resumes_where_it_stopped(
+    start_pacs: StartPacs, tmp_path: Path
+) -> None:
+    pacs = await start_pacs()
+    assert pacs.directory is not None and pacs.app is not None
+    total = 300
+    for n in range(total):
+        _write(make_instance(InstanceNumber=n), tmp_path / "in" / f"{n:04d}.dcm")
+    config = str(pacs.directory / "pacs.toml")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "pacs",
+        "import",
+        "--config",
+        config,
+        str(tmp_path / "in"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(60):
+        while await pacs.app.index.count_instances() == 0:  # the import is under way
+            await asyncio.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    await process.communicate()
+    before = await pacs.app.index.count_instances()
+
+    code, out, err = await run_pacs("import", "--config", config, str(tmp_path / "in"))
+
+    assert code == 0, err
+    stored, already = re.findall(r"(\d+) stored, (\d+) already stored", out)[0]
+    assert process.returncode == 130 or int(stored) == 0  # it may have finished first
+    assert int(already) == before
+    assert int(stored) + int(already) == total
+    assert await pacs.app.index.count_instances() == total
