@@ -4,7 +4,7 @@ Blocking (directory walks, a DICOMDIR's parse): async callers run it in a thread
 """
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,9 +104,3 @@ def walk(paths: Sequence[Path]) -> FileList:
         else:
             walk.found.missing.append(Missing(str(path), "no such file or directory"))
     return walk.found
-
-
-def chunked(files: Sequence[Path], size: int) -> Iterator[Sequence[Path]]:
-    """`files` in consecutive slices of at most `size`."""
-    for start in range(0, len(files), size):
-        yield files[start : start + size]

@@ -17,17 +17,21 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
-from pacs.archive.disk_files import FileList, chunked
+from pacs.archive.disk_files import FileList
 from pacs.archive.ingest import Arrival, Ingest
 from pacs.dicom.part10 import FileMeta, file_meta_bytes, read_file_meta
 from pacs.errors import InstanceConflict, InvalidInstance, StoreUnavailable
 from pacs.index.records import AddKind
 
-# Files read (and looked up in the index) per hop to a worker thread.
+# Files read (and looked up in the index) per hop to a worker thread, and the bytes
+# read per hop beyond which no more files are (large files come a few at a time).
 CHUNK = 64
+CHUNK_BYTES = 64 << 20
 # Ingests under way at once: enough for group commit to fill its batches and for the
-# store's commit threads to overlap their fsyncs, as many C-STORE associations do.
+# store's commit threads to overlap their fsyncs, as many C-STORE associations do; and
+# the bytes they may hold in memory (a larger file goes alone).
 CONCURRENT = 32
+CONCURRENT_BYTES = 256 << 20
 
 # Says why a SOP Class / transfer syntax pair is not stored by this archive; None if it is.
 Admission = Callable[[str, str], str | None]
@@ -112,6 +116,48 @@ def _load(path: Path, admission: Admission) -> _Loaded | _Unusable:
     return _Loaded(path, meta, data_set, address)
 
 
+def _load_chunk(
+    paths: Sequence[Path], admission: Admission
+) -> tuple[list[_Loaded | _Unusable], int]:
+    """Load files from the start of `paths` until CHUNK_BYTES are held; return them and
+    how many paths that took (at least one)."""
+    loaded: list[_Loaded | _Unusable] = []
+    held = 0
+    for path in paths:
+        if held >= CHUNK_BYTES:
+            break
+        item = _load(path, admission)
+        loaded.append(item)
+        held += len(item.data_set) if isinstance(item, _Loaded) else 0
+    return loaded, len(loaded)
+
+
+class _InFlight:
+    """Ingests under way, bounded in number and in the bytes they hold."""
+
+    def __init__(self) -> None:
+        self._changed = asyncio.Condition()
+        self._count = 0
+        self._bytes = 0
+
+    def _room_for(self, size: int) -> bool:
+        if self._count == 0:
+            return True
+        return self._count < CONCURRENT and self._bytes + size <= CONCURRENT_BYTES
+
+    async def enter(self, size: int) -> None:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self._room_for(size))
+            self._count += 1
+            self._bytes += size
+
+    async def leave(self, size: int) -> None:
+        async with self._changed:
+            self._count -= 1
+            self._bytes -= size
+            self._changed.notify_all()
+
+
 class Catalogue(Protocol):
     """Which instances the index holds (`pacs.index.presence.Presence`)."""
 
@@ -146,7 +192,7 @@ class FileImport:
         self._admission = admission
         self._progress = progress or _Silent()
         self.report = ImportReport()
-        self._slots = asyncio.Semaphore(CONCURRENT)
+        self._in_flight = _InFlight()
         self._running: set[asyncio.Task[None]] = set()
         self._failure: StoreUnavailable | None = None
 
@@ -160,10 +206,9 @@ class FileImport:
             self.report.note(Fate.REFUSED, missing.path, missing.reason)
         self._progress.start(len(found.files))
         try:
-            for chunk in chunked(found.files, CHUNK):
-                if self._failure is not None:
-                    break
-                await self._chunk(chunk)
+            done = 0
+            while done < len(found.files) and self._failure is None:
+                done += await self._chunk(found.files[done : done + CHUNK])
         finally:
             if self._running:
                 await asyncio.wait(self._running)
@@ -172,8 +217,9 @@ class FileImport:
             raise self._failure
         return self.report
 
-    async def _chunk(self, paths: Sequence[Path]) -> None:
-        loaded = await asyncio.to_thread(lambda: [_load(p, self._admission) for p in paths])
+    async def _chunk(self, paths: Sequence[Path]) -> int:
+        """Import files from the start of `paths`; return how many were taken."""
+        loaded, taken = await asyncio.to_thread(_load_chunk, paths, self._admission)
         uids = [item.meta.sop_instance_uid for item in loaded if isinstance(item, _Loaded)]
         stored = await self._catalogue.addresses(uids)
         for item in loaded:
@@ -182,10 +228,11 @@ class FileImport:
             elif stored.get(item.meta.sop_instance_uid) == item.address:
                 self._done(Fate.ALREADY_STORED)
             else:
-                await self._slots.acquire()
+                await self._in_flight.enter(len(item.data_set))
                 task = asyncio.create_task(self._store(item))
                 self._running.add(task)
                 task.add_done_callback(self._running.discard)
+        return taken
 
     async def _store(self, item: _Loaded) -> None:
         meta = item.meta
@@ -206,7 +253,7 @@ class FileImport:
             stored = outcome.kind is AddKind.STORED
             self._done(Fate.STORED if stored else Fate.DUPLICATE)
         finally:
-            self._slots.release()
+            await self._in_flight.leave(len(item.data_set))
 
     def _done(self, fate: Fate, path: Path | None = None, reason: str = "") -> None:
         self.report.note(fate, str(path or ""), reason)
