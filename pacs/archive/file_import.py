@@ -10,6 +10,7 @@ files), so running an interrupted import again redoes only what was not stored.
 import asyncio
 import hashlib
 import io
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ from pacs.archive.ingest import Arrival, Ingest
 from pacs.dicom.part10 import FileMeta, file_meta_bytes, read_file_meta
 from pacs.errors import InstanceConflict, InvalidInstance, StoreUnavailable
 from pacs.index.records import AddKind
+
+log = logging.getLogger(__name__)
 
 # Files read (and looked up in the index) per hop to a worker thread, and the bytes
 # read per hop beyond which no more files are (large files come a few at a time).
@@ -213,6 +216,7 @@ class FileImport:
             if self._running:
                 await asyncio.wait(self._running)
         self.report.seconds = time.monotonic() - started
+        self.report.refused.sort()  # ingests finish in any order
         if self._failure is not None:
             raise self._failure
         return self.report
@@ -249,6 +253,10 @@ class FileImport:
         except StoreUnavailable as exc:
             self._failure = self._failure or exc
             self._done(Fate.REFUSED, item.path, str(exc))
+        except Exception as exc:
+            # A bug rather than a bad file; the run goes on, the file is listed.
+            log.exception("importing %s failed", item.path)
+            self._done(Fate.REFUSED, item.path, f"unexpected error: {exc!r}")
         else:
             stored = outcome.kind is AddKind.STORED
             self._done(Fate.STORED if stored else Fate.DUPLICATE)

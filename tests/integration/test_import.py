@@ -119,9 +119,9 @@ async def test_import_beside_a_running_server_stores_files_byte_exact_and_resume
         "2 refused;"
     )
     assert (
-        lines[1] == f"refused {gone}: listed in {tmp_path / 'to-import/media/DICOMDIR'}, not found"
+        lines[2] == f"refused {gone}: listed in {tmp_path / 'to-import/media/DICOMDIR'}, not found"
     )
-    assert lines[2] == f"refused {truncated}: a value runs 100 bytes past the end of the data set"
+    assert lines[1] == f"refused {truncated}: a value runs 100 bytes past the end of the data set"
     assert len(lines) == 3
     assert "Doe" not in out + err
     received: dict[str, bytes] = {}
