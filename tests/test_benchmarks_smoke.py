@@ -195,3 +195,35 @@ def test_verify_rate_reports_a_cold_and_a_warm_rate_and_the_peak_memory() -> Non
     assert lines[0] == f"archive: 4 CT instances, {os.cpu_count()} cores"
     assert [line.split(":")[0].split(" (")[0] for line in lines[1:]] == ["cold", "warm"]
     assert all(" 4 blobs, " in line and " MB/s; peak RSS " in line for line in lines[1:])
+
+
+def test_reindex_rate_reports_a_rate_for_each_number_of_parsing_workers() -> None:
+    argv = [sys.executable, "-m", "benchmarks.reindex_rate", "--count", "20"]
+
+    result = subprocess.run(
+        argv, cwd=ROOT, capture_output=True, text=True, timeout=110, check=False
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"archive: 20 small instances, sqlite, {os.cpu_count()} cores"
+    assert [line.split(":")[0] for line in lines[1:]] == [
+        f"reindex --workers {n}" for n in (0, 1, os.cpu_count() or 1)
+    ]
+    assert all(": 20 instances in " in line and "peak RSS" in line for line in lines[1:])
+
+
+def test_import_rate_reports_storescu_then_two_imports() -> None:
+    argv = [sys.executable, "-m", "benchmarks.import_rate", "--count", "20"]
+
+    result = subprocess.run(
+        argv, cwd=ROOT, capture_output=True, text=True, timeout=110, check=False
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert lines[1].startswith("storescu -> serve: ")
+    assert lines[2].startswith("import: ")
+    assert " 20 stored, 0 already stored" in lines[3]
+    assert lines[4].startswith("import again (all skipped): ")
+    assert " 0 stored, 20 already stored" in lines[5]
