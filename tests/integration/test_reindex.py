@@ -254,3 +254,28 @@ async def test_reindex_refuses_a_database_that_already_indexes_instances(
     assert code == 3, out + err
     assert "already indexes 1 instances" in err
     assert "--into" in err
+
+
+async def test_under_keep_the_rebuilt_index_keeps_the_first_file_of_a_duplicate(
+    start_pacs: StartPacs, second_database: str
+) -> None:
+    live = await start_pacs()  # duplicate_policy = "keep"
+    assert live.directory is not None and live.app is not None
+    duplicate = make_instance(SeriesDescription="FIRST")
+    assert await asyncio.to_thread(scu.store, live, [duplicate, make_instance()]) == [0, 0]
+    kept = await live.app.index.get_instance(duplicate.SOPInstanceUID)
+    duplicate.SeriesDescription = "SECOND"
+    assert await asyncio.to_thread(scu.store, live, [duplicate]) == [0]
+    root = live.directory / "store"
+    blobs = {path.name for path in root.glob("??/??/*")}
+    assert kept is not None and len(blobs) == 3  # the second file is stored, not indexed
+    (dropped,) = blobs - await live.app.index.referenced_blobs()
+    config = str(live.directory / "pacs.toml")
+
+    code, out, err = await run_pacs("reindex", "--config", config, "--into", second_database)
+
+    assert code == 0, err
+    assert "3 blobs read, 2 instances indexed in" in out
+    assert f"duplicate {duplicate.SOPInstanceUID}: indexed {kept.blob_sha256}, not {dropped}" in out
+    rebuilt = await start_pacs(database={"url": second_database}, storage={"root": root})
+    assert await answers(rebuilt) == await answers(live)
