@@ -16,7 +16,7 @@ from pacs.dicom.part10 import read_file_meta
 from tests.conftest import make_instance
 from tests.integration import scu
 from tests.integration.conftest import PacsAddress, StartPacs, run_dcmtk
-from tests.integration.test_reindex import run_pacs
+from tests.integration.test_reindex import run_on_terminal, run_pacs
 
 STUDY_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.2.1"
 STUDY_ROOT_GET = "1.2.840.10008.5.1.4.1.2.2.3"
@@ -199,3 +199,19 @@ async def test_an_interrupted_import_resumes_where_it_stopped(
     assert int(already) == before
     assert int(stored) + int(already) == total
     assert await pacs.app.index.count_instances() == total
+
+
+async def test_import_draws_a_progress_bar_on_a_terminal(
+    start_pacs: StartPacs, tmp_path: Path
+) -> None:
+    pacs = await start_pacs()
+    assert pacs.directory is not None
+    for n in range(3):
+        _write(make_instance(), tmp_path / "in" / f"{n}.dcm")
+    config = str(pacs.directory / "pacs.toml")
+
+    code, out, drawn = await run_on_terminal("import", "--config", config, str(tmp_path / "in"))
+
+    assert code == 0, drawn
+    assert "0/3 [" in drawn and " files/s]" in drawn  # total and unit; 3 go by too fast
+    assert out.startswith("3 files (0 DICOMDIRs read): 3 stored,")
