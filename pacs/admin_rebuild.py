@@ -143,7 +143,9 @@ async def _reindex(
             store = FileBlobStore(settings.storage.root, commits=pools.store_commits)
             blobs = await stored_blobs(store)
             policy = rebuild_policy(settings.storage.duplicate_policy)
-            return await reindex(blobs, index, policy, parsing, workers=workers, progress=progress)
+            return await reindex(
+                store.root, blobs, index, policy, parsing, workers=workers, progress=progress
+            )
         finally:
             await index.close()
 

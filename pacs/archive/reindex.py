@@ -10,11 +10,13 @@ ends up as the duplicate policy left it: the newest under "replace", else the ol
 
 import asyncio
 import io
+import os
 import time
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 from pacs.archive.group_commit import InstanceIndex
@@ -23,8 +25,8 @@ from pacs.dicom.header import read_header, split_by_level
 from pacs.dicom.part10 import read_file_meta
 from pacs.errors import InvalidInstance, StoreUnavailable
 from pacs.index.records import AddKind, AddOutcome, DuplicatePolicy, InstanceRecord
-from pacs.store.blobstore import BlobRef, FileBlobStore
-from pacs.store.survey import BlobFile, prefixes, survey
+from pacs.store.blobstore import BlobRef, FileBlobStore, blob_path
+from pacs.store.survey import address_of, prefixes, survey
 
 # Blobs per index transaction (and per hop to a parsing worker): large enough that a
 # commit and a hop are cheap per instance, small enough to keep memory flat.
@@ -102,39 +104,40 @@ def rebuild_policy(configured: DuplicatePolicy) -> DuplicatePolicy:
     return DuplicatePolicy.KEEP
 
 
-async def stored_blobs(store: FileBlobStore) -> list[BlobFile]:
-    """Every blob in the store, oldest first (ties by address, so the order is fixed)."""
+async def stored_blobs(store: FileBlobStore) -> list[bytes]:
+    """A key for every blob in the store (`store.survey`), oldest first, ties by address."""
     try:
         found = []
         for prefix in await asyncio.to_thread(prefixes, store):
             found += await asyncio.to_thread(survey, store, prefix)
     except OSError as exc:
         raise StoreUnavailable(f"cannot read the store: {exc.strerror or exc}") from exc
-    found.sort(key=lambda blob: (blob.written, blob.sha256))
+    found.sort()
     return found
 
 
-def parse_blob(blob: BlobFile) -> InstanceRecord | Unreadable:
+def parse_blob(root: Path, address: str) -> InstanceRecord | Unreadable:
     """The index record of a stored blob, read as ingest reads a received instance. Blocking."""
     try:
-        with open(blob.path, "rb") as fp:
-            source = io.BytesIO(fp.read()) if blob.size <= READ_WHOLE else fp
+        with open(blob_path(root, address), "rb") as fp:
+            size = os.fstat(fp.fileno()).st_size
+            source = io.BytesIO(fp.read()) if size <= READ_WHOLE else fp
             meta = read_file_meta(source)
             dataset = read_header(source, meta.transfer_syntax_uid)
         levels = split_by_level(dataset)
     except FileNotFoundError:
-        return Unreadable(blob.sha256, "removed while reindex ran")
+        return Unreadable(address, "removed while reindex ran")
     except ValueError as exc:
-        return Unreadable(blob.sha256, f"not a Part 10 file: {exc}")
+        return Unreadable(address, f"not a Part 10 file: {exc}")
     except (InvalidInstance, OSError) as exc:
-        return Unreadable(blob.sha256, str(exc))
-    ref = BlobRef(blob.sha256, blob.size)
+        return Unreadable(address, str(exc))
+    ref = BlobRef(address, size)
     return record_for(levels, meta.transfer_syntax_uid, ref, meta.source_ae_title)
 
 
-def parse_blobs(blobs: Sequence[BlobFile]) -> list[InstanceRecord | Unreadable]:
-    """parse_blob for each of a batch: the unit of work sent to a parsing worker."""
-    return [parse_blob(blob) for blob in blobs]
+def parse_blobs(root: Path, keys: Sequence[bytes]) -> list[InstanceRecord | Unreadable]:
+    """parse_blob for each of a batch of blob keys: the unit of work sent to a worker."""
+    return [parse_blob(root, address_of(key)) for key in keys]
 
 
 class _Run:
@@ -159,7 +162,8 @@ class _Run:
 
 
 async def reindex(
-    blobs: Sequence[BlobFile],
+    root: Path,
+    blobs: Sequence[bytes],
     index: InstanceIndex,
     policy: DuplicatePolicy,
     parsing: Executor,
@@ -167,7 +171,8 @@ async def reindex(
     workers: int,
     progress: Progress | None = None,
 ) -> ReindexReport:
-    """Index every blob of `blobs`, in their order, through `index`'s batch write.
+    """Index every blob of `blobs` (keys of the store at `root`), in their order, through
+    `index`'s batch write.
 
     Headers are parsed on `parsing` (`workers` wide, 0 for one thread), some batches
     ahead of the writes; the writes go one batch at a time in order, so which duplicate
@@ -183,7 +188,7 @@ async def reindex(
 
     def parse_next() -> None:
         if batches:
-            parsed.append(loop.run_in_executor(parsing, parse_blobs, batches.popleft()))
+            parsed.append(loop.run_in_executor(parsing, parse_blobs, root, batches.popleft()))
 
     for _ in range(max(1, workers) * AHEAD_PER_WORKER):
         parse_next()

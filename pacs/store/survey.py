@@ -1,23 +1,17 @@
-"""The store's blobs described for rebuilding the index (`pacs reindex`): size, write time, path.
+"""The store's blobs listed for rebuilding the index (`pacs reindex`): in write order, compactly.
 
-Blocking, like the store: async callers run it in a thread, one `ab/` directory a hop.
+Each blob is one 40-byte key: its write time (st_mtime_ns, 8 bytes big-endian) then the
+32 bytes of its address. Sorting the keys sorts the blobs by time, then address, and a
+million of them take about 80 MB. Blocking, like the store: async callers run it in a
+thread, one `ab/` directory a hop.
 """
 
 import os
-from dataclasses import dataclass
 
 from pacs.store.blobstore import FileBlobStore
 from pacs.store.listing import StoreListing
 
-
-@dataclass(frozen=True, slots=True)
-class BlobFile:
-    """One stored blob: its address and size, when its bytes were written, and its path."""
-
-    sha256: str
-    size: int
-    written: float  # st_mtime: a commit's rename keeps the staging file's time
-    path: str
+_TIME_BYTES = 8
 
 
 def prefixes(store: FileBlobStore) -> list[str]:
@@ -25,15 +19,19 @@ def prefixes(store: FileBlobStore) -> list[str]:
     return StoreListing(store).prefixes()
 
 
-def survey(store: FileBlobStore, prefix: str) -> list[BlobFile]:
-    """Every blob stored under `<root>/<prefix>/`, in address order; one removed meanwhile
-    (by `pacs gc`) is left out."""
+def survey(store: FileBlobStore, prefix: str) -> list[bytes]:
+    """The key of every blob stored under `<root>/<prefix>/`; one removed meanwhile (by
+    `pacs gc`) is left out. A commit's rename keeps the staging file's write time."""
     found = []
     for address in StoreListing(store).addresses(prefix):
-        path = store.location(address)
         try:
-            stat = os.stat(path)
+            written = os.stat(store.path_of(address)).st_mtime_ns
         except FileNotFoundError:
             continue
-        found.append(BlobFile(address, stat.st_size, stat.st_mtime, path))
+        found.append(written.to_bytes(_TIME_BYTES, "big") + bytes.fromhex(address))
     return found
+
+
+def address_of(key: bytes) -> str:
+    """The address of the blob a key stands for."""
+    return key[_TIME_BYTES:].hex()
