@@ -19,6 +19,7 @@ from pacs.admin import collect_garbage, delete_from_index, verify_archive
 from pacs.app import run, upgrade_database
 from pacs.archive.gc import GcReport
 from pacs.archive.verify import VerifyReport
+from pacs.cli_rebuild import add_commands, run_import, run_reindex
 from pacs.config import Settings, check_listen_host, load_settings
 from pacs.errors import ConfigError, PacsError
 from pacs.index.deletion import DeletionPlan, Level, Selection
@@ -27,7 +28,9 @@ from pacs.log_format import log_handler
 log = logging.getLogger("pacs")
 
 # Exit statuses; the README's Command line section lists them.
-EXIT_FINDINGS = 1  # `pacs verify` found something wrong; `pacs delete` found nothing to delete
+# 1: `pacs verify` found something wrong; `pacs delete` found nothing to delete;
+# `pacs reindex` or `pacs import` left some files out
+EXIT_FINDINGS = 1
 EXIT_CONFIG = 2  # the configuration file or PACS_DATABASE_URL is invalid
 EXIT_CANNOT_RUN = 3  # something the configuration names cannot be used (port, directory, database)
 EXIT_NOT_CONFIRMED = 4  # `pacs delete` was not confirmed
@@ -101,6 +104,7 @@ def _parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print the report as JSON instead of the summary"
     )
     _add_gc_and_delete(commands, config_help)
+    add_commands(commands)  # reindex, import
     return parser
 
 
@@ -371,7 +375,18 @@ ADMIN_COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "verify": lambda settings, args: _verify(settings, args.sample, args.json),
     "gc": lambda settings, args: _gc(settings, args.dry_run, args.json),
     "delete": _delete,
+    "reindex": lambda settings, args: _rebuild(run_reindex, settings, args),
+    "import": lambda settings, args: _rebuild(run_import, settings, args),
 }
+
+
+def _rebuild(
+    command: Callable[[Settings, argparse.Namespace], bool],
+    settings: Settings,
+    args: argparse.Namespace,
+) -> int:
+    _configure_logging(settings)
+    return 0 if command(settings, args) else EXIT_FINDINGS
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -38,6 +38,13 @@ would block it, into one of these threads:
   `admin.py`). Re-hashing stored blobs (`archive/verify.py`): hashing releases the GIL, so
   one thread per core reads and hashes at the disk's speed; a bounded number of files is in
   flight at once. The store listing runs in the default executor, one `ab/` directory a hop.
+- **pacs reindex's parsing processes** (`--workers`, default one per core but one; created
+  and closed by `admin_rebuild.py`). Parsing stored headers (`archive/reindex.py`) is
+  Python holding the GIL, so it goes to processes, forked before the command starts any
+  thread; the records come back to the loop, which writes them through the index writer
+  one batch at a time. With `--workers 0`, one **pacs-reindex** thread parses instead.
+  `pacs import` builds the same pools as serve and reads files in the default executor,
+  one chunk a hop (`archive/file_import.py`).
 - **One thread per audit sink** (`audit/sinks.py`), fed by a queue: the loop only appends.
   Started by `Auditor.start()` and joined by `Auditor.close()`, which app.py calls.
 

@@ -211,3 +211,37 @@ def test_deidentify_rate_and_table_scripts_print_their_figures() -> None:
     assert lines[2].startswith("  PS3.15 2026c (dicom_anonymizer 2.1.0): ")
     disagreements = int(lines[3].removeprefix("Disagreements: "))
     assert all(" kept " in line for line in lines[4 : 4 + disagreements])
+
+
+@pytest.mark.benchmark_smoke
+def test_reindex_rate_reports_a_rate_for_each_number_of_parsing_workers() -> None:
+    argv = [sys.executable, "-m", "benchmarks.reindex_rate", "--count", "20"]
+
+    result = subprocess.run(
+        argv, cwd=ROOT, capture_output=True, text=True, timeout=110, check=False
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"archive: 20 small instances, sqlite, {os.cpu_count()} cores"
+    assert [line.split(":")[0] for line in lines[1:]] == [
+        f"reindex --workers {n}" for n in (0, 1, os.cpu_count() or 1)
+    ]
+    assert all(": 20 instances in " in line and "peak RSS" in line for line in lines[1:])
+
+
+@pytest.mark.benchmark_smoke
+def test_import_rate_reports_storescu_then_two_imports() -> None:
+    argv = [sys.executable, "-m", "benchmarks.import_rate", "--count", "20"]
+
+    result = subprocess.run(
+        argv, cwd=ROOT, capture_output=True, text=True, timeout=110, check=False
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert lines[1].startswith("storescu -> serve: ")
+    assert lines[2].startswith("import: ")
+    assert " 20 stored, 0 already stored" in lines[3]
+    assert lines[4].startswith("import again (all skipped): ")
+    assert " 0 stored, 20 already stored" in lines[5]

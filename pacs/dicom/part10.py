@@ -92,3 +92,55 @@ def seek_data_set(fp: BinaryIO) -> DataSetStart:
     if syntax is None:
         raise ValueError("File Meta Information has no (0002,0010) Transfer Syntax UID")
     return DataSetStart(syntax, offset)
+
+
+SOP_CLASS_UID = 0x00020002
+SOP_INSTANCE_UID = 0x00020003
+SOURCE_AE_TITLE = 0x00020016
+_META_TEXT = {
+    SOP_CLASS_UID: "sop_class_uid",
+    SOP_INSTANCE_UID: "sop_instance_uid",
+    TRANSFER_SYNTAX_UID: "transfer_syntax_uid",
+    SOURCE_AE_TITLE: "source_ae_title",
+}
+
+
+class FileMeta(NamedTuple):
+    """What a Part 10 file's File Meta Information says about its data set, and where it starts.
+
+    `source_ae_title` is '' when the file names none.
+    """
+
+    sop_class_uid: str
+    sop_instance_uid: str
+    transfer_syntax_uid: str
+    source_ae_title: str
+    offset: int
+
+
+def read_file_meta(fp: BinaryIO) -> FileMeta:
+    """Read the File Meta Information from fp's start and leave fp at the data set.
+
+    Raises ValueError for a file that is not Part 10 or whose meta group lacks the
+    media storage SOP class and instance UIDs or the transfer syntax.
+    """
+    fp.seek(0)
+    offset = data_set_offset(fp.read(HEAD))
+    meta = ElementReader(fp, offset, implicit=False, little=True)
+    found = dict.fromkeys(_META_TEXT.values(), "")
+    try:
+        while fp.tell() < offset:
+            tag = meta.tag()
+            length = meta.length_of(tag)
+            if tag in _META_TEXT:
+                raw = meta.value(length).rstrip(b"\x00 ").lstrip(b" ")
+                found[_META_TEXT[tag]] = raw.decode("ascii")
+            else:
+                meta.skip(length)
+    except (InvalidInstance, UnicodeDecodeError) as exc:
+        raise ValueError(f"File Meta Information cannot be read: {exc}") from exc
+    required = ("sop_class_uid", "sop_instance_uid", "transfer_syntax_uid")
+    missing = [name for name in required if not found[name]]
+    if missing:
+        raise ValueError(f"File Meta Information has no {', '.join(missing)}")
+    return FileMeta(offset=offset, **found)

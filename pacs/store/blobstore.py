@@ -34,6 +34,13 @@ class BlobRef:
     size: int
 
 
+def blob_path(root: Path, sha256: str) -> Path:
+    """Where the blob with this address lives in a store rooted at `root`."""
+    if not _ADDRESS.fullmatch(sha256):
+        raise ValueError(f"not a lower-case SHA-256 hex digest: {sha256!r}")
+    return root / sha256[:2] / sha256[2:4] / sha256
+
+
 def _unavailable(action: str, exc: OSError) -> StoreUnavailable:
     reason = f"cannot {action}: {exc.strerror or exc}"
     if exc.errno in _NO_SPACE:
@@ -84,9 +91,7 @@ class FileBlobStore:
 
     def path_of(self, sha256: str) -> Path:
         """Return where the blob with this address lives (whether or not it exists)."""
-        if not _ADDRESS.fullmatch(sha256):
-            raise ValueError(f"not a lower-case SHA-256 hex digest: {sha256!r}")
-        return self.root / sha256[:2] / sha256[2:4] / sha256
+        return blob_path(self.root, sha256)
 
     def location(self, sha256: str) -> str:
         """The blob's path, for messages."""

@@ -11,7 +11,7 @@ from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import UID
 
 from pacs.dicom.identity import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
-from pacs.dicom.part10 import data_set_offset, file_meta_bytes, seek_data_set
+from pacs.dicom.part10 import data_set_offset, file_meta_bytes, read_file_meta, seek_data_set
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
 
@@ -87,3 +87,26 @@ def test_seek_data_set_refuses_a_meta_group_without_a_transfer_syntax() -> None:
 
     with pytest.raises(ValueError, match="Transfer Syntax UID"):
         seek_data_set(io.BytesIO(meta + b"\x08\x00\x16\x00"))
+
+
+@pytest.mark.parametrize("source", ["STORESCU", "CT1", ""])
+def test_read_file_meta_returns_what_file_meta_bytes_wrote(source: str) -> None:
+    written = file_meta_bytes(CT, "1.2.3.45", "1.2.840.10008.1.2", source) + b"rest"
+    fp = io.BytesIO(written)
+
+    meta = read_file_meta(fp)
+
+    assert meta == (CT, "1.2.3.45", "1.2.840.10008.1.2", source, len(written) - 4)
+    assert fp.read() == b"rest"
+
+
+def test_read_file_meta_refuses_a_meta_group_without_the_sop_instance() -> None:
+    written = file_meta_bytes(CT, "", "1.2.840.10008.1.2.1", "")
+
+    with pytest.raises(ValueError, match="no sop_instance_uid"):
+        read_file_meta(io.BytesIO(written))
+
+
+def test_read_file_meta_refuses_what_is_not_part_10() -> None:
+    with pytest.raises(ValueError, match="not a Part 10 file"):
+        read_file_meta(io.BytesIO(b"plain text, not DICOM" * 10))
