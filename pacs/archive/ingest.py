@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 # file writes and hashing release the GIL, and one hop per batch keeps the loop free.
 FLUSH_BYTES = 1024 * 1024
 
+# A piece of a received data set: the network layer hands on views of the bytes it read.
+Fragment = bytes | memoryview
+
 
 @dataclass(frozen=True, slots=True)
 class Arrival:
@@ -95,7 +98,7 @@ def _differing(conflict: PatientConflict) -> str:
     return ", ".join(names) or "none of name, birth date, sex"
 
 
-def _write_all(writer: StagedBlob, chunks: list[bytes]) -> None:
+def _write_all(writer: StagedBlob, chunks: list[Fragment]) -> None:
     for chunk in chunks:
         writer.write(chunk)
 
@@ -110,7 +113,7 @@ class _Staging:
         self._writer: StagedBlob | None = None
         self._offset = 0
 
-    def write(self, chunks: list[bytes]) -> StagedBlob:
+    def write(self, chunks: list[Fragment]) -> StagedBlob:
         if self._writer is None:
             self._writer = self._store.begin()
             arrival = self._arrival
@@ -125,7 +128,7 @@ class _Staging:
         _write_all(self._writer, chunks)
         return self._writer
 
-    def finish(self, chunks: list[bytes]) -> StagedInstance:
+    def finish(self, chunks: list[Fragment]) -> StagedInstance:
         """Last bytes, header checks, then the commit of the file, left running.
 
         The file syncs while the header is parsed, and is renamed to its address and
@@ -163,14 +166,14 @@ class Ingest:
         self._commits = commits
         self.counters = IngestCounters()
 
-    async def ingest(self, arrival: Arrival, fragments: AsyncIterator[bytes]) -> IngestOutcome:
+    async def ingest(self, arrival: Arrival, fragments: AsyncIterator[Fragment]) -> IngestOutcome:
         """Store one instance; return only when it is durable. Raises PacsError subclasses."""
         staging = _Staging(self._store, arrival)
         # The staging file belongs to the thread working on it until that returns, even
         # when this task is cancelled (shield), so a discard never runs beside it.
         working: asyncio.Task[Any] | None = None
         try:
-            chunks: list[bytes] = []
+            chunks: list[Fragment] = []
             buffered = 0
             async for fragment in fragments:
                 chunks.append(fragment)

@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pacs.errors import ProtocolError
-from pacs.net.dimse import NO_DATA_SET, DimseMessage, decode_command
-from pacs.net.pdu import AbortReason, PduError, PdvFragment
+from pacs.net.dimse import NO_DATA_SET, DimseMessage, ReadFlow, decode_command
+from pacs.net.pdu import AbortReason, PduError
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,29 +26,39 @@ class AcceptedContext:
 class MessageAssembly:
     """The messages of one association's incoming fragments, on its accepted contexts."""
 
-    def __init__(self, contexts: Mapping[int, AcceptedContext]) -> None:
+    def __init__(self, contexts: Mapping[int, AcceptedContext], flow: ReadFlow) -> None:
         self._contexts = contexts
+        self._flow = flow
         self._command = bytearray()
         self._incoming: DimseMessage | None = None  # message whose data set is arriving
 
-    async def take(self, fragment: PdvFragment) -> DimseMessage | None:
-        """Take one fragment; the new message once its command set is complete, else None."""
-        if not fragment.is_command:
+    @property
+    def receiving(self) -> bool:
+        """True while a data set is partly received."""
+        return self._incoming is not None
+
+    def take(
+        self, context_id: int, control: int, is_last: bool, data: memoryview
+    ) -> DimseMessage | None:
+        """Take one PDV fragment; the new message once its command set is complete, else None."""
+        if not control & 0x01:
             message = self._incoming
-            if message is None or fragment.context_id != message.context_id:
+            if message is None or context_id != message.context_id:
                 raise PduError("data set fragment without a command on its context")
-            await message.feed(fragment.data, fragment.is_last)
-            if fragment.is_last:
+            message.feed(data, is_last)
+            if is_last:
                 self._incoming = None
             return None
         if self._incoming is not None:
             raise PduError("command fragment while a data set is still arriving")
-        self._command += fragment.data
-        if not fragment.is_last:
+        if is_last and not self._command:  # the usual case: a command set in one PDV
+            return self._message(context_id, bytes(data))
+        self._command += data
+        if not is_last:
             return None
-        data = bytes(self._command)
+        command = bytes(self._command)
         self._command.clear()
-        return self._message(fragment.context_id, data)
+        return self._message(context_id, command)
 
     def _message(self, context_id: int, data: bytes) -> DimseMessage:
         cx = self._contexts.get(context_id)
@@ -64,6 +74,7 @@ class MessageAssembly:
             cx.abstract_syntax,
             cx.transfer_syntax,
             has_data_set=int(command.get("CommandDataSetType", NO_DATA_SET)) != NO_DATA_SET,
+            flow=self._flow,
         )
         if message.has_data_set:
             self._incoming = message

@@ -1,8 +1,9 @@
-"""One established association (PS3.8): the reader task, DIMSE send and receive in either role.
+"""One established association (PS3.8): receiving PDUs, DIMSE send and receive in either role.
 
-A reader task owns the socket's read side: it hands P-DATA fragments to
-`assembly.py`, which turns them into messages, routes responses to whoever
-awaits them, notes C-CANCELs and queues requests for the dispatcher. Sends are
+The connection (`wire.py`) parses received PDUs in the callback that read them and
+calls this object back: P-DATA fragments go to `assembly.py`, which turns them into
+messages; responses are routed to whoever awaits them, C-CANCELs noted and requests
+queued for the dispatcher. Sends are
 serialised by a lock so two messages never interleave; their PDUs are framed by
 `pdu.py`. Opening an association (as acceptor or requestor) lives in
 `handshake.py`; the handlers it dispatches to are registered in `handlers.py`.
@@ -51,16 +52,17 @@ from pacs.net.pdu import (
     encode_release_rq,
     message_parts,
     pdata_parts,
-    read_pdata,
-    read_pdu_header,
 )
 from pacs.net.tls import peer_subject
+from pacs.net.wire import Wire
 
 log = logging.getLogger(__name__)
 
 # Largest PDV we send when the peer sets no limit: keeps each write bounded.
 UNLIMITED_PDV = 1024 * 1024
-REQUEST_QUEUE_DEPTH = 16
+REQUEST_QUEUE_DEPTH = 16  # requests queued for the dispatcher before the socket is left unread
+# How long an A-ABORT may take to leave before the connection is dropped regardless.
+ABORT_GRACE = 1.0
 
 
 class AssociationClosed(ProtocolError):
@@ -87,8 +89,7 @@ class Association:
 
     def __init__(
         self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        wire: Wire,
         agreement: Agreement,
         timeouts: Timeouts,
         *,
@@ -98,18 +99,17 @@ class Association:
         self.agreement = agreement
         self.timeouts = timeouts
         self.is_requestor = is_requestor
-        host, port = writer.get_extra_info("peername")[:2]
+        host, port = wire.get_extra_info("peername")[:2]
         title = agreement.called_ae_title if is_requestor else agreement.calling_ae_title
         self.peer = f"{title}@{host}:{port}"
         self.peer_host = str(host)
         # The peer's verified certificate subject (RFC 4514) on a TLS association, else None.
-        self.peer_certificate_subject = peer_subject(writer)
+        self.peer_certificate_subject = peer_subject(wire)
         direction = "to" if is_requestor else "from"
         self.label = f"association {direction} {self.peer}" + (f" for {purpose}" if purpose else "")
-        self._reader = reader
-        self._writer = writer
+        self._wire = wire
         self._send_lock = asyncio.Lock()
-        self._requests: asyncio.Queue[DimseMessage | None] = asyncio.Queue(REQUEST_QUEUE_DEPTH)
+        self._requests: asyncio.Queue[DimseMessage | None] = asyncio.Queue()
         self._waiting: dict[int, asyncio.Queue[DimseMessage | None]] = {}
         self._cancelled: set[int] = set()
         # Looked up for every message and every sub-operation; the agreement never changes.
@@ -123,7 +123,7 @@ class Association:
         for accepted in self._contexts.values():
             self._by_abstract_syntax.setdefault(accepted.abstract_syntax, []).append(accepted)
         self._message_ids = itertools.count()
-        self._assembly = MessageAssembly(self._contexts)
+        self._assembly = MessageAssembly(self._contexts, wire)
         self._release_rp = asyncio.Event()
         self._outstanding = 0  # requests received and not yet answered
         self.release_requested = False
@@ -133,7 +133,8 @@ class Association:
         self.operations = 0  # requests answered (acceptor) or made (requestor)
         self.tally: PeerTally | None = None  # the calling AE's metrics, set by the server
         self._ending: tuple[str, str] | None = None  # how it ended, and why
-        self._reader_task = asyncio.create_task(self._read_loop(), name=f"reader {self.peer}")
+        self._reading_ended = asyncio.Event()
+        wire.start_pdus(self, timeouts.network)
 
     @property
     def max_pdv_data(self) -> int:
@@ -160,27 +161,54 @@ class Association:
 
     # -- reading ---------------------------------------------------------------
 
-    async def _read_exactly(self, size: int) -> bytes:
-        # A peer waiting for our answers (a long C-MOVE, a big C-FIND) is silent, not
-        # gone: the idle timer runs only while nothing is being served or awaited.
-        busy = self._outstanding > 0 or bool(self._waiting)
-        async with asyncio.timeout(None if busy else self.timeouts.network):
-            return await self._reader.readexactly(size)
+    # Called by the wire as PDUs arrive (wire.Receiver); none of them awaits.
 
-    async def _read_loop(self) -> None:
-        try:
-            while await self._read_pdu():
-                pass
-        except (asyncio.IncompleteReadError, ConnectionError):
-            # Also how a connection that pacs closed ends here: the first ending noted stands.
-            self._note_ending("closed by the peer", "the connection ended without release")
-        except TimeoutError:
-            why = f"no data for {self.timeouts.network} s"
-            await self._send_abort(AbortSource.SERVICE_PROVIDER, AbortReason.NOT_SPECIFIED, why)
-        except PduError as exc:
-            why = f"protocol error: {exc}"
-            await self._send_abort(AbortSource.SERVICE_PROVIDER, exc.reason, why)
-        finally:
+    def fragment(self, context_id: int, control: int, is_last: bool, data: memoryview) -> None:
+        if (message := self._assembly.take(context_id, control, is_last, data)) is not None:
+            self._route(message)
+
+    def control_pdu(self, pdu_type: int, body: bytes) -> bool:
+        if pdu_type == PduType.RELEASE_RQ:
+            self.release_requested = True
+            self._note_ending("released by the peer")
+            self._requests.put_nowait(None)
+            return True
+        if pdu_type == PduType.RELEASE_RP and self.is_requestor:
+            self._note_ending("released")
+            self._release_rp.set()
+        elif pdu_type == PduType.ABORT:
+            self._note_ending("aborted by the peer", describe_abort(*decode_abort(body)))
+            self.aborted = True
+        else:
+            raise PduError(f"unexpected PDU type 0x{pdu_type:02X}", AbortReason.UNEXPECTED_PDU)
+        self._stop_reading()
+        return False
+
+    def expects_silence(self) -> bool:
+        # A peer waiting for our answers (a long C-MOVE, a big C-FIND) is silent, not
+        # gone; one in the middle of sending a data set owes us the rest.
+        busy = self._outstanding > 0 or bool(self._waiting)
+        return busy and not self._assembly.receiving
+
+    def timed_out(self) -> None:
+        why = f"no data for {self.timeouts.network} s"
+        self._send_abort(AbortSource.SERVICE_PROVIDER, AbortReason.NOT_SPECIFIED, why)
+        self._stop_reading()
+
+    def failed(self, error: PduError) -> None:
+        why = f"protocol error: {error}"
+        self._send_abort(AbortSource.SERVICE_PROVIDER, error.reason, why)
+        self._stop_reading()
+
+    def ended(self, error: BaseException | None) -> None:
+        # Also how a connection that pacs closed ends here: the first ending noted stands.
+        self._note_ending("closed by the peer", "the connection ended without release")
+        self._stop_reading()
+
+    def _stop_reading(self) -> None:
+        if not self._reading_ended.is_set():
+            self._reading_ended.set()
+            self._wire.stop()
             self._end()
             self._log_ending()
 
@@ -192,35 +220,7 @@ class Association:
         how, why = self._ending or ("closed", "")
         log_association_end(self.label, how, why, time.monotonic() - self.started, self.operations)
 
-    async def _read_pdu(self) -> bool:
-        """Read and act on one PDU; False when nothing more is to be read."""
-        pdu_type, length = await read_pdu_header(self._read_exactly)
-        if pdu_type == PduType.P_DATA_TF:
-            async for fragment in read_pdata(self._read_exactly, length):
-                if (message := await self._assembly.take(fragment)) is not None:
-                    await self._route(message)
-            return True
-        body = await self._read_exactly(length)
-        if pdu_type == PduType.RELEASE_RQ:
-            self.release_requested = True
-            self._note_ending("released by the peer")
-            await self._requests.put(None)
-            return True
-        if pdu_type == PduType.RELEASE_RP and self.is_requestor:
-            self._note_ending("released")
-            self._release_rp.set()
-            return False
-        if pdu_type == PduType.ABORT:
-            self._note_ending("aborted by the peer", describe_abort(*decode_abort(body)))
-            self.aborted = True
-            return False
-        known = pdu_type in PduType._value2member_map_
-        raise PduError(
-            f"unexpected PDU type 0x{pdu_type:02X}",
-            AbortReason.UNEXPECTED_PDU if known else AbortReason.UNRECOGNIZED_PDU,
-        )
-
-    async def _route(self, message: DimseMessage) -> None:
+    def _route(self, message: DimseMessage) -> None:
         if message.command_field == Command.C_CANCEL_RQ:
             self._cancelled.add(int(message.command.MessageIDBeingRespondedTo))
         elif is_response(message.command_field):
@@ -232,30 +232,29 @@ class Association:
                 waiting.put_nowait(message)
         else:
             self._outstanding += 1
-            await self._requests.put(message)
+            self._requests.put_nowait(message)
+            if self._requests.qsize() >= REQUEST_QUEUE_DEPTH:
+                self._wire.hold(self._requests)
 
     def _end(self) -> None:
         self.closed = True
         self._assembly.cut_short()
         for waiting in self._waiting.values():
             waiting.put_nowait(None)
-        while self._requests.full():
-            self._requests.get_nowait()
         self._requests.put_nowait(None)
         self._release_rp.set()
-        if not self._writer.is_closing():
-            self._writer.close()
+        if not self._wire.is_closing():
+            self._wire.close()
 
     # -- writing ---------------------------------------------------------------
 
     async def _drain(self) -> None:
-        transport = self._writer.transport
-        if not transport.is_closing() and not transport.get_write_buffer_size():
+        if not self._wire.is_closing() and not self._wire.write_buffer_size():
             # The kernel took every byte: nothing to wait for, and no timer to arm (arming
             # one per message cost as much as a C-FIND match's whole encoding).
             return
         async with asyncio.timeout(self.timeouts.network):
-            await self._writer.drain()
+            await self._wire.drain()
 
     async def send(
         self,
@@ -273,14 +272,14 @@ class Association:
             if isinstance(data_set, bytes | bytearray | memoryview):
                 # Command and data set in one send(): each costs a system call, more
                 # than encoding a small message.
-                self._writer.writelines(
+                self._wire.writelines(
                     message_parts(context_id, encoded, data_set, self.max_pdv_data)
                 )
             else:
                 # A streamed data set's command goes first, on its own: the receiver
                 # starts on it while the first chunk is read. Sent with that chunk, C-GET
                 # of CT or of small instances was no faster (same-run A/B, 8 runs each).
-                self._writer.writelines(
+                self._wire.writelines(
                     pdata_parts(context_id, 0x01, encoded, last=True, max_pdv=self.max_pdv_data)
                 )
                 if data_set is not None:
@@ -301,19 +300,19 @@ class Association:
                     self._note_ending("closed by pacs", why)
                 else:
                     self._note_ending("closed by the peer", f"sending failed: {exc}")
-                self._writer.close()
+                self._wire.close()
                 raise AssociationClosed(f"{self.peer}: sending failed: {exc}") from exc
 
     async def _send_stream(self, context_id: int, chunks: AsyncIterable[bytes]) -> None:
         held: bytes | None = None
         async for chunk in chunks:
             if held is not None:
-                self._writer.writelines(
+                self._wire.writelines(
                     pdata_parts(context_id, 0x00, held, last=False, max_pdv=self.max_pdv_data)
                 )
                 await self._drain()
             held = chunk
-        self._writer.writelines(
+        self._wire.writelines(
             pdata_parts(context_id, 0x00, held or b"", last=True, max_pdv=self.max_pdv_data)
         )
 
@@ -363,7 +362,7 @@ class Association:
             parts: list[bytes | memoryview] = []
             for identifier in identifiers:
                 parts += message_parts(context_id, command, identifier, self.max_pdv_data)
-            self._writer.writelines(parts)
+            self._wire.writelines(parts)
             await self._drain()
 
     # -- requesting (either role) -------------------------------------------------
@@ -420,13 +419,15 @@ class Association:
     async def serve(self, handlers: Handlers) -> None:
         """Answer requests until the peer releases or either side aborts."""
         while (message := await self._requests.get()) is not None:
+            if self._requests.qsize() < REQUEST_QUEUE_DEPTH:
+                self._wire.release(self._requests)
             await self._dispatch(handlers, message)
         if self.release_requested and not self.closed:
             async with self._send_lock:
-                self._writer.write(encode_release_rp())
+                self._wire.write(encode_release_rp())
                 await self._drain()
             self.closed = True
-            self._writer.close()
+            self._wire.close()
         await self.wait_closed()
 
     async def _dispatch(self, handlers: Handlers, message: DimseMessage) -> None:
@@ -460,7 +461,7 @@ class Association:
         if self.closed:
             return
         async with self._send_lock:
-            self._writer.write(encode_release_rq())
+            self._wire.write(encode_release_rq())
             await self._drain()
         try:
             async with asyncio.timeout(self.timeouts.acse):
@@ -469,28 +470,23 @@ class Association:
             await self.abort(f"no A-RELEASE-RP within {self.timeouts.acse} s")
             return
         self.closed = True
-        self._writer.close()
+        self._wire.close()
         await self.wait_closed()
 
     async def abort(self, why: str) -> None:
         """Send A-ABORT (service user) and drop the connection; `why` goes to the log."""
-        await self._send_abort(AbortSource.SERVICE_USER, AbortReason.NOT_SPECIFIED, why)
+        self._send_abort(AbortSource.SERVICE_USER, AbortReason.NOT_SPECIFIED, why)
+        self._stop_reading()
         await self.wait_closed()
 
-    async def _send_abort(self, source: AbortSource, reason: AbortReason, why: str) -> None:
+    def _send_abort(self, source: AbortSource, reason: AbortReason, why: str) -> None:
         self._note_ending("aborted by pacs", why)
         self.aborted = True
-        if not self._writer.is_closing():
-            try:
-                self._writer.write(encode_abort(source, reason))
-                async with asyncio.timeout(1.0):
-                    await self._writer.drain()
-            except (ConnectionError, TimeoutError):
-                pass
-            self._writer.close()
+        if not self._wire.is_closing():
+            self._wire.write(encode_abort(source, reason))
+            self._wire.close(grace=ABORT_GRACE)
 
     async def wait_closed(self) -> None:
-        """Wait until the reader task has ended and the socket is closed."""
-        await asyncio.wait({self._reader_task})
-        with contextlib.suppress(ConnectionError, OSError):
-            await self._writer.wait_closed()
+        """Wait until the association has ended and the connection is closed."""
+        await self._reading_ended.wait()
+        await self._wire.wait_closed()

@@ -2,11 +2,12 @@
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from enum import IntEnum
 from functools import cached_property
-from typing import Any
+from typing import Any, Protocol
 
 from pacs.errors import ProtocolError
 from pacs.net.command_set import ReceivedCommand
@@ -14,8 +15,10 @@ from pacs.net.command_set import ReceivedCommand
 NO_DATA_SET = 0x0101
 DATA_SET_PRESENT = 0x0001
 RESPONSE_BIT = 0x8000  # set in the Command Field of every response (PS3.7 E.1)
-# How many data-set fragments may wait for a slow service before the socket is left unread.
-FRAGMENT_QUEUE_DEPTH = 8
+# Data-set bytes that may wait for a slow service before the socket is left unread,
+# and what they must fall to before it is read again.
+HELD_BYTES = 2 * 1024 * 1024
+RELEASE_BYTES = 512 * 1024
 ERROR_COMMENT_MAX = 64  # LO
 
 
@@ -94,25 +97,35 @@ def make_response(
     return response
 
 
-class _Cut:
-    """Queue marker: the association ended before the data set's last fragment."""
+class ReadFlow(Protocol):
+    """The socket's reading, which a data set's consumer holds while it lags behind."""
 
+    def hold(self, reason: object) -> None: ...
 
-_CUT = _Cut()
+    def release(self, reason: object) -> None: ...
 
 
 @dataclass(eq=False)
 class DimseMessage:
-    """One received DIMSE message: its command set and, if any, its data set as fragments."""
+    """One received DIMSE message: its command set and, if any, its data set as fragments.
+
+    The reader feeds the data set's fragments (views of the received bytes) as they are
+    parsed; the service takes them with `fragments()`. While more than HELD_BYTES wait
+    for the service, the socket is left unread (`flow`).
+    """
 
     command: ReceivedCommand
     context_id: int
     abstract_syntax: str
     transfer_syntax: str
     has_data_set: bool
-    _fragments: asyncio.Queue[bytes | _Cut | None] = field(
-        default_factory=lambda: asyncio.Queue(FRAGMENT_QUEUE_DEPTH)
-    )
+    flow: ReadFlow | None = None
+    _chunks: deque[memoryview] = field(default_factory=deque)
+    _queued: int = 0  # bytes fed and not yet taken
+    _holding: bool = False
+    _complete: bool = False  # the data set's last fragment was fed
+    _cut: bool = False  # the association ended before it
+    _waiter: asyncio.Future[None] | None = None
     _finished: bool = False
     _ignored: bool = False
     answered: bool = False  # a final response has been sent
@@ -133,21 +146,32 @@ class DimseMessage:
     def status(self) -> int:
         return int(self.command.get("Status", 0))
 
-    async def fragments(self) -> AsyncIterator[bytes]:
+    async def fragments(self) -> AsyncIterator[memoryview]:
         """Yield the data set's bytes as they arrive; empty when there is no data set.
 
-        Raises ProtocolError when the association ends before the data set does.
+        The views stay valid once yielded. Raises ProtocolError when the association
+        ends before the data set does.
         """
         if not self.has_data_set:
             return
         while not self._finished:
-            fragment = await self._fragments.get()
-            if isinstance(fragment, bytes):
-                yield fragment
-                continue
-            self._finished = True
-            if fragment is _CUT:
+            if self._chunks:
+                chunk = self._chunks.popleft()
+                self._queued -= len(chunk)
+                if self._holding and self._queued <= RELEASE_BYTES:
+                    self._release()
+                yield chunk
+            elif self._cut:
+                self._finished = True
                 raise ProtocolError("the association ended before the data set was complete")
+            elif self._complete:
+                self._finished = True
+            else:
+                self._waiter = asyncio.get_running_loop().create_future()
+                try:
+                    await self._waiter
+                finally:
+                    self._waiter = None
 
     async def read_data_set(self) -> bytes:
         """Collect the whole data set: only for small ones (identifiers, N-ACTION information)."""
@@ -161,14 +185,28 @@ class DimseMessage:
         except ProtocolError:
             pass
 
-    async def feed(self, fragment: bytes, is_last: bool) -> None:
-        """Reader side: hand on one fragment; waits while the service lags behind."""
+    def feed(self, fragment: memoryview, is_last: bool) -> None:
+        """Reader side: hand on one fragment; holds the socket while the service lags."""
         if self._ignored:
             return
         if fragment:
-            await self._fragments.put(fragment)
+            self._chunks.append(fragment)
+            self._queued += len(fragment)
+            if self._queued > HELD_BYTES and not self._holding and self.flow is not None:
+                self._holding = True
+                self.flow.hold(self)
         if is_last:
-            await self._fragments.put(None)
+            self._complete = True
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def _release(self) -> None:
+        self._holding = False
+        if self.flow is not None:
+            self.flow.release(self)
 
     def ignore(self) -> None:
         """Reader side: nobody will read this message's data set; drop it as it arrives."""
@@ -176,6 +214,9 @@ class DimseMessage:
 
     def cut_short(self) -> None:
         """Reader side: the association ended; wake a waiting consumer with an error."""
-        while not self._fragments.empty():
-            self._fragments.get_nowait()
-        self._fragments.put_nowait(_CUT)
+        self._chunks.clear()
+        self._queued = 0
+        self._cut = True
+        if self._holding:
+            self._release()
+        self._wake()

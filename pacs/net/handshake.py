@@ -44,13 +44,14 @@ from pacs.net.tls import (
     subject_matches,
     tls_refused,
 )
+from pacs.net.wire import Wire
 
 log = logging.getLogger(__name__)
 
 
-def set_nodelay(writer: asyncio.StreamWriter) -> None:
+def set_nodelay(wire: Wire) -> None:
     """Disable Nagle: DIMSE is request/response, and delayed ACKs would hold up every reply."""
-    sock = writer.get_extra_info("socket")
+    sock = wire.get_extra_info("socket")
     if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
@@ -75,17 +76,17 @@ class TlsOnPlainPort(PduError):
     """A TLS ClientHello arrived where an A-ASSOCIATE-RQ was expected."""
 
 
-def _address(writer: asyncio.StreamWriter) -> str:
-    peer = writer.get_extra_info("peername")
+def _address(wire: Wire) -> str:
+    peer = wire.get_extra_info("peername")
     return f"{peer[0]}:{peer[1]}" if peer else "?"
 
 
 async def _read_associate_pdu(
-    reader: asyncio.StreamReader, timeout: float | None, expected: set[PduType]
+    wire: Wire, timeout: float | None, expected: set[PduType]
 ) -> tuple[int, bytes]:
     """Read one association-phase PDU within the ARTIM timeout; return (type, whole PDU)."""
     async with asyncio.timeout(timeout):
-        pdu_type, length = await read_pdu_header(reader.readexactly)
+        pdu_type, length = await read_pdu_header(wire.read_exactly)
         if pdu_type == TLS_HANDSHAKE_RECORD and PduType.ASSOCIATE_RQ in expected:
             raise TlsOnPlainPort("a TLS ClientHello on the plain DICOM port")
         if pdu_type not in expected:
@@ -94,32 +95,28 @@ async def _read_associate_pdu(
             raise PduError(f"PDU type 0x{pdu_type:02X} where {sorted(expected)} expected", reason)
         if length > MAX_ASSOCIATE_PDU:
             raise PduError(f"association PDU of {length} bytes is too long")
-        body = await reader.readexactly(length)
+        body = await wire.read_exactly(length)
     return pdu_type, frame(pdu_type, body)
 
 
-async def _refuse(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, pdu: bytes, artim: float | None
-) -> None:
+async def _refuse(wire: Wire, pdu: bytes, artim: float | None) -> None:
     """Send an A-ASSOCIATE-RJ or A-ABORT, then let the peer close the connection.
 
     PS3.8 9.2 (AE-8, AA-1, Sta13): the requestor closes the connection on receiving
     it; the acceptor closes it only when ARTIM expires first.
     """
     try:
-        writer.write(pdu)
+        wire.write(pdu)
         async with asyncio.timeout(artim):
-            await writer.drain()
-            while await reader.read(MAX_ASSOCIATE_PDU):
-                pass  # whatever the peer still sends is of no interest now
+            await wire.drain()
+            await wire.discard_until_eof()  # whatever the peer still sends is of no interest
     except (ConnectionError, TimeoutError):
         pass
-    writer.close()
+    wire.close()
 
 
 async def accept_association(
-    reader: asyncio.StreamReader,
-    writer: asyncio.StreamWriter,
+    wire: Wire,
     policy: AcceptorPolicy,
     timeouts: Timeouts,
     *,
@@ -137,35 +134,35 @@ async def accept_association(
     calling AE titles that must present these certificate subjects. `memo` keeps recent
     requests' negotiations (None: each is negotiated afresh).
     """
-    set_nodelay(writer)
+    set_nodelay(wire)
     memo = memo or NegotiationMemo(size=0)
-    address = _address(writer)
+    address = _address(wire)
     try:
-        _, data = await _read_associate_pdu(reader, timeouts.acse, {PduType.ASSOCIATE_RQ})
+        _, data = await _read_associate_pdu(wire, timeouts.acse, {PduType.ASSOCIATE_RQ})
         rq = memo.decode(data)
     except TimeoutError:
         log.warning("%s: no A-ASSOCIATE-RQ within %ss, closing", address, timeouts.acse)
-        writer.close()
+        wire.close()
         return None
     except (asyncio.IncompleteReadError, ConnectionError):
         log.info("%s: connection closed before association", address)
-        writer.close()
+        wire.close()
         return None
     except TlsOnPlainPort as exc:
         tls_refused(address, str(exc), auditor)
-        writer.close()  # an A-ABORT would mean nothing to a TLS client
+        wire.close()  # an A-ABORT would mean nothing to a TLS client
         return None
     except PduError as exc:
         log.warning("%s: aborting: %s", address, exc)
         alert(auditor, node_at(address), Alert.ASSOCIATION_REFUSED, f"aborted: {exc}")
         abort = encode_abort(AbortSource.SERVICE_PROVIDER, exc.reason)
-        await _refuse(reader, writer, abort, timeouts.acse)
+        await _refuse(wire, abort, timeouts.acse)
         return None
     rejection, admitted = _judge(
         rq, policy, address, association_limit, gatekeeper, auditor=auditor
     )
     if rejection is None and bound_subjects:
-        subject = peer_subject(writer)
+        subject = peer_subject(wire)
         calling = rq.calling_ae_title.strip()
         if rejection := identity_rejection(calling, subject, bound_subjects, address, auditor):
             admitted = NOTHING  # tls_refused has logged and audited it
@@ -178,13 +175,13 @@ async def accept_association(
                 rq.called_ae_title.strip(),
                 rejection.why,
             )
-        await _refuse(reader, writer, rejection.encode(), timeouts.acse)
+        await _refuse(wire, rejection.encode(), timeouts.acse)
         return None
     agreement, ac = _accept(
         rq, data, policy, gatekeeper, admitted, address=address, auditor=auditor, memo=memo
     )
-    writer.write(ac)
-    association = Association(reader, writer, agreement, timeouts, is_requestor=False)
+    wire.write(ac)
+    association = Association(wire, agreement, timeouts, is_requestor=False)
     log.info(
         "association from %s@%s to %s accepted: %d of %d contexts%s",
         agreement.calling_ae_title,
@@ -192,14 +189,14 @@ async def accept_association(
         agreement.called_ae_title,
         len(agreement.accepted),
         len(agreement.accepted) + len(agreement.rejected),
-        _tls_note(writer, association.peer_certificate_subject),
+        _tls_note(wire, association.peer_certificate_subject),
     )
     return association
 
 
-def _tls_note(writer: asyncio.StreamWriter, subject: str | None) -> str:
+def _tls_note(wire: Wire, subject: str | None) -> str:
     """What the opening line adds for a TLS association: its version and peer subject."""
-    ssl_object = writer.get_extra_info("ssl_object")
+    ssl_object = wire.get_extra_info("ssl_object")
     if ssl_object is None:
         return ""
     return f", {ssl_object.version()}" + (f" as {subject}" if subject else "")
@@ -213,35 +210,36 @@ async def _connect(
     tls: ssl.SSLContext | None,
     *,
     auditor: Auditor | None,
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+) -> Wire:
     """Connect, then (with `tls`) complete the TLS handshake; failures of the latter are
     TLS refusals, whatever the peer did (alert, reset, silence)."""
     where = f"{called_ae_title}@{host}:{port}"
+    loop = asyncio.get_running_loop()
     try:
         async with asyncio.timeout(timeouts.acse):
-            reader, writer = await asyncio.open_connection(host, port)
+            transport, wire = await loop.create_connection(Wire, host, port)
     except (OSError, TimeoutError) as exc:
         raise AssociationFailed(f"cannot connect to {where}: {exc}") from exc
     if tls is None:
-        return reader, writer
+        return wire
     try:
         async with asyncio.timeout(timeouts.acse):
-            await writer.start_tls(tls, server_hostname=host)
+            secure = await loop.start_tls(transport, wire, tls, server_hostname=host)
     except (OSError, TimeoutError) as exc:
-        writer.transport.abort()
+        transport.abort()
         reason = describe_failure(exc)
         tls_refused(where, reason, auditor)
         raise AssociationFailed(f"cannot connect to {where} over TLS: {reason}") from exc
-    return reader, writer
+    assert secure is not None
+    wire.connection_made(secure)
+    return wire
 
 
-def _check_subject(
-    writer: asyncio.StreamWriter, where: str, wanted: str, auditor: Auditor | None
-) -> None:
+def _check_subject(wire: Wire, where: str, wanted: str, auditor: Auditor | None) -> None:
     """Close the connection unless the peer's certificate carries the configured subject."""
-    subject = peer_subject(writer)
+    subject = peer_subject(wire)
     if not subject_matches(subject, wanted):
-        writer.close()
+        wire.close()
         reason = f"certificate subject {subject!r} is not the configured {wanted!r}"
         tls_refused(where, reason, auditor)
         raise AssociationFailed(f"{where}: {reason}")
@@ -349,42 +347,40 @@ async def request_association(
     certificate must carry that subject.
     """
     proposed = number_contexts(contexts)
-    reader, writer = await _connect(host, port, called_ae_title, timeouts, tls, auditor=auditor)
+    wire = await _connect(host, port, called_ae_title, timeouts, tls, auditor=auditor)
     if tls is not None and certificate_subject is not None:
         where = f"{called_ae_title}@{host}:{port}"
-        _check_subject(writer, where, certificate_subject, auditor)
-    set_nodelay(writer)
-    writer.write(build_request(calling_ae_title, called_ae_title, proposed, max_pdu_length))
+        _check_subject(wire, where, certificate_subject, auditor)
+    set_nodelay(wire)
+    wire.write(build_request(calling_ae_title, called_ae_title, proposed, max_pdu_length))
     expected = {PduType.ASSOCIATE_AC, PduType.ASSOCIATE_RJ, PduType.ABORT}
     try:
-        pdu_type, data = await _read_associate_pdu(reader, timeouts.acse, expected)
+        pdu_type, data = await _read_associate_pdu(wire, timeouts.acse, expected)
     except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, PduError) as exc:
-        writer.close()
+        wire.close()
         raise AssociationFailed(f"{called_ae_title}@{host}:{port}: no acceptance: {exc!r}") from exc
     if pdu_type == PduType.ASSOCIATE_RJ:
         rj = A_ASSOCIATE_RJ()
         rj.decode(data)
-        writer.close()
+        wire.close()
         raise AssociationRejected(
             f"{called_ae_title}@{host}:{port} rejected the association: "
             f"{rj.result_str}, {rj.source_str}, {rj.reason_str}"
         )
     if pdu_type == PduType.ABORT:
-        writer.close()
+        wire.close()
         source, reason = decode_abort(data[6:])
         raise AssociationFailed(f"{called_ae_title}@{host}:{port} aborted ({source}, {reason})")
     ac = A_ASSOCIATE_AC()
     ac.decode(data)
     agreement = read_acceptance(ac, proposed, calling_ae_title)
     if not agreement.accepted:
-        writer.write(encode_abort(AbortSource.SERVICE_USER))
-        writer.close()  # the transport sends what is buffered, then closes
+        wire.write(encode_abort(AbortSource.SERVICE_USER))
+        wire.close()  # the transport sends what is buffered, then closes
         raise AssociationRejected(
             f"{called_ae_title}@{host}:{port} accepted no presentation context"
         )
-    association = Association(
-        reader, writer, agreement, timeouts, is_requestor=True, purpose=purpose
-    )
+    association = Association(wire, agreement, timeouts, is_requestor=True, purpose=purpose)
     log.info(
         "%s accepted: %d of %d contexts",
         association.label,

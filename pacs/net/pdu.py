@@ -1,14 +1,13 @@
-"""PDU framing on asyncio streams (PS3.8 9.3): read whole PDUs, stream P-DATA items.
+"""PDU framing (PS3.8 9.3): PDU types, headers, P-DATA-TF framing for sending, A-ABORT.
 
 The variable-format PDUs (A-ASSOCIATE-RQ/AC/RJ, A-RELEASE, A-ABORT) are
-encoded and decoded with pynetdicom's `pdu` classes. P-DATA-TF is framed here:
-its PDV items are read straight off the socket in chunks, so a data set of any
-size passes through without ever being held whole in memory.
+encoded and decoded with pynetdicom's `pdu` classes. P-DATA-TF is framed here
+for sending; received PDUs of an established association are parsed in place
+by `pdata.py`.
 """
 
 import struct
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from enum import IntEnum
 
 from pynetdicom.pdu import A_ABORT_RQ, A_RELEASE_RP, A_RELEASE_RQ
@@ -16,13 +15,10 @@ from pynetdicom.pdu import A_ABORT_RQ, A_RELEASE_RP, A_RELEASE_RQ
 from pacs.errors import ProtocolError
 
 _PDU_HEADER = struct.Struct(">BxL")
-_PDV_HEADER = struct.Struct(">LBB")
 _PDATA_HEADERS = struct.Struct(">BxLLBB")
 
 PDU_HEADER_LENGTH = _PDU_HEADER.size
 PDV_HEADER_LENGTH = 6  # item length (4), context ID (1), message control header (1)
-# What one fragment handed to a service may hold at most: bounds memory per association.
-MAX_FRAGMENT = 256 * 1024
 
 
 class PduType(IntEnum):
@@ -66,16 +62,6 @@ class PduError(ProtocolError):
 ReadExactly = Callable[[int], Awaitable[bytes]]
 
 
-@dataclass(frozen=True, slots=True)
-class PdvFragment:
-    """A piece of one presentation data value: part of a command or data set."""
-
-    context_id: int
-    is_command: bool
-    is_last: bool  # the last fragment of the command or data set
-    data: bytes
-
-
 async def read_pdu_header(read: ReadExactly) -> tuple[int, int]:
     """Read a PDU header; return (PDU type, length of what follows)."""
     header = await read(PDU_HEADER_LENGTH)
@@ -86,32 +72,6 @@ async def read_pdu_header(read: ReadExactly) -> tuple[int, int]:
 def frame(pdu_type: int, body: bytes) -> bytes:
     """Prefix a PDU body with its header."""
     return _PDU_HEADER.pack(pdu_type, len(body)) + body
-
-
-async def read_pdata(read: ReadExactly, length: int) -> AsyncIterator[PdvFragment]:
-    """Yield the PDV fragments of one P-DATA-TF PDU whose header has been read.
-
-    A PDV longer than MAX_FRAGMENT is yielded in several fragments; only the
-    last fragment of a PDV carries the PDV's "last" bit.
-    """
-    remaining = length
-    while remaining > 0:
-        if remaining < PDV_HEADER_LENGTH:
-            raise PduError(f"P-DATA-TF has {remaining} stray bytes after its last PDV")
-        item_length, context_id, control = _PDV_HEADER.unpack(await read(PDV_HEADER_LENGTH))
-        if item_length < 2 or item_length + 4 > remaining:
-            raise PduError(f"PDV item length {item_length} does not fit its P-DATA-TF")
-        remaining -= item_length + 4
-        data_left = item_length - 2
-        is_command = bool(control & 0x01)
-        while True:
-            size = min(data_left, MAX_FRAGMENT)
-            data = await read(size) if size else b""
-            data_left -= size
-            ends_pdv = data_left == 0
-            yield PdvFragment(context_id, is_command, ends_pdv and bool(control & 0x02), data)
-            if ends_pdv:
-                break
 
 
 def pdata_header(context_id: int, control: int, data_length: int) -> bytes:

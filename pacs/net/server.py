@@ -15,6 +15,7 @@ from pacs.net.negotiation import AcceptorPolicy
 from pacs.net.negotiation_memo import NegotiationMemo
 from pacs.net.permissions import Gatekeeper
 from pacs.net.tls import start_tls_server
+from pacs.net.wire import Wire
 
 log = logging.getLogger(__name__)
 
@@ -116,19 +117,22 @@ class DimseServer:
                 raise
         if self._listener.plain:
             try:
-                self._server = await asyncio.start_server(
-                    self._on_connection, self._listener.host, self._listener.port
+                loop = asyncio.get_running_loop()
+                self._server = await loop.create_server(
+                    lambda: Wire(self._spawn), self._listener.host, self._listener.port
                 )
             except OSError:
                 if self._tls_server is not None:
                     self._tls_server.close()
                 raise
 
-    async def _on_connection(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
+    def _spawn(self, wire: Wire) -> None:
+        # The task adds itself to self._tasks; the loop holds it until it first runs.
+        asyncio.get_running_loop().create_task(self._on_connection(wire))
+
+    async def _on_connection(self, wire: Wire) -> None:
         if self._stopping:  # a TLS handshake that finished after stop() closed the listeners
-            writer.close()
+            wire.close()
             return
         task = asyncio.current_task()
         assert task is not None
@@ -138,8 +142,7 @@ class DimseServer:
         try:
             limit = self._listener.max_associations if full else None
             assoc = await accept_association(
-                reader,
-                writer,
+                wire,
                 self.policy,
                 self._timeouts,
                 association_limit=limit,
@@ -158,7 +161,7 @@ class DimseServer:
                 await self._serve(assoc)
         except Exception:
             log.exception("association task failed")
-            writer.close()
+            wire.close()
         finally:
             self._active -= 1
             self._tasks.discard(task)

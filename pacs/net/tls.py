@@ -12,13 +12,14 @@ import logging
 import ssl
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pacs.audit.auditor import Auditor
 from pacs.config_tls import ClientCertificates, TlsSettings
 from pacs.errors import StartupError
 from pacs.net.negotiation import Rejection, RejectResult, RejectSource
 from pacs.net.security_alerts import Alert, alert, node_at
+from pacs.net.wire import Wire
 
 log = logging.getLogger(__name__)
 
@@ -206,13 +207,19 @@ def identity_rejection(
     return Rejection(RejectResult.PERMANENT, RejectSource.SERVICE_USER, 0x03, why)
 
 
-def peer_subject(writer: asyncio.StreamWriter) -> str | None:
+class Connection(Protocol):
+    """What TLS needs of a connection: its transport's extra information."""
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any: ...
+
+
+def peer_subject(connection: Connection) -> str | None:
     """The verified certificate subject of the peer on a TLS connection, else None."""
-    ssl_object = writer.get_extra_info("ssl_object")
+    ssl_object = connection.get_extra_info("ssl_object")
     return format_subject(ssl_object.getpeercert()) if ssl_object is not None else None
 
 
-OnConnection = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+OnConnection = Callable[[Wire], Awaitable[None]]
 
 
 class _Gate(asyncio.Protocol):
@@ -242,7 +249,7 @@ async def start_tls_server(
     *,
     auditor: Auditor | None = None,
 ) -> asyncio.Server:
-    """Listen for TLS connections; hand each to `on_connection` as streams after its handshake.
+    """Listen for TLS connections; hand each to `on_connection` after its handshake.
 
     The handshake runs in pacs's own task rather than inside asyncio's server, so that
     a failed one (wrong protocol, untrusted certificate, stalled peer) reaches
@@ -253,13 +260,12 @@ async def start_tls_server(
     async def handshake(transport: asyncio.Transport) -> None:
         peer = transport.get_extra_info("peername")
         address = f"{peer[0]}:{peer[1]}" if peer else "?"
-        reader = asyncio.StreamReader(loop=loop)
-        protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+        wire = Wire()
         try:
             async with asyncio.timeout(handshake_timeout):
                 secure = await loop.start_tls(
                     transport,
-                    protocol,
+                    wire,
                     context,
                     server_side=True,
                     ssl_handshake_timeout=handshake_timeout,
@@ -269,7 +275,7 @@ async def start_tls_server(
             tls_refused(address, describe_failure(exc), auditor)
             return
         assert secure is not None
-        protocol.connection_made(secure)
-        await on_connection(reader, asyncio.StreamWriter(secure, protocol, reader, loop))
+        wire.connection_made(secure)
+        await on_connection(wire)
 
     return await loop.create_server(lambda: _Gate(handshake), host, port)

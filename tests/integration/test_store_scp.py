@@ -338,6 +338,37 @@ async def test_dcmtk_storescu_stores_a_file(
     assert row.source_ae_title == "STORESCU"
 
 
+def _large_ct(mib: int) -> Dataset:
+    """A CT instance whose pixel data is `mib` MiB of varied bytes: many PDUs, many reads."""
+    ds = make_instance()
+    ds.Rows = ds.Columns = 512
+    frame = bytes(range(256)) * (512 * 512 * 2 // 256)
+    ds.NumberOfFrames = 2 * mib
+    ds.PixelData = b"".join(frame[k:] + frame[:k] for k in range(2 * mib))
+    return ds
+
+
+async def test_a_data_set_of_many_pdus_and_reads_is_stored_byte_identical(
+    running_pacs: PacsAddress, tmp_path: Path
+) -> None:
+    large = _large_ct(6)
+    path = tmp_path / "large.dcm"
+    large.save_as(path, enforce_file_format=True)
+
+    # storescu sends PDUs of pacs's maximum length; pynetdicom's SCU smaller ones.
+    code, output = await run_dcmtk("storescu", running_pacs.host, str(running_pacs.port), str(path))
+    again = make_instance(SOPInstanceUID=generate_uid(), StudyInstanceUID=large.StudyInstanceUID)
+    again.Rows, again.Columns, again.NumberOfFrames = 512, 512, large.NumberOfFrames
+    again.PixelData = large.PixelData[1:] + large.PixelData[:1]
+    assert await store(running_pacs, again) == [SUCCESS]
+
+    assert code == 0, output
+    for ds in (large, again):
+        row = await indexed(running_pacs, ds.SOPInstanceUID)
+        assert row is not None
+        assert stored_bytes(running_pacs, row).endswith(_encoded(ds, ExplicitVRLittleEndian))
+
+
 @pytest.mark.parametrize("name", ["CT_small.dcm", "examples_overlay.dcm"])
 async def test_binary_elements_before_the_pixels_are_stored(
     running_pacs: PacsAddress, name: str

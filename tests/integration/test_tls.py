@@ -14,6 +14,7 @@ import pytest
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 from pynetdicom import AE, build_role, evt
+from pynetdicom.dsutils import encode
 
 from benchmarks.certificates import Credential, Pki, make_pki
 from tests.conftest import make_instance
@@ -149,6 +150,31 @@ async def test_dcmtk_echo_store_and_find_over_tls(
     assert ct.StudyInstanceUID in find[1]
     _, line = await logs.wait_for("association from WORKSTATION@", "accepted")
     assert "TLSv1.3 as CN=workstation,O=pacs tests" in line
+
+
+async def test_a_data_set_of_many_tls_records_is_stored_byte_identical(
+    start_pacs: StartPacs, pki: Pki, tmp_path: Path
+) -> None:
+    pacs = await _start(start_pacs, pki)
+    ct = make_instance(PatientID="TLS-LARGE")
+    ct.Rows = ct.Columns = 512
+    ct.NumberOfFrames = 12
+    ct.PixelData = bytes(range(256)) * (512 * 512 * 2 * 12 // 256)  # 6 MiB
+    path = tmp_path / "large.dcm"
+    ct.save_as(path, enforce_file_format=True)
+
+    code, output = await run_dcmtk(
+        "storescu", "-aet", "WORKSTATION", *_tls_args(pki, pki.client),
+        pacs.tls.host, str(pacs.tls.port), str(path),
+    )  # fmt: skip
+
+    assert code == 0, output
+    assert pacs.plain.app is not None
+    row = await pacs.plain.app.index.get_instance(ct.SOPInstanceUID)
+    assert row is not None
+    data_set = encode(ct, False, True)  # as saved and sent: Explicit VR Little Endian
+    assert data_set is not None and path.read_bytes().endswith(data_set)
+    assert pacs.plain.app.store.path_of(row.blob_sha256).read_bytes().endswith(data_set)
 
 
 async def test_plain_listener_can_be_switched_off(start_pacs: StartPacs, pki: Pki) -> None:

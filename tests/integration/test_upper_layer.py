@@ -7,7 +7,7 @@ import asyncio
 import struct
 
 from pydicom.dataset import Dataset
-from pydicom.uid import ImplicitVRLittleEndian
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from pacs.net.command_set import encode_command
 from pacs.net.contexts import VERIFICATION, proposal
@@ -139,6 +139,36 @@ async def test_a_peer_stalling_mid_pdu_is_aborted_after_the_network_timeout(
     await _echo_still_works(pacs)
     pdu_type, _ = await _read_pdu(reader)
     assert pdu_type == A_ABORT
+    writer.close()
+    await _echo_still_works(pacs)
+
+
+async def test_a_peer_stalling_mid_data_set_is_aborted_after_the_network_timeout(
+    start_pacs: StartPacs,
+) -> None:
+    pacs = await start_pacs(server={"network_timeout": 1.0})
+    reader, writer = await asyncio.open_connection(pacs.host, pacs.port)
+    contexts = number_contexts([proposal(CTImageStorage, [ExplicitVRLittleEndian])])
+    writer.write(build_request("STALL", pacs.ae_title, contexts, 0))
+    pdu_type, _ = await _read_pdu(reader)
+    assert pdu_type == A_ASSOCIATE_AC
+    command = Dataset()
+    command.CommandField = Command.C_STORE_RQ
+    command.MessageID = 1
+    command.AffectedSOPClassUID = CTImageStorage
+    command.AffectedSOPInstanceUID = "1.2.3.4"
+    command.Priority = 0
+    command.CommandDataSetType = 0x0001
+    encoded = encode_command(command)
+    # The command and the first PDV of its data set, then nothing: the request is being
+    # served, but pacs waits for the peer, not the other way round.
+    writer.write(pdata_header(1, 0x03, len(encoded)) + encoded)
+    writer.write(pdata_header(1, 0x00, 8) + b"\x08\x00\x05\x00CS\x0a\x00")
+
+    await _echo_still_works(pacs)
+    pdu_type, body = await _read_pdu(reader)
+    assert pdu_type == A_ABORT
+    assert body[2] == 0x02  # aborted by the service provider
     writer.close()
     await _echo_still_works(pacs)
 
