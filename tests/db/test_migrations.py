@@ -6,10 +6,11 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect as sa_inspect
 
 from pacs.errors import SchemaError
 from pacs.index.engine import AsyncEngine
-from pacs.index.models import Base
+from pacs.index.models import TRIGRAM_INDEX, Base
 from pacs.index.schema import (
     alembic_config,
     check_schema,
@@ -17,8 +18,9 @@ from pacs.index.schema import (
     ensure_schema,
     upgrade_to_head,
 )
+from tests.conftest import ONLY_POSTGRESQL, ONLY_SQLITE
 
-HEAD = "0003"
+HEAD = "0004"
 CATALOGUE = {"patient", "study", "series", "instance"}
 
 
@@ -68,8 +70,12 @@ async def test_alembic_command_with_a_url_config_migrates(
 async def test_models_match_the_migrations(engine: AsyncEngine) -> None:
     await upgrade_to_head(engine)
 
+    def declared(_object: object, name: str | None, kind: str, *_: object) -> bool:
+        return not (kind == "index" and name == TRIGRAM_INDEX)  # exists only with pg_trgm
+
     def differences(sync: object) -> list[object]:
-        context = MigrationContext.configure(sync, opts={"compare_type": True})  # type: ignore[arg-type]
+        opts = {"compare_type": True, "include_object": declared}
+        context = MigrationContext.configure(sync, opts=opts)  # type: ignore[arg-type]
         return list(compare_metadata(context, Base.metadata))
 
     async with engine.connect() as conn:
@@ -164,3 +170,44 @@ async def test_downgrade_merges_patients_without_id_again(engine: AsyncEngine) -
         patients = (await conn.exec_driver_sql("SELECT count(*) FROM patient")).scalar_one()
     assert len({fk for (fk,) in fks[:2]}) == 1
     assert patients == 2
+
+
+TRIGRAM_PLAN = "EXPLAIN SELECT id FROM patient WHERE patient_name_folded LIKE '%SMI%'"
+INDEXES_OF_PATIENT = "SELECT indexname FROM pg_indexes WHERE tablename = 'patient'"
+
+
+@ONLY_POSTGRESQL
+async def test_leading_wildcard_name_search_uses_trigrams_on_postgresql(
+    engine: AsyncEngine,
+) -> None:
+    await upgrade_to_head(engine)
+
+    async with engine.begin() as conn:
+        # On an empty table a scan is cheapest; forbid it to see whether the index serves.
+        await conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        plan = "\n".join(row[0] for row in await conn.exec_driver_sql(TRIGRAM_PLAN))
+    assert TRIGRAM_INDEX in plan
+
+
+@ONLY_POSTGRESQL
+async def test_downgrade_drops_the_trigram_index(engine: AsyncEngine) -> None:
+    await upgrade_to_head(engine)
+
+    await _migrate(engine, "downgrade", "0003")
+
+    async with engine.connect() as conn:
+        names = {row[0] for row in await conn.exec_driver_sql(INDEXES_OF_PATIENT)}
+    assert "ix_patient_patient_name_folded" in names
+    assert TRIGRAM_INDEX not in names
+
+
+@ONLY_SQLITE
+async def test_sqlite_gets_no_trigram_index(engine: AsyncEngine) -> None:
+    await upgrade_to_head(engine)
+
+    async with engine.connect() as conn:
+        names = await conn.run_sync(
+            lambda sync: {i["name"] for i in sa_inspect(sync).get_indexes("patient")}
+        )
+    assert "ix_patient_patient_name_folded" in names
+    assert TRIGRAM_INDEX not in names
