@@ -200,6 +200,16 @@ def _targets(parser: argparse.ArgumentParser, text: str) -> tuple[list[str], dic
     return chosen, skipped
 
 
+def _write(args: argparse.Namespace, document: dict[str, Any]) -> str:
+    """The tables of what has run so far, written where asked (after each target)."""
+    table = markdown(document, KEYED)
+    if args.markdown:
+        args.markdown.write_text(table)
+    if args.json:
+        args.json.write_text(json.dumps(document, indent=2) + "\n")
+    return table
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -210,6 +220,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         _say(f"skipping {name}: {reason}")
     size, sent, _ = SCALES[args.scale]
     studies = list(scale_studies(SEED, size))
+    population = {
+        "patients": len({s.patient.patient_id for s in studies}),
+        "studies": len(studies),
+        "series": sum(len(s.series) for s in studies),
+        "instances": size,
+    }
+    context = {"scale": args.scale, "max_results": MAX_RESULTS, "associations": ASSOCIATIONS}
+    context |= {"ingest_instances": sent, "runs": args.runs, "repeats": args.repeats}
+    document: dict[str, Any] = {"population": population, "context": context}
+    document["skipped"] = skipped
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="scale-") as name:
         tmp = Path(name)
@@ -219,21 +239,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]
         for target in targets:
             results[target] = run_target(target, studies, sets, args, tmp)
-    population = {
-        "patients": len({s.patient.patient_id for s in studies}),
-        "studies": len(studies),
-        "series": sum(len(s.series) for s in studies),
-        "instances": size,
-    }
-    context = {"scale": args.scale, "max_results": MAX_RESULTS, "associations": ASSOCIATIONS}
-    context |= {"ingest_instances": sent, "runs": args.runs, "repeats": args.repeats}
-    document = {"population": population, "context": context, "skipped": skipped} | results
-    table = markdown(document, KEYED)
-    print(table)
-    if args.markdown:
-        args.markdown.write_text(table)
-    if args.json:
-        args.json.write_text(json.dumps(document, indent=2) + "\n")
+            table = _write(args, document | results)
+    print(table if targets else _write(args, document))
     failed = any(
         r["sample"]["problems"]
         or not all(r["ingest"]["empty"] + r["ingest"]["full"])

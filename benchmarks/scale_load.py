@@ -67,10 +67,15 @@ def load_sqlite(path: Path, batches: Iterable[Rows]) -> int:
     return written
 
 
+# A batch takes about a second; a server that stops answering (restarted under us) must
+# end the load with an error rather than leave it waiting forever.
+BATCH_TIMEOUT = 600.0
+
+
 async def _load_postgres(dsn: str, batches: Iterable[Rows]) -> int:
     import asyncpg  # noqa: PLC0415 (only the PostgreSQL target needs it)
 
-    conn = await asyncpg.connect(dsn)
+    conn = await asyncpg.connect(dsn, timeout=60)
     written = 0
     try:
         for rows in batches:
@@ -78,7 +83,9 @@ async def _load_postgres(dsn: str, batches: Iterable[Rows]) -> int:
                 for table, names in COLUMNS.items():
                     records = getattr(rows, table)
                     if records:
-                        await conn.copy_records_to_table(table, records=records, columns=names)
+                        await conn.copy_records_to_table(
+                            table, records=records, columns=names, timeout=BATCH_TIMEOUT
+                        )
             written += len(rows)
         for table in COLUMNS:
             await conn.execute(
