@@ -45,7 +45,9 @@ SCALES = {
     "full": (1_000_000, 1_000, 20),
 }
 TARGETS = ("pacs", "pacs-pg")
-MAX_RESULTS = 100
+# Above the largest series (300 instances) and a month's studies, so keyed answers are
+# whole; below the *SMI* search's matches at full scale (about 350 studies), so it is cut.
+MAX_RESULTS = 300
 ASSOCIATIONS = 4
 SEED = 22
 EXTRA = f"[query]\nmax_results = {MAX_RESULTS}\n"

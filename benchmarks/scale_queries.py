@@ -22,6 +22,7 @@ from benchmarks.find_client import FindClient
 from benchmarks.population import Study
 from benchmarks.processes import DCMTK_ENV, wait_all
 from benchmarks.query_mix import (
+    UNIQUE_KEY,
     Case,
     Observation,
     _studies_case,
@@ -70,11 +71,12 @@ def make_cases(studies: Sequence[Study], repeats: int, seed: int) -> list[Case]:
     return [cases[n] for n in range(repeats) for cases in rounds]
 
 
-def check_cut(case: Case, responses: Sequence[object], limit: int) -> tuple[str, ...]:
-    """A search cut at `limit`: its answers must be `limit` of the expected (or all of them)."""
+def check_cut(case: Case, responses: Sequence[Dataset], limit: int) -> tuple[str, ...]:
+    """Answers cut at `limit`: `limit` of the expected ones, or all of them when fewer."""
     if len(case.expected) <= limit:
-        return check(case, responses)  # type: ignore[arg-type]
-    got = [str(ds.get("StudyInstanceUID", "")) for ds in responses]  # type: ignore[attr-defined]
+        return check(case, responses)
+    key = UNIQUE_KEY[str(case.identifier.QueryRetrieveLevel)]
+    got = [str(ds.get(key, "")) for ds in responses]
     problems = []
     if len(got) != limit:
         problems.append(f"{len(got)} answers, expected the limit {limit}")
@@ -90,8 +92,7 @@ def run_mix(server: Server, cases: Sequence[Case], limit: int) -> list[Observati
         client.echo()
         for number, case in enumerate(cases):
             seconds, responses = client.find(case.identifier)
-            cut = case.value == WILDCARD
-            problems = check_cut(case, responses, limit) if cut else check(case, responses)
+            problems = check_cut(case, responses, limit)
             observations.append(
                 Observation(case.query, case.value, number, seconds, len(responses), problems)
             )
