@@ -26,7 +26,7 @@ from benchmarks.population import (
     Patient,
     Series,
     Study,
-    _patient,
+    patient,
 )
 
 UID_ROOT = "1.2.826.0.1.3680043.8.498.22"  # under pydicom's registered root
@@ -44,15 +44,15 @@ def _images(rng: random.Random, modality: str) -> int:
 
 
 def _named(seed: int, number: int) -> Patient:
-    patient = _patient(seed, number)
+    person = patient(seed, number)
     rng = random.Random(f"{seed}-surname-{number}")
-    surname, rest = patient.name.split("^", 1)
+    surname, rest = person.name.split("^", 1)
     if rng.random() < 0.05:
         surname = f"{surname}-{rng.choice(SURNAMES)}"
     elif rng.random() < 0.03:
         surname = f"O'{surname}"
     name = f"{surname}^{rest}"
-    return replace(patient, name=name.title() if patient.name[1:2].islower() else name.upper())
+    return replace(person, name=name.title() if person.name[1:2].islower() else name.upper())
 
 
 def _series(rng: random.Random, uid: str, modality: str, left: int) -> tuple[Series, ...]:

@@ -25,7 +25,6 @@ from benchmarks.query_mix import (
     UNIQUE_KEY,
     Case,
     Observation,
-    _studies_case,
     by_accession,
     by_month,
     by_patient_id,
@@ -33,6 +32,7 @@ from benchmarks.query_mix import (
     instances_of_series,
     percentile,
     series_of_study,
+    studies_case,
 )
 from benchmarks.runs import CALLING_AE_TITLE
 from benchmarks.scale_rows import instance_dataset
@@ -43,13 +43,13 @@ WILDCARD = "*SMI*"
 
 def by_study_uid(rng: random.Random, studies: Sequence[Study]) -> Case:
     study = rng.choice(studies)
-    return _studies_case("StudyInstanceUID", study.uid, [study], StudyInstanceUID=study.uid)
+    return studies_case("StudyInstanceUID", study.uid, [study], StudyInstanceUID=study.uid)
 
 
 def name_contains(_rng: random.Random, studies: Sequence[Study]) -> Case:
     needle = WILDCARD.strip("*")
     matches = [s for s in studies if needle in s.patient.name.upper()]
-    return _studies_case("PatientName *SMI* (cut)", WILDCARD, matches, PatientName=WILDCARD)
+    return studies_case("PatientName *SMI* (cut)", WILDCARD, matches, PatientName=WILDCARD)
 
 
 QUERIES: tuple[Callable[[random.Random, Sequence[Study]], Case], ...] = (

@@ -24,7 +24,7 @@ from pydicom.filewriter import write_dataset
 from pydicom.uid import UID, ExplicitVRLittleEndian
 
 from benchmarks.population import Series, Study
-from benchmarks.population_files import _instance
+from benchmarks.population_files import instance_dataset as _population_instance
 from pacs.archive.records import record_for
 from pacs.dicom.header import read_header, split_by_level
 from pacs.dicom.json_model import dumps
@@ -137,7 +137,7 @@ def part10_bytes(ds: Dataset) -> bytes:
 
 def instance_dataset(study: Study, series: Series, number: int) -> Dataset:
     """Instance `number` (from 1) of `series`, with the File Meta a Part 10 file needs."""
-    ds = _instance(study, series, number, f"{series.uid}.{number}")
+    ds = _population_instance(study, series, number, f"{series.uid}.{number}")
     ds.file_meta = FileMetaDataset()
     ds.file_meta.MediaStorageSOPClassUID = UID(ds.SOPClassUID)
     ds.file_meta.MediaStorageSOPInstanceUID = UID(ds.SOPInstanceUID)
