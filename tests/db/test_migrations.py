@@ -1,7 +1,10 @@
 """Alembic migrations on SQLite and PostgreSQL: upgrade, downgrade, revision checks."""
 
 import asyncio
+import uuid
+from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -9,7 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect as sa_inspect
 
 from pacs.errors import SchemaError
-from pacs.index.engine import AsyncEngine
+from pacs.index.engine import AsyncEngine, create_engine
 from pacs.index.models import TRIGRAM_INDEX, Base
 from pacs.index.schema import (
     alembic_config,
@@ -211,3 +214,36 @@ async def test_sqlite_gets_no_trigram_index(engine: AsyncEngine) -> None:
         )
     assert "ix_patient_patient_name_folded" in names
     assert TRIGRAM_INDEX not in names
+
+
+@ONLY_POSTGRESQL
+async def test_without_rights_to_create_pg_trgm_the_migration_leaves_the_index_out(
+    database_url: str,
+) -> None:
+    role = f"pacs_test_role_{uuid.uuid4().hex[:12]}"
+    database = urlsplit(database_url).path.lstrip("/")
+    await _admin(database_url, f'CREATE ROLE "{role}" LOGIN')
+    # Tables may be made in public; the database itself grants no CREATE, so no extension.
+    await _admin(database_url, f'GRANT CREATE ON SCHEMA public TO "{role}"')
+    url = urlunsplit(urlsplit(database_url)._replace(netloc=f"{role}@127.0.0.1:5432"))
+    engine = create_engine(url)
+    try:
+        await upgrade_to_head(engine)
+
+        assert await current_revision(engine) == HEAD
+        async with engine.connect() as conn:
+            names = {row[0] for row in await conn.exec_driver_sql(INDEXES_OF_PATIENT)}
+        assert "ix_patient_patient_name_folded" in names
+        assert TRIGRAM_INDEX not in names
+    finally:
+        await engine.dispose()
+        await _admin(database_url, f'DROP OWNED BY "{role}"')
+        await _admin(database_url.replace(f"/{database}", "/postgres"), f'DROP ROLE "{role}"')
+
+
+async def _admin(url: str, statement: str) -> None:
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://", 1))
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
