@@ -97,7 +97,7 @@ class Study:
         return sum(series.instances for series in self.series)
 
 
-def _patient(seed: int, number: int) -> Patient:
+def patient(seed: int, number: int) -> Patient:
     rng = random.Random(f"{seed}-patient-{number}")
     surname, given = rng.choice(SURNAMES), rng.choice(GIVEN_NAMES)
     name = f"{surname}^{given}"
@@ -145,7 +145,7 @@ def studies(seed: int, count: int, instances_per_study: int) -> Iterator[Study]:
         yield Study(
             index,
             uid,
-            _patient(seed, owner),
+            patient(seed, owner),
             when.strftime("%Y%m%d"),
             f"{rng.randrange(7, 19):02d}{rng.randrange(60):02d}{rng.randrange(60):02d}",
             f"ACC{(index * 104_729 + 12_345) % 10**9:09d}",  # 104729: prime, so unique

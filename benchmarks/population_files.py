@@ -68,7 +68,7 @@ def _study_dataset(study: Study) -> Dataset:
     return ds
 
 
-def _instance(study: Study, series: Series, number: int, sop_uid: str) -> Dataset:
+def instance_dataset(study: Study, series: Series, number: int, sop_uid: str) -> Dataset:
     ds = _study_dataset(study)
     ds.SOPClassUID = SOP_CLASSES[series.modality]
     ds.SOPInstanceUID = sop_uid
@@ -113,6 +113,6 @@ def write_studies(studies: Iterable[Study], out: Path, groups: int) -> Written:
         for series in study.series:
             for number, sop_uid in enumerate(series.instance_uids(), start=1):
                 path = directory / f"{study.index:06d}-{series.number:03d}-{number:04d}.dcm"
-                size += _save(_instance(study, series, number, sop_uid), path)
+                size += _save(instance_dataset(study, series, number, sop_uid), path)
                 instances += 1
     return Written(directories, instances, size)

@@ -67,7 +67,7 @@ def _identifier(level: str, keys: Sequence[str], **matching: str) -> Dataset:
     return ds
 
 
-def _studies_case(query: str, value: str, matches: list[Study], **matching: str) -> Case:
+def studies_case(query: str, value: str, matches: list[Study], **matching: str) -> Case:
     expected = {
         study.uid: {
             "PatientID": study.patient.patient_id,
@@ -85,13 +85,13 @@ def _studies_case(query: str, value: str, matches: list[Study], **matching: str)
 def by_patient_id(rng: random.Random, studies: Sequence[Study]) -> Case:
     wanted = rng.choice(studies).patient.patient_id
     matches = [s for s in studies if s.patient.patient_id == wanted]
-    return _studies_case("PatientID exact", wanted, matches, PatientID=wanted)
+    return studies_case("PatientID exact", wanted, matches, PatientID=wanted)
 
 
 def by_name_prefix(rng: random.Random, studies: Sequence[Study]) -> Case:
     prefix = rng.choice(studies).patient.name.upper()[:3]
     matches = [s for s in studies if s.patient.name.upper().startswith(prefix)]
-    return _studies_case("PatientName prefix", f"{prefix}*", matches, PatientName=f"{prefix}*")
+    return studies_case("PatientName prefix", f"{prefix}*", matches, PatientName=f"{prefix}*")
 
 
 def by_month(rng: random.Random, studies: Sequence[Study]) -> Case:
@@ -100,19 +100,19 @@ def by_month(rng: random.Random, studies: Sequence[Study]) -> Case:
     last = (first + timedelta(days=31)).replace(day=1) - timedelta(days=1)
     span = f"{first:%Y%m%d}-{last:%Y%m%d}"
     matches = [s for s in studies if first <= date.fromisoformat(s.date) <= last]
-    return _studies_case("StudyDate one month", span, matches, StudyDate=span)
+    return studies_case("StudyDate one month", span, matches, StudyDate=span)
 
 
 def by_modality(rng: random.Random, studies: Sequence[Study]) -> Case:
     modality = rng.choice(MODALITIES)
     matches = [s for s in studies if modality in s.modalities]
-    return _studies_case("ModalitiesInStudy", modality, matches, ModalitiesInStudy=modality)
+    return studies_case("ModalitiesInStudy", modality, matches, ModalitiesInStudy=modality)
 
 
 def by_accession(rng: random.Random, studies: Sequence[Study]) -> Case:
     wanted = rng.choice(studies).accession
     matches = [s for s in studies if s.accession == wanted]
-    return _studies_case("AccessionNumber", wanted, matches, AccessionNumber=wanted)
+    return studies_case("AccessionNumber", wanted, matches, AccessionNumber=wanted)
 
 
 def series_of_study(rng: random.Random, studies: Sequence[Study]) -> Case:

@@ -37,10 +37,16 @@ ACCESS = '[access]\nunknown_peers = ["echo", "store", "find", "get", "move", "co
 
 
 def _pacs_config(
-    workdir: Path, port: int, destinations: Sequence[Destination], *, access: bool = True
+    workdir: Path,
+    port: int,
+    destinations: Sequence[Destination],
+    *,
+    access: bool = True,
+    extra: str = "",
 ) -> Path:
     """The benchmark configuration; `access=False` for a pacs from before [access] existed
-    (it refuses tables it does not know, and let every caller do everything)."""
+    (it refuses tables it does not know, and let every caller do everything); `extra`
+    is TOML appended to it (tables of its own, e.g. [query])."""
     config = workdir / "pacs.toml"
     peers = "".join(
         f'[[peers]]\nae_title = "{peer.ae_title}"\nhost = "127.0.0.1"\nport = {peer.port}\n'
@@ -52,6 +58,7 @@ def _pacs_config(
         f'[database]\nurl = "sqlite+aiosqlite:///{workdir / "index.sqlite"}"\n'
         + (ACCESS if access else "")
         + peers
+        + extra
     )
     return config
 
@@ -59,14 +66,16 @@ def _pacs_config(
 def start_pacs(
     workdir: Path,
     destinations: Sequence[Destination] = (),
+    *,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     access: bool = True,
+    extra: str = "",
 ) -> Server:
     """pacs on SQLite (unless `env` sets PACS_DATABASE_URL), logging at WARNING, knowing
     `destinations` as [[peers]]; its blobs live at `<root>/ab/cd/<sha256>`."""
     port = free_port()
-    config = _pacs_config(workdir, port, destinations, access=access)
+    config = _pacs_config(workdir, port, destinations, access=access, extra=extra)
     log = workdir / "pacs.log"
     argv = [sys.executable, "-m", "pacs", "serve", "--config", str(config)]
     process = launch(argv, log, env=None if env is None else dict(env), cwd=cwd)

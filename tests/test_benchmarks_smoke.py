@@ -4,8 +4,10 @@ they are marked benchmark_smoke: left out of a plain `pytest`, run by `.ci/run` 
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +15,15 @@ import pydicom
 import pytest
 from pydicom.dataset import Dataset
 
-from benchmarks import dcmtk
+from benchmarks import dcmtk, scale_load
 from benchmarks.dataset import Kind, generate
 from benchmarks.population import MODALITIES, Study, studies
+from benchmarks.preload import store
 from benchmarks.query_mix import check, make_cases
+from benchmarks.scale_population import scale_studies
+from benchmarks.scale_rows import RowBuilder, batches, instance_dataset
+from benchmarks.servers import shutdown
+from benchmarks.targets import start_pacs
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -245,3 +252,82 @@ def test_import_rate_reports_storescu_then_two_imports() -> None:
     assert " 20 stored, 0 already stored" in lines[3]
     assert lines[4].startswith("import again (all skipped): ")
     assert " 0 stored, 20 already stored" in lines[5]
+
+
+@pytest.mark.dcmtk
+@pytest.mark.postgres
+@pytest.mark.timeout(330)
+@pytest.mark.skipif(
+    any(dcmtk.find(tool) is None for tool in ("storescu", "getscu")),
+    reason="DCMTK storescu or getscu is not installed",
+)
+def test_tiny_scale_run_generates_rows_that_answer_like_ingested_ones(tmp_path: Path) -> None:
+    json_out = tmp_path / "scale.json"
+    argv = [sys.executable, "-m", "benchmarks.scale", "--scale", "tiny", "--runs", "1"]
+    argv += ["--repeats", "3", "--json", str(json_out), "--markdown", str(tmp_path / "scale.md")]
+
+    result = subprocess.run(
+        argv, cwd=ROOT, capture_output=True, text=True, timeout=320, check=False
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    report = json.loads(json_out.read_text())
+    assert report["population"]["instances"] == 2_000
+    for target in ("pacs", "pacs-pg"):
+        assert report[target]["fill"]["instances"] == 2_000
+        assert report[target]["sample"]["problems"] == []
+        assert report[target]["sample"]["instances"] > 0
+        assert all(rate > 0 for rates in report[target]["ingest"].values() for rate in rates)
+        queries = {q["query"]: q for q in report[target]["queries"]}
+        assert "PatientName *SMI* (cut)" in queries
+        assert all(q["problems"] == [] and q["count"] == 3 for q in queries.values()), queries
+
+
+@pytest.mark.benchmark_smoke
+@pytest.mark.dcmtk
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(dcmtk.find("storescu") is None, reason="DCMTK storescu is not installed")
+def test_generated_rows_are_the_rows_ingest_writes(tmp_path: Path) -> None:
+    population = list(scale_studies(9, 40))
+    generated = tmp_path / "generated.sqlite"
+    scale_load.migrate(f"sqlite+aiosqlite:///{generated}")
+    scale_load.load_sqlite(generated, batches(RowBuilder(), population, lambda _: None))
+    files = tmp_path / "files"
+    files.mkdir()
+    for study in population:
+        for series in study.series:
+            for number in range(1, series.instances + 1):
+                ds = instance_dataset(study, series, number)
+                ds.save_as(files / f"{series.uid}.{number}.dcm", enforce_file_format=True)
+    (tmp_path / "pacs").mkdir()
+    server = start_pacs(tmp_path / "pacs")
+    try:
+        _, codes = store(server, [[files]], tmp_path / "logs", timeout=60)
+    finally:
+        shutdown(server)
+
+    assert codes == [0]
+    assert _rows(generated) == _rows(tmp_path / "pacs" / "index.sqlite")
+
+
+def _rows(path: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """Every table's rows without ids, times and file references, parents named by UID."""
+    queries = {
+        "patient": "SELECT patient_id, patient_name, patient_name_folded, patient_birth_date, "
+        "patient_sex, attributes FROM patient ORDER BY patient_id",
+        "study": "SELECT s.study_instance_uid, p.patient_id, study_date, study_time, "
+        "accession_number, study_id, referring_physician_name_folded, study_description, "
+        "modalities_in_study, sop_classes_in_study, number_of_series, number_of_instances, "
+        "s.attributes FROM study s JOIN patient p ON p.id = s.patient_fk ORDER BY 1",
+        "series": "SELECT series_instance_uid, s.study_instance_uid, modality, series_number, "
+        "series_description, series_date, body_part_examined, r.number_of_instances, "
+        "r.attributes FROM series r JOIN study s ON s.id = r.study_fk ORDER BY 1",
+        "instance": "SELECT sop_instance_uid, r.series_instance_uid, sop_class_uid, "
+        "instance_number, transfer_syntax_uid, i.attributes FROM instance i "
+        "JOIN series r ON r.id = i.series_fk ORDER BY 1",
+    }
+    with closing(sqlite3.connect(path)) as conn:
+        return {
+            table: [(*row[:-1], json.loads(row[-1])) for row in conn.execute(query)]
+            for table, query in queries.items()
+        }

@@ -46,6 +46,12 @@ TIMESTAMP = DateTime(timezone=True)
 PATTERN_OPS = "text_pattern_ops"
 
 
+# PostgreSQL only, and only where the pg_trgm extension is (migration 0004): a GIN
+# index of trigrams of patient_name_folded, which serves `*SMI*`-style searches.
+# Not declared on the model, since whether it exists depends on the server.
+TRIGRAM_INDEX = "ix_patient_patient_name_folded_trigrams"
+
+
 def fold_person_name(value: str | None) -> str | None:
     """Return the form kept in `*_folded` columns for case-insensitive PN matching."""
     return value.upper() if value else None

@@ -1,15 +1,19 @@
 """Alembic migrations on SQLite and PostgreSQL: upgrade, downgrade, revision checks."""
 
 import asyncio
+import uuid
+from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect as sa_inspect
 
 from pacs.errors import SchemaError
-from pacs.index.engine import AsyncEngine
-from pacs.index.models import Base
+from pacs.index.engine import AsyncEngine, create_engine
+from pacs.index.models import TRIGRAM_INDEX, Base
 from pacs.index.schema import (
     alembic_config,
     check_schema,
@@ -17,8 +21,9 @@ from pacs.index.schema import (
     ensure_schema,
     upgrade_to_head,
 )
+from tests.conftest import ONLY_POSTGRESQL, ONLY_SQLITE
 
-HEAD = "0003"
+HEAD = "0004"
 CATALOGUE = {"patient", "study", "series", "instance"}
 
 
@@ -68,8 +73,12 @@ async def test_alembic_command_with_a_url_config_migrates(
 async def test_models_match_the_migrations(engine: AsyncEngine) -> None:
     await upgrade_to_head(engine)
 
+    def declared(_object: object, name: str | None, kind: str, *_: object) -> bool:
+        return not (kind == "index" and name == TRIGRAM_INDEX)  # exists only with pg_trgm
+
     def differences(sync: object) -> list[object]:
-        context = MigrationContext.configure(sync, opts={"compare_type": True})  # type: ignore[arg-type]
+        opts = {"compare_type": True, "include_object": declared}
+        context = MigrationContext.configure(sync, opts=opts)  # type: ignore[arg-type]
         return list(compare_metadata(context, Base.metadata))
 
     async with engine.connect() as conn:
@@ -164,3 +173,77 @@ async def test_downgrade_merges_patients_without_id_again(engine: AsyncEngine) -
         patients = (await conn.exec_driver_sql("SELECT count(*) FROM patient")).scalar_one()
     assert len({fk for (fk,) in fks[:2]}) == 1
     assert patients == 2
+
+
+TRIGRAM_PLAN = "EXPLAIN SELECT id FROM patient WHERE patient_name_folded LIKE '%SMI%'"
+INDEXES_OF_PATIENT = "SELECT indexname FROM pg_indexes WHERE tablename = 'patient'"
+
+
+@ONLY_POSTGRESQL
+async def test_leading_wildcard_name_search_uses_trigrams_on_postgresql(
+    engine: AsyncEngine,
+) -> None:
+    await upgrade_to_head(engine)
+
+    async with engine.begin() as conn:
+        # On an empty table a scan is cheapest; forbid it to see whether the index serves.
+        await conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        plan = "\n".join(row[0] for row in await conn.exec_driver_sql(TRIGRAM_PLAN))
+    assert TRIGRAM_INDEX in plan
+
+
+@ONLY_POSTGRESQL
+async def test_downgrade_drops_the_trigram_index(engine: AsyncEngine) -> None:
+    await upgrade_to_head(engine)
+
+    await _migrate(engine, "downgrade", "0003")
+
+    async with engine.connect() as conn:
+        names = {row[0] for row in await conn.exec_driver_sql(INDEXES_OF_PATIENT)}
+    assert "ix_patient_patient_name_folded" in names
+    assert TRIGRAM_INDEX not in names
+
+
+@ONLY_SQLITE
+async def test_sqlite_gets_no_trigram_index(engine: AsyncEngine) -> None:
+    await upgrade_to_head(engine)
+
+    async with engine.connect() as conn:
+        names = await conn.run_sync(
+            lambda sync: {i["name"] for i in sa_inspect(sync).get_indexes("patient")}
+        )
+    assert "ix_patient_patient_name_folded" in names
+    assert TRIGRAM_INDEX not in names
+
+
+@ONLY_POSTGRESQL
+async def test_without_rights_to_create_pg_trgm_the_migration_leaves_the_index_out(
+    database_url: str,
+) -> None:
+    role = f"pacs_test_role_{uuid.uuid4().hex[:12]}"
+    database = urlsplit(database_url).path.lstrip("/")
+    await _admin(database_url, f'CREATE ROLE "{role}" LOGIN')
+    # Tables may be made in public; the database itself grants no CREATE, so no extension.
+    await _admin(database_url, f'GRANT CREATE ON SCHEMA public TO "{role}"')
+    url = urlunsplit(urlsplit(database_url)._replace(netloc=f"{role}@127.0.0.1:5432"))
+    engine = create_engine(url)
+    try:
+        await upgrade_to_head(engine)
+
+        assert await current_revision(engine) == HEAD
+        async with engine.connect() as conn:
+            names = {row[0] for row in await conn.exec_driver_sql(INDEXES_OF_PATIENT)}
+        assert "ix_patient_patient_name_folded" in names
+        assert TRIGRAM_INDEX not in names
+    finally:
+        await engine.dispose()
+        await _admin(database_url, f'DROP OWNED BY "{role}"')
+        await _admin(database_url.replace(f"/{database}", "/postgres"), f'DROP ROLE "{role}"')
+
+
+async def _admin(url: str, statement: str) -> None:
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://", 1))
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
