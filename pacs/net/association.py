@@ -60,6 +60,8 @@ log = logging.getLogger(__name__)
 # Largest PDV we send when the peer sets no limit: keeps each write bounded.
 UNLIMITED_PDV = 1024 * 1024
 REQUEST_QUEUE_DEPTH = 16
+# A data set to send: whole, or an async stream of chunks.
+DataSet = bytes | memoryview | AsyncIterable[bytes | memoryview] | AsyncIterable[bytes]
 
 
 class AssociationClosed(ProtocolError):
@@ -259,13 +261,13 @@ class Association:
         self,
         context_id: int,
         command: CommandFields,
-        data_set: bytes | AsyncIterable[bytes] | None = None,
+        data_set: DataSet | None = None,
     ) -> None:
         """Send one DIMSE message; a data set may be bytes or an async stream of chunks."""
         await self._send_encoded(context_id, _encoded(command, data_set is not None), data_set)
 
     async def _send_encoded(
-        self, context_id: int, encoded: bytes, data_set: bytes | AsyncIterable[bytes] | None
+        self, context_id: int, encoded: bytes, data_set: DataSet | None
     ) -> None:
         async with self._sending():
             if isinstance(data_set, bytes | bytearray | memoryview):
@@ -302,8 +304,10 @@ class Association:
                 self._writer.close()
                 raise AssociationClosed(f"{self.peer}: sending failed: {exc}") from exc
 
-    async def _send_stream(self, context_id: int, chunks: AsyncIterable[bytes]) -> None:
-        held: bytes | None = None
+    async def _send_stream(
+        self, context_id: int, chunks: AsyncIterable[bytes | memoryview]
+    ) -> None:
+        held: bytes | memoryview | None = None
         async for chunk in chunks:
             if held is not None:
                 self._writer.writelines(
@@ -358,7 +362,7 @@ class Association:
         self,
         context_id: int,
         command: CommandFields,
-        data_set: bytes | AsyncIterable[bytes] | None = None,
+        data_set: DataSet | None = None,
     ) -> AsyncIterator[DimseMessage]:
         """Send a request and yield its responses, ending with the final one."""
         message_id = self.next_message_id()
@@ -392,7 +396,7 @@ class Association:
         self,
         context_id: int,
         command: CommandFields,
-        data_set: bytes | AsyncIterable[bytes] | None = None,
+        data_set: DataSet | None = None,
     ) -> DimseMessage:
         """Send a request that has exactly one response (C-ECHO, C-STORE, N-*) and return it."""
         final: DimseMessage | None = None
