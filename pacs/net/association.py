@@ -34,6 +34,7 @@ from pacs.net.dimse import (
     is_response,
     make_response,
 )
+from pacs.net.direct_write import DirectWriter
 from pacs.net.handlers import Handlers
 from pacs.net.negotiation import Agreement
 from pacs.net.operation_log import log_association_end, log_operation, operation_name
@@ -110,6 +111,7 @@ class Association:
         self._reader = reader
         self._writer = writer
         self._send_lock = asyncio.Lock()
+        self._direct = DirectWriter(writer)  # the send path's writes (see _write_parts)
         self._requests: asyncio.Queue[DimseMessage | None] = asyncio.Queue(REQUEST_QUEUE_DEPTH)
         self._waiting: dict[int, asyncio.Queue[DimseMessage | None]] = {}
         self._cancelled: set[int] = set()
@@ -236,6 +238,7 @@ class Association:
 
     def _end(self) -> None:
         self.closed = True
+        self._direct.close()
         self._assembly.cut_short()
         for waiting in self._waiting.values():
             waiting.put_nowait(None)
@@ -273,19 +276,27 @@ class Association:
             if isinstance(data_set, bytes | bytearray | memoryview):
                 # Command and data set in one send(): each costs a system call, more
                 # than encoding a small message.
-                self._writer.writelines(
+                await self._write_parts(
                     message_parts(context_id, encoded, data_set, self.max_pdv_data)
                 )
             else:
                 # A streamed data set's command goes first, on its own: the receiver
                 # starts on it while the first chunk is read. Sent with that chunk, C-GET
                 # of CT or of small instances was no faster (same-run A/B, 8 runs each).
-                self._writer.writelines(
+                await self._write_parts(
                     pdata_parts(context_id, 0x01, encoded, last=True, max_pdv=self.max_pdv_data)
                 )
                 if data_set is not None:
                     await self._send_stream(context_id, data_set)
             await self._drain()
+
+    async def _write_parts(self, parts: list[bytes | memoryview]) -> None:
+        """Write PDUs (under the send lock): straight to the socket when it is plain TCP
+        with nothing queued in the transport, else through the transport."""
+        if self._direct.can_write():
+            await self._direct.write(parts, self.timeouts.network)
+        else:
+            self._writer.writelines(parts)
 
     @contextlib.asynccontextmanager
     async def _sending(self) -> AsyncIterator[None]:
@@ -310,12 +321,12 @@ class Association:
         held: bytes | memoryview | None = None
         async for chunk in chunks:
             if held is not None:
-                self._writer.writelines(
+                await self._write_parts(
                     pdata_parts(context_id, 0x00, held, last=False, max_pdv=self.max_pdv_data)
                 )
                 await self._drain()
             held = chunk
-        self._writer.writelines(
+        await self._write_parts(
             pdata_parts(context_id, 0x00, held or b"", last=True, max_pdv=self.max_pdv_data)
         )
 
@@ -353,7 +364,7 @@ class Association:
             parts: list[bytes | memoryview] = []
             for identifier in identifiers:
                 parts += message_parts(context_id, command, identifier, self.max_pdv_data)
-            self._writer.writelines(parts)
+            await self._write_parts(parts)
             await self._drain()
 
     # -- requesting (either role) -------------------------------------------------
@@ -470,6 +481,8 @@ class Association:
     async def _send_abort(self, source: AbortSource, reason: AbortReason, why: str) -> None:
         self._note_ending("aborted by pacs", why)
         self.aborted = True
+        if self._direct.close() and not self._writer.is_closing():
+            self._writer.close()  # an A-ABORT in the middle of a PDU would be read as its data
         if not self._writer.is_closing():
             try:
                 self._writer.write(encode_abort(source, reason))
