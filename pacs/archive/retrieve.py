@@ -7,6 +7,7 @@ otherwise it is converted by `pacs.codec`, or fails with the reason.
 
 import asyncio
 import logging
+import os
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from typing import BinaryIO, Protocol, TypeAlias
@@ -53,7 +54,10 @@ class DataSetBytes:
         keep its data set bytes, taking the open file over: it stays open only if there is
         more. Blocking: callers run it in a worker thread."""
         try:
-            head = stream.read(CHUNK)
+            # Asking for no more than the file holds: a larger read allocated a buffer of
+            # CHUNK, shrank it and made one more read() to find the end.
+            size = os.fstat(stream.fileno()).st_size
+            head = stream.read(min(size, CHUNK))
             offset = data_set_offset(head[:HEAD])
             if offset > len(head):
                 raise ValueError("File Meta Information runs past the first chunk read")
@@ -61,7 +65,7 @@ class DataSetBytes:
             stream.close()
             raise
         first = memoryview(head)[offset:]
-        if len(head) < CHUNK:
+        if size < CHUNK:
             stream.close()
             return cls(first)
         return cls(first, stream)
