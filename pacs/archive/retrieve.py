@@ -10,8 +10,10 @@ import logging
 import os
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from io import BufferedIOBase
 from typing import BinaryIO, Protocol, TypeAlias
 
+from pacs.archive.read_buffers import POOLED_FROM, BufferPool
 from pacs.codec import transcode
 from pacs.dicom.part10 import HEAD, data_set_offset
 from pacs.dicom.selection import Selection
@@ -44,31 +46,54 @@ class DataSetBytes:
     """An instance's data set bytes on their way out: the first chunk is read on opening,
     the rest on demand, so opening the next instance can overlap sending this one."""
 
-    def __init__(self, first: bytes | memoryview, rest: BinaryIO | None = None) -> None:
+    def __init__(
+        self,
+        first: bytes | memoryview,
+        rest: BinaryIO | None = None,
+        buffer: tuple[BufferPool, bytearray] | None = None,
+    ) -> None:
         self._first = first
         self._rest = rest
+        self._buffer = buffer  # where `first` lies, and the pool it goes back to
 
     @classmethod
-    def read_stored(cls, stream: BinaryIO) -> "DataSetBytes":
-        """Read a stored file's first chunk, File Meta Information and all, in one read, and
-        keep its data set bytes, taking the open file over: it stays open only if there is
-        more. Blocking: callers run it in a worker thread."""
+    def read_stored(cls, stream: BinaryIO, pool: BufferPool | None = None) -> "DataSetBytes":
+        """Read a stored file's first chunk, File Meta Information and all, in one read
+        (into a buffer of `pool` when the file is large), and keep its data set bytes,
+        taking the open file over: it stays open only if there is more. Blocking: callers
+        run it in a worker thread."""
+        buffer = None
         try:
             # Asking for no more than the file holds: a larger read allocated a buffer of
             # CHUNK, shrank it and made one more read() to find the end.
             size = os.fstat(stream.fileno()).st_size
-            head = stream.read(min(size, CHUNK))
-            offset = data_set_offset(head[:HEAD])
+            wanted = min(size, CHUNK)
+            if pool is not None and wanted >= POOLED_FROM and isinstance(stream, BufferedIOBase):
+                buffer = (pool, pool.take())
+                head = memoryview(buffer[1])[:wanted]
+                head = head[: stream.readinto(head)]
+            else:
+                head = memoryview(stream.read(wanted))
+            offset = data_set_offset(bytes(head[:HEAD]))
+            if len(head) < wanted:
+                raise ValueError(f"it ended after {len(head)} of its {size} bytes")
             if offset > len(head):
                 raise ValueError("File Meta Information runs past the first chunk read")
         except BaseException:
             stream.close()
             raise
-        first = memoryview(head)[offset:]
         if size < CHUNK:
             stream.close()
-            return cls(first)
-        return cls(first, stream)
+            return cls(head[offset:], None, buffer)
+        return cls(head[offset:], stream, buffer)
+
+    def recycle(self) -> None:
+        """Give the buffer the bytes were read into back for another file: only once
+        every byte has left the process (the caller knows), or nobody reads them."""
+        if self._buffer is not None:
+            pool, buffer = self._buffer
+            self._first, self._buffer = b"", None
+            pool.give(buffer)
 
     @property
     def whole(self) -> memoryview | bytes | None:
@@ -103,6 +128,7 @@ class RetrieveService:
     def __init__(self, source: InstanceSource, store: BlobStore) -> None:
         self._source = source
         self._store = store
+        self._buffers = BufferPool(CHUNK)
 
     async def summary(self, selection: Selection) -> tuple[int, set[tuple[str, str]]]:
         """How many instances, and their (SOP Class, stored transfer syntax) pairs."""
@@ -159,7 +185,8 @@ class RetrieveService:
         """`open` in a worker thread: the stored bytes, or the converted ones."""
         stream = self._store.open(instance.blob_sha256)
         if instance.transfer_syntax_uid in accepted:
-            return instance.transfer_syntax_uid, DataSetBytes.read_stored(stream)
+            data = DataSetBytes.read_stored(stream, self._buffers)
+            return instance.transfer_syntax_uid, data
         with stream:
             for target in accepted:
                 if transcode.can_convert(instance.transfer_syntax_uid, target):

@@ -13,12 +13,7 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import (
-    AsyncIterable,
-    AsyncIterator,
-    Mapping,
-    Sequence,
-)
+from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from pacs.errors import ProtocolError
@@ -141,6 +136,11 @@ class Association:
     def max_pdv_data(self) -> int:
         limit = self.agreement.peer_max_pdu_length
         return limit - PDV_HEADER_LENGTH if limit else UNLIMITED_PDV
+
+    @property
+    def sent_bytes_are_free(self) -> bool:
+        """True when send() keeps no hold on a data set's buffers (plain TCP; TLS may)."""
+        return self._direct.plain
 
     def context_for(self, abstract_syntax: str, transfer_syntax: str | None = None) -> int | None:
         """ID of an accepted context for the abstract (and, if given, transfer) syntax."""

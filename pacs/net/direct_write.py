@@ -30,6 +30,7 @@ class DirectWriter:
         sock = writer.get_extra_info("socket")
         plain = writer.get_extra_info("sslcontext") is None and sock is not None
         self._fd = sock.fileno() if plain and hasattr(os, "writev") else -1
+        self.plain = plain  # a plain TCP connection, not TLS
         self._waiting: asyncio.Future[None] | None = None
         self.busy = False  # part of a message is written and the rest is not
 

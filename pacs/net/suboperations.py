@@ -147,6 +147,8 @@ async def _send_one(
         whole = data.whole
         payload = data.chunks() if whole is None else whole
         response = await sender.request_final(context_id, command, payload)
+        if sender.sent_bytes_are_free:
+            data.recycle()  # answered: every byte was sent, and nothing reads them any more
     finally:
         data.close()
     return response
