@@ -16,10 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from pacs.net.association import Timeouts
 from pacs.net.contexts import VERIFICATION, proposal
 from pacs.net.echo import echo
 from pacs.net.handshake import request_association
+from pacs.net.timeouts import Timeouts
 
 PYNETDICOM_SERVER = """
 import logging, sys

@@ -5,7 +5,9 @@ every target with DCMTK storescu; then each run moves it to a DCMTK storescp
 (a [[peers]] entry of pacs, a DicomModalities entry of Orthanc) with movescu,
 and gets it with getscu, checking that every instance arrived. Targets are
 interleaved within each run; each figure is the median over runs, with the
-server's peak RSS during the retrieval. At --scale full (the default: 256 CT
+server's peak RSS during the retrieval. Each run also times storescu sending the
+study straight to storescp (target "ceiling"): what the receiver itself can ingest,
+the bound of any C-MOVE. At --scale full (the default: 256 CT
 slices), a 2,000-instance study of small images shows whether server memory
 stays flat as a study grows. pacs-baseline runs pacs from the checkout at
 PACS_BASELINE_SRC. Temporary stores go under $TMPDIR. Usage (`python -m
@@ -35,6 +37,7 @@ from benchmarks.retrieve_runs import (
     LoadedStudy,
     Operation,
     Retrieval,
+    ceiling_once,
     received_transfer_syntax,
     retrieve_once,
     study_uid,
@@ -90,11 +93,17 @@ def run_all(
     studies: Sequence[LoadedStudy],
     runs: int,
     where: Retrieval,
+    destination: Server,
 ) -> tuple[list[RunResult], dict[str, str]]:
-    """Every run of every operation on every study, targets interleaved within each run."""
+    """Every run of every operation on every study, targets interleaved within each run,
+    and in each run the move destination's own ceiling (storescu straight to it)."""
     results, syntaxes = [], {}
     for study in studies:
         for number in range(1, runs + 1):
+            ceiling = ceiling_once(destination, study, number=number, where=where)
+            rate = ceiling.error or f"{ceiling.instances_per_second:,.0f} inst/s"
+            _say(f"{ceiling.workload} | ceiling | run {number}: {rate}")
+            results.append(ceiling)
             for operation in Operation:
                 for name, server in servers.items():
                     result = retrieve_once(
@@ -117,6 +126,8 @@ def _preamble(runs: int, rest: dict[str, float]) -> list[str]:
         f"{os.cpu_count()} cores; MB = 10^6 bytes of the Part 10 files as stored.",
         "Peak RSS: the server's peak during the retrieval (VmHWM reset before each run); "
         f"RSS at rest after loading: {at_rest}.",
+        "ceiling: storescp fed by DCMTK storescu over one association in the same run, "
+        "what the receiver itself can ingest (getscu receives with the same DCMTK code).",
     ]
 
 
@@ -149,7 +160,7 @@ def _measure(
         servers = {name: server for name, server in servers.items() if name not in failed}
         rest = {name: rss_mb(server.process.pid) for name, server in servers.items()}
         where = Retrieval(work / "destination" / "received", work / "got", work, args.timeout)
-        results, syntaxes = run_all(servers, studies, args.runs, where)
+        results, syntaxes = run_all(servers, studies, args.runs, where, destination)
     finally:
         for server in [*servers.values(), destination]:
             shutdown(server)

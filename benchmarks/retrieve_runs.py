@@ -20,6 +20,8 @@ from benchmarks.runs import CALLING_AE_TITLE, RunResult
 from benchmarks.servers import Server
 
 DESTINATION_AE_TITLE = "STORESCP"
+# The move destination fed by storescu directly: what it can ingest, the bound of any C-MOVE.
+CEILING_TARGET = "ceiling"
 
 
 class Operation(StrEnum):
@@ -114,6 +116,34 @@ def retrieve_once(
     if len(received) != result.instances:
         detail = log_tail(server.log, 4)
         return replace(result, error=f"received {len(received)} of {result.instances}: {detail}")
+    return result
+
+
+def ceiling_once(
+    destination: Server, study: LoadedStudy, *, number: int, where: Retrieval
+) -> RunResult:
+    """What the move destination ingests of `study` sent by DCMTK storescu over one
+    association, as a C-MOVE sends it: the receiver's ceiling, under the C-MOVE workload."""
+    workload = f"{Operation.MOVE} {study.label}"
+    blank = RunResult(workload, CEILING_TARGET, number, len(study.files), study.bytes)
+    _empty(where.moved)
+    log = where.logdir / f"ceiling-{number}.log"
+    argv = [dcmtk.tool("storescu"), "-aet", CALLING_AE_TITLE, "-aec", DESTINATION_AE_TITLE]
+    argv += ["127.0.0.1", str(destination.port), *(str(path) for path in study.files)]
+    try:
+        with log.open("wb") as out:
+            started = time.perf_counter()
+            client = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=DCMTK_ENV)
+            [code] = wait_all([client], where.timeout)
+            seconds = time.perf_counter() - started
+    except subprocess.TimeoutExpired:
+        return replace(blank, error=f"still running after {where.timeout:.0f} s")
+    received = len(_files(where.moved))
+    result = replace(blank, seconds=seconds, stored=received, exit_codes=[code])
+    if code != 0:
+        return replace(result, error=f"exit code {code}: {log_tail(log, 4)}")
+    if received != result.instances:
+        return replace(result, error=f"received {received} of {result.instances}")
     return result
 
 

@@ -28,10 +28,10 @@ from benchmarks.certificates import Credential, Pki, make_pki
 from benchmarks.dataset import Kind, generate
 from benchmarks.echo_rate import free_port, wait_for_port
 from pacs.config_tls import TlsSettings
-from pacs.net.association import Timeouts
 from pacs.net.contexts import VERIFICATION, proposal
 from pacs.net.echo import echo
 from pacs.net.handshake import request_association
+from pacs.net.timeouts import Timeouts
 from pacs.net.tls import client_context
 
 HANDSHAKE_TIMEOUT = 2.0

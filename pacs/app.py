@@ -42,7 +42,6 @@ from pacs.metrics.collector import build_registry
 from pacs.metrics.endpoint import MetricsEndpoint
 from pacs.metrics.probes import Probes, ScrapeRefresh
 from pacs.metrics.recorder import ArchiveMetrics
-from pacs.net.association import Timeouts
 from pacs.net.commitment_scp import make_commitment_handler
 from pacs.net.commitment_scu import NetReportSender, OpenAssociations
 from pacs.net.contexts import (
@@ -70,6 +69,7 @@ from pacs.net.peers import Destination, Requestor
 from pacs.net.permissions import Gatekeeper, describe
 from pacs.net.server import DimseServer, Listener, TlsListener
 from pacs.net.store_scp import make_store_handler
+from pacs.net.timeouts import Timeouts
 from pacs.net.tls import client_context, server_context
 from pacs.store.blobstore import FileBlobStore
 from pacs.store.probe import probe_root

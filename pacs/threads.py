@@ -8,12 +8,12 @@ would block it, into one of these threads:
 - **The loop's default executor** (`asyncio.to_thread`; created and shut down by
   `asyncio.run`). Blocking file work of one request: a C-STORE's bytes written to its
   staging file and its header parsed (`archive/ingest.py`, about one hop per MiB), a
-  retrieve's file reads and transcoding (`archive/retrieve.py`), a commitment's re-hash
-  or existence check (`archive/commitment.py`), the store probe at start (`app.py`), and
-  joining the audit sinks at stop (`audit/auditor.py`), the free space under the store root
-  measured for a metrics scrape (`metrics/probes.py`; the metrics endpoint itself is a
-  server on the loop, `metrics/endpoint.py`); also asyncio's own name lookups
-  when an outbound association connects.
+  retrieve's file reads and transcoding (`archive/retrieve.py`, a batch of instances per
+  hop), a commitment's re-hash or existence check (`archive/commitment.py`), the store
+  probe at start (`app.py`), joining the audit sinks at stop (`audit/auditor.py`), and the
+  free space under the store root measured for a metrics scrape (`metrics/probes.py`; the
+  metrics endpoint itself is a server on the loop, `metrics/endpoint.py`); also asyncio's
+  own name lookups when an outbound association connects.
 - **pacs-commit** (`store_commits`, 16 threads). One job per blob (`BlobWriter`,
   `store/blobstore.py`): its staging file's fsync, started as soon as its last byte is
   written (`start_sync`), so the disk works while the header is parsed; then the wait for

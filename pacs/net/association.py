@@ -3,10 +3,10 @@
 The connection (`wire.py`) parses received PDUs in the callback that read them and
 calls this object back: P-DATA fragments go to `assembly.py`, which turns them into
 messages; responses are routed to whoever awaits them, C-CANCELs noted and requests
-queued for the dispatcher. Sends are
-serialised by a lock so two messages never interleave; their PDUs are framed by
-`pdu.py`. Opening an association (as acceptor or requestor) lives in
-`handshake.py`; the handlers it dispatches to are registered in `handlers.py`.
+queued for the dispatcher. Sends are serialised by a lock so two messages never
+interleave; their PDUs are framed by `pdu.py` and written by `direct_write.py` where it
+can. Opening an association (as acceptor or requestor) lives in `handshake.py`; the
+handlers it dispatches to are registered in `handlers.py`.
 """
 
 import asyncio
@@ -14,13 +14,7 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import (
-    AsyncIterable,
-    AsyncIterator,
-    Mapping,
-    Sequence,
-)
-from dataclasses import dataclass
+from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 
 from pacs.errors import ProtocolError
 from pacs.metrics.recorder import PeerTally
@@ -36,6 +30,7 @@ from pacs.net.dimse import (
     is_response,
     make_response,
 )
+from pacs.net.direct_write import DirectWriter
 from pacs.net.handlers import Handlers
 from pacs.net.negotiation import Agreement
 from pacs.net.operation_log import finish_operation, log_association_end, operation_name
@@ -53,6 +48,7 @@ from pacs.net.pdu import (
     message_parts,
     pdata_parts,
 )
+from pacs.net.timeouts import Timeouts
 from pacs.net.tls import peer_subject
 from pacs.net.wire import Wire
 
@@ -63,19 +59,12 @@ UNLIMITED_PDV = 1024 * 1024
 REQUEST_QUEUE_DEPTH = 16  # requests queued for the dispatcher before the socket is left unread
 # How long an A-ABORT may take to leave before the connection is dropped regardless.
 ABORT_GRACE = 1.0
+# A data set to send: whole, or an async stream of chunks.
+DataSet = bytes | memoryview | AsyncIterable[bytes | memoryview] | AsyncIterable[bytes]
 
 
 class AssociationClosed(ProtocolError):
     """The association ended (released, aborted or dropped) before the operation finished."""
-
-
-@dataclass(frozen=True, slots=True)
-class Timeouts:
-    """Seconds to wait: association set-up and release (ARTIM), a DIMSE reply, socket silence."""
-
-    acse: float | None = 30.0
-    dimse: float | None = 60.0
-    network: float | None = 300.0
 
 
 def _encoded(command: CommandFields, has_data_set: bool) -> bytes:
@@ -109,6 +98,7 @@ class Association:
         self.label = f"association {direction} {self.peer}" + (f" for {purpose}" if purpose else "")
         self._wire = wire
         self._send_lock = asyncio.Lock()
+        self._direct = DirectWriter(wire)  # the send path's writes (see _write_parts)
         self._requests: asyncio.Queue[DimseMessage | None] = asyncio.Queue()
         self._waiting: dict[int, asyncio.Queue[DimseMessage | None]] = {}
         self._cancelled: set[int] = set()
@@ -140,6 +130,11 @@ class Association:
     def max_pdv_data(self) -> int:
         limit = self.agreement.peer_max_pdu_length
         return limit - PDV_HEADER_LENGTH if limit else UNLIMITED_PDV
+
+    @property
+    def sent_bytes_are_free(self) -> bool:
+        """True when send() keeps no hold on a data set's buffers (plain TCP; TLS may)."""
+        return self._direct.plain
 
     def context_for(self, abstract_syntax: str, transfer_syntax: str | None = None) -> int | None:
         """ID of an accepted context for the abstract (and, if given, transfer) syntax."""
@@ -238,6 +233,7 @@ class Association:
 
     def _end(self) -> None:
         self.closed = True
+        self._direct.close()
         self._assembly.cut_short()
         for waiting in self._waiting.values():
             waiting.put_nowait(None)
@@ -260,31 +256,39 @@ class Association:
         self,
         context_id: int,
         command: CommandFields,
-        data_set: bytes | AsyncIterable[bytes] | None = None,
+        data_set: DataSet | None = None,
     ) -> None:
         """Send one DIMSE message; a data set may be bytes or an async stream of chunks."""
         await self._send_encoded(context_id, _encoded(command, data_set is not None), data_set)
 
     async def _send_encoded(
-        self, context_id: int, encoded: bytes, data_set: bytes | AsyncIterable[bytes] | None
+        self, context_id: int, encoded: bytes, data_set: DataSet | None
     ) -> None:
         async with self._sending():
             if isinstance(data_set, bytes | bytearray | memoryview):
                 # Command and data set in one send(): each costs a system call, more
                 # than encoding a small message.
-                self._wire.writelines(
+                await self._write_parts(
                     message_parts(context_id, encoded, data_set, self.max_pdv_data)
                 )
             else:
                 # A streamed data set's command goes first, on its own: the receiver
                 # starts on it while the first chunk is read. Sent with that chunk, C-GET
                 # of CT or of small instances was no faster (same-run A/B, 8 runs each).
-                self._wire.writelines(
+                await self._write_parts(
                     pdata_parts(context_id, 0x01, encoded, last=True, max_pdv=self.max_pdv_data)
                 )
                 if data_set is not None:
                     await self._send_stream(context_id, data_set)
             await self._drain()
+
+    async def _write_parts(self, parts: list[bytes | memoryview]) -> None:
+        """Write PDUs (under the send lock): straight to the socket when it is plain TCP
+        with nothing queued in the transport, else through the transport."""
+        if self._direct.can_write():
+            await self._direct.write(parts, self.timeouts.network)
+        else:
+            self._wire.writelines(parts)
 
     @contextlib.asynccontextmanager
     async def _sending(self) -> AsyncIterator[None]:
@@ -303,16 +307,18 @@ class Association:
                 self._wire.close()
                 raise AssociationClosed(f"{self.peer}: sending failed: {exc}") from exc
 
-    async def _send_stream(self, context_id: int, chunks: AsyncIterable[bytes]) -> None:
-        held: bytes | None = None
+    async def _send_stream(
+        self, context_id: int, chunks: AsyncIterable[bytes | memoryview]
+    ) -> None:
+        held: bytes | memoryview | None = None
         async for chunk in chunks:
             if held is not None:
-                self._wire.writelines(
+                await self._write_parts(
                     pdata_parts(context_id, 0x00, held, last=False, max_pdv=self.max_pdv_data)
                 )
                 await self._drain()
             held = chunk
-        self._wire.writelines(
+        await self._write_parts(
             pdata_parts(context_id, 0x00, held or b"", last=True, max_pdv=self.max_pdv_data)
         )
 
@@ -362,7 +368,7 @@ class Association:
             parts: list[bytes | memoryview] = []
             for identifier in identifiers:
                 parts += message_parts(context_id, command, identifier, self.max_pdv_data)
-            self._wire.writelines(parts)
+            await self._write_parts(parts)
             await self._drain()
 
     # -- requesting (either role) -------------------------------------------------
@@ -371,7 +377,7 @@ class Association:
         self,
         context_id: int,
         command: CommandFields,
-        data_set: bytes | AsyncIterable[bytes] | None = None,
+        data_set: DataSet | None = None,
     ) -> AsyncIterator[DimseMessage]:
         """Send a request and yield its responses, ending with the final one."""
         message_id = self.next_message_id()
@@ -405,7 +411,7 @@ class Association:
         self,
         context_id: int,
         command: CommandFields,
-        data_set: bytes | AsyncIterable[bytes] | None = None,
+        data_set: DataSet | None = None,
     ) -> DimseMessage:
         """Send a request that has exactly one response (C-ECHO, C-STORE, N-*) and return it."""
         final: DimseMessage | None = None
@@ -482,6 +488,8 @@ class Association:
     def _send_abort(self, source: AbortSource, reason: AbortReason, why: str) -> None:
         self._note_ending("aborted by pacs", why)
         self.aborted = True
+        if self._direct.close() and not self._wire.is_closing():
+            self._wire.close()  # an A-ABORT in the middle of a PDU would be read as its data
         if not self._wire.is_closing():
             self._wire.write(encode_abort(source, reason))
             self._wire.close(grace=ABORT_GRACE)

@@ -13,7 +13,7 @@ from pynetdicom.presentation import PresentationContext
 from pacs.archive.access import ALL_OPERATIONS, NOTHING, Operation
 from pacs.audit.auditor import Alert, Auditor
 from pacs.errors import ProtocolError
-from pacs.net.association import Association, Timeouts
+from pacs.net.association import Association
 from pacs.net.negotiation import (
     AcceptorPolicy,
     Agreement,
@@ -37,6 +37,7 @@ from pacs.net.pdu import (
 )
 from pacs.net.permissions import Gatekeeper, operations_of, refused_contexts_line
 from pacs.net.security_alerts import alert, node_at
+from pacs.net.timeouts import Timeouts
 from pacs.net.tls import (
     describe_failure,
     identity_rejection,

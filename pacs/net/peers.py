@@ -5,7 +5,7 @@ import ssl
 from dataclasses import dataclass
 
 from pacs.audit.auditor import Auditor
-from pacs.net.association import Timeouts
+from pacs.net.timeouts import Timeouts
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,12 +8,13 @@ from dataclasses import dataclass, field
 
 from pacs.audit.auditor import Auditor
 from pacs.metrics.recorder import ArchiveMetrics
-from pacs.net.association import Association, Timeouts
+from pacs.net.association import Association
 from pacs.net.handlers import Handlers
 from pacs.net.handshake import accept_association
 from pacs.net.negotiation import AcceptorPolicy
 from pacs.net.negotiation_memo import NegotiationMemo
 from pacs.net.permissions import Gatekeeper
+from pacs.net.timeouts import Timeouts
 from pacs.net.tls import start_tls_server
 from pacs.net.wire import Wire
 

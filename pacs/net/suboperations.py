@@ -145,10 +145,16 @@ async def _send_one(
         context_id = sender.context_for(instance.sop_class_uid, syntax)
         assert context_id is not None
         command = _store_command(instance, originator)
-        response = await sender.request_final(context_id, command, data.chunks())
+        # Read in one piece (most are): command and data set go out in one write.
+        whole = data.whole
+        payload = data.chunks() if whole is None else whole
+        response = await sender.request_final(context_id, command, payload)
+        sent = data.sent if whole is None else len(whole)
+        if sender.sent_bytes_are_free:
+            data.recycle()  # answered: every byte was sent, and nothing reads them any more
     finally:
         data.close()
-    return response, data.sent
+    return response, sent
 
 
 async def send_all(

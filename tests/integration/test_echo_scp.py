@@ -8,12 +8,12 @@ from pydicom.uid import CTImageStorage, ImplicitVRLittleEndian
 from pynetdicom import AE, evt
 from pynetdicom.pdu import A_ASSOCIATE_RJ
 
-from pacs.net.association import Timeouts
 from pacs.net.contexts import VERIFICATION, proposal
 from pacs.net.echo import echo as pacs_echo
 from pacs.net.handshake import AssociationRejected, number_contexts, request_association
 from pacs.net.negotiation import build_request
 from pacs.net.pdu import AbortSource, PduType, encode_abort
+from pacs.net.timeouts import Timeouts
 from tests.integration import scu
 from tests.integration.conftest import PacsAddress, StartPacs, run_dcmtk
 

@@ -34,11 +34,11 @@ from pynetdicom import AE
 from pynetdicom.dsutils import encode
 
 from pacs.index.records import InstanceRow
-from pacs.net.association import Timeouts
 from pacs.net.command_set import ReceivedCommand
 from pacs.net.contexts import proposal
 from pacs.net.dimse import Command
 from pacs.net.handshake import request_association
+from pacs.net.timeouts import Timeouts
 from tests.conftest import DatasetFactory, make_instance
 from tests.integration import scu
 from tests.integration.conftest import PacsAddress, StartPacs, run_dcmtk

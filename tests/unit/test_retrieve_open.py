@@ -115,3 +115,35 @@ async def test_no_conversion_to_what_the_receiver_accepted_says_so(store: FileBl
 
     with pytest.raises(TransferUnavailable, match="no conversion between them exists"):
         await service.open(instance, [RLELossless])
+
+
+def stored_large(store: FileBlobStore, pixel: int, rows: int) -> tuple[StoredInstance, bytes]:
+    """A CT-sized instance (rows x 512, 16-bit) as ingest stores it, and its data set bytes."""
+    ds = make_instance(Rows=rows, Columns=512, PixelData=bytes([pixel]) * (rows * 512 * 2))
+    data_set = encode(ds, ExplicitVRLittleEndian)
+    meta = file_meta_bytes(ds.SOPClassUID, ds.SOPInstanceUID, ExplicitVRLittleEndian, "MOD")
+    blob = put(store, meta + data_set)
+    instance = StoredInstance(
+        ds.SOPClassUID, ds.SOPInstanceUID, ExplicitVRLittleEndian, blob.sha256, blob.size
+    )
+    return instance, data_set
+
+
+async def test_a_recycled_read_buffer_carries_only_the_next_files_bytes(
+    store: FileBlobStore,
+) -> None:
+    # The second file is shorter: what the first left in the buffer must not go out.
+    first, first_bytes = stored_large(store, 1, 512)
+    second, second_bytes = stored_large(store, 2, 300)
+    service = RetrieveService(NoInstances(), store)
+
+    _, data = await service.open(first, [ExplicitVRLittleEndian])
+    whole = data.whole
+    assert isinstance(whole, memoryview) and bytes(whole) == first_bytes
+    data.recycle()
+    _, again = await service.open(second, [ExplicitVRLittleEndian])
+    reused = again.whole
+
+    assert reused is not None and isinstance(reused, memoryview)
+    assert reused.obj is whole.obj  # the same buffer, read into again
+    assert bytes(reused) == second_bytes
