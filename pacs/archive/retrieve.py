@@ -10,6 +10,7 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from typing import BinaryIO, Protocol, TypeAlias
 
+from pacs.archive.deidentification import Deidentification
 from pacs.codec import transcode
 from pacs.dicom.part10 import seek_data_set
 from pacs.dicom.selection import Selection
@@ -42,6 +43,8 @@ class DataSetBytes:
         self._first = first
         self._rest = rest
         self.sent = 0  # bytes handed out by chunks() so far
+        # The SOP Instance UID the bytes carry when it is not the stored one (de-identified).
+        self.sop_instance_uid: str | None = None
 
     @classmethod
     def read_stored(cls, stream: BinaryIO) -> "DataSetBytes":
@@ -97,7 +100,12 @@ class RetrieveService:
             for instance in page:
                 yield instance
 
-    async def open(self, instance: StoredInstance, accepted: Sequence[str]) -> Opened:
+    async def open(
+        self,
+        instance: StoredInstance,
+        accepted: Sequence[str],
+        deidentification: Deidentification | None = None,
+    ) -> Opened:
         """Pick the syntax to send in (stored if accepted) and return it with the data set bytes.
 
         `accepted` lists the transfer syntaxes the receiver accepted for the
@@ -105,7 +113,7 @@ class RetrieveService:
         """
         uid, sha256 = instance.sop_instance_uid, instance.blob_sha256
         try:
-            return await asyncio.to_thread(self._prepare, instance, accepted)
+            return await asyncio.to_thread(self._prepare, instance, accepted, deidentification)
         except FileNotFoundError:
             raise TransferUnavailable(
                 f"{uid}: its file {self._store.location(sha256)} is missing"
@@ -117,9 +125,27 @@ class RetrieveService:
         except transcode.ConversionUnavailable as exc:
             raise TransferUnavailable(f"{uid}: {exc}") from exc
 
-    def _prepare(self, instance: StoredInstance, accepted: Sequence[str]) -> Opened:
-        """`open` in a worker thread: the stored bytes, or the converted ones."""
+    def _prepare(
+        self,
+        instance: StoredInstance,
+        accepted: Sequence[str],
+        deidentification: Deidentification | None,
+    ) -> Opened:
+        """`open` in a worker thread: the stored bytes (de-identified when asked), or the
+        converted ones."""
         stream = self._store.open(instance.blob_sha256)
+        if deidentification is None:
+            return self._encode(instance, stream, accepted)
+        with stream:
+            copy, new_uid = deidentification.rewrite(stream)
+        syntax, data = self._encode(instance, copy, accepted)
+        data.sop_instance_uid = new_uid
+        return syntax, data
+
+    def _encode(
+        self, instance: StoredInstance, stream: BinaryIO, accepted: Sequence[str]
+    ) -> Opened:
+        """The bytes of the Part 10 file `stream` (taken over) in a syntax from `accepted`."""
         if instance.transfer_syntax_uid in accepted:
             return instance.transfer_syntax_uid, DataSetBytes.read_stored(stream)
         with stream:
@@ -133,19 +159,23 @@ class RetrieveService:
         )
 
     async def read_ahead(
-        self, selection: Selection, accepted: Callable[[str], Sequence[str]]
+        self,
+        selection: Selection,
+        accepted: Callable[[str], Sequence[str]],
+        deidentification: Deidentification | None = None,
     ) -> AsyncGenerator["Outgoing", None]:
         """The instances to send, each being opened (see `open`) while the one before it is
         sent: reading a file, or converting it, overlaps the receiver's work.
 
         `accepted` gives the syntaxes the receiver took for a SOP Class. At most two
         instances are open at a time; the caller sends or discards each it is given.
+        With `deidentification`, each goes out de-identified (see its `rewrite`).
         """
         ahead: Outgoing | None = None
         try:
             async for instance in self.instances(selection):
                 opening = asyncio.create_task(
-                    self.open(instance, accepted(instance.sop_class_uid)),
+                    self.open(instance, accepted(instance.sop_class_uid), deidentification),
                     name=f"open {instance.sop_instance_uid}",
                 )
                 # The one being opened is `ahead` before the yield: if the caller stops

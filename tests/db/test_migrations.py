@@ -18,7 +18,7 @@ from pacs.index.schema import (
     upgrade_to_head,
 )
 
-HEAD = "0003"
+HEAD = "0004"
 CATALOGUE = {"patient", "study", "series", "instance"}
 
 
