@@ -53,6 +53,7 @@ def research() -> Iterator[tuple[int, Received]]:
     server = ae.start_server(
         ("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_C_STORE, received.on_store)]
     )
+    assert server is not None
     yield server.server_address[1], received
     server.shutdown()
 
@@ -78,7 +79,7 @@ async def _study(start_pacs: StartPacs, research_port: int) -> Study:
             {"ae_title": "GETTER", "host": "127.0.0.1", "port": 1, "deidentify": "basic"},
         ]
     )
-    study, series = generate_uid(), [generate_uid(), generate_uid()]
+    study, series = str(generate_uid()), [str(generate_uid()), str(generate_uid())]
     sources = [
         make_instance(
             StudyInstanceUID=study,
@@ -175,6 +176,7 @@ def _check_no_identity(study: Study, received: Received) -> None:
 
 async def _check_mapping(study: Study, received: Received) -> None:
     """The index holds what each original became; references resolve to the new UIDs."""
+    assert study.pacs.app is not None
     engine = study.pacs.app.engine
     uids = await replacement_uids(engine, "basic")
     for source in study.sources:
