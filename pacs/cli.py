@@ -19,6 +19,7 @@ from pacs.admin import collect_garbage, delete_from_index, verify_archive
 from pacs.app import run, upgrade_database
 from pacs.archive.gc import GcReport
 from pacs.archive.verify import VerifyReport
+from pacs.cli_export import add_export_parser, run_export
 from pacs.config import Settings, check_listen_host, load_settings
 from pacs.errors import ConfigError, PacsError
 from pacs.index.deletion import DeletionPlan, Level, Selection
@@ -101,6 +102,7 @@ def _parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print the report as JSON instead of the summary"
     )
     _add_gc_and_delete(commands, config_help)
+    add_export_parser(commands, config_help)
     return parser
 
 
@@ -366,11 +368,17 @@ def _delete(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(settings: Settings, args: argparse.Namespace) -> int:
+    _configure_logging(settings)
+    return run_export(settings, args)
+
+
 # Admin commands by name: each runs with the loaded settings and its parsed arguments.
 ADMIN_COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "verify": lambda settings, args: _verify(settings, args.sample, args.json),
     "gc": lambda settings, args: _gc(settings, args.dry_run, args.json),
     "delete": _delete,
+    "export": _export,
 }
 
 

@@ -112,6 +112,11 @@ class Deidentification:
     def rewrite(self, part10: BinaryIO) -> tuple[BinaryIO, str]:
         """The de-identified Part 10 file of the one read from `part10`, and its new SOP
         Instance UID. Blocking: callers run it in a worker thread."""
+        buffer, out = self.rewrite_dataset(part10)
+        return buffer, str(out.get("SOPInstanceUID", ""))
+
+    def rewrite_dataset(self, part10: BinaryIO) -> tuple[BytesIO, Dataset]:
+        """`rewrite`, with the de-identified data set itself."""
         try:
             ds = dcmread(part10)
         except Exception as exc:  # pydicom reports a damaged file with many exception types
@@ -120,7 +125,7 @@ class Deidentification:
         buffer = BytesIO()
         out.save_as(buffer, enforce_file_format=True)
         buffer.seek(0)
-        return buffer, str(out.get("SOPInstanceUID", ""))
+        return buffer, out
 
 
 class Deidentifications:
