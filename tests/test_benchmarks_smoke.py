@@ -211,3 +211,18 @@ def test_deidentify_rate_and_table_scripts_print_their_figures() -> None:
     assert lines[2].startswith("  PS3.15 2026c (dicom_anonymizer 2.1.0): ")
     disagreements = int(lines[3].removeprefix("Disagreements: "))
     assert all(" kept " in line for line in lines[4 : 4 + disagreements])
+
+
+@pytest.mark.benchmark_smoke
+def test_deidentify_transfer_prints_move_and_export_rates() -> None:
+    argv = [sys.executable, "-m", "benchmarks.deidentify_transfer", "--small", "4", "--ct", "2"]
+    result = subprocess.run(
+        [*argv, "--repeat", "1"], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+
+    lines = [line.split(" inst/s")[0].split() for line in result.stdout.splitlines()]
+    rows = [(" ".join(words[:-1]), words[-1]) for words in lines if words[0] != "small"]
+    rows = [row for row in rows if not row[0].startswith("ct ")]
+    labels = ["C-MOVE as stored", "C-MOVE de-identified", "export de-identified"]
+    assert [label for label, _ in rows] == labels * 2
+    assert all(rate.isdigit() and int(rate) > 0 for _, rate in rows)

@@ -1,9 +1,11 @@
 """C-MOVE and C-GET to peers with a de-identification profile, against the real server."""
 
 import asyncio
+import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +13,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
 from pynetdicom import AE, build_role, evt
 
+from pacs.audit.events import EventKind
 from pacs.index.deidentified import pseudonyms, replacement_uids
 from tests.conftest import make_instance
 from tests.integration import scu
@@ -67,8 +70,9 @@ class Study:
     burned_in: str  # the SOP Instance UID of one that may not
 
 
-async def _study(start_pacs: StartPacs, research_port: int) -> Study:
+async def _study(start_pacs: StartPacs, research_port: int, **sections: Any) -> Study:
     pacs = await start_pacs(
+        **sections,
         peers=[
             {
                 "ae_title": "RESEARCH",
@@ -77,7 +81,7 @@ async def _study(start_pacs: StartPacs, research_port: int) -> Study:
                 "deidentify": "basic",
             },
             {"ae_title": "GETTER", "host": "127.0.0.1", "port": 1, "deidentify": "basic"},
-        ]
+        ],
     )
     study, series = str(generate_uid()), [str(generate_uid()), str(generate_uid())]
     sources = [
@@ -195,10 +199,11 @@ async def _check_mapping(study: Study, received: Received) -> None:
 
 
 async def test_move_to_a_deidentifying_peer_sends_no_identity_and_refuses_burned_in(
-    start_pacs: StartPacs, research: tuple[int, Received]
+    start_pacs: StartPacs, research: tuple[int, Received], tmp_path: Path
 ) -> None:
     port, received = research
-    study = await _study(start_pacs, port)
+    audit_file = tmp_path / "audit.jsonl"
+    study = await _study(start_pacs, port, audit={"file": audit_file})
 
     last = await asyncio.to_thread(_move, study.pacs, study.uid)
 
@@ -219,6 +224,25 @@ async def test_move_to_a_deidentifying_peer_sends_no_identity_and_refuses_burned
     assert {ds.StudyInstanceUID for ds in received.datasets.values()} == {
         ds.StudyInstanceUID for ds in first.values()
     }
+    await _audited(audit_file, study.uid)
+
+
+def _transferred(path: Path) -> list[dict[str, Any]]:
+    lines = path.read_text().splitlines() if path.exists() else []
+    events = [json.loads(line) for line in lines]
+    kind = EventKind.INSTANCES_TRANSFERRED.value
+    return [e for e in events if e["event"] == kind and e["action"] == "R"]  # read: sent
+
+
+async def _audited(audit_file: Path, study_uid: str) -> None:
+    """Both moves are in the audit trail: the original study, to RESEARCH, under "basic"."""
+    async with asyncio.timeout(60):
+        while len(_transferred(audit_file)) < 2:
+            await asyncio.sleep(0.05)  # the audit thread writes on its own schedule
+    for event in _transferred(audit_file):
+        assert [p["ae_title"] for p in event["participants"]] == ["PACS", "RESEARCH", "WORKSTATION"]
+        assert event["studies"][0]["study_instance_uid"] == study_uid
+        assert event["description"].endswith("de-identified under profile 'basic'")
 
 
 async def test_get_by_a_deidentifying_peer_sends_no_identity(
