@@ -17,7 +17,7 @@ from pacs.audit.events import EventKind
 from pacs.index.deidentified import pseudonyms, replacement_uids
 from tests.conftest import make_instance
 from tests.integration import scu
-from tests.integration.conftest import PacsAddress, StartPacs
+from tests.integration.conftest import PacsAddress, StartPacs, write_config
 
 STUDY_ROOT_MOVE = "1.2.840.10008.5.1.4.1.2.2.2"
 STUDY_ROOT_GET = "1.2.840.10008.5.1.4.1.2.2.3"
@@ -280,3 +280,33 @@ async def test_stored_originals_are_unchanged_and_plain_peers_get_them(
     assert set(plain.datasets) == {str(ds.SOPInstanceUID) for ds in study.sources} | {
         study.burned_in
     }
+
+
+async def test_reload_turns_deidentification_on_for_new_transfers(
+    start_pacs: StartPacs, research: tuple[int, Received]
+) -> None:
+    port, received = research
+    pacs = await start_pacs(peers=[{"ae_title": "RESEARCH", "host": "127.0.0.1", "port": port}])
+    assert pacs.app is not None and pacs.directory is not None
+    ds = make_instance(PatientID=PATIENT_ID, BurnedInAnnotation="NO")
+    assert await asyncio.to_thread(scu.store, pacs, [ds]) == [SUCCESS]
+    await asyncio.to_thread(_move, pacs, str(ds.StudyInstanceUID))
+    assert set(received.datasets) == {str(ds.SOPInstanceUID)}
+
+    peer = {"ae_title": "RESEARCH", "host": "127.0.0.1", "port": port, "deidentify": "teaching"}
+    write_config(
+        pacs.directory,
+        peers=[peer],
+        database={"url": pacs.app.settings.database.url},
+        **{"deidentify.teaching": {"dates": "shift"}},
+    )
+    pacs.app.config_path = pacs.directory / "pacs.toml"
+    pacs.app.reload()
+    received.datasets.clear()
+    await asyncio.to_thread(_move, pacs, str(ds.StudyInstanceUID))
+
+    (sent,) = received.datasets.values()
+    assert sent.SOPInstanceUID != ds.SOPInstanceUID
+    assert sent.LongitudinalTemporalInformationModified == "MODIFIED"
+    uids = await replacement_uids(pacs.app.engine, "teaching")
+    assert uids[str(ds.SOPInstanceUID)] == sent.SOPInstanceUID
