@@ -17,9 +17,13 @@ from typing import BinaryIO, Protocol
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset
+from pydicom.uid import UID
 
 from pacs.config_deidentify import DeidentifyProfile
 from pacs.dicom.deidentify import Deidentifier, Profile, Subject, hashed_uid_map
+from pacs.dicom.part10 import file_meta_bytes
 from pacs.errors import StartupError, TransferUnavailable
 from pacs.store.secret import read_secret_file, store_secret
 
@@ -121,11 +125,34 @@ class Deidentification:
             ds = dcmread(part10)
         except Exception as exc:  # pydicom reports a damaged file with many exception types
             raise TransferUnavailable(f"reading the data set failed: {exc}") from exc
-        out = self.apply(ds)
+        out = self.apply(ds)  # DeidentificationRefused passes through
+        try:
+            return _part10(out), out
+        except Exception as exc:  # as for reading: pydicom's writer fails in many ways
+            raise TransferUnavailable(f"writing the de-identified data set failed: {exc}") from exc
+
+
+def _part10(ds: Dataset) -> BytesIO:
+    """`ds` as a Part 10 file, in its File Meta's transfer syntax.
+
+    The meta is encoded by pacs and the data set by pydicom's writer directly: the same
+    bytes as pydicom's save_as for about half the work (save_as copies and validates the
+    meta). A deflated syntax goes through save_as, which compresses.
+    """
+    meta = ds.file_meta
+    syntax = UID(str(meta.TransferSyntaxUID))
+    if syntax.is_deflated:
         buffer = BytesIO()
-        out.save_as(buffer, enforce_file_format=True)
+        ds.save_as(buffer, enforce_file_format=True)
         buffer.seek(0)
-        return buffer, out
+        return buffer
+    encoded = DicomBytesIO()
+    sop_class, sop_instance = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    encoded.write(file_meta_bytes(str(sop_class), str(sop_instance), syntax, ""))
+    encoded.is_implicit_VR = syntax.is_implicit_VR
+    encoded.is_little_endian = syntax.is_little_endian
+    write_dataset(encoded, ds)
+    return BytesIO(encoded.getvalue())
 
 
 class Deidentifications:
