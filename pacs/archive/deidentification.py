@@ -83,8 +83,9 @@ def load_profiles(
 class Deidentification:
     """One transfer's de-identification under one profile (`scope`: the profile's name).
 
-    `rewrite` runs in worker threads, one instance at a time per transfer; the
-    replacements it made accumulate in `uids` and `patients` for the index.
+    `rewrite` runs in worker threads (two at a time with a retrieve's read-ahead); the
+    replacements it made accumulate in `uids` and `patients` for the index, dictionaries
+    whose single-key writes need no lock.
     """
 
     def __init__(self, scope: str, keyed: KeyedProfile) -> None:
@@ -94,7 +95,6 @@ class Deidentification:
         self._deidentifier = Deidentifier(keyed.profile, keyed.secret, uid_map=self._replace_uid)
         self.uids: dict[str, str] = {}
         self.patients: dict[PatientKey, Subject] = {}
-        self.instances = 0  # de-identified so far
 
     def _replace_uid(self, uid: str) -> str:
         new = self._hash_uid(uid)
@@ -110,7 +110,6 @@ class Deidentification:
         if patient_id:  # a patient without ID has a pseudonym but no key to keep it under
             issuer = str(ds.get("IssuerOfPatientID", "") or "").strip()
             self.patients[(issuer, patient_id)] = self._deidentifier.subject(ds)
-        self.instances += 1
         return out
 
     def rewrite(self, part10: BinaryIO) -> tuple[BinaryIO, str]:
