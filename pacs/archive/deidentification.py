@@ -10,7 +10,7 @@ the receiver needs another syntax).
 import hashlib
 import hmac
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -46,7 +46,7 @@ class KeyedProfile:
     """A profile with the secret its keyed hashes use."""
 
     profile: Profile
-    secret: bytes
+    secret: bytes = field(repr=False)
 
 
 def load_profiles(
