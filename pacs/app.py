@@ -263,7 +263,13 @@ class PacsApp:
             return
         try:
             new = load_settings(self.config_path)
-        except ConfigError as exc:
+            deidentified = _deidentified_peers(new)
+            # A profile whose secret cannot be read stops the whole reload: its peer must
+            # get neither originals nor instances under another secret.
+            profiles = load_profiles(
+                new.deidentify, deidentified.values(), self.settings.storage.root
+            )
+        except (ConfigError, StartupError) as exc:
             log.error("configuration not reloaded, keeping the running one: %s", exc)
             return
         for warning in new.warnings:
@@ -271,7 +277,8 @@ class PacsApp:
         self.gatekeeper.policy = _access_policy(new)
         self.destinations.clear()
         self.destinations.update(_destinations(new))
-        self._reload_deidentification(new)
+        self.deidentifications.profiles = profiles
+        self.deidentifications.peers = deidentified
         if self.tls_listener is not None:
             self.tls_listener.bound_subjects = _bound_subjects(new)
         check = new.access.check_called_ae_title
@@ -291,19 +298,6 @@ class PacsApp:
             describe(new.access.unknown_peers),
             f"; changes to [{'], ['.join(ignored)}] need a restart" if ignored else "",
         )
-
-    def _reload_deidentification(self, new: Settings) -> None:
-        """Take the peers' profiles from `new`: a peer whose profile's secret cannot be read
-        gets nothing rather than instances de-identified under another secret."""
-        peers = _deidentified_peers(new)
-        try:
-            profiles = load_profiles(new.deidentify, peers.values(), new.storage.root)
-        except StartupError as exc:
-            log.error("de-identification profiles not reloaded: %s", exc)
-            profiles = self.deidentifications.profiles
-            peers = {ae: name for ae, name in peers.items() if name in profiles}
-        self.deidentifications.profiles = profiles
-        self.deidentifications.peers = peers
 
     @property
     def address(self) -> tuple[str, int]:

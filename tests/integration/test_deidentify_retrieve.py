@@ -310,3 +310,17 @@ async def test_reload_turns_deidentification_on_for_new_transfers(
     assert sent.LongitudinalTemporalInformationModified == "MODIFIED"
     uids = await replacement_uids(pacs.app.engine, "teaching")
     assert uids[str(ds.SOPInstanceUID)] == sent.SOPInstanceUID
+
+    # A profile whose secret cannot be read: the reload changes nothing at all.
+    peer["deidentify"] = "locked"
+    write_config(
+        pacs.directory,
+        peers=[peer],
+        database={"url": pacs.app.settings.database.url},
+        **{"deidentify.locked": {"secret_file": pacs.directory / "missing.secret"}},
+    )
+    pacs.app.reload()
+    received.datasets.clear()
+    await asyncio.to_thread(_move, pacs, str(ds.StudyInstanceUID))
+
+    assert set(received.datasets) == {sent.SOPInstanceUID}
