@@ -19,6 +19,7 @@ from pacs.archive.deletion import Confirm, DeleteOutcome, delete
 from pacs.archive.export import ExportReport, export
 from pacs.archive.gc import GcReport, collect
 from pacs.archive.verify import Progress, VerifyReport, verify
+from pacs.audit.auditor import Auditor
 from pacs.audit.events import Node
 from pacs.audit.trail import build_auditor
 from pacs.config import Settings
@@ -187,33 +188,51 @@ async def export_deidentified(
             auditor = build_auditor(settings.audit, settings.server.ae_title)
             auditor.start()
             try:
-                selection = await _export_selection(reads, request)
-                locator = Locator(reads)
-                total, _ = await locator.summary(selection)
-                progress(total, 0)
+                store = FileBlobStore(settings.storage.root, commits=pools.store_commits)
                 deidentifications = Deidentifications(profiles, {}, index)
-                where = Node(f"export:{request.profile}", str(request.directory))
-                transfer = auditor.transfer(_operator(), where)
-                report = await export(
-                    locator,
-                    FileBlobStore(settings.storage.root, commits=pools.store_commits),
-                    selection,
-                    deidentifications.start(request.profile),
-                    ExportDirectory(request.directory),
-                    deidentifications=deidentifications,
-                    transfer=transfer,
-                    progress=lambda done: progress(None, done),
+                return await _export(
+                    request, reads, store, deidentifications, auditor, progress=progress
                 )
-                transfer.finished(
-                    len(report.refused),
-                    f"export of {report.written} instances to {request.directory}, "
-                    f"de-identified under profile {request.profile!r}",
-                )
-                return report
             finally:
                 await auditor.close()
                 await index.close()
                 await reads.close()
+
+
+async def _export(
+    request: ExportRequest,
+    reads: Reads,
+    store: FileBlobStore,
+    deidentifications: Deidentifications,
+    auditor: Auditor,
+    *,
+    progress: Callable[[int | None, int], None],
+) -> ExportReport:
+    """Export under an open index and auditor: the export goes to `export:<profile>` on
+    this host, from the user who runs it."""
+    selection = await _export_selection(reads, request)
+    locator = Locator(reads)
+    total, _ = await locator.summary(selection)
+    progress(total, 0)
+    transfer = auditor.transfer(
+        _operator(), Node(f"export:{request.profile}", socket.gethostname())
+    )
+    report = await export(
+        locator,
+        store,
+        selection,
+        deidentifications.start(request.profile),
+        ExportDirectory(request.directory),
+        deidentifications=deidentifications,
+        transfer=transfer,
+        progress=lambda done: progress(None, done),
+    )
+    transfer.finished(
+        len(report.refused),
+        f"export of {report.written} instances to {request.directory}, "
+        f"de-identified under profile {request.profile!r}",
+    )
+    return report
 
 
 async def _export_selection(reads: Reads, request: ExportRequest) -> RetrieveSelection:
