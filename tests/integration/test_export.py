@@ -2,13 +2,16 @@
 command line beside a running server."""
 
 import asyncio
+import json
 import stat
 import sys
 from pathlib import Path
+from typing import Any
 
 from pydicom import dcmread
 from pydicom.uid import generate_uid
 
+from pacs.audit.events import EventKind
 from pacs.index.deidentified import pseudonyms, replacement_uids
 from pacs.store.secret import SECRET_FILE
 from tests.conftest import make_instance
@@ -35,10 +38,20 @@ async def _pacs_export(config: Path, *args: str) -> tuple[int, str, str]:
     return process.returncode or 0, out.decode(), err.decode()
 
 
-async def _archive(start_pacs: StartPacs) -> tuple[PacsAddress, str, list[str], str]:
-    """A server with the profile `research`, holding one study of 3 instances and one
-    burned-in instance: the server, the study, the instances' UIDs, the burned-in UID."""
-    pacs = await start_pacs(**{"deidentify.research": PROFILE})
+def _exports(path: Path) -> list[dict[str, Any]]:
+    """The audit file's Instances Transferred events of exports."""
+    events = [json.loads(line) for line in path.read_text().splitlines()]
+    kind = EventKind.INSTANCES_TRANSFERRED.value
+    return [e for e in events if e["event"] == kind and "export:" in json.dumps(e)]
+
+
+async def _archive(
+    start_pacs: StartPacs, audit_file: Path
+) -> tuple[PacsAddress, str, list[str], str]:
+    """A server with the profile `research` and an audit file, holding one study of 3
+    instances and one burned-in instance: the server, the study, the instances' UIDs, the
+    burned-in UID."""
+    pacs = await start_pacs(**{"deidentify.research": PROFILE, "audit": {"file": audit_file}})
     study, series = str(generate_uid()), str(generate_uid())
     datasets = [
         make_instance(
@@ -59,7 +72,7 @@ async def _archive(start_pacs: StartPacs) -> tuple[PacsAddress, str, list[str], 
 async def test_export_writes_deidentified_files_that_dcmdump_reads(
     start_pacs: StartPacs, tmp_path: Path
 ) -> None:
-    pacs, study, uids, burned = await _archive(start_pacs)
+    pacs, study, uids, burned = await _archive(start_pacs, tmp_path / "audit.jsonl")
     assert pacs.directory is not None and pacs.app is not None
     config, out = pacs.directory / "pacs.toml", tmp_path / "out"
 
@@ -92,6 +105,10 @@ async def test_export_writes_deidentified_files_that_dcmdump_reads(
     assert shift < 0
     secret = pacs.directory / "store" / SECRET_FILE
     assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+    (audited,) = _exports(tmp_path / "audit.jsonl")  # the export's own process wrote it
+    assert [p["ae_title"] for p in audited["participants"]][1] == "export:research"
+    assert audited["studies"][0]["study_instance_uid"] == study
+    assert audited["description"].endswith("de-identified under profile 'research'")
 
     again = tmp_path / "again"
     code, _, _ = await _pacs_export(
@@ -106,7 +123,7 @@ async def test_export_writes_deidentified_files_that_dcmdump_reads(
 async def test_export_with_an_unknown_profile_or_patient_says_so(
     start_pacs: StartPacs, tmp_path: Path
 ) -> None:
-    pacs, study, _, _ = await _archive(start_pacs)
+    pacs, study, _, _ = await _archive(start_pacs, tmp_path / "audit.jsonl")
     assert pacs.directory is not None
     config = pacs.directory / "pacs.toml"
 
