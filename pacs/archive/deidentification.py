@@ -102,6 +102,11 @@ class Deidentification:
             self.uids[uid] = new
         return new
 
+    def sent_uid(self, uid: str) -> str:
+        """The UID the recipient knows for `uid`: its replacement (recorded), or itself under
+        a profile that retains UIDs."""
+        return uid if self.profile.retain_uids else self._replace_uid(uid)
+
     def apply(self, ds: Dataset) -> Dataset:
         """The de-identified copy of `ds`; DeidentificationRefused when its pixels may show
         who the patient is."""

@@ -14,6 +14,13 @@ def start(deidentifications: Deidentifications | None, peer: str) -> Deidentific
     return deidentifications.for_peer(peer) if deidentifications is not None else None
 
 
+def as_sent(deidentification: Deidentification | None, uids: list[str]) -> list[str]:
+    """The SOP Instance UIDs `uids` as the transfer's recipient knows them."""
+    if deidentification is None:
+        return uids
+    return [deidentification.sent_uid(uid) for uid in uids]
+
+
 def describe(deidentification: Deidentification | None) -> str:
     """What the audit event and the log line add about de-identification."""
     if deidentification is None:

@@ -53,6 +53,9 @@ def make_get_handler(
                 deidentification=deidentification,
             )
         finally:
+            # The requester is the de-identified recipient: its failed list names the UIDs
+            # it would have received, not the originals.
+            counts.failed_uids = deidentified_transfer.as_sent(deidentification, counts.failed_uids)
             await deidentified_transfer.finish(deidentifications, deidentification)
             how = deidentified_transfer.describe(deidentification)
             transfer.finished(counts.failed, f"C-GET {counts.describe()}{how}")

@@ -178,7 +178,7 @@ def _check_no_identity(study: Study, received: Received) -> None:
     assert {str(ds.PatientID) for ds in datasets} == {str(datasets[0].PatientName)}
 
 
-async def _check_mapping(study: Study, received: Received) -> None:
+async def _check_mapping(study: Study, received: Received, refused_listed: bool = False) -> None:
     """The index holds what each original became; references resolve to the new UIDs."""
     assert study.pacs.app is not None
     engine = study.pacs.app.engine
@@ -191,7 +191,7 @@ async def _check_mapping(study: Study, received: Received) -> None:
     referring = received.datasets[uids[str(study.sources[1].SOPInstanceUID)]]
     referenced = referring.ReferencedImageSequence[0].ReferencedSOPInstanceUID
     assert referenced == uids[str(study.sources[0].SOPInstanceUID)]
-    assert study.burned_in not in uids
+    assert (study.burned_in in uids) == refused_listed  # only when the recipient was told
     patients = await pseudonyms(engine, "basic")
     pseudonym, shift = patients[("", PATIENT_ID)]
     assert {ds.PatientID for ds in received.datasets.values()} == {pseudonym}
@@ -258,7 +258,10 @@ async def test_get_by_a_deidentifying_peer_sends_no_identity(
     assert last.NumberOfCompletedSuboperations == len(study.sources)
     assert last.NumberOfFailedSuboperations == 1
     _check_no_identity(study, received)
-    await _check_mapping(study, received)
+    await _check_mapping(study, received, refused_listed=True)
+    assert study.pacs.app is not None
+    uids = await replacement_uids(study.pacs.app.engine, "basic")
+    assert last.FailedSOPInstanceUIDList == uids[study.burned_in]  # not the original
 
 
 async def test_stored_originals_are_unchanged_and_plain_peers_get_them(
