@@ -2,7 +2,8 @@
 
 Files are named by their new UIDs, `<study>/<series>/<instance>.dcm`; the stored
 originals are not changed. An instance the profile refuses (identity possibly burned
-into the pixels) is counted with its reason and left out.
+into the pixels), or whose stored file cannot be read, is counted with its reason and
+left out; a file that cannot be written stops the export (StoreUnavailable).
 """
 
 import asyncio

@@ -3,6 +3,8 @@
 import os
 from pathlib import Path
 
+from pacs.errors import StoreUnavailable
+
 
 class ExportDirectory:
     """Files written whole under `root`: each first as `<name>.part`, then renamed, so a file
@@ -12,10 +14,16 @@ class ExportDirectory:
         self.root = root
 
     def write(self, name: str, data: bytes) -> None:
-        """Write `data` as `root/name` (subdirectories made as needed), replacing a file there."""
+        """Write `data` as `root/name` (subdirectories made as needed), replacing a file there.
+
+        StoreUnavailable when it cannot be written: the export stops there.
+        """
         path = self.root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(path.name + ".part")
-        with partial.open("wb") as file:
-            file.write(data)
-        os.replace(partial, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with partial.open("wb") as file:
+                file.write(data)
+            os.replace(partial, path)
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot write {path}: {exc.strerror or exc}") from exc

@@ -125,7 +125,7 @@ async def test_export_writes_deidentified_files_that_dcmdump_reads(
     )
 
 
-async def test_export_with_an_unknown_profile_or_patient_says_so(
+async def test_export_with_an_unknown_profile_patient_or_directory_says_so(
     start_pacs: StartPacs, tmp_path: Path
 ) -> None:
     pacs, study, _, _ = await _archive(start_pacs, tmp_path / "audit.jsonl")
@@ -144,6 +144,14 @@ async def test_export_with_an_unknown_profile_or_patient_says_so(
     assert code == 1
     assert "nothing in the index matches" in stderr
     assert not (tmp_path / "b").exists() or not list((tmp_path / "b").rglob("*.dcm"))
+
+    not_a_directory = tmp_path / "c"
+    not_a_directory.write_text("a file")
+    code, _, stderr = await _pacs_export(
+        config, "--deidentify", "basic", "--study", study, str(not_a_directory)
+    )
+    assert code == 3
+    assert stderr.startswith(f"pacs: cannot write {not_a_directory}/")
 
 
 async def test_export_draws_a_progress_bar_on_a_terminal(
