@@ -15,6 +15,7 @@ import pydicom.config
 
 from pacs.archive.access import AccessPolicy
 from pacs.archive.commitment import CommitmentPolicy, CommitmentService
+from pacs.archive.deidentification import Deidentifications, load_profiles
 from pacs.archive.group_commit import GroupCommit
 from pacs.archive.ingest import Ingest
 from pacs.archive.query import QueryOptions, QueryService
@@ -143,6 +144,8 @@ class PacsApp:
             ),
         )
         self.retrieve = RetrieveService(Locator(self.reads), self.store)
+        # Profiles get their secrets on start, once the store root is known to be usable.
+        self.deidentifications = Deidentifications({}, _deidentified_peers(settings), self.index)
         server = settings.server
         self.timeouts = Timeouts(
             acse=server.acse_timeout, dimse=server.dimse_timeout, network=server.network_timeout
@@ -200,13 +203,20 @@ class PacsApp:
             Command.C_FIND_RQ, QUERY_RETRIEVE_FIND, make_find_handler(self.queries, self.auditor)
         )
         handlers.register(
-            Command.C_GET_RQ, QUERY_RETRIEVE_GET, make_get_handler(self.retrieve, self.auditor)
+            Command.C_GET_RQ,
+            QUERY_RETRIEVE_GET,
+            make_get_handler(self.retrieve, self.auditor, self.deidentifications),
         )
         handlers.register(
             Command.C_MOVE_RQ,
             QUERY_RETRIEVE_MOVE,
             make_move_handler(
-                self.retrieve, self.destinations, self.requestor, self.auditor, self.gatekeeper
+                self.retrieve,
+                self.destinations,
+                self.requestor,
+                self.auditor,
+                self.gatekeeper,
+                deidentifications=self.deidentifications,
             ),
         )
         handlers.register(
@@ -253,7 +263,13 @@ class PacsApp:
             return
         try:
             new = load_settings(self.config_path)
-        except ConfigError as exc:
+            deidentified = _deidentified_peers(new)
+            # A profile whose secret cannot be read stops the whole reload: its peer must
+            # get neither originals nor instances under another secret.
+            profiles = load_profiles(
+                new.deidentify, deidentified.values(), self.settings.storage.root
+            )
+        except (ConfigError, StartupError) as exc:
             log.error("configuration not reloaded, keeping the running one: %s", exc)
             return
         for warning in new.warnings:
@@ -261,11 +277,15 @@ class PacsApp:
         self.gatekeeper.policy = _access_policy(new)
         self.destinations.clear()
         self.destinations.update(_destinations(new))
+        self.deidentifications.profiles = profiles
+        self.deidentifications.peers = deidentified
         if self.tls_listener is not None:
             self.tls_listener.bound_subjects = _bound_subjects(new)
         check = new.access.check_called_ae_title
         self.server.policy = dataclasses.replace(self.server.policy, check_called_ae_title=check)
-        self.settings = dataclasses.replace(self.settings, peers=new.peers, access=new.access)
+        self.settings = dataclasses.replace(
+            self.settings, peers=new.peers, access=new.access, deidentify=new.deidentify
+        )
         ignored = [
             f.name
             for f in dataclasses.fields(new)
@@ -293,6 +313,10 @@ class PacsApp:
             await asyncio.to_thread(probe_root, self.settings.storage.root)
         except StoreUnavailable as exc:
             raise StartupError("[storage] root", str(exc)) from exc
+        names = self.deidentifications.peers.values()
+        self.deidentifications.profiles = await asyncio.to_thread(
+            load_profiles, self.settings.deidentify, names, self.settings.storage.root
+        )
         try:
             self._start_audit()
             await open_index(self.engine, self.settings)
@@ -376,6 +400,11 @@ def _destinations(settings: Settings) -> dict[str, Destination]:
         p.ae_title: Destination(p.host, p.port, p.tls, p.certificate_subject)
         for p in settings.peers
     }
+
+
+def _deidentified_peers(settings: Settings) -> dict[str, str]:
+    """The peers that receive de-identified instances, with their profile's name."""
+    return {p.ae_title: p.deidentify for p in settings.peers if p.deidentify is not None}
 
 
 def _bound_subjects(settings: Settings) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""The `pacs` command line: serve, check the configuration, manage the database, verify."""
+"""The `pacs` command line: serve, configuration and database tools, and the admin commands."""
 
 import argparse
 import asyncio
@@ -19,6 +19,7 @@ from pacs.admin import collect_garbage, delete_from_index, verify_archive
 from pacs.app import run, upgrade_database
 from pacs.archive.gc import GcReport
 from pacs.archive.verify import VerifyReport
+from pacs.cli_export import add_export_parser, run_export
 from pacs.cli_rebuild import add_commands, run_import, run_reindex
 from pacs.config import Settings, check_listen_host, load_settings
 from pacs.errors import ConfigError, PacsError
@@ -105,6 +106,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_gc_and_delete(commands, config_help)
     add_commands(commands)  # reindex, import
+    add_export_parser(commands, config_help)
     return parser
 
 
@@ -370,6 +372,11 @@ def _delete(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(settings: Settings, args: argparse.Namespace) -> int:
+    _configure_logging(settings)
+    return run_export(settings, args)
+
+
 # Admin commands by name: each runs with the loaded settings and its parsed arguments.
 ADMIN_COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "verify": lambda settings, args: _verify(settings, args.sample, args.json),
@@ -377,6 +384,7 @@ ADMIN_COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "delete": _delete,
     "reindex": lambda settings, args: _rebuild(run_reindex, settings, args),
     "import": lambda settings, args: _rebuild(run_import, settings, args),
+    "export": _export,
 }
 
 

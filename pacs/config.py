@@ -22,6 +22,7 @@ from pacs.config_access import (
     moved_called_ae_check,
 )
 from pacs.config_audit import AUDIT_KEYS, AuditSettings, check_audit
+from pacs.config_deidentify import DeidentifyProfile, check_peer_profiles, parse_profiles
 from pacs.config_metrics import MetricsSettings, check_metrics, metrics_keys
 from pacs.config_tls import (
     TLS_REQUIRED,
@@ -131,6 +132,8 @@ class Peer:
     tls: bool = False
     # RFC 4514 subject its certificate must carry on TLS associations ("CN=ws1,O=Hospital").
     certificate_subject: str | None = None
+    # The [deidentify.NAME] profile (or "basic") applied to every instance retrieved to it.
+    deidentify: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +151,8 @@ class Settings:
     tls: TlsSettings | None = None
     audit: AuditSettings = field(default_factory=AuditSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    # De-identification profiles by name, "basic" among them ([deidentify.NAME]).
+    deidentify: Mapping[str, DeidentifyProfile] = field(default_factory=lambda: parse_profiles({}))
     # What the admin should change in the file although it loaded (deprecated keys).
     warnings: tuple[str, ...] = ()
 
@@ -245,11 +250,13 @@ _KEYS: Mapping[str, Mapping[str, _Parser]] = {
         "port": _integer(1, 65535),
         "tls": _boolean,
         "certificate_subject": _text,
+        "deidentify": _text,
     },
     "access": ACCESS_KEYS,
     "audit": AUDIT_KEYS,
     "tls": tls_keys(_integer(0, 65535), _seconds),
     "metrics": metrics_keys(_integer(0, 65535)),
+    "deidentify": {},  # profiles by name: parsed by config_deidentify
 }
 _PEER_REQUIRED = ("ae_title", "host", "port")
 
@@ -344,6 +351,8 @@ def _parse_document(document: dict[str, object]) -> Settings:
     metrics = section(MetricsSettings, "metrics")
     ports = {"[server] port": server.port, **({"[tls] port": tls.port} if tls else {})}
     check_metrics(metrics, ports)
+    profiles = parse_profiles(document.get("deidentify", {}))
+    check_peer_profiles([(p.ae_title, p.deidentify) for p in peers], profiles)
     return Settings(
         server=server,
         database=section(DatabaseSettings, "database"),
@@ -357,6 +366,7 @@ def _parse_document(document: dict[str, object]) -> Settings:
         warnings=warnings,
         audit=_parse_audit(document.get("audit", {})),
         metrics=metrics,
+        deidentify=profiles,
     )
 
 

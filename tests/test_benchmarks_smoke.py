@@ -332,3 +332,17 @@ def _rows(path: Path) -> dict[str, list[tuple[Any, ...]]]:
             table: [(*row[:-1], json.loads(row[-1])) for row in conn.execute(query)]
             for table, query in queries.items()
         }
+
+
+def test_deidentify_transfer_prints_move_and_export_rates() -> None:
+    argv = [sys.executable, "-m", "benchmarks.deidentify_transfer", "--small", "4", "--ct", "2"]
+    result = subprocess.run(
+        [*argv, "--repeat", "1"], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+
+    lines = [line.split(" inst/s")[0].split() for line in result.stdout.splitlines()]
+    rows = [(" ".join(words[:-1]), words[-1]) for words in lines if words[0] != "small"]
+    rows = [row for row in rows if not row[0].startswith("ct ")]
+    labels = ["C-MOVE as stored", "C-MOVE de-identified", "export de-identified"]
+    assert [label for label, _ in rows] == labels * 2
+    assert all(rate.isdigit() and int(rate) > 0 for _, rate in rows)

@@ -6,6 +6,7 @@ otherwise it is converted by `pacs.codec`, or fails with the reason.
 """
 
 import asyncio
+import io
 import logging
 import os
 from collections import deque
@@ -13,6 +14,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from io import BufferedIOBase
 from typing import BinaryIO, Protocol, TypeAlias
 
+from pacs.archive.deidentification import Deidentification
 from pacs.archive.read_buffers import POOLED_FROM, BufferPool
 from pacs.codec import transcode
 from pacs.dicom.part10 import HEAD, data_set_offset
@@ -42,6 +44,17 @@ class InstanceSource(Protocol):
     ) -> AsyncIterator[list[StoredInstance]]: ...
 
 
+def _size(stream: BinaryIO) -> int:
+    """The size of a stored file, or of an in-memory one (a de-identified copy), which is
+    read from its start."""
+    try:
+        return os.fstat(stream.fileno()).st_size
+    except io.UnsupportedOperation:
+        size = stream.seek(0, io.SEEK_END)
+        stream.seek(0)
+        return size
+
+
 class DataSetBytes:
     """An instance's data set bytes on their way out: the first chunk is read on opening,
     the rest on demand, so opening the next instance can overlap sending this one."""
@@ -56,6 +69,8 @@ class DataSetBytes:
         self._rest = rest
         self.sent = 0  # bytes handed out by chunks() so far
         self._buffer = buffer  # where `first` lies, and the pool it goes back to
+        # The SOP Instance UID the bytes carry when it is not the stored one (de-identified).
+        self.sop_instance_uid: str | None = None
 
     @classmethod
     def read_stored(cls, stream: BinaryIO, pool: BufferPool | None = None) -> "DataSetBytes":
@@ -67,7 +82,7 @@ class DataSetBytes:
         try:
             # Asking for no more than the file holds: a larger read allocated a buffer of
             # CHUNK, shrank it and made one more read() to find the end.
-            size = os.fstat(stream.fileno()).st_size
+            size = _size(stream)
             wanted = min(size, CHUNK)
             if pool is not None and wanted >= POOLED_FROM and isinstance(stream, BufferedIOBase):
                 buffer = (pool, pool.take())
@@ -142,24 +157,32 @@ class RetrieveService:
             for instance in page:
                 yield instance
 
-    async def open(self, instance: StoredInstance, accepted: Sequence[str]) -> Opened:
+    async def open(
+        self,
+        instance: StoredInstance,
+        accepted: Sequence[str],
+        deidentification: Deidentification | None = None,
+    ) -> Opened:
         """Pick the syntax to send in (stored if accepted) and return it with the data set bytes.
 
         `accepted` lists the transfer syntaxes the receiver accepted for the
         instance's SOP Class. Raises TransferUnavailable with the reason.
         """
-        [opened] = await asyncio.to_thread(self._prepare_all, [(instance, accepted)])
+        wanted = [(instance, accepted)]
+        [opened] = await asyncio.to_thread(self._prepare_all, wanted, deidentification)
         return _opened_or_raise(opened)
 
     def _prepare_all(
-        self, wanted: Sequence[tuple[StoredInstance, Sequence[str]]]
+        self,
+        wanted: Sequence[tuple[StoredInstance, Sequence[str]]],
+        deidentification: Deidentification | None = None,
     ) -> list[Opened | TransferUnavailable]:
         """`open` of several instances in one worker-thread hop; an instance that cannot go
         gets the reason in its place. On an unexpected error, what was opened is released."""
         opened: list[Opened | TransferUnavailable] = []
         try:
             for instance, accepted in wanted:
-                opened.append(self._prepare_or_reason(instance, accepted))
+                opened.append(self._prepare_or_reason(instance, accepted, deidentification))
         except BaseException:
             for one in opened:
                 if not isinstance(one, TransferUnavailable):
@@ -168,11 +191,14 @@ class RetrieveService:
         return opened
 
     def _prepare_or_reason(
-        self, instance: StoredInstance, accepted: Sequence[str]
+        self,
+        instance: StoredInstance,
+        accepted: Sequence[str],
+        deidentification: Deidentification | None,
     ) -> Opened | TransferUnavailable:
         uid, sha256 = instance.sop_instance_uid, instance.blob_sha256
         try:
-            return self._prepare(instance, accepted)
+            return self._prepare(instance, accepted, deidentification)
         except TransferUnavailable as exc:
             return exc
         except FileNotFoundError:
@@ -183,9 +209,27 @@ class RetrieveService:
         except transcode.ConversionUnavailable as exc:
             return TransferUnavailable(f"{uid}: {exc}")
 
-    def _prepare(self, instance: StoredInstance, accepted: Sequence[str]) -> Opened:
-        """`open` in a worker thread: the stored bytes, or the converted ones."""
+    def _prepare(
+        self,
+        instance: StoredInstance,
+        accepted: Sequence[str],
+        deidentification: Deidentification | None,
+    ) -> Opened:
+        """`open` in a worker thread: the stored bytes (de-identified when asked), or the
+        converted ones."""
         stream = self._store.open(instance.blob_sha256)
+        if deidentification is None:
+            return self._encode(instance, stream, accepted)
+        with stream:
+            copy, new_uid = deidentification.rewrite(stream)
+        syntax, data = self._encode(instance, copy, accepted)
+        data.sop_instance_uid = new_uid
+        return syntax, data
+
+    def _encode(
+        self, instance: StoredInstance, stream: BinaryIO, accepted: Sequence[str]
+    ) -> Opened:
+        """The bytes of the Part 10 file `stream` (taken over) in a syntax from `accepted`."""
         if instance.transfer_syntax_uid in accepted:
             data = DataSetBytes.read_stored(stream, self._buffers)
             return instance.transfer_syntax_uid, data
@@ -213,7 +257,10 @@ class RetrieveService:
             yield batch
 
     async def read_ahead(
-        self, selection: Selection, accepted: Callable[[str], Sequence[str]]
+        self,
+        selection: Selection,
+        accepted: Callable[[str], Sequence[str]],
+        deidentification: Deidentification | None = None,
     ) -> AsyncGenerator["Outgoing", None]:
         """The instances to send, opened (see `open`) a batch per worker-thread hop, each
         batch while the one before it is sent: reading files, or converting them, overlaps
@@ -222,6 +269,7 @@ class RetrieveService:
         `accepted` gives the syntaxes the receiver took for a SOP Class. At most two
         batches are open at a time (a batch is one instance when its file is larger than
         BATCH_BYTES); the caller sends or discards each instance it is given.
+        With `deidentification`, each goes out de-identified (see its `rewrite`).
         """
         # Not given out yet, in order: this generator's to release if the caller stops.
         waiting: deque[Outgoing] = deque()
@@ -229,7 +277,7 @@ class RetrieveService:
             async for batch in self._batches(selection):
                 wanted = [(instance, accepted(instance.sop_class_uid)) for instance in batch]
                 opening = asyncio.create_task(
-                    asyncio.to_thread(self._prepare_all, wanted),
+                    asyncio.to_thread(self._prepare_all, wanted, deidentification),
                     name=f"open {len(batch)} from {batch[0].sop_instance_uid}",
                 )
                 before = len(waiting)  # the batch before this one: sent while this opens

@@ -109,3 +109,14 @@ class Locator:
             if len(rows) < page_size:
                 return
             after = int(rows[-1][0])
+
+
+async def patient_study_uids(reads: Reads, patient_id: str, issuer: str = "") -> tuple[str, ...]:
+    """The Study Instance UIDs of the patient `patient_id` issued by `issuer`."""
+    statement = (
+        select(Study.study_instance_uid)
+        .join(Patient, Study.patient_fk == Patient.id)
+        .where(Patient.patient_id == patient_id, Patient.issuer_of_patient_id == issuer)
+        .order_by(Study.id)
+    )
+    return tuple(str(row[0]) for row in await reads.all(statement))

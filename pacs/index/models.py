@@ -204,3 +204,30 @@ class CommitmentRequest(Base):
     deadline: Mapped[datetime] = mapped_column(TIMESTAMP)
     created_at: Mapped[datetime] = mapped_column(TIMESTAMP)
     reported_at: Mapped[datetime | None] = mapped_column(TIMESTAMP)
+
+
+class DeidentifiedUid(Base):
+    """A UID as de-identification under a profile (`scope`) replaced it, to answer
+    "which original is this?" (the replacement is a keyed hash: the row is a record)."""
+
+    __tablename__ = "deidentified_uid"
+    __table_args__ = (
+        Index("ix_deidentified_uid_scope_replacement_uid", "scope", "replacement_uid"),
+    )
+
+    scope: Mapped[str] = mapped_column(String, primary_key=True)
+    original_uid: Mapped[str] = mapped_column(String, primary_key=True)
+    replacement_uid: Mapped[str] = mapped_column(String)
+
+
+class DeidentifiedPatient(Base):
+    """A patient's pseudonym and date shift under a profile (`scope`)."""
+
+    __tablename__ = "deidentified_patient"
+    __table_args__ = (Index("ix_deidentified_patient_scope_pseudonym", "scope", "pseudonym"),)
+
+    scope: Mapped[str] = mapped_column(String, primary_key=True)
+    issuer_of_patient_id: Mapped[str] = mapped_column(String, primary_key=True)
+    patient_id: Mapped[str] = mapped_column(String, primary_key=True)
+    pseudonym: Mapped[str] = mapped_column(String)
+    shift_days: Mapped[int] = mapped_column(Integer)

@@ -3,7 +3,7 @@
 import asyncio
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from pacs.index.database_errors import index_errors as _index_errors
 from pacs.index.database_errors import reason as _reason
+from pacs.index.deidentified import write_mappings
 from pacs.index.engine import create_sessionmaker, create_sqlite_sync_engine
 from pacs.index.models import Instance, Patient, Series, Study
 from pacs.index.records import AddKind, AddOutcome, DuplicatePolicy, InstanceRecord, InstanceRow
@@ -182,6 +183,17 @@ class Index:
         with _index_errors():
             async with self._sessionmaker() as session:
                 return int(await session.scalar(select(func.count()).select_from(Instance)) or 0)
+
+    async def record_deidentified(
+        self,
+        scope: str,
+        uids: Mapping[str, str],
+        patients: Mapping[tuple[str, str], tuple[str, int]],
+    ) -> None:
+        """Keep the UIDs and patients de-identification under `scope` replaced, in one
+        transaction; rows already there stay as they are."""
+        with _index_errors():
+            await self._transactions.run(write_mappings(scope, uids, patients))
 
     async def referenced_blobs(self) -> set[str]:
         """Return the address of every file some instance points to (for verify and gc)."""

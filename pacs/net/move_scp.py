@@ -3,12 +3,13 @@
 import logging
 from collections.abc import Mapping
 
+from pacs.archive.deidentification import Deidentifications
 from pacs.archive.retrieve import RetrieveService
 from pacs.audit.auditor import Alert, Auditor
 from pacs.audit.events import Node
 from pacs.dicom.selection import parse_selection
 from pacs.errors import InvalidIdentifier, PacsError
-from pacs.net import status
+from pacs.net import deidentified_transfer, status
 from pacs.net.association import Association, AssociationClosed
 from pacs.net.audit_peer import peer_node
 from pacs.net.dimse import DimseMessage
@@ -50,6 +51,8 @@ def make_move_handler(
     requestor: Requestor,
     auditor: Auditor,
     gatekeeper: Gatekeeper | None = None,
+    *,
+    deidentifications: Deidentifications | None = None,
 ) -> Handler:
     """The C-MOVE handler: destinations are the configured peers by AE title.
 
@@ -112,6 +115,7 @@ def make_move_handler(
 
         cancelled = False
         transfer = auditor.transfer(peer_node(assoc), Node(title, destination.host))
+        deidentification = deidentified_transfer.start(deidentifications, title)
         try:
             cancelled = await send_all(
                 sub,
@@ -122,6 +126,7 @@ def make_move_handler(
                 progress=report_pending(assoc, request),
                 transfer=transfer,
                 originator=(assoc.agreement.calling_ae_title, request.message_id),
+                deidentification=deidentification,
             )
         except AssociationClosed:
             if assoc.closed:
@@ -132,7 +137,9 @@ def make_move_handler(
             counts.remaining = 0
         finally:
             await sub.release()
-            transfer.finished(counts.failed, f"C-MOVE {counts.describe()}")
-        await finish(assoc, request, counts, cancelled, detail)
+            await deidentified_transfer.finish(deidentifications, deidentification)
+            how = deidentified_transfer.describe(deidentification)
+            transfer.finished(counts.failed, f"C-MOVE {counts.describe()}{how}")
+        await finish(assoc, request, counts, cancelled, detail + how)
 
     return handle_move

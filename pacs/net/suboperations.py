@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pydicom.dataset import Dataset
 from pynetdicom.presentation import PresentationContext
 
+from pacs.archive.deidentification import Deidentification
 from pacs.archive.retrieve import Outgoing, RetrievableInstance, RetrieveService
 from pacs.audit.auditor import Transfer
 from pacs.dicom.levels import QueryLevel
@@ -120,12 +121,14 @@ def accepted_syntaxes(assoc: Association, sop_class: str) -> list[str]:
 
 
 def _store_command(
-    instance: RetrievableInstance, originator: tuple[str, int] | None
+    instance: RetrievableInstance, originator: tuple[str, int] | None, sent_uid: str | None = None
 ) -> CommandFields:
+    """The C-STORE-RQ; `sent_uid`: the SOP Instance UID the data set carries when it is not
+    the stored one (de-identified)."""
     command: CommandFields = {
         "CommandField": Command.C_STORE_RQ,
         "AffectedSOPClassUID": instance.sop_class_uid,
-        "AffectedSOPInstanceUID": instance.sop_instance_uid,
+        "AffectedSOPInstanceUID": sent_uid or instance.sop_instance_uid,
         "Priority": 0,
     }
     if originator is not None:
@@ -144,7 +147,7 @@ async def _send_one(
     try:
         context_id = sender.context_for(instance.sop_class_uid, syntax)
         assert context_id is not None
-        command = _store_command(instance, originator)
+        command = _store_command(instance, originator, data.sop_instance_uid)
         # Read in one piece (most are): command and data set go out in one write.
         whole = data.whole
         payload = data.chunks() if whole is None else whole
@@ -167,12 +170,15 @@ async def send_all(
     progress: Callable[[Counts], Awaitable[None]],
     transfer: Transfer,
     originator: tuple[str, int] | None = None,
+    deidentification: Deidentification | None = None,
 ) -> bool:
     """Send every instance of the selection; return True when stopped by a C-CANCEL.
 
-    `transfer` tallies, for the audit trail, the instances of each study sent.
+    `transfer` tallies, for the audit trail, the instances of each study sent;
+    `deidentification`, when given, is applied to each instance as it is read.
     """
-    ahead = retrieve.read_ahead(selection, functools.partial(accepted_syntaxes, sender))
+    accepted = functools.partial(accepted_syntaxes, sender)
+    ahead = retrieve.read_ahead(selection, accepted, deidentification)
     async with contextlib.aclosing(ahead):
         async for outgoing in ahead:
             if cancelled():

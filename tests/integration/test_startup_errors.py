@@ -249,3 +249,16 @@ async def test_an_audit_path_that_cannot_be_used_names_its_key(
     line = only_line(output)
     assert f"[audit] {key}: " in line
     assert "not a directory" in line.lower()
+
+
+async def test_an_unreadable_deidentify_secret_file_names_the_profile_key(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such.secret"
+    peer = {"ae_title": "RESEARCH", "host": "127.0.0.1", "port": 104, "deidentify": "x"}
+    config = write_config(tmp_path, peers=[peer], **{"deidentify.x": {"secret_file": missing}})
+
+    code, output = await run_pacs("serve", "--config", str(config))
+
+    assert code == EXIT_CANNOT_RUN
+    line = only_line(output)
+    assert line.startswith("pacs: [deidentify.x] secret_file: ")
+    assert str(missing) in line
