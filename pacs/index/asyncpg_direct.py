@@ -11,7 +11,8 @@ prepares a statement once per connection and keeps it in its statement cache), a
 The transaction stays the adapter's: it is begun as the adapter would begin it on its
 first statement, so SQLAlchemy's commit and rollback end it and its savepoints nest in it.
 asyncpg's errors are raised as SQLAlchemy's (IntegrityError, DBAPIError with the
-SQLSTATE), as `Connection.execute` would raise them.
+SQLSTATE, `connection_invalidated` for a dropped connection), as `Connection.execute`
+would raise them.
 """
 
 from collections.abc import Sequence
@@ -31,8 +32,8 @@ def is_asyncpg(conn: Connection) -> bool:
 
 def fetch(conn: Connection, sql: str, values: Sequence[Any]) -> list[Row]:
     """Run sql once; return its rows (none for a statement that returns none)."""
-    driver = _in_transaction(conn)
     try:
+        driver = _in_transaction(conn)
         return [tuple(record) for record in await_(driver.fetch(sql, *values))]
     except Exception as exc:
         _raise(conn, sql, values, exc)
@@ -40,8 +41,8 @@ def fetch(conn: Connection, sql: str, values: Sequence[Any]) -> list[Row]:
 
 def fetch_each(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> list[Row]:
     """Run sql once per set of values in one round trip; return every set's rows."""
-    driver = _in_transaction(conn)
     try:
+        driver = _in_transaction(conn)
         return [tuple(record) for record in await_(driver.fetchmany(sql, rows))]
     except Exception as exc:
         _raise(conn, sql, rows, exc)
@@ -49,8 +50,8 @@ def fetch_each(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> lis
 
 def execute_many(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
     """Run sql, which returns no rows, once per set of values in one round trip."""
-    driver = _in_transaction(conn)
     try:
+        driver = _in_transaction(conn)
         await_(driver.executemany(sql, rows))
     except Exception as exc:
         _raise(conn, sql, rows, exc)
@@ -77,5 +78,12 @@ def _raise(conn: Connection, sql: str, values: Any, exc: Exception) -> NoReturn:
         # The adapter's own translation: asyncpg's classes to its DBAPI classes.
         _adapter(conn)._handle_exception(exc)
     except dbapi_error as translated:
-        raise DBAPIError.instance(sql, values, translated, dbapi_error) from exc
+        # As Connection.execute does: a connection the server dropped is invalidated, so
+        # that the pool replaces it, and the error says so (connection_invalidated).
+        dropped = conn.dialect.is_disconnect(translated, _adapter(conn), None)
+        if dropped:
+            conn.invalidate(translated)
+        raise DBAPIError.instance(
+            sql, values, translated, dbapi_error, connection_invalidated=dropped
+        ) from exc
     raise exc

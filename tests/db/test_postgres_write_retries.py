@@ -8,10 +8,11 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from pacs.index.engine import AsyncEngine, create_sessionmaker
+from pacs.index.engine import AsyncEngine, PoolLimits, create_sessionmaker
 from pacs.index.records import AddKind
 from pacs.index.repository import Index
 from pacs.index.schema import upgrade_to_head
+from pacs.threads import ThreadPools
 from tests.conftest import ONLY_POSTGRESQL, _asyncpg_dsn
 from tests.db.test_repository import kinds, record, rows
 
@@ -83,3 +84,28 @@ async def test_a_batch_that_meets_a_deadlock_runs_again_and_counts_once(
     assert await rows(engine, "SELECT number_of_instances FROM study ORDER BY id") == [(2,), (2,)]
     assert await rows(engine, "SELECT number_of_instances FROM series ORDER BY id") == [(2,), (2,)]
     assert await index.count_instances() == 4
+
+
+async def test_a_batch_on_a_connection_the_server_dropped_runs_again_on_a_new_one(
+    engine: AsyncEngine, thread_pools: ThreadPools, other_writer: asyncpg.Connection
+) -> None:
+    # The writes' engine pings no connection before a batch; a restart or failover of
+    # the server must still cost no store.
+    await upgrade_to_head(engine)
+    index = Index.open(engine, thread_pools.index_writer, PoolLimits(size=1, max_overflow=0))
+    try:
+        await index.add_instances([record("1.1.1")], "keep")
+        dropped = await other_writer.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        assert dropped >= 1
+
+        outcomes = await index.add_instances([record("1.1.2"), record("1.1.3")], "keep")
+
+        assert kinds(outcomes) == [AddKind.STORED, AddKind.STORED]
+        assert await index.count_instances() == 3
+        assert await rows(engine, "SELECT number_of_instances FROM study") == [(3,)]
+        assert await rows(engine, "SELECT number_of_instances FROM series") == [(3,)]
+    finally:
+        await index.close()
