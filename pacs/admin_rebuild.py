@@ -46,9 +46,13 @@ def trust_pydicom_values() -> None:
     pydicom.config.settings.writing_validation_mode = pydicom.config.IGNORE
 
 
+def _limits(settings: Settings) -> PoolLimits:
+    return PoolLimits(connect_timeout=settings.database.connect_timeout)
+
+
 async def _open_database(url: str, source: str, settings: Settings) -> AsyncEngine:
     """Connect to the database at `url` and migrate it to the newest schema."""
-    engine = create_engine(url, PoolLimits(connect_timeout=settings.database.connect_timeout))
+    engine = create_engine(url, _limits(settings))
     try:
         prepare_sqlite_directory(url)
         await check_connection(engine)
@@ -132,7 +136,7 @@ async def _reindex(
     progress: ReindexProgress | None,
 ) -> ReindexReport:
     with ThreadPools() as pools:
-        index = Index.open(engine, pools.index_writer)
+        index = Index.open(engine, pools.index_writer, _limits(settings))
         try:
             if held := await index.count_instances():
                 raise StartupError(
@@ -174,7 +178,7 @@ async def import_paths(
     try:
         found = await asyncio.to_thread(walk, list(paths))
         with ThreadPools() as pools:
-            index = Index.open(engine, pools.index_writer)
+            index = Index.open(engine, pools.index_writer, _limits(settings))
             store = FileBlobStore(
                 root,
                 commits=pools.store_commits,

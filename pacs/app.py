@@ -117,7 +117,7 @@ class PacsApp:
         self.engine = create_engine(database.url, limits)
         sessions = create_sessionmaker(self.engine)
         self.threads = ThreadPools()
-        self.index = Index.open(self.engine, self.threads.index_writer)
+        self.index = Index.open(self.engine, self.threads.index_writer, limits)
         self.reads = open_reads(
             self.engine,
             create_read_engine(database.url, limits),

@@ -10,7 +10,8 @@ An index call takes one of three data paths; which one is decided by what it doe
    synchronous Connection, a handful per batch however many instances it holds.
    On SQLite they run in the one writer thread straight on its sqlite3 connection
    (`statements`, an `executemany` for many rows); on PostgreSQL through `run_sync`
-   on the async engine.
+   on an async engine of the writes' own, straight on its asyncpg connection
+   (`asyncpg_direct`).
 3. The hot reads (`reads`, `statements`, `find`, `locate`): C-FIND pages and
    retrieve's instance lists. On SQLite they run in reader threads straight on
    sqlite3 connections, with statements compiled once; on PostgreSQL as Core

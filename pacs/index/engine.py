@@ -106,11 +106,24 @@ def create_read_engine(url: str, limits: PoolLimits = PoolLimits()) -> AsyncEngi
     return _create_postgres_engine(url, limits, pool_pre_ping=False, isolation_level="AUTOCOMMIT")
 
 
+def create_write_engine(url: str | URL, limits: PoolLimits = PoolLimits()) -> AsyncEngine | None:
+    """Create the engine of the index's batch writes on PostgreSQL; None on SQLite (its
+    writes run in the writer thread, see `pacs.index.transactions`).
+
+    No ping before each batch (three round trips on the loop, more than a batch's own
+    statements cost): a batch that meets a connection the server dropped runs again on
+    a new one (`PostgresTransactions`).
+    """
+    if _is_sqlite(url):
+        return None
+    return _create_postgres_engine(url, limits, pool_pre_ping=False)
+
+
 def _is_sqlite(url: str | URL) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def _create_postgres_engine(url: str, limits: PoolLimits, **options: Any) -> AsyncEngine:
+def _create_postgres_engine(url: str | URL, limits: PoolLimits, **options: Any) -> AsyncEngine:
     return _create_async_engine(
         url,
         pool_size=limits.size,

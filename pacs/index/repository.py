@@ -18,10 +18,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from pacs.index.database_errors import index_errors as _index_errors
 from pacs.index.database_errors import reason as _reason
 from pacs.index.deidentified import write_mappings
-from pacs.index.engine import create_sessionmaker, create_sqlite_sync_engine
+from pacs.index.engine import (
+    PoolLimits,
+    create_sessionmaker,
+    create_sqlite_sync_engine,
+    create_write_engine,
+)
 from pacs.index.models import Instance, Patient, Series, Study
 from pacs.index.records import AddKind, AddOutcome, DuplicatePolicy, InstanceRecord, InstanceRow
 from pacs.index.transactions import (
+    PostgresTransactions,
     Prerequisites,
     SessionTransactions,
     SqliteWriterThread,
@@ -71,14 +77,18 @@ class Index:
         self._transactions = transactions or SessionTransactions(sessionmaker)
 
     @classmethod
-    def open(cls, engine: AsyncEngine, writer: Executor) -> Self:
+    def open(cls, engine: AsyncEngine, writer: Executor, limits: PoolLimits | None = None) -> Self:
         """Create the Index of engine, writing a SQLite file from the single-thread `writer`
-        (unused on other databases); close() it before shutting `writer` down."""
+        (unused on other databases), PostgreSQL through an engine of its own with `limits`;
+        close() it before shutting `writer` down."""
         sessionmaker = create_sessionmaker(engine)
-        write_engine = create_sqlite_sync_engine(engine.url)
-        if write_engine is None:
+        sqlite_engine = create_sqlite_sync_engine(engine.url)
+        if sqlite_engine is not None:
+            return cls(sessionmaker, SqliteWriterThread(sqlite_engine, writer))
+        postgres_engine = create_write_engine(engine.url, limits or PoolLimits())
+        if postgres_engine is None:
             return cls(sessionmaker)
-        return cls(sessionmaker, SqliteWriterThread(write_engine, writer))
+        return cls(sessionmaker, PostgresTransactions(postgres_engine))
 
     async def close(self) -> None:
         """Release what the Index created for writing (the caller disposes its engine)."""

@@ -1,13 +1,13 @@
-"""Run prebuilt statements: on SQLite straight on the sqlite3 connection.
+"""Run prebuilt statements straight on the driver: sqlite3, or asyncpg.
 
 SQLAlchemy Core's per-statement machinery costs several times what sqlite3 itself
-spends on a small statement, and the write path and C-FIND run small statements
-by the thousand. On the stdlib sqlite3 driver a statement built once (the write
-path's, a C-FIND plan's) is compiled once per set of parameter names (the SQL
-text, the parameters' order, their types' bind and result processors, all from
-SQLAlchemy's compiler) and executed on the DBAPI connection; a statement run for
-many parameter sets is one `executemany`. Every other driver (asyncpg, aiosqlite)
-goes through `Connection.execute`.
+spends on a small statement, or what asyncpg spends on its round trip, and the write
+path and C-FIND run small statements by the thousand. A statement built once (the
+write path's, a C-FIND plan's) is compiled once per dialect and set of parameter names
+(the SQL text, the parameters' order, their types' bind and result processors, all
+from SQLAlchemy's compiler) and executed on the DBAPI connection (sqlite3) or the
+asyncpg connection (`asyncpg_direct`); a statement run for many parameter sets is one
+`executemany`. aiosqlite goes through `Connection.execute`.
 """
 
 from collections import OrderedDict
@@ -20,6 +20,8 @@ from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
+
+from pacs.index import asyncpg_direct
 
 Row = tuple[Any, ...]
 
@@ -48,6 +50,28 @@ class _Compiled:
                 continue
             process = self.processors.get(name)
             values.append(value if process is None or value is None else process(value))
+        return sql, values
+
+    def bind_dollar(self, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
+        """As `bind`, for PostgreSQL's numbered parameters ($1): a list of values is one
+        array (`= ANY($1)`, one prepared statement whatever its length), a list of
+        tuples is written out. Only for statements whose parameters are all lists."""
+        if not self.expanding:
+            return self.sql, self.values(params)
+        values: list[Any] = []
+        sql = self.sql
+        for name in self.names:
+            value = params[name]
+            if value and isinstance(value[0], tuple):
+                rows = []
+                for item in value:
+                    first = len(values) + 1
+                    rows.append("(" + ", ".join(f"${first + i}" for i in range(len(item))) + ")")
+                    values.extend(item)
+                sql = sql.replace(f"__[POSTCOMPILE_{name}]", ", ".join(rows), 1)
+            else:
+                values.append(list(value))
+                sql = sql.replace(f"IN (__[POSTCOMPILE_{name}])", f"= ANY(${len(values)})", 1)
         return sql, values
 
     def values(self, params: Mapping[str, Any]) -> list[Any]:
@@ -80,11 +104,13 @@ def _placeholders(values: Sequence[Any]) -> str:
 # Enough for the write path's statements and the query shapes a site sends; C-FIND plans
 # come and go (an AnyOf of any length is a shape), so the oldest compiled form goes first.
 _CACHE_SIZE = 512
-_compiled: OrderedDict[tuple[int, tuple[str, ...]], tuple[Executable, _Compiled]] = OrderedDict()
+_compiled: OrderedDict[tuple[int, str, tuple[str, ...]], tuple[Executable, _Compiled]] = (
+    OrderedDict()
+)
 
 
 def _compile(statement: Executable, keys: tuple[str, ...], dialect: Dialect) -> _Compiled:
-    cache_key = (id(statement), keys)
+    cache_key = (id(statement), dialect.name, keys)
     found = _compiled.get(cache_key)
     # The entry holds its statement, so no other object can have that id meanwhile.
     if found is not None and found[0] is statement:
@@ -123,8 +149,23 @@ def is_direct(conn: Connection) -> bool:
     return conn.dialect.driver == "pysqlite"
 
 
+def _on_asyncpg(conn: Connection, statement: Executable, keys: tuple[str, ...]) -> _Compiled | None:
+    """The compiled form of statement when it runs straight on asyncpg (all of its
+    parameters lists, or none of them); otherwise None."""
+    if not asyncpg_direct.is_asyncpg(conn):
+        return None
+    compiled = _compile(statement, keys, conn.dialect)
+    if compiled.expanding and compiled.expanding != set(compiled.names):
+        return None
+    return compiled
+
+
 def execute(conn: Connection, statement: Executable, params: Mapping[str, Any]) -> list[Row]:
     """Run statement once with params; return its rows (RETURNING included)."""
+    pg = _on_asyncpg(conn, statement, tuple(params))
+    if pg is not None and all(v for v in params.values() if isinstance(v, list)):
+        sql, values = pg.bind_dollar(params)
+        return pg.rows(asyncpg_direct.fetch(conn, sql, values))
     if not is_direct(conn) or any(isinstance(v, list) and not v for v in params.values()):
         # An empty IN list is SQLAlchemy's to render; the write path never sends one.
         result = conn.execute(statement, dict(params))
@@ -150,6 +191,10 @@ def execute_each(
     """
     if not rows:
         return []
+    pg = _on_asyncpg(conn, statement, tuple(rows[0]))
+    if pg is not None and not pg.expanding:
+        sets = [pg.values(row) for row in rows]
+        return pg.rows(asyncpg_direct.fetch_each(conn, pg.sql, sets))
     if not is_direct(conn):
         result = conn.execute(statement, [dict(row) for row in rows])
         return [tuple(row) for row in result] if result.returns_rows else []
@@ -167,6 +212,10 @@ def execute_many(
     driver does not count them."""
     if not rows:
         return 0
+    pg = _on_asyncpg(conn, statement, tuple(rows[0]))
+    if pg is not None and not pg.expanding:
+        asyncpg_direct.execute_many(conn, pg.sql, [pg.values(row) for row in rows])
+        return None
     if not is_direct(conn):
         result = conn.execute(statement, [dict(row) for row in rows])
         return result.rowcount if conn.dialect.supports_sane_multi_rowcount else None

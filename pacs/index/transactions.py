@@ -4,7 +4,8 @@ A write is a synchronous function of a Connection (SQLAlchemy Core), run whole i
 transaction that commits when it returns. On SQLite through aiosqlite every statement would
 be a round trip between the event loop and aiosqlite's thread; running the whole transaction
 in one thread on a sqlite3 engine makes it one hop there and one back. On asyncpg a
-statement is a cheap network round trip awaited on the loop, so `run_sync` serves.
+statement is a cheap network round trip awaited on the loop, so `run_sync` serves, on
+an engine of the writes' own that pings no connection before a batch.
 """
 
 import asyncio
@@ -14,7 +15,8 @@ from concurrent.futures import Executor, Future
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from pacs.index.engine import SQLITE_BEGIN
 
@@ -60,6 +62,47 @@ class SessionTransactions:
 
     async def close(self) -> None:
         """Nothing to release: the engine belongs to whoever created it."""
+
+
+class PostgresTransactions:
+    """Each write in one transaction on a connection of the writes' own engine, which
+    pings no connection before using it (`engine.create_write_engine`).
+
+    A write that meets a connection the server dropped (a restart, a failover) before
+    its commit was sent did nothing: it runs again once, on a new connection. One that
+    loses its connection during the commit is in doubt and fails, as it would anyway.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def run(self, work: Callable[[Connection], T], prerequisites: Prerequisites = ()) -> T:
+        """Run work on a connection of the engine; return after the commit."""
+        try:
+            return await self._transaction(work, prerequisites, again=True)
+        except _DroppedBeforeCommit:
+            return await self._transaction(work, prerequisites, again=False)
+
+    async def _transaction(
+        self, work: Callable[[Connection], T], prerequisites: Prerequisites, again: bool
+    ) -> T:
+        async with self._engine.connect() as conn, conn.begin():
+            try:
+                result = await conn.run_sync(work)
+            except DBAPIError as exc:
+                if again and exc.connection_invalidated:
+                    raise _DroppedBeforeCommit from exc
+                raise
+            await _all_succeeded(prerequisites)
+        return result
+
+    async def close(self) -> None:
+        """Close the engine's connections (the engine is this object's own)."""
+        await self._engine.dispose()
+
+
+class _DroppedBeforeCommit(Exception):
+    """The connection was found dropped before the transaction's commit was sent."""
 
 
 def _when_all_done(pending: Sequence[Future[Any]], signal: Callable[[], object]) -> None:
