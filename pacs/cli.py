@@ -9,10 +9,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Never, Self
-
-from tqdm import tqdm
+from typing import Any
 
 import pacs
 from pacs.admin import collect_garbage, delete_from_index, verify_archive
@@ -20,6 +17,7 @@ from pacs.app import run, upgrade_database
 from pacs.archive.gc import GcReport
 from pacs.archive.verify import VerifyReport
 from pacs.cli_export import add_export_parser, run_export
+from pacs.cli_progress import ProgressBar
 from pacs.cli_rebuild import add_commands, run_import, run_reindex
 from pacs.config import Settings, check_listen_host, load_settings
 from pacs.errors import ConfigError, PacsError
@@ -170,42 +168,6 @@ def _upgrade(settings: Settings) -> int:
     return 0
 
 
-class _ProgressBar:
-    """Progress as a tqdm bar on stderr (bytes re-hashed by default); tqdm draws none when
-    stderr is not a terminal, so logs and pipes stay clean."""
-
-    def __init__(self, desc: str = "re-hashing", unit: str = "B") -> None:
-        self._bar: tqdm[Never] | None = None
-        self._desc, self._unit = desc, unit
-
-    def start(self, total_bytes: int) -> None:
-        self._bar = tqdm(
-            total=total_bytes,
-            unit=self._unit,
-            unit_scale=self._unit == "B",
-            desc=self._desc,
-            file=sys.stderr,
-            disable=None,
-            leave=False,
-        )
-
-    def advance(self, nbytes: int) -> None:
-        if self._bar is not None:
-            self._bar.update(nbytes)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        if self._bar is not None:
-            self._bar.close()
-
-
 def summary(report: VerifyReport) -> Iterator[str]:
     """The lines `pacs verify` prints: counts, rate, findings by kind, then each finding."""
     yield (
@@ -229,7 +191,7 @@ def summary(report: VerifyReport) -> Iterator[str]:
 
 def _verify(settings: Settings, sample_percent: float, as_json: bool) -> int:
     _configure_logging(settings)
-    with _ProgressBar() as bar:
+    with ProgressBar("B", "re-hashing") as bar:
         report = asyncio.run(verify_archive(settings, sample_percent=sample_percent, progress=bar))
     if as_json:
         print(json.dumps(report.as_json(), indent=2))
@@ -297,7 +259,7 @@ def gc_summary(report: GcReport) -> Iterator[str]:
 
 def _gc(settings: Settings, dry_run: bool, as_json: bool) -> int:
     _configure_logging(settings)
-    with _ProgressBar("scanning", "dir") as bar:
+    with ProgressBar("dir", "scanning") as bar:
         report = asyncio.run(collect_garbage(settings, dry_run=dry_run, progress=bar))
     if dry_run:
         log.info(

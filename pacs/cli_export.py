@@ -5,11 +5,10 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
-from typing import Any, Never
-
-from tqdm import tqdm
+from typing import Any
 
 from pacs.admin import ExportRequest, export_deidentified
+from pacs.cli_progress import ProgressBar
 from pacs.config import Settings
 
 EXIT_REFUSED = 1  # some instances were left out (cli.EXIT_FINDINGS)
@@ -37,32 +36,20 @@ def add_export_parser(commands: Any, config_help: str) -> None:
     export.add_argument("directory", type=Path, metavar="DIR", help="where the files go")
 
 
-class _Bar:
-    """A tqdm bar of instances on stderr (none when stderr is not a terminal)."""
-
-    def __init__(self) -> None:
-        self.bar: tqdm[Never] | None = None
-
-    def __call__(self, total: int | None, done: int) -> None:
-        if total is not None:
-            self.bar = tqdm(
-                total=total, unit="inst", desc="exporting", file=sys.stderr, disable=None
-            )
-        elif self.bar is not None:
-            self.bar.update(done)
-
-
 def run_export(settings: Settings, args: argparse.Namespace) -> int:
     """Run `pacs export`; print what was written and each instance left out, with why."""
     request = ExportRequest(
         args.deidentify, args.directory.absolute(), args.study, args.patient, args.issuer
     )
-    bar = _Bar()
-    try:
-        report = asyncio.run(export_deidentified(settings, request, bar))
-    finally:
-        if bar.bar is not None:
-            bar.bar.close()
+    with ProgressBar("inst", "exporting", leave=True) as bar:
+
+        def progress(total: int | None, done: int) -> None:
+            if total is not None:
+                bar.start(total)
+            else:
+                bar.advance(done)
+
+        report = asyncio.run(export_deidentified(settings, request, progress))
     for uid, reason in report.refused:
         print(f"left out {uid}: {reason}", file=sys.stderr)
     print(

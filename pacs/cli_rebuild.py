@@ -2,17 +2,13 @@
 
 import argparse
 import asyncio
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
-from typing import Never, Self
-
-from tqdm import tqdm
 
 from pacs.admin_rebuild import import_paths, reindex_archive
 from pacs.archive.file_import import Fate, ImportReport
 from pacs.archive.reindex import ReindexReport
+from pacs.cli_progress import ProgressBar
 from pacs.config import DATABASE_DRIVERS, Settings, mask_password
 from pacs.index.records import DuplicatePolicy
 
@@ -69,35 +65,6 @@ def _count(value: str) -> int:
     return int(value)
 
 
-class CountBar:
-    """Items done so far as a tqdm bar on stderr; none when stderr is not a terminal."""
-
-    def __init__(self, unit: str) -> None:
-        self._unit = unit
-        self._bar: tqdm[Never] | None = None
-
-    def start(self, total: int) -> None:
-        self._bar = tqdm(
-            total=total, unit=f" {self._unit}", file=sys.stderr, disable=None, leave=False
-        )
-
-    def advance(self, count: int) -> None:
-        if self._bar is not None:
-            self._bar.update(count)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        if self._bar is not None:
-            self._bar.close()
-
-
 def reindex_summary(report: ReindexReport, policy: DuplicatePolicy) -> Iterator[str]:
     """The lines `pacs reindex` prints: counts and rate, then each thing left out."""
     yield (
@@ -136,7 +103,7 @@ def import_summary(report: ImportReport) -> Iterator[str]:
 
 def run_reindex(settings: Settings, args: argparse.Namespace) -> bool:
     """Run `pacs reindex`; True when every blob was indexed."""
-    with CountBar("blobs") as bar:
+    with ProgressBar(" blobs") as bar:
         report = asyncio.run(
             reindex_archive(settings, args.into, workers=args.workers, progress=bar)
         )
@@ -148,7 +115,7 @@ def run_reindex(settings: Settings, args: argparse.Namespace) -> bool:
 
 def run_import(settings: Settings, args: argparse.Namespace) -> bool:
     """Run `pacs import`; True when no file was refused."""
-    with CountBar("files") as bar:
+    with ProgressBar(" files") as bar:
         report = asyncio.run(import_paths(settings, args.paths, progress=bar))
     print("\n".join(import_summary(report)))
     return report.counts[Fate.REFUSED] == 0
