@@ -40,49 +40,6 @@ from pacs.store.listing import StoreListing
 from pacs.threads import ThreadPools
 
 
-async def verify_archive(
-    settings: Settings, *, sample_percent: float = 100.0, progress: Progress | None = None
-) -> VerifyReport:
-    """`pacs verify`: check the index and the store against each other and re-hash blobs.
-
-    StartupError when the store root or the database cannot be opened, SchemaError when
-    the database is not at this pacs's schema; nothing is created or migrated.
-    """
-    storage, database = settings.storage, settings.database
-    if not storage.root.is_dir():
-        raise StartupError("[storage] root", f"{storage.root} is not a directory")
-    if (path := sqlite_file(database.url)) is not None and not path.is_file():
-        raise StartupError(database.url_source, f"the SQLite database {path} does not exist")
-    limits = PoolLimits(connect_timeout=database.connect_timeout)
-    engine = create_engine(database.url, limits)
-    try:
-        try:
-            await check_connection(engine)
-        except StoreUnavailable as exc:
-            raise StartupError(database.url_source, str(exc)) from exc
-        await check_schema(engine)
-        # Hashing releases the GIL: one thread per core keeps every core busy.
-        threads = os.cpu_count() or 1
-        with (
-            ThreadPools() as pools,
-            ThreadPoolExecutor(threads, thread_name_prefix="pacs-verify") as hashing,
-        ):
-            store = FileBlobStore(storage.root, commits=pools.store_commits)
-            return await verify(
-                Inventory(engine),
-                StoreListing(store),
-                hashing,
-                threads,
-                sample_percent=sample_percent,
-                progress=progress,
-            )
-    finally:
-        await engine.dispose()
-
-
-# --- pacs gc, pacs delete ---------------------------------------------------------------
-
-
 @contextlib.asynccontextmanager
 async def _existing_index(settings: Settings) -> AsyncIterator[AsyncEngine]:
     """An engine on the index database as it is (nothing created or migrated), disposed after.
@@ -105,6 +62,32 @@ async def _existing_index(settings: Settings) -> AsyncIterator[AsyncEngine]:
         yield engine
     finally:
         await engine.dispose()
+
+
+async def verify_archive(
+    settings: Settings, *, sample_percent: float = 100.0, progress: Progress | None = None
+) -> VerifyReport:
+    """`pacs verify`: check the index and the store against each other and re-hash blobs.
+
+    StartupError when the store root or the database cannot be opened, SchemaError when
+    the database is not at this pacs's schema; nothing is created or migrated.
+    """
+    async with _existing_index(settings) as engine:
+        # Hashing releases the GIL: one thread per core keeps every core busy.
+        threads = os.cpu_count() or 1
+        with (
+            ThreadPools() as pools,
+            ThreadPoolExecutor(threads, thread_name_prefix="pacs-verify") as hashing,
+        ):
+            store = FileBlobStore(settings.storage.root, commits=pools.store_commits)
+            return await verify(
+                Inventory(engine),
+                StoreListing(store),
+                hashing,
+                threads,
+                sample_percent=sample_percent,
+                progress=progress,
+            )
 
 
 async def collect_garbage(

@@ -18,6 +18,7 @@ from pacs.index.deletion import DeletionPlan, Level, Selection
 from tests.conftest import make_instance
 from tests.integration import scu
 from tests.integration.conftest import PacsAddress, StartPacs
+from tests.integration.terminal import read_all
 from tests.integration.test_gc import (
     TWO_HOURS_AGO,
     blob_path,
@@ -25,7 +26,6 @@ from tests.integration.test_gc import (
     rehashes,
     run_pacs,
 )
-from tests.integration.test_verify import _read_all
 
 STUDY_ROOT = "1.2.840.10008.5.1.4.1.2.2.1"
 
@@ -252,7 +252,7 @@ async def test_delete_asks_on_a_terminal_and_goes_ahead_on_yes(start_pacs: Start
     os.close(user)
     try:
         os.write(terminal, b"y\n")
-        reading = asyncio.create_task(asyncio.to_thread(_read_all, terminal))
+        reading = asyncio.create_task(asyncio.to_thread(read_all, terminal))
         out, _ = await process.communicate()
         asked = await reading
     finally:

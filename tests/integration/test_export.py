@@ -2,14 +2,9 @@
 command line beside a running server."""
 
 import asyncio
-import fcntl
 import json
-import os
-import pty
 import stat
-import struct
 import sys
-import termios
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +17,7 @@ from pacs.store.secret import SECRET_FILE
 from tests.conftest import make_instance
 from tests.integration import scu
 from tests.integration.conftest import PacsAddress, StartPacs, run_dcmtk
+from tests.integration.terminal import run_on_terminal
 
 PATIENT_ID, PATIENT_NAME = "EXPORT-PATIENT-3", "Roe^Richard"
 PROFILE = {"dates": "shift", "retain_device_identity": True}
@@ -159,43 +155,11 @@ async def test_export_draws_a_progress_bar_on_a_terminal(
 ) -> None:
     pacs, study, _, _ = await _archive(start_pacs, tmp_path / "audit.jsonl")
     assert pacs.directory is not None
-    terminal, stderr = pty.openpty()
-    # A new pseudo-terminal is 0 columns wide, too narrow for any bar: make it 80.
-    fcntl.ioctl(stderr, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
-    argv = ["export", "--config", str(pacs.directory / "pacs.toml"), "--deidentify", "basic"]
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "pacs",
-        *argv,
-        "--study",
-        study,
-        str(tmp_path / "out"),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=stderr,
-    )
-    os.close(stderr)
-    try:
-        reading = asyncio.create_task(asyncio.to_thread(_read_all, terminal))
-        out, _ = await process.communicate()
-        drawn = await reading
-    finally:
-        os.close(terminal)
+    config = str(pacs.directory / "pacs.toml")
+    out_dir = str(tmp_path / "out")
+    argv = ["export", "--config", config, "--deidentify", "basic", "--study", study, out_dir]
+    code, out, drawn = await run_on_terminal(*argv)
 
-    assert process.returncode == 1, drawn  # the burned-in instance is left out
+    assert code == 1, drawn  # the burned-in instance is left out
     assert "exporting" in drawn and "4/4" in drawn
-    assert "exporting" not in out.decode()  # the bar stays off stdout
-
-
-def _read_all(fd: int) -> str:
-    """Everything written to a pseudo-terminal whose other end is closed."""
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(fd, 65536)
-        except OSError:  # EIO: the writing end is closed and nothing is left
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    return b"".join(chunks).decode(errors="replace")
+    assert "exporting" not in out  # the bar stays off stdout

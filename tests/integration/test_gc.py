@@ -1,15 +1,11 @@
 """`pacs gc` against a real server's index and store, on SQLite and PostgreSQL."""
 
 import asyncio
-import fcntl
 import hashlib
 import json
 import os
-import pty
 import shutil
-import struct
 import sys
-import termios
 import threading
 import time
 from pathlib import Path
@@ -26,7 +22,7 @@ from pacs.threads import ThreadPools
 from tests.conftest import make_instance
 from tests.integration import scu
 from tests.integration.conftest import PacsAddress, StartPacs
-from tests.integration.test_verify import _read_all
+from tests.integration.terminal import run_on_terminal
 
 TWO_HOURS_AGO = time.time() - 7200
 
@@ -210,27 +206,8 @@ async def test_gc_draws_a_progress_bar_on_a_terminal(start_pacs: StartPacs) -> N
     pacs = await start_pacs()
     assert pacs.directory is not None
     assert await asyncio.to_thread(scu.store, pacs, [make_instance()]) == [0]
-    terminal, stderr = pty.openpty()
-    # A new pseudo-terminal is 0 columns wide, too narrow for any bar: make it 80.
-    fcntl.ioctl(stderr, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "pacs",
-        "gc",
-        "--config",
-        str(pacs.directory / "pacs.toml"),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=stderr,
-    )
-    os.close(stderr)
-    try:
-        reading = asyncio.create_task(asyncio.to_thread(_read_all, terminal))
-        out, _ = await process.communicate()
-        drawn = await reading
-    finally:
-        os.close(terminal)
+    code, out, drawn = await run_on_terminal("gc", "--config", str(pacs.directory / "pacs.toml"))
 
-    assert process.returncode == 0, drawn
+    assert code == 0, drawn
     assert "scanning" in drawn
-    assert "scanning" not in out.decode()
+    assert "scanning" not in out

@@ -16,7 +16,8 @@ from pacs.dicom.part10 import read_file_meta
 from tests.conftest import make_instance
 from tests.integration import scu
 from tests.integration.conftest import PacsAddress, StartPacs, run_dcmtk
-from tests.integration.test_reindex import run_on_terminal, run_pacs
+from tests.integration.terminal import run_on_terminal
+from tests.integration.test_reindex import run_pacs
 
 STUDY_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.2.1"
 STUDY_ROOT_GET = "1.2.840.10008.5.1.4.1.2.2.3"

@@ -1,14 +1,9 @@
 """`pacs reindex`: an index rebuilt from a real server's store answers C-FIND as the live one."""
 
 import asyncio
-import fcntl
 import hashlib
 import json
-import os
-import pty
-import struct
 import sys
-import termios
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,7 +15,7 @@ from pydicom.uid import generate_uid
 from tests.conftest import POSTGRES_URL, _admin, _with_database, make_instance
 from tests.integration import scu
 from tests.integration.conftest import PacsAddress, StartPacs
-from tests.integration.test_verify import _read_all as read_all
+from tests.integration.terminal import run_on_terminal
 
 PATIENT_ROOT = "1.2.840.10008.5.1.4.1.2.1.1"
 STUDY_ROOT = "1.2.840.10008.5.1.4.1.2.2.1"
@@ -90,24 +85,6 @@ async def run_pacs(*args: str) -> tuple[int, str, str]:
     )
     out, err = await process.communicate()
     return process.returncode or 0, out.decode(), err.decode()
-
-
-async def run_on_terminal(*args: str) -> tuple[int, str, str]:
-    """Run `python -m pacs ARGS` with stderr on an 80-column pseudo-terminal; return its
-    exit code, stdout, and what it drew on the terminal."""
-    terminal, stderr = pty.openpty()
-    fcntl.ioctl(stderr, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "pacs", *args, stdout=asyncio.subprocess.PIPE, stderr=stderr
-    )
-    os.close(stderr)
-    try:
-        reading = asyncio.create_task(asyncio.to_thread(read_all, terminal))
-        out, _ = await process.communicate()
-        drawn = await reading
-    finally:
-        os.close(terminal)
-    return process.returncode or 0, out.decode(), drawn
 
 
 def _series(count: int, **header: object) -> list[Dataset]:

@@ -1,14 +1,10 @@
 """`pacs verify` against a real server's index and store, on SQLite and PostgreSQL."""
 
 import asyncio
-import fcntl
 import hashlib
 import json
 import os
-import pty
-import struct
 import sys
-import termios
 import threading
 import time
 from pathlib import Path
@@ -17,6 +13,7 @@ from typing import Any
 from tests.conftest import make_instance
 from tests.integration import scu
 from tests.integration.conftest import PacsAddress, StartPacs, write_config
+from tests.integration.terminal import run_on_terminal
 
 STORED = 4
 
@@ -206,42 +203,10 @@ async def test_verify_draws_a_progress_bar_on_a_terminal(start_pacs: StartPacs) 
     pacs = await start_pacs()
     assert pacs.directory is not None
     await _store(pacs)
-    terminal, stderr = pty.openpty()
-    # A new pseudo-terminal is 0 columns wide, too narrow for any bar: make it 80.
-    fcntl.ioctl(stderr, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "pacs",
-        "verify",
-        "--config",
-        str(pacs.directory / "pacs.toml"),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=stderr,
+    code, out, drawn = await run_on_terminal(
+        "verify", "--config", str(pacs.directory / "pacs.toml")
     )
-    os.close(stderr)
-    try:
-        # Read while it runs: Linux may drop what is unread once the last writer is gone.
-        reading = asyncio.create_task(asyncio.to_thread(_read_all, terminal))
-        out, _ = await process.communicate()
-        drawn = await reading
-    finally:
-        os.close(terminal)
 
-    assert process.returncode == 0, drawn
+    assert code == 0, drawn
     assert "re-hashing" in drawn
-    assert "re-hashing" not in out.decode()  # the bar stays off stdout
-
-
-def _read_all(fd: int) -> str:
-    """Everything written to a pseudo-terminal whose other end is closed."""
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(fd, 65536)
-        except OSError:  # EIO: the writing end is closed and nothing is left
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    return b"".join(chunks).decode(errors="replace")
+    assert "re-hashing" not in out  # the bar stays off stdout
