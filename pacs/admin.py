@@ -33,10 +33,8 @@ from pacs.index.locate import Locator, patient_study_uids
 from pacs.index.reads import Reads, open_reads
 from pacs.index.repository import Index
 from pacs.index.schema import check_schema
-from pacs.store.blobstore import FileBlobStore
+from pacs.store.backends import AnyStore, listing, open_store, sweeper
 from pacs.store.export_dir import ExportDirectory
-from pacs.store.gc import BlobSweeper
-from pacs.store.listing import StoreListing
 from pacs.threads import ThreadPools
 
 
@@ -48,7 +46,7 @@ async def _existing_index(settings: Settings) -> AsyncIterator[AsyncEngine]:
     the database is not at this pacs's schema.
     """
     storage, database = settings.storage, settings.database
-    if not storage.root.is_dir():
+    if storage.backend == "filesystem" and not storage.root.is_dir():
         raise StartupError("[storage] root", f"{storage.root} is not a directory")
     if (path := sqlite_file(database.url)) is not None and not path.is_file():
         raise StartupError(database.url_source, f"the SQLite database {path} does not exist")
@@ -79,10 +77,10 @@ async def verify_archive(
             ThreadPools() as pools,
             ThreadPoolExecutor(threads, thread_name_prefix="pacs-verify") as hashing,
         ):
-            store = FileBlobStore(settings.storage.root, commits=pools.store_commits)
+            store = _store(settings, pools)
             return await verify(
                 Inventory(engine),
-                StoreListing(store),
+                listing(store),
                 hashing,
                 threads,
                 sample_percent=sample_percent,
@@ -99,16 +97,23 @@ async def collect_garbage(
     """
     async with _existing_index(settings) as engine:
         with ThreadPools() as pools:
-            store = FileBlobStore(settings.storage.root, commits=pools.store_commits)
-            sweeper = BlobSweeper(store)
-            with sweeper.exclusive():
+            store = _store(settings, pools)
+            removals = sweeper(store)
+            with removals.exclusive():
                 return await collect(
                     Inventory(engine),
-                    StoreListing(store),
-                    sweeper,
+                    listing(store),
+                    removals,
                     dry_run=dry_run,
                     progress=progress,
                 )
+
+
+def _store(settings: Settings, pools: ThreadPools) -> AnyStore:
+    """The store [storage] names, for an admin command (nothing made ahead, nothing probed)."""
+    storage = settings.storage
+    s3 = storage.s3 if storage.backend == "s3" else None
+    return open_store(storage.root, s3, commits=pools.store_commits)
 
 
 def _operator() -> Node:
@@ -171,7 +176,7 @@ async def export_deidentified(
             auditor = build_auditor(settings.audit, settings.server.ae_title)
             auditor.start()
             try:
-                store = FileBlobStore(settings.storage.root, commits=pools.store_commits)
+                store = _store(settings, pools)
                 deidentifications = Deidentifications(profiles, {}, index)
                 return await _export(
                     request, reads, store, deidentifications, auditor, progress=progress
@@ -185,7 +190,7 @@ async def export_deidentified(
 async def _export(
     request: ExportRequest,
     reads: Reads,
-    store: FileBlobStore,
+    store: AnyStore,
     deidentifications: Deidentifications,
     auditor: Auditor,
     *,

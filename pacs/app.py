@@ -72,8 +72,7 @@ from pacs.net.server import DimseServer, Listener, TlsListener
 from pacs.net.store_scp import make_store_handler
 from pacs.net.timeouts import Timeouts
 from pacs.net.tls import client_context, server_context
-from pacs.store.blobstore import FileBlobStore
-from pacs.store.probe import probe_root
+from pacs.store.backends import open_store, probe, store_setting
 from pacs.threads import ThreadPools
 
 log = logging.getLogger(__name__)
@@ -123,8 +122,9 @@ class PacsApp:
             create_read_engine(database.url, limits),
             threads=self.threads.index_readers,
         )
-        self.store = FileBlobStore(
+        self.store = open_store(
             storage.root,
+            storage.s3 if storage.backend == "s3" else None,
             commits=self.threads.store_commits,
             fsync=storage.fsync,
             min_free_bytes=storage.min_free_bytes,
@@ -310,9 +310,9 @@ class PacsApp:
         SchemaError for a schema from a newer pacs.
         """
         try:
-            await asyncio.to_thread(probe_root, self.settings.storage.root)
+            await asyncio.to_thread(probe, self.store)
         except StoreUnavailable as exc:
-            raise StartupError("[storage] root", str(exc)) from exc
+            raise StartupError(store_setting(self.store), str(exc)) from exc
         names = self.deidentifications.peers.values()
         self.deidentifications.profiles = await asyncio.to_thread(
             load_profiles, self.settings.deidentify, names, self.settings.storage.root

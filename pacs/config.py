@@ -24,6 +24,15 @@ from pacs.config_access import (
 from pacs.config_audit import AUDIT_KEYS, AuditSettings, check_audit
 from pacs.config_deidentify import DeidentifyProfile, check_peer_profiles, parse_profiles
 from pacs.config_metrics import MetricsSettings, check_metrics, metrics_keys
+from pacs.config_storage import (
+    BACKEND_KEYS,
+    S3_KEYS,
+    S3_REQUIRED,
+    S3Settings,
+    StorageBackend,
+    check_backend,
+    split_storage_table,
+)
 from pacs.config_tls import (
     TLS_REQUIRED,
     TlsSettings,
@@ -85,12 +94,14 @@ class DatabaseSettings:
 
 @dataclass(frozen=True, slots=True)
 class StorageSettings:
-    """The content-addressed blob store on disk."""
+    """The content-addressed blob store: on disk under `root`, or in S3 (staging under `root`)."""
 
     root: Path = field(default_factory=lambda: Path("data/store").absolute())
     fsync: bool = True
     min_free_bytes: int = 1073741824
     duplicate_policy: DuplicatePolicy = DuplicatePolicy.KEEP
+    backend: StorageBackend = StorageBackend.FILESYSTEM
+    s3: S3Settings | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +246,7 @@ _KEYS: Mapping[str, Mapping[str, _Parser]] = {
         "fsync": _boolean,
         "min_free_bytes": _integer(0),
         "duplicate_policy": _one_of(list(DuplicatePolicy)),
+        **BACKEND_KEYS,
     },
     "query": {"case_insensitive_pn": _boolean, "max_results": _integer(0)},
     "commitment": {
@@ -335,6 +347,16 @@ def _parse_audit(table: object) -> AuditSettings:
     return audit
 
 
+def _parse_storage(table: object) -> StorageSettings:
+    own, s3_table = split_storage_table(table)
+    storage = _parse_table(StorageSettings, own, "[storage]", _KEYS["storage"], required=False)
+    s3 = None
+    if s3_table is not None:
+        s3 = _parse_table(S3Settings, s3_table, "[storage.s3]", S3_KEYS, required=S3_REQUIRED)
+    check_backend(storage.backend, s3)
+    return dataclasses.replace(storage, s3=s3)
+
+
 def _parse_document(document: dict[str, object]) -> Settings:
     _check_known(document, list(_KEYS))
     warnings = moved_called_ae_check(document)
@@ -356,7 +378,7 @@ def _parse_document(document: dict[str, object]) -> Settings:
     return Settings(
         server=server,
         database=section(DatabaseSettings, "database"),
-        storage=section(StorageSettings, "storage"),
+        storage=_parse_storage(document.get("storage", {})),
         query=section(QuerySettings, "query"),
         commitment=section(CommitmentSettings, "commitment"),
         logging=section(LoggingSettings, "logging"),

@@ -105,14 +105,19 @@ class BlobSweeper:
     def remove_staging(self, name: str, older_than: float) -> int | None:
         """Remove a staging file not written for `older_than` seconds; its size, or None
         when it is gone or was written since it was listed (a store still under way)."""
-        path = self._store.staging_dir / name
-        if Path(name).name != name:
-            raise ValueError(f"not a staging file name: {name!r}")
-        try:
-            stat = path.stat()
-            if time.time() - stat.st_mtime < older_than:
-                return None
-            path.unlink()
-        except FileNotFoundError:
+        return remove_staging_file(self._store.staging_dir, name, older_than)
+
+
+def remove_staging_file(directory: Path, name: str, older_than: float) -> int | None:
+    """`remove_staging` for a staging directory of any backend."""
+    path = directory / name
+    if Path(name).name != name:
+        raise ValueError(f"not a staging file name: {name!r}")
+    try:
+        stat = path.stat()
+        if time.time() - stat.st_mtime < older_than:
             return None
-        return stat.st_size
+        path.unlink()
+    except FileNotFoundError:
+        return None
+    return stat.st_size

@@ -9,6 +9,7 @@ import os
 import re
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from pacs.store.blobstore import FileBlobStore
 from pacs.store.staging import is_unused_spare
@@ -74,23 +75,7 @@ class StoreListing:
 
     def staging(self) -> list[StagingFile]:
         """The files in the staging directory, with their size and age."""
-        now = time.time()
-        files = []
-        try:
-            entries = os.scandir(self._store.staging_dir)
-        except FileNotFoundError:
-            return []
-        with entries:
-            for entry in entries:
-                try:
-                    if not entry.is_file(follow_symlinks=False):
-                        continue
-                    stat = entry.stat(follow_symlinks=False)
-                except FileNotFoundError:  # committed or discarded meanwhile
-                    continue
-                files.append(StagingFile(entry.name, stat.st_size, max(0.0, now - stat.st_mtime)))
-        files.sort(key=lambda staged: staged.name)
-        return files
+        return staging_files(self._store.staging_dir)
 
     def exists(self, sha256: str) -> bool:
         """Whether a blob with this address is stored (False for what is no address)."""
@@ -124,6 +109,27 @@ class StoreListing:
         except OSError as exc:
             return Rehash(None, size, exc.strerror or str(exc))
         return Rehash(digest.hexdigest(), size)
+
+
+def staging_files(directory: Path) -> list[StagingFile]:
+    """The files in a staging directory, with their size and age (any backend's)."""
+    now = time.time()
+    files = []
+    try:
+        entries = os.scandir(directory)
+    except FileNotFoundError:
+        return []
+    with entries:
+        for entry in entries:
+            try:
+                if not entry.is_file(follow_symlinks=False):
+                    continue
+                stat = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:  # committed or discarded meanwhile
+                continue
+            files.append(StagingFile(entry.name, stat.st_size, max(0.0, now - stat.st_mtime)))
+    files.sort(key=lambda staged: staged.name)
+    return files
 
 
 def _subdirectories(directory: str) -> list[str]:

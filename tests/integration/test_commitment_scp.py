@@ -13,6 +13,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 from pynetdicom import AE, evt
 
+from pacs.store.blobstore import FileBlobStore
 from tests.conftest import make_instance
 from tests.integration import scu
 from tests.integration.conftest import PacsAddress, StartPacs
@@ -211,6 +212,7 @@ async def test_a_file_altered_in_the_store_fails_under_hash(
     assert pacs.app is not None
     row = await pacs.app.index.get_instance(altered.SOPInstanceUID)
     assert row is not None
+    assert isinstance(pacs.app.store, FileBlobStore)
     path = pacs.app.store.path_of(row.blob_sha256)
     path.chmod(0o644)
     with path.open("r+b") as blob:

@@ -224,7 +224,7 @@ async def test_a_postgresql_outage_answers_a7xx_and_recovers_by_itself(
     assert len(in_doubt) <= 1
     for uid in indexed:
         row = await app.index.get_instance(uid)
-        assert row is not None and app.store.path_of(row.blob_sha256).is_file()
+        assert row is not None and app.store.exists(row.blob_sha256)
     await assert_counts_consistent(app)
 
 

@@ -77,8 +77,8 @@ async def indexed(address: PacsAddress, sop_instance_uid: str) -> InstanceRow | 
 
 def stored_bytes(address: PacsAddress, row: InstanceRow) -> bytes:
     assert address.app is not None
-    path = address.app.store.path_of(row.blob_sha256)
-    data = path.read_bytes()
+    with address.app.store.open(row.blob_sha256) as blob:
+        data = blob.read()
     assert hashlib.sha256(data).hexdigest() == row.blob_sha256
     return data
 

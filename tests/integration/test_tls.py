@@ -174,7 +174,8 @@ async def test_a_data_set_of_many_tls_records_is_stored_byte_identical(
     assert row is not None
     data_set = encode(ct, False, True)  # as saved and sent: Explicit VR Little Endian
     assert data_set is not None and path.read_bytes().endswith(data_set)
-    assert pacs.plain.app.store.path_of(row.blob_sha256).read_bytes().endswith(data_set)
+    with pacs.plain.app.store.open(row.blob_sha256) as blob:
+        assert blob.read().endswith(data_set)
 
 
 async def test_plain_listener_can_be_switched_off(start_pacs: StartPacs, pki: Pki) -> None:

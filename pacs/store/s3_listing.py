@@ -1,0 +1,194 @@
+"""The S3 backend for `pacs verify` and `pacs gc`: the bucket listed in address order,
+blobs re-hashed as they stream in, and removals.
+
+Listing asks for the keys after `prefix` + an address's first two digits (start-after)
+and stops at the first key past them, so memory holds one such slice of names at a time,
+as on the filesystem. Removal for gc (`S3Sweeper`): S3 has no rename, so a blob is taken
+away by a server-side copy to `prefix.gc/<address>` and a delete of its key; its age is
+the Last-Modified its key had just before. Unlike the filesystem's rename, this is not
+one atomic step: a store that claims the blob (`S3BlobStore.upload`) in the round trip
+between that HEAD and the delete loses its object; `pacs verify` would report the
+instance's blob missing. One collection at a time per bucket: `exclusive` creates
+`prefix.gc/lock` with a conditional PUT. Every method blocks.
+"""
+
+import contextlib
+import hashlib
+import re
+import time
+from collections.abc import Iterator
+from datetime import datetime
+
+import obstore
+from obstore.exceptions import AlreadyExistsError, BaseError, NotFoundError, PreconditionError
+
+from pacs.errors import StoreUnavailable
+from pacs.store.gc import remove_staging_file
+from pacs.store.listing import Rehash, StagingFile, staging_files
+from pacs.store.s3_client import reason, unavailable
+from pacs.store.s3_store import S3BlobStore
+
+_ADDRESS = re.compile(r"[0-9a-f]{64}")
+_READ_CHUNK = 1 << 20
+HOLDING = ".gc/"
+_MISSING = (FileNotFoundError, NotFoundError)
+
+
+class S3Listing:
+    """Walk an S3BlobStore in address order and re-read its blobs (`verify.Holdings`)."""
+
+    def __init__(self, store: S3BlobStore) -> None:
+        self._store = store
+        self._prefix = store.settings.prefix
+
+    def prefixes(self) -> list[str]:
+        """Every two-digit start an address can have: keys are not grouped in directories."""
+        return [f"{n:02x}" for n in range(256)]
+
+    def addresses(self, prefix: str) -> list[str]:
+        """Every stored address starting with `prefix`, sorted."""
+        start = self._prefix + prefix
+        found = []
+        for key in self._keys_after(start):
+            if not key.startswith(start):
+                break
+            if _ADDRESS.fullmatch(address := key[len(self._prefix) :]):
+                found.append(address)
+        return found
+
+    def _keys_after(self, start: str) -> Iterator[str]:
+        # A string prefix, not a path: list the keys after `start` under its directory.
+        directory = start.rpartition("/")[0] or None
+        try:
+            for chunk in obstore.list(self._store.client, directory, offset=start):
+                for meta in chunk:
+                    yield meta["path"]
+        except BaseError as exc:
+            raise unavailable("list the bucket", exc) from exc
+
+    def staging(self) -> list[StagingFile]:
+        return staging_files(self._store.staging_dir)
+
+    def exists(self, sha256: str) -> bool:
+        try:
+            return self._store.exists(sha256)
+        except ValueError:
+            return False
+
+    def age(self, sha256: str) -> float | None:
+        """Seconds since the blob was last written or claimed; None when not stored."""
+        modified = _last_modified(self._store, self._store.key(sha256))
+        return None if modified is None else max(0.0, time.time() - modified.timestamp())
+
+    def rehash(self, sha256: str) -> Rehash:
+        """Stream a stored blob through SHA-256 and return what it hashes to."""
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            result = obstore.get(self._store.client, self._store.key(sha256))
+            for chunk in result.stream(_READ_CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+        except _MISSING:
+            return Rehash(None, size)
+        except BaseError as exc:
+            return Rehash(None, size, reason(exc))
+        return Rehash(digest.hexdigest(), size)
+
+
+def _last_modified(store: S3BlobStore, key: str) -> datetime | None:
+    try:
+        return obstore.head(store.client, key)["last_modified"]
+    except _MISSING:
+        return None
+    except BaseError as exc:
+        raise unavailable(f"look at {key}", exc) from exc
+
+
+class S3Sweeper:
+    """Takes blobs away from their keys and removes them, or returns them (`gc.Sweeper`)."""
+
+    def __init__(self, store: S3BlobStore) -> None:
+        self._store = store
+        self._holding = store.settings.prefix + HOLDING
+        self._taken: dict[str, float] = {}  # address -> its Last-Modified, as a timestamp
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the bucket's collection lock; StoreUnavailable when another gc holds it."""
+        lock = self._holding + "lock"
+        where = f"s3://{self._store.settings.bucket}/{lock}"
+        try:
+            obstore.put(self._store.client, lock, b"pacs gc\n", mode="create")
+        except (AlreadyExistsError, PreconditionError, FileExistsError) as exc:
+            raise StoreUnavailable(
+                f"another pacs gc is running on this bucket ({where} exists; "
+                "remove it if no gc runs)"
+            ) from exc
+        except BaseError as exc:
+            raise unavailable(f"create {where}", exc) from exc
+        try:
+            yield
+        finally:
+            with contextlib.suppress(BaseError):
+                obstore.delete(self._store.client, lock)
+
+    def leftovers(self) -> list[str]:
+        """Addresses taken away by a collection that stopped before deciding."""
+        try:
+            stream = obstore.list(self._store.client, self._holding.rstrip("/"))
+            keys = [meta["path"] for chunk in stream for meta in chunk]
+        except BaseError as exc:
+            raise unavailable("list the bucket", exc) from exc
+        names = (key.removeprefix(self._holding) for key in keys)
+        return sorted(name for name in names if _ADDRESS.fullmatch(name))
+
+    def take_away(self, sha256: str) -> bool:
+        """Copy a blob into the holding place and delete its key; False when not stored."""
+        key = self._store.key(sha256)
+        modified = _last_modified(self._store, key)
+        if modified is None:
+            return False
+        try:
+            obstore.copy(self._store.client, key, self._holding + sha256)
+            obstore.delete(self._store.client, key)
+        except _MISSING:
+            return False
+        except BaseError as exc:
+            raise unavailable(f"take {key} away", exc) from exc
+        self._taken[sha256] = modified.timestamp()
+        return True
+
+    def age(self, sha256: str) -> float | None:
+        """Seconds since a taken-away blob was last written or claimed at its key."""
+        modified = self._taken.get(sha256)
+        if modified is None:
+            held = _last_modified(self._store, self._holding + sha256)
+            modified = None if held is None else held.timestamp()
+        return None if modified is None else time.time() - modified
+
+    def put_back(self, sha256: str) -> None:
+        """Return a taken-away blob to its key (a store meanwhile wrote the same bytes)."""
+        held = self._holding + sha256
+        try:
+            obstore.copy(self._store.client, held, self._store.key(sha256))
+            obstore.delete(self._store.client, held)
+        except BaseError as exc:
+            raise unavailable(f"put {held} back", exc) from exc
+        self._taken.pop(sha256, None)
+
+    def discard(self, sha256: str) -> int:
+        """Remove a taken-away blob for good; its size in bytes (0 if gone)."""
+        held = self._holding + sha256
+        try:
+            size = int(obstore.head(self._store.client, held)["size"])
+            obstore.delete(self._store.client, held)
+        except _MISSING:
+            return 0
+        except BaseError as exc:
+            raise unavailable(f"remove {held}", exc) from exc
+        self._taken.pop(sha256, None)
+        return size
+
+    def remove_staging(self, name: str, older_than: float) -> int | None:
+        return remove_staging_file(self._store.staging_dir, name, older_than)

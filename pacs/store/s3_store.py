@@ -1,0 +1,220 @@
+"""Blobs as objects in an S3-compatible bucket, each under `prefix` + its SHA-256.
+
+A blob is received into a local staging file under [storage] root, hashed on the way,
+as on the filesystem; its commit, a job in a store thread, uploads the file and ends
+when S3 answered 200, which S3 gives only once the object is durable. The upload carries
+the SHA-256 of its body (x-amz-checksum-sha256), which S3 verifies, and is a
+conditional create (If-None-Match: *): a blob already stored is not written again, but
+claimed with a plain PUT of the same bytes, which sets its Last-Modified to now, the
+mark `pacs gc` reads as the filesystem's touched modification time (`pacs.archive.gc`).
+Blobs larger than MULTIPART_FROM go up in parts of PART_BYTES, unconditionally: the same
+bytes under the same address are the same object. Every method blocks.
+"""
+
+import contextlib
+import errno
+import hashlib
+import re
+import secrets
+import shutil
+from concurrent.futures import Executor, Future
+from pathlib import Path
+from typing import BinaryIO
+
+import obstore
+from obstore.exceptions import AlreadyExistsError, BaseError, NotFoundError, PreconditionError
+
+from pacs.config_storage import S3Settings
+from pacs.errors import StoreFull, StoreUnavailable
+from pacs.store.blobstore import STAGING_DIR, BlobRef
+from pacs.store.probe import probe_root
+from pacs.store.s3_client import connect, unavailable
+from pacs.store.s3_reader import open_object
+from pacs.store.staging import StagingFiles
+
+_ADDRESS = re.compile(r"[0-9a-f]{64}")
+MULTIPART_FROM = 64 << 20
+PART_BYTES = 8 << 20
+_HASH_CHUNK = 1 << 20
+_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def _local_failure(action: str, exc: OSError) -> StoreUnavailable:
+    reason = f"cannot {action}: {exc.strerror or exc}"
+    return StoreFull(reason) if exc.errno in _NO_SPACE else StoreUnavailable(reason)
+
+
+class S3BlobStore:
+    """Immutable blobs named by their SHA-256 in one bucket; staging files under `root`."""
+
+    def __init__(
+        self,
+        settings: S3Settings,
+        root: Path,
+        *,
+        commits: Executor,
+        min_free_bytes: int = 0,
+    ) -> None:
+        self.settings = settings
+        self.root = root
+        self.staging_dir = root / STAGING_DIR
+        self.commits = commits
+        self.min_free_bytes = min_free_bytes
+        self.client = connect(settings)
+        self._staging = StagingFiles(self.staging_dir)
+
+    def key(self, sha256: str) -> str:
+        """The object key of the blob with this address."""
+        if not _ADDRESS.fullmatch(sha256):
+            raise ValueError(f"not a lower-case SHA-256 hex digest: {sha256!r}")
+        return self.settings.prefix + sha256
+
+    def location(self, sha256: str) -> str:
+        """The blob's bucket and key, for messages."""
+        return f"s3://{self.settings.bucket}/{self.key(sha256)}"
+
+    def begin(self) -> "S3StagedBlob":
+        """Start receiving a blob; StoreFull when the staging filesystem is below the minimum."""
+        try:
+            free = self.free_bytes()
+            if free < self.min_free_bytes:
+                raise StoreFull(f"{free} bytes free in {self.root}, {self.min_free_bytes} required")
+            self.staging_dir.mkdir(parents=True, exist_ok=True)
+            return S3StagedBlob(self, *self._staging.create())
+        except OSError as exc:
+            raise _local_failure("create a staging file", exc) from exc
+
+    def open(self, sha256: str) -> BinaryIO:
+        """A stored blob, read with ranged GETs; FileNotFoundError when absent, OSError when
+        the object store cannot be read."""
+        return open_object(self.client, self.key(sha256))
+
+    def exists(self, sha256: str) -> bool:
+        """Whether the blob is stored (HEAD); StoreUnavailable when the store does not answer."""
+        try:
+            obstore.head(self.client, self.key(sha256))
+        except (FileNotFoundError, NotFoundError):
+            return False
+        except BaseError as exc:
+            raise unavailable(f"look for {self.location(sha256)}", exc) from exc
+        return True
+
+    def verify(self, sha256: str) -> bool:
+        """Re-hash a stored blob as it streams in; False when absent or altered."""
+        digest = hashlib.sha256()
+        try:
+            for chunk in obstore.get(self.client, self.key(sha256)).stream(_HASH_CHUNK):
+                digest.update(chunk)
+        except (FileNotFoundError, NotFoundError):
+            return False
+        except BaseError as exc:
+            raise unavailable(f"read {self.location(sha256)}", exc) from exc
+        return digest.hexdigest() == sha256
+
+    def upload(self, sha256: str, staged: Path, size: int) -> None:
+        """Store a staged file under its address (see the module docstring). Blocking."""
+        key = self.key(sha256)
+        try:
+            if size >= MULTIPART_FROM:
+                with staged.open("rb") as file:
+                    obstore.put(self.client, key, file, chunk_size=PART_BYTES, max_concurrency=2)
+                return
+            body = staged.read_bytes()
+            try:
+                obstore.put(self.client, key, body, mode="create", use_multipart=False)
+            except (AlreadyExistsError, PreconditionError, FileExistsError):
+                obstore.put(self.client, key, body, use_multipart=False)  # the claim
+        except BaseError as exc:
+            raise unavailable(f"store {self.location(sha256)}", exc) from exc
+
+    def probe(self) -> None:
+        """Check that blobs can be staged and uploaded: StoreUnavailable says why not."""
+        probe_root(self.root)
+        key = f"{self.settings.prefix}.probe/{secrets.token_hex(8)}"
+        try:
+            obstore.put(self.client, key, b"pacs start-up probe\n", mode="create")
+            obstore.delete(self.client, key)
+        except BaseError as exc:
+            where = f"s3://{self.settings.bucket}/{self.settings.prefix}"
+            raise unavailable(f"write to {where}", exc) from exc
+
+    def free_bytes(self) -> int:
+        """Bytes free where blobs are staged (the bucket itself has no such figure)."""
+        return shutil.disk_usage(self.root).free
+
+    def close(self) -> None:
+        """Nothing is made ahead for this backend: nothing to remove."""
+        self._staging.close()
+
+
+class S3StagedBlob:
+    """One blob being received into a staging file, then uploaded by a store-thread job."""
+
+    def __init__(self, store: S3BlobStore, staging_path: Path, file: BinaryIO) -> None:
+        self._store = store
+        self._path = staging_path
+        self._file = file
+        self._digest = hashlib.sha256()
+        self._size = 0
+        self._sealed = False
+        self._committing: Future[BlobRef] | None = None
+        self._dropped = False
+
+    @property
+    def reference(self) -> BlobRef:
+        return BlobRef(self._digest.hexdigest(), self._size)
+
+    def write(self, fragment: bytes | memoryview) -> None:
+        if self._sealed or self._dropped:
+            raise ValueError("staged blob takes no more writes")
+        try:
+            self._file.write(fragment)
+        except OSError as exc:
+            raise _local_failure("write a staging file", exc) from exc
+        self._digest.update(fragment)
+        self._size += memoryview(fragment).nbytes
+
+    def start_sync(self) -> None:
+        """No more writes. The staging file needs no fsync: the upload is what is durable."""
+        if not self._sealed:
+            self._sealed = True
+            try:
+                self._file.close()
+            except OSError as exc:
+                raise _local_failure("write a staging file", exc) from exc
+
+    def open_staged(self) -> BinaryIO:
+        if not self._sealed:
+            self._file.flush()
+        return self._path.open("rb")
+
+    def commit_in_background(self) -> Future[BlobRef]:
+        """Upload in a store thread; the future ends once S3 answered, or with StoreError."""
+        if self._dropped:
+            raise ValueError("staged blob was discarded")
+        if self._committing is None:
+            self.start_sync()
+            self._committing = self._store.commits.submit(self._upload)
+        return self._committing
+
+    def _upload(self) -> BlobRef:
+        ref = self.reference
+        try:
+            self._store.upload(ref.sha256, self._path, ref.size)
+        except OSError as exc:
+            raise _local_failure("read a staging file", exc) from exc
+        finally:
+            self._path.unlink(missing_ok=True)
+        return ref
+
+    def discard(self) -> None:
+        """Drop the staging file; an upload under way is waited for, not undone."""
+        if self._committing is not None:
+            with contextlib.suppress(StoreUnavailable):
+                self._committing.result()
+            return
+        if not self._dropped:
+            self._dropped = True
+            with contextlib.suppress(OSError):
+                self._file.close()
+            self._path.unlink(missing_ok=True)
