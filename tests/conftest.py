@@ -12,6 +12,8 @@ import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
+from benchmarks.s3_server import MotoServer
+from pacs.config_storage import S3Settings
 from pacs.store.blobstore import FileBlobStore
 from pacs.threads import ThreadPools
 
@@ -87,6 +89,25 @@ def blob_store(
         fsync=fsync,
         min_free_bytes=min_free_bytes,
     )
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[MotoServer]:
+    """A real S3 server on loopback (moto's server mode) with one bucket, for the session."""
+    with MotoServer.start() as server:
+        yield server
+
+
+@pytest.fixture
+def s3_settings(s3_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> S3Settings:
+    """[storage.s3] for one test: the session's bucket, under a prefix of the test's own.
+
+    The credentials come from the environment, as in production (moto takes any).
+    """
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "pacs-test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "pacs-test-secret")
+    prefix = f"test-{uuid.uuid4().hex[:12]}/"
+    return S3Settings(s3_server.BUCKET, s3_server.endpoint, prefix)
 
 
 POSTGRES_URL = os.environ.get(

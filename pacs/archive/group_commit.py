@@ -89,7 +89,10 @@ async def _fail(batch: list[_Waiting], exc: Exception) -> list[_Waiting]:
     fails with the store's error, and the others, whose files are stored, go into the
     next transaction. Any other failure (the database's) fails every instance with it.
     """
-    await asyncio.wait([asyncio.wrap_future(waiting.staged.stored) for waiting in batch])
+    done, _ = await asyncio.wait([asyncio.wrap_future(w.staged.stored) for w in batch])
+    for wrapped in done:
+        if not wrapped.cancelled():
+            wrapped.exception()  # read below from each instance's own future, not lost
     again = []
     for waiting in batch:
         failure = waiting.staged.failure()

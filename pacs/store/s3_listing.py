@@ -40,19 +40,27 @@ class S3Listing:
     def __init__(self, store: S3BlobStore) -> None:
         self._store = store
         self._prefix = store.settings.prefix
+        self._keys: _Peekable | None = None
+        self._last_start = ""
 
     def prefixes(self) -> list[str]:
         """Every two-digit start an address can have: keys are not grouped in directories."""
         return [f"{n:02x}" for n in range(256)]
 
     def addresses(self, prefix: str) -> list[str]:
-        """Every stored address starting with `prefix`, sorted."""
+        """Every stored address starting with `prefix`, sorted.
+
+        Asked in ascending order (as verify and gc do), the calls share one listing, so
+        the whole bucket costs one LIST request per thousand keys, not one per prefix.
+        """
         start = self._prefix + prefix
+        if self._keys is None or start < self._last_start:
+            self._keys = _Peekable(self._keys_after(start))
+        self._last_start = start
         found = []
-        for key in self._keys_after(start):
-            if not key.startswith(start):
-                break
-            if _ADDRESS.fullmatch(address := key[len(self._prefix) :]):
+        while (key := self._keys.peek()) is not None and (key < start or key.startswith(start)):
+            next(self._keys)
+            if key.startswith(start) and _ADDRESS.fullmatch(address := key[len(self._prefix) :]):
                 found.append(address)
         return found
 
@@ -94,6 +102,26 @@ class S3Listing:
         except BaseError as exc:
             return Rehash(None, size, reason(exc))
         return Rehash(digest.hexdigest(), size)
+
+
+class _Peekable:
+    """An iterator of keys whose next one can be looked at without taking it."""
+
+    def __init__(self, keys: Iterator[str]) -> None:
+        self._keys = keys
+        self._next: str | None = None
+
+    def peek(self) -> str | None:
+        if self._next is None:
+            self._next = next(self._keys, None)
+        return self._next
+
+    def __next__(self) -> str:
+        key = self.peek()
+        if key is None:
+            raise StopIteration
+        self._next = None
+        return key
 
 
 def _last_modified(store: S3BlobStore, key: str) -> datetime | None:

@@ -76,10 +76,10 @@ class S3BlobStore:
     def begin(self) -> "S3StagedBlob":
         """Start receiving a blob; StoreFull when the staging filesystem is below the minimum."""
         try:
+            self.staging_dir.mkdir(parents=True, exist_ok=True)
             free = self.free_bytes()
             if free < self.min_free_bytes:
                 raise StoreFull(f"{free} bytes free in {self.root}, {self.min_free_bytes} required")
-            self.staging_dir.mkdir(parents=True, exist_ok=True)
             return S3StagedBlob(self, *self._staging.create())
         except OSError as exc:
             raise _local_failure("create a staging file", exc) from exc

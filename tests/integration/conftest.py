@@ -35,6 +35,8 @@ def _toml_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, str | Path):
         return f'"{value}"'
+    if isinstance(value, dict):  # an inline table: [storage] s3 = { ... } is [storage.s3]
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
     if isinstance(value, list | tuple | frozenset | set):
         return "[" + ", ".join(_toml_value(item) for item in value) + "]"
     return str(value)

@@ -1,0 +1,151 @@
+"""The S3 backend's store, listing and sweeper against a real S3 server (moto) on loopback."""
+
+import hashlib
+import io
+import os
+from pathlib import Path
+
+import obstore
+import pytest
+
+from benchmarks.processes import free_port
+from benchmarks.s3_server import MotoServer
+from pacs.config_storage import S3Settings
+from pacs.errors import StoreUnavailable
+from pacs.store.backends import listing, open_store, sweeper
+from pacs.store.blobstore import BlobRef
+from pacs.store.s3_listing import S3Listing, S3Sweeper
+from pacs.store.s3_reader import FIRST_BYTES
+from pacs.store.s3_store import S3BlobStore
+from pacs.threads import ThreadPools
+
+
+@pytest.fixture
+def store(tmp_path: Path, s3_settings: S3Settings, thread_pools: ThreadPools) -> S3BlobStore:
+    made = open_store(tmp_path / "staging", s3_settings, commits=thread_pools.store_commits)
+    assert isinstance(made, S3BlobStore)
+    return made
+
+
+def put(store: S3BlobStore, content: bytes) -> BlobRef:
+    staged = store.begin()
+    for start in range(0, len(content), 300_000):
+        staged.write(content[start : start + 300_000])
+    staged.start_sync()
+    return staged.commit_in_background().result()
+
+
+def test_a_blob_is_stored_under_its_sha256_and_read_back(store: S3BlobStore) -> None:
+    content = os.urandom(10_000)
+
+    ref = put(store, content)
+
+    assert ref == BlobRef(hashlib.sha256(content).hexdigest(), len(content))
+    assert obstore.get(store.client, store.settings.prefix + ref.sha256).bytes() == content
+    with store.open(ref.sha256) as blob:
+        assert blob.read() == content
+    assert store.exists(ref.sha256) and store.verify(ref.sha256)
+    assert not list(store.staging_dir.iterdir()), "the staging file goes once uploaded"
+
+
+def test_storing_the_same_bytes_again_succeeds_and_keeps_one_object(store: S3BlobStore) -> None:
+    content = os.urandom(5_000)
+
+    first, second = put(store, content), put(store, content)
+
+    assert first == second
+    stored = [
+        m["path"]
+        for chunk in obstore.list(store.client, store.settings.prefix.rstrip("/"))
+        for m in chunk
+    ]
+    assert stored == [store.settings.prefix + first.sha256]
+
+
+def test_a_large_blob_is_read_in_ranges_and_seeks_without_requests(store: S3BlobStore) -> None:
+    content = os.urandom(3 * FIRST_BYTES + 12_345)
+    ref = put(store, content)
+
+    with store.open(ref.sha256) as blob:
+        assert blob.seek(0, io.SEEK_END) == len(content)
+        blob.seek(FIRST_BYTES - 10)
+        assert blob.read(20) == content[FIRST_BYTES - 10 : FIRST_BYTES + 10]
+        blob.seek(0)
+        pieces = iter(lambda: blob.read(FIRST_BYTES), b"")
+        assert b"".join(pieces) == content
+    assert store.verify(ref.sha256)
+
+
+def test_absent_and_altered_blobs(store: S3BlobStore) -> None:
+    ref = put(store, b"original bytes")
+    absent = hashlib.sha256(b"never stored").hexdigest()
+    obstore.put(store.client, store.key(ref.sha256), b"altered bytes")
+
+    assert not store.verify(ref.sha256)
+    assert not store.exists(absent) and not store.verify(absent)
+    with pytest.raises(FileNotFoundError):
+        store.open(absent)
+
+
+def test_a_discarded_blob_leaves_nothing(store: S3BlobStore) -> None:
+    staged = store.begin()
+    staged.write(b"half an instance")
+    staged.discard()
+    staged.discard()
+
+    assert not list(store.staging_dir.iterdir())
+    assert S3Listing(store).addresses(hashlib.sha256(b"half an instance").hexdigest()[:2]) == []
+
+
+def test_listing_gives_addresses_by_their_first_digits_in_order(store: S3BlobStore) -> None:
+    refs = sorted(put(store, os.urandom(100)).sha256 for _ in range(6))
+    held = listing(store)
+
+    found = [a for prefix in held.prefixes() for a in held.addresses(prefix)]
+
+    assert found == refs
+    assert held.rehash(refs[0]).sha256 == refs[0]
+    age = held.age(refs[0])
+    assert age is not None and age < 600
+
+
+def test_the_sweeper_takes_away_puts_back_and_discards(store: S3BlobStore) -> None:
+    kept, removed = put(store, b"kept"), put(store, b"removed")
+    removals = sweeper(store)
+    assert isinstance(removals, S3Sweeper)
+
+    with removals.exclusive():
+        with pytest.raises(StoreUnavailable, match="another pacs gc"), S3Sweeper(store).exclusive():
+            pass
+        assert removals.take_away(kept.sha256) and removals.take_away(removed.sha256)
+        assert not store.exists(kept.sha256)
+        assert removals.leftovers() == sorted([kept.sha256, removed.sha256])
+        removals.put_back(kept.sha256)
+        assert removals.discard(removed.sha256) == len(b"removed")
+
+    assert store.verify(kept.sha256) and not store.exists(removed.sha256)
+    assert removals.leftovers() == []
+    with S3Sweeper(store).exclusive():  # the lock went with the collection
+        pass
+
+
+def test_an_unreachable_object_store_fails_the_commit_and_reads(
+    tmp_path: Path, thread_pools: ThreadPools, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "pacs-test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "pacs-test-secret")
+    nobody = MotoServer(port=free_port())  # nothing listens there
+    settings = S3Settings(MotoServer.BUCKET, nobody.endpoint)
+    store = S3BlobStore(settings, tmp_path, commits=thread_pools.store_commits)
+    address = hashlib.sha256(b"x").hexdigest()
+
+    staged = store.begin()
+    staged.write(b"x")
+    with pytest.raises(StoreUnavailable, match="object store: cannot store"):
+        staged.commit_in_background().result()
+    with pytest.raises(StoreUnavailable):
+        store.exists(address)
+    with pytest.raises(OSError, match="object store: cannot read"):
+        store.open(address)
+    with pytest.raises(StoreUnavailable):
+        store.probe()
