@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from benchmarks import calibration, dcmtk, postgres
+from benchmarks import calibration, dcmtk, postgres, s3_target
 from benchmarks.processes import DCMTK_ENV, free_port, launch, wait_for_port
 from benchmarks.servers import (
     Destination,
@@ -43,10 +43,11 @@ def _pacs_config(
     *,
     access: bool = True,
     extra: str = "",
+    storage: str = "",
 ) -> Path:
     """The benchmark configuration; `access=False` for a pacs from before [access] existed
     (it refuses tables it does not know, and let every caller do everything); `extra`
-    is TOML appended to it (tables of its own, e.g. [query])."""
+    is TOML appended to it (tables of its own, e.g. [query]); `storage` more lines of [storage]."""
     config = workdir / "pacs.toml"
     peers = "".join(
         f'[[peers]]\nae_title = "{peer.ae_title}"\nhost = "127.0.0.1"\nport = {peer.port}\n'
@@ -54,7 +55,7 @@ def _pacs_config(
     )
     config.write_text(
         f'[server]\nhost = "127.0.0.1"\nport = {port}\n[logging]\nlevel = "WARNING"\n'
-        f'[storage]\nroot = "{workdir / "store"}"\n'
+        f'[storage]\nroot = "{workdir / "store"}"\n{storage}'
         f'[database]\nurl = "sqlite+aiosqlite:///{workdir / "index.sqlite"}"\n'
         + (ACCESS if access else "")
         + peers
@@ -71,11 +72,12 @@ def start_pacs(
     cwd: Path | None = None,
     access: bool = True,
     extra: str = "",
+    storage: str = "",
 ) -> Server:
     """pacs on SQLite (unless `env` sets PACS_DATABASE_URL), logging at WARNING, knowing
     `destinations` as [[peers]]; its blobs live at `<root>/ab/cd/<sha256>`."""
     port = free_port()
-    config = _pacs_config(workdir, port, destinations, access=access, extra=extra)
+    config = _pacs_config(workdir, port, destinations, access=access, extra=extra, storage=storage)
     log = workdir / "pacs.log"
     argv = [sys.executable, "-m", "pacs", "serve", "--config", str(config)]
     process = launch(argv, log, env=None if env is None else dict(env), cwd=cwd)
@@ -230,6 +232,12 @@ TARGETS = {
         "pacs-baseline", _baseline_missing, start_pacs_baseline, _baseline_version
     ),
     "pacs-pg": Target("pacs-pg", postgres.unavailable, start_pacs_postgres, _pacs_postgres_version),
+    "pacs-s3": Target(
+        "pacs-s3",
+        s3_target.missing,
+        s3_target.start_with(start_pacs),
+        lambda: f"pacs {package_version('pacs')}, moto {package_version('moto')}",
+    ),
     "orthanc": Target(
         "orthanc",
         need_binary("Orthanc"),

@@ -383,3 +383,83 @@ def test_pacs_waits_for_a_healthy_postgres() -> None:
 def test_stop_grace_period_covers_the_shutdown_grace() -> None:
     period = re.fullmatch(r"(\d+)s", service("pacs")["stop_grace_period"])
     assert period and int(period[1]) > SHUTDOWN_GRACE
+
+
+# --- docker-compose.yml, profile s3: two replicas, one PostgreSQL, one bucket ------------
+
+S3_REPLICAS = ("pacs-s3-a", "pacs-s3-b")
+
+
+def s3_settings_of(name: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The config a replica mounts, loaded as the container loads it, with its environment."""
+    [(source, target, options)] = [m for m in mounts(name) if m[1].startswith("/etc/pacs/")]
+    assert "ro" in options.split(",") and target == config_mount()[1]
+    monkeypatch.chdir(only("WORKDIR"))
+    return load_settings(REPO / source, environ=environment(name))
+
+
+def test_s3_profile_has_an_s3_service_a_bucket_job_and_two_replicas() -> None:
+    in_profile = {
+        name for name, spec in compose()["services"].items() if "s3" in spec.get("profiles", [])
+    }
+    assert in_profile == {"s3", "s3-bucket", *S3_REPLICAS}
+    assert "profiles" not in service("pacs") and "profiles" not in service("postgres")
+
+
+def test_replicas_share_the_index_and_the_bucket(monkeypatch: pytest.MonkeyPatch) -> None:
+    loaded = [s3_settings_of(name, monkeypatch) for name in S3_REPLICAS]
+    for name, settings in zip(S3_REPLICAS, loaded, strict=True):
+        assert environment(name)["PACS_DATABASE_URL"] == database_url(), name
+        assert settings.database.url == database_url()
+        assert settings.storage.backend == "s3" and settings.storage.s3 is not None
+        assert service(name)["build"] == service("pacs")["build"]
+    assert loaded[0].storage.s3 == loaded[1].storage.s3
+
+
+def test_replicas_reach_the_s3_service_with_its_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    s3 = s3_settings_of(S3_REPLICAS[0], monkeypatch).storage.s3
+    endpoint = urlsplit(s3.endpoint)
+    assert endpoint.hostname == "s3" and endpoint.port == 9000  # MinIO's API port
+    assert service("s3")["command"][:1] == ["server"]
+    minio = environment("s3")
+    for name in S3_REPLICAS:
+        env = environment(name)
+        assert env["AWS_ACCESS_KEY_ID"] == minio["MINIO_ROOT_USER"]
+        assert env["AWS_SECRET_ACCESS_KEY"] == minio["MINIO_ROOT_PASSWORD"]
+    # The job that makes the bucket names the one the replicas use, on the same service.
+    script = " ".join(str(word) for word in service("s3-bucket")["entrypoint"])
+    assert f"mc mb --ignore-existing s3/{s3.bucket}" in script
+    assert "http://s3:9000" in script
+    assert environment("s3-bucket") == minio
+
+
+def test_one_replica_migrates_and_the_other_waits_for_it() -> None:
+    first, second = S3_REPLICAS
+    first_script = service(first)["command"][2]
+    assert "pacs db upgrade" in first_script and "exec pacs serve" in first_script
+    assert "pacs db upgrade" not in service(second)["command"][2]
+    assert service(second)["depends_on"][first]["condition"] == "service_healthy"
+    waits = service(first)["depends_on"]
+    assert waits["postgres"]["condition"] == "service_healthy"
+    assert waits["s3-bucket"]["condition"] == "service_completed_successfully"
+    assert service("s3-bucket")["depends_on"]["s3"]["condition"] == "service_healthy"
+
+
+def test_replicas_publish_distinct_host_ports_to_the_configured_port(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    host_ports = set()
+    for name in S3_REPLICAS:
+        (mapping,) = service(name)["ports"]
+        host_port, container_port = mapping.split(":")[-2:]
+        assert int(container_port) == s3_settings_of(name, monkeypatch).server.port
+        host_ports.add(int(host_port))
+        period = re.fullmatch(r"(\d+)s", service(name)["stop_grace_period"])
+        assert period and int(period[1]) > SHUTDOWN_GRACE
+    (pacs_mapping,) = service("pacs")["ports"]
+    assert len(host_ports) == 2 and int(pacs_mapping.split(":")[0]) not in host_ports
+
+
+def test_the_bucket_lives_in_a_declared_named_volume() -> None:
+    assert ("pacs-s3", "/data", "") in mounts("s3")
+    assert "pacs-s3" in (compose().get("volumes") or {})
