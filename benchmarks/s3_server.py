@@ -49,6 +49,14 @@ class MotoServer:
         finally:
             server.stop()
 
+    @classmethod
+    def existing(cls, endpoint: str) -> "MotoServer":
+        """A server someone else runs (CI's, PACS_TEST_S3_ENDPOINT), with the bucket made."""
+        server = cls(int(endpoint.rstrip("/").rsplit(":", 1)[1]))
+        if not server._create_bucket():
+            raise RuntimeError(f"no S3 server answers at {endpoint}")
+        return server
+
     def run(self) -> None:
         """Start the server (again) on its port and create the bucket."""
         command = [*_moto_command(), "-H", "127.0.0.1", "-p", str(self.port)]

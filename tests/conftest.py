@@ -93,7 +93,11 @@ def blob_store(
 
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[MotoServer]:
-    """A real S3 server on loopback (moto's server mode) with one bucket, for the session."""
+    """A real S3 server on loopback (moto's server mode) with one bucket, for the session:
+    the one PACS_TEST_S3_ENDPOINT names (CI starts it), else one started here."""
+    if endpoint := os.environ.get("PACS_TEST_S3_ENDPOINT"):
+        yield MotoServer.existing(endpoint)
+        return
     with MotoServer.start() as server:
         yield server
 

@@ -4,6 +4,7 @@ they are marked benchmark_smoke: left out of a plain `pytest`, run by `.ci/run` 
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -86,7 +87,7 @@ def test_tiny_ingest_reports_a_rate_for_every_target_up_to_eight_associations(
     tmp_path: Path,
 ) -> None:
     # pacs on SQLite runs in the whole-suite test below.
-    targets = ["pacs-pg", *(["storescp"] if dcmtk.find("storescp") else [])]
+    targets = ["pacs-pg", "pacs-s3", *(["storescp"] if dcmtk.find("storescp") else [])]
     json_out, markdown_out = tmp_path / "ingest.json", tmp_path / "ingest.md"
     argv = [sys.executable, "-m", "benchmarks.ingest", "--scale", "tiny", "--runs", "1"]
     argv += ["--targets", ",".join(targets), "--json", str(json_out)]
@@ -185,6 +186,23 @@ def _check_query(report: dict[str, Any]) -> None:
     assert len(latencies) == 2 * 7  # two population sizes
     assert all(0 < cell["p50_ms"] <= cell["p95_ms"] for cell in latencies), latencies
     assert report["wrong_answers"] == []  # the exit status does not count wrong answers
+
+
+@pytest.mark.benchmark_smoke
+@pytest.mark.timeout(120)
+def test_s3_clients_prints_put_and_get_rates_of_obstore() -> None:
+    argv = [sys.executable, "-m", "benchmarks.s3_clients", "--objects", "4", "--runs", "1"]
+
+    result = subprocess.run(
+        argv, cwd=ROOT, capture_output=True, text=True, timeout=110, check=False
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    rates = re.findall(
+        r"obstore \((threads|async)\)\s+PUT\s+([\d.]+)\s+GET\s+([\d.]+)", result.stdout
+    )
+    assert [kind for kind, _, _ in rates] == ["threads", "async"], result.stdout
+    assert all(float(put) > 0 and float(get) > 0 for _, put, get in rates)
 
 
 @pytest.mark.benchmark_smoke
