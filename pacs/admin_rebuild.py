@@ -35,6 +35,7 @@ from pacs.index.presence import Presence
 from pacs.index.repository import Index
 from pacs.index.schema import ensure_schema
 from pacs.net.contexts import storage_sop_classes, storage_transfer_syntaxes
+from pacs.store.backends import open_store
 from pacs.store.blobstore import FileBlobStore
 from pacs.threads import ThreadPools
 
@@ -68,6 +69,8 @@ async def _open_database(url: str, source: str, settings: Settings) -> AsyncEngi
 
 def _check_root(settings: Settings) -> Path:
     root = settings.storage.root
+    if settings.storage.backend == "s3":
+        root.mkdir(parents=True, exist_ok=True)  # staging files only
     if not root.is_dir():
         raise StartupError("[storage] root", f"{root} is not a directory")
     return root
@@ -111,6 +114,9 @@ async def reindex_archive(
     mix two histories, so it goes beside it (--into) or into a fresh one.
     """
     trust_pydicom_values()
+    if settings.storage.backend == "s3":
+        # Reindex orders blobs by their files' write times and parses them in place.
+        raise StartupError("[storage] backend", "pacs reindex reads a filesystem store only")
     _check_root(settings)
     workers = default_workers() if workers is None else workers
     with parsing_pool(workers) as parsing:
@@ -179,8 +185,9 @@ async def import_paths(
         found = await asyncio.to_thread(walk, list(paths))
         with ThreadPools() as pools:
             index = Index.open(engine, pools.index_writer, _limits(settings))
-            store = FileBlobStore(
+            store = open_store(
                 root,
+                storage.s3 if storage.backend == "s3" else None,
                 commits=pools.store_commits,
                 fsync=storage.fsync,
                 min_free_bytes=storage.min_free_bytes,

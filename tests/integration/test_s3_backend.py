@@ -18,8 +18,11 @@ from pynetdicom.dsutils import encode
 import pacs.archive.gc
 from benchmarks.s3_server import MotoServer
 from pacs.admin import collect_garbage, verify_archive
+from pacs.admin_rebuild import import_paths, reindex_archive
+from pacs.archive.file_import import Fate
 from pacs.config import Settings
 from pacs.config_storage import S3Settings
+from pacs.errors import StartupError
 from pacs.store.s3_store import S3BlobStore
 from tests.conftest import ONLY_SQLITE, make_instance
 from tests.integration import scu
@@ -158,3 +161,21 @@ async def test_an_object_store_outage_refuses_stores_and_ends_by_itself(
 
         server.run()  # empty again: moto keeps objects in memory
         assert await asyncio.to_thread(_store_status, pacs, make_instance()) == (SUCCESS, "")
+
+
+@ONLY_SQLITE
+async def test_pacs_import_uploads_to_the_bucket_and_reindex_refuses_it(
+    start_pacs: StartPacs, s3_settings: S3Settings, tmp_path: Path
+) -> None:
+    pacs = await start_pacs(storage=s3_storage(s3_settings))
+    assert pacs.app is not None
+    ds = make_instance()
+    ds.save_as(tmp_path / "in.dcm", enforce_file_format=True)
+
+    report = await import_paths(pacs.app.settings, [tmp_path / "in.dcm"])
+
+    assert report.counts[Fate.STORED] == 1, report.refused
+    row = await pacs.app.index.get_instance(ds.SOPInstanceUID)
+    assert row is not None and await asyncio.to_thread(pacs.app.store.verify, row.blob_sha256)
+    with pytest.raises(StartupError, match=r"\[storage\] backend.*filesystem store only"):
+        await reindex_archive(pacs.app.settings, f"sqlite+aiosqlite:///{tmp_path / 'new.sqlite'}")
