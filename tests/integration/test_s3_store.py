@@ -1,5 +1,7 @@
 """The S3 backend's store, listing and sweeper against a real S3 server (moto) on loopback."""
 
+import base64
+import dataclasses
 import hashlib
 import io
 import os
@@ -18,6 +20,7 @@ from pacs.store.s3_listing import S3Listing, S3Sweeper
 from pacs.store.s3_reader import FIRST_BYTES
 from pacs.store.s3_store import S3BlobStore
 from pacs.threads import ThreadPools
+from tests.integration.recording_proxy import recording_proxy
 
 
 @pytest.fixture
@@ -149,3 +152,23 @@ def test_an_unreachable_object_store_fails_the_commit_and_reads(
         store.open(address)
     with pytest.raises(StoreUnavailable):
         store.probe()
+
+
+def test_an_upload_is_a_conditional_create_carrying_the_blobs_sha256(
+    tmp_path: Path, s3_settings: S3Settings, s3_server: MotoServer, thread_pools: ThreadPools
+) -> None:
+    content = os.urandom(70_000)
+    address = hashlib.sha256(content).hexdigest()
+    with recording_proxy(s3_server.port) as (endpoint, recorded):
+        settings = dataclasses.replace(s3_settings, endpoint=endpoint)
+        store = S3BlobStore(settings, tmp_path, commits=thread_pools.store_commits)
+
+        assert put(store, content).sha256 == address
+
+    [(path, headers)] = [(p, h) for method, p, h in recorded.requests if method == "PUT"]
+    assert path == f"/{s3_settings.bucket}/{s3_settings.prefix}{address}"
+    assert headers["if-none-match"] == "*"
+    # S3 checks both against the bytes it received before answering: the checksum, and
+    # the signed payload hash, which is the blob's address itself.
+    assert headers["x-amz-checksum-sha256"] == base64.b64encode(bytes.fromhex(address)).decode()
+    assert headers["x-amz-content-sha256"] == address
