@@ -21,7 +21,9 @@ would block it, into one of these threads:
   address and the directory's fsync; last, after its answer, a staging file created ahead
   for a blob to come (`store/staging.py`). fsync releases the GIL; many run at
   once on a busy disk. A job waits for its verdict, which never waits for a job of
-  this pool: a pool shared by sync and commit cannot fill with waiters.
+  this pool: a pool shared by sync and commit cannot fill with waiters. With the S3
+  backend (`store/s3_store.py`) a job is submitted once the verdict is given and uploads
+  the staging file (obstore's blocking PUT, which releases the GIL), then removes it.
 - **pacs-index-writer** (`index_writer`, 1 thread, SQLite only). Every index write
   transaction (`index/transactions.py`): SQLite admits one writer, so one thread keeps
   writers from waiting on each other's lock and keeps the connection in one thread. A
