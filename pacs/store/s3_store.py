@@ -7,7 +7,7 @@ the SHA-256 of its body (x-amz-checksum-sha256), which S3 verifies, and is a
 conditional create (If-None-Match: *): a blob already stored is not written again, but
 claimed with a plain PUT of the same bytes, which sets its Last-Modified to now, the
 mark `pacs gc` reads as the filesystem's touched modification time (`pacs.archive.gc`).
-Blobs larger than MULTIPART_FROM go up in parts of PART_BYTES, unconditionally: the same
+Blobs from MULTIPART_FROM bytes go up in parts of PART_BYTES, unconditionally: the same
 bytes under the same address are the same object. Every method blocks.
 """
 
@@ -33,7 +33,9 @@ from pacs.store.s3_reader import open_object
 from pacs.store.staging import StagingFiles
 
 _ADDRESS = re.compile(r"[0-9a-f]{64}")
-MULTIPART_FROM = 64 << 20
+# Below this, a blob is uploaded from memory in one conditional PUT; from it, in parts read
+# from the staging file two at a time (S3's parts are 5 MiB at least, but the last).
+MULTIPART_FROM = 16 << 20
 PART_BYTES = 8 << 20
 _HASH_CHUNK = 1 << 20
 _NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})

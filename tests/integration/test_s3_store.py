@@ -14,6 +14,7 @@ from benchmarks.processes import free_port
 from benchmarks.s3_server import MotoServer
 from pacs.config_storage import S3Settings
 from pacs.errors import StoreUnavailable
+from pacs.store import s3_store
 from pacs.store.backends import listing, open_store, sweeper
 from pacs.store.blobstore import BlobRef
 from pacs.store.s3_listing import S3Listing, S3Sweeper
@@ -172,3 +173,17 @@ def test_an_upload_is_a_conditional_create_carrying_the_blobs_sha256(
     # the signed payload hash, which is the blob's address itself.
     assert headers["x-amz-checksum-sha256"] == base64.b64encode(bytes.fromhex(address)).decode()
     assert headers["x-amz-content-sha256"] == address
+
+
+def test_a_blob_from_the_multipart_size_goes_up_in_parts(
+    store: S3BlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(s3_store, "MULTIPART_FROM", 4 << 20)
+    monkeypatch.setattr(s3_store, "PART_BYTES", 5 << 20)  # S3's least part size
+    content = os.urandom(6 << 20)
+
+    ref = put(store, content)
+
+    assert store.verify(ref.sha256)
+    etag = obstore.head(store.client, store.key(ref.sha256))["e_tag"]
+    assert etag is not None and etag.endswith('-2"')  # a multipart upload's, of 2 parts
