@@ -3,8 +3,9 @@
 obstore's blocking calls run the request in Rust with the GIL released, so the store's
 methods call them straight from the worker threads that call the store; no event loop
 of its own. Failures come fast: a short connect timeout and two retries with short
-back-off, so a store whose object store is down answers 0xA7xx within seconds, and the
-client's next request connects afresh once the object store is back.
+back-off, so a store whose object store is down answers 0xA7xx within a second or so (one
+that accepts connections and then hangs, within REQUEST_TIMEOUT), and the client's next
+request connects afresh once the object store is back.
 """
 
 import errno
@@ -19,7 +20,7 @@ from pacs.errors import StoreUnavailable
 CONNECT_TIMEOUT = timedelta(seconds=2)
 # A whole request, upload included; a blob's upload is at most MULTIPART_FROM bytes
 # in one request, parts of PART_BYTES beyond.
-REQUEST_TIMEOUT = timedelta(seconds=60)
+REQUEST_TIMEOUT = timedelta(seconds=20)
 RETRIES = 2
 RETRY_TIMEOUT = timedelta(seconds=5)
 
