@@ -14,6 +14,7 @@ bytes under the same address are the same object. Every method blocks.
 import contextlib
 import errno
 import hashlib
+import logging
 import re
 import secrets
 import shutil
@@ -32,6 +33,7 @@ from pacs.store.s3_client import connect, unavailable
 from pacs.store.s3_reader import open_object
 from pacs.store.staging import StagingFiles
 
+log = logging.getLogger(__name__)
 _ADDRESS = re.compile(r"[0-9a-f]{64}")
 # Below this, a blob is uploaded from memory in one conditional PUT; from it, in parts read
 # from the staging file two at a time (S3's parts are 5 MiB at least, but the last).
@@ -139,6 +141,8 @@ class S3BlobStore:
         except BaseError as exc:
             where = f"s3://{self.settings.bucket}/{self.settings.prefix}"
             raise unavailable(f"write to {where}", exc) from exc
+        endpoint = self.settings.endpoint or f"AWS {self.settings.region}"
+        log.info("blobs in s3://%s/%s at %s", self.settings.bucket, self.settings.prefix, endpoint)
 
     def free_bytes(self) -> int:
         """Bytes free where blobs are staged (the bucket itself has no such figure)."""

@@ -1,6 +1,7 @@
 """The real pacs server on an ephemeral loopback port, and the peers that talk to it."""
 
 import asyncio
+import dataclasses
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from pynetdicom.pdu import A_ASSOCIATE_RJ
 from benchmarks.dcmtk import find as find_dcmtk
 from pacs.app import PacsApp
 from pacs.config import load_settings
+from pacs.config_storage import S3Settings
 from pacs.net.contexts import VERIFICATION, proposal
 from pacs.net.handshake import number_contexts
 from pacs.net.negotiation import build_request
@@ -107,6 +109,16 @@ async def start_pacs(tmp_path: Path, database_url: str) -> AsyncIterator[StartPa
     yield start
     for app in apps:
         await app.stop(grace=2.0)
+
+
+@pytest.fixture(params=["filesystem", "s3"])
+def storage_backend(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """[storage] keys for each backend, for tests that run on both: files, or the S3
+    server's bucket under a prefix of the test's own."""
+    if request.param == "filesystem":
+        return {}
+    s3: S3Settings = request.getfixturevalue("s3_settings")
+    return {"backend": "s3", "s3": dataclasses.asdict(s3)}
 
 
 @pytest.fixture

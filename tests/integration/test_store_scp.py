@@ -5,6 +5,7 @@ import hashlib
 from collections.abc import Callable
 from io import BytesIO
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydicom import dcmread
@@ -115,15 +116,15 @@ async def test_a_stored_instance_is_byte_identical_and_indexed(
 
 
 async def test_stored_data_survives_a_restart(
-    start_pacs: StartPacs, make_ct: DatasetFactory
+    start_pacs: StartPacs, make_ct: DatasetFactory, storage_backend: dict[str, Any]
 ) -> None:
-    first = await start_pacs()
+    first = await start_pacs(storage=storage_backend)
     ct = make_ct()
     assert await store(first, ct) == [SUCCESS]
     assert first.app is not None
     await first.app.stop(grace=1)
 
-    again = await start_pacs(directory=first.directory)
+    again = await start_pacs(directory=first.directory, storage=storage_backend)
 
     row = await indexed(again, ct.SOPInstanceUID)
     assert row is not None
@@ -299,9 +300,9 @@ async def test_a_full_disk_answers_a700_and_indexes_nothing(start_pacs: StartPac
     [("keep", SUCCESS, "first"), ("replace", SUCCESS, "second"), ("reject", DUPLICATE, "first")],
 )
 async def test_duplicates_follow_the_policy(
-    start_pacs: StartPacs, policy: str, status: int, kept: str
+    start_pacs: StartPacs, policy: str, status: int, kept: str, storage_backend: dict[str, Any]
 ) -> None:
-    pacs = await start_pacs(storage={"duplicate_policy": policy})
+    pacs = await start_pacs(storage={**storage_backend, "duplicate_policy": policy})
     first = make_instance(SeriesDescription="first")
     second = make_instance(
         SOPInstanceUID=first.SOPInstanceUID,
