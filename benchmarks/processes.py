@@ -19,6 +19,8 @@ from pathlib import Path
 
 # DCMTK reads TCP_NODELAY from the environment; Orthanc links DCMTK's network layer.
 DCMTK_ENV = {**os.environ, "TCP_NODELAY": "1"}
+# DCMTK's clients as they come: Nagle's algorithm on.
+DCMTK_DEFAULTS_ENV = {k: v for k, v in os.environ.items() if k != "TCP_NODELAY"}
 _POLL_SECONDS = 0.1
 _PR_SET_PDEATHSIG = 1
 

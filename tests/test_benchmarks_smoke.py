@@ -105,9 +105,9 @@ def test_tiny_ingest_reports_a_rate_for_every_target_up_to_eight_associations(
         f"{kind} x8, {associations}"
         for kind in ("SC 64x64 8-bit", "CT 512x512 16-bit")
         for associations in ("1 association", "4 associations", "8 associations")
-    }
+    } | {"SC 64x64 8-bit x8, 1 association, storescu defaults (Nagle on)"}
     assert {target for _, target in rates} == set(targets)
-    assert len(rates) == 6 * len(targets)
+    assert len(rates) == 7 * len(targets)
     assert all(rate > 0 for rate in rates.values()), rates
     assert all(run["stored"] == run["instances"] == 8 for run in report["runs"])
 
@@ -150,7 +150,7 @@ def test_one_command_runs_every_benchmark_and_summarises_them(tmp_path: Path) ->
 def _check_ingest(report: dict[str, Any]) -> None:
     rates = {s["workload"]: s["instances_per_second"] for s in report["summary"]}
     assert {s["target"] for s in report["summary"]} == {"pacs"}
-    assert len(rates) == 6  # two kinds, over 1, 4 and 8 associations
+    assert len(rates) == 7  # two kinds, over 1, 4 and 8 associations; storescu's defaults
     assert all(rate > 0 for rate in rates.values()), rates
     assert all(run["stored"] == run["instances"] == 8 for run in report["runs"])
 
@@ -162,6 +162,7 @@ def _check_retrieve(report: dict[str, Any]) -> None:
         ("C-MOVE CT 512x512 16-bit x8, one study", "ceiling"),
         ("C-MOVE CT 512x512 16-bit x8, one study", "pacs"),
         ("C-GET CT 512x512 16-bit x8, one study", "pacs"),
+        ("C-GET (getscu defaults, Nagle on) CT 512x512 16-bit x8, one study", "pacs"),
     }
     assert all(rate > 0 for rate in rates.values()), rates
     assert all(run["stored"] == run["instances"] == 8 for run in report["runs"])
