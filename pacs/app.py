@@ -86,6 +86,8 @@ TIMED_OPERATIONS = (Command.C_STORE_RQ, Command.C_FIND_RQ, Command.C_MOVE_RQ, Co
 # Staging files the store keeps created ahead of need: one each for a few associations
 # storing at once (a C-STORE that finds none creates its own).
 SPARE_STAGING_FILES = 4
+# Seconds between looks for commitment transactions other processes left (they died).
+COMMITMENT_POLL = 10.0
 
 
 def _trust_pydicom_values() -> None:
@@ -182,6 +184,7 @@ class PacsApp:
                 retry_interval=commitment.retry_interval,
                 max_retry_interval=commitment.max_retry_interval,
                 deadline=commitment.report_deadline,
+                poll_interval=COMMITMENT_POLL,
             ),
             auditor=self.auditor,
         )
@@ -383,6 +386,7 @@ class PacsApp:
         if self._worker is not None:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
+            await self.commitments.release()
         await self.commits.close()
         self.auditor.application_stopped()
         await self.auditor.close()
