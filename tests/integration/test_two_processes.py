@@ -243,16 +243,27 @@ async def test_kill_9_of_one_process_loses_nothing_and_the_other_keeps_serving(
     await asyncio.gather(*running)
 
     promised = {uid: pixels for s in senders for uid, pixels in s.acknowledged.items()}
+    await _assert_kept(cluster.address(1), study, series, promised)  # the survivor
     await cluster.start(0)
-    for address in (cluster.address(1), cluster.address(0)):
-        images = await asyncio.to_thread(
-            find,
-            address,
-            "IMAGE",
-            StudyInstanceUID=study,
-            SeriesInstanceUID=series,
-            SOPInstanceUID="",
-        )
-        assert {str(i.SOPInstanceUID) for i in images} >= promised.keys()
-        received = await asyncio.to_thread(get_pixels, address, study)
-        assert {uid: received.get(uid) for uid in promised} == promised
+    await _assert_kept(cluster.address(0), study, series, promised)  # the one killed
+
+
+async def _assert_kept(address: Any, study: str, series: str, promised: dict[str, bytes]) -> None:
+    """Every acknowledged instance is found and retrieved with its pixels, and the series'
+    count equals the instances found (none half-indexed)."""
+    images = await asyncio.to_thread(
+        find, address, "IMAGE", StudyInstanceUID=study, SeriesInstanceUID=series, SOPInstanceUID=""
+    )
+    found = {str(i.SOPInstanceUID) for i in images}
+    assert found >= promised.keys()
+    [counted] = await asyncio.to_thread(
+        find,
+        address,
+        "SERIES",
+        StudyInstanceUID=study,
+        SeriesInstanceUID=series,
+        NumberOfSeriesRelatedInstances="",
+    )
+    assert int(counted.NumberOfSeriesRelatedInstances) == len(found) == len(images)
+    received = await asyncio.to_thread(get_pixels, address, study)
+    assert {uid: received.get(uid) for uid in promised} == promised
