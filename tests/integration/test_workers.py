@@ -5,26 +5,33 @@ import os
 import re
 import signal
 from pathlib import Path
+from typing import Any
 
 from pydicom.uid import generate_uid
 
+from benchmarks.certificates import Pki
 from tests.conftest import ONLY_POSTGRESQL
 from tests.integration import scu
 from tests.integration.cluster import find, instance_with_pixels, store_all
 from tests.integration.conftest import PacsAddress, write_config
 from tests.integration.serve_process import ServeProcess, run_pacs, start_serve
+from tests.integration.test_tls import _echoscu, _tls_args, pki  # noqa: F401 (fixture)
 
 SUCCESS = 0
+TLS_LISTENING = re.compile(r"worker-(\d) pacs.app: pacs listening on .* and [\d.]+:(\d+) \(TLS\)")
 STARTED = re.compile(r"worker (\d) started \(pid (\d+)\)")
 
 
-async def _supervisor(tmp_path: Path, database_url: str) -> tuple[ServeProcess, dict[int, int]]:
+async def _supervisor(
+    tmp_path: Path, database_url: str, **sections: Any
+) -> tuple[ServeProcess, dict[int, int]]:
     """Start `pacs serve` with two workers; it and the pid of each worker, by number."""
     config = write_config(
         tmp_path,
         server={"workers": 2},
         database={"url": database_url},
         storage={"min_free_bytes": 0},
+        **sections,
     )
     served = await start_serve(config)
     await served.wait_for_line("with 2 workers")
@@ -93,3 +100,28 @@ async def test_several_workers_on_sqlite_are_refused_naming_the_key(tmp_path: Pa
     assert code == 2
     [line] = output.strip().splitlines()
     assert "[server] workers: 2 processes need PostgreSQL" in line
+
+
+@ONLY_POSTGRESQL
+async def test_both_workers_listen_on_the_same_tls_port(
+    tmp_path: Path,
+    database_url: str,
+    pki: Pki,  # noqa: F811
+) -> None:
+    tls = {
+        "port": 0,
+        "certificate": pki.server.certificate,
+        "private_key": pki.server.private_key,
+        "ca_certificates": pki.ca,
+    }
+    served, _ = await _supervisor(tmp_path, database_url, tls=tls)
+    try:
+        ports = {m[1]: int(m[2]) for line in served.log if (m := TLS_LISTENING.search(line))}
+        assert set(ports) == {"1", "2"}
+        assert len(set(ports.values())) == 1
+        address = PacsAddress(served.host, ports["1"])
+        for _ in range(2):
+            code, output = await _echoscu(address, *_tls_args(pki, pki.client))
+            assert code == 0, output
+    finally:
+        assert await served.stop(signal.SIGTERM) == 0
