@@ -55,6 +55,32 @@ def wait_for_port(process: subprocess.Popen[bytes], port: int, log: Path, timeou
     raise ServerFailed(f"port {port} not open after {timeout:.0f} s:\n{log_tail(log)}")
 
 
+def listeners(port: int) -> int:
+    """How many sockets listen on `port` (Linux: /proc/net/tcp and tcp6; several with
+    SO_REUSEPORT, one per pacs worker)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as lines:
+            for line in list(lines)[1:]:
+                local, state = line.split()[1], line.split()[3]
+                count += state == "0A" and int(local.rsplit(":", 1)[1], 16) == port
+    return count
+
+
+def wait_for_listeners(
+    process: subprocess.Popen[bytes], port: int, count: int, log: Path, timeout: float
+) -> None:
+    """Return once `count` sockets listen on `port` (every worker of a pacs supervisor)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ServerFailed(f"exited with {process.returncode} at start:\n{log_tail(log)}")
+        if listeners(port) >= count:
+            return
+        time.sleep(0.05)
+    raise ServerFailed(f"{count} listeners on {port} not there after {timeout:.0f} s")
+
+
 def wait_all(processes: Sequence[subprocess.Popen[bytes]], timeout: float) -> list[int]:
     """Block until every process has exited and return their exit codes; past `timeout`
     seconds a watchdog kills them all, and TimeoutExpired is raised once they are reaped.

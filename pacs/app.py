@@ -9,6 +9,7 @@ import errno
 import logging
 import signal
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 import pydicom.config
@@ -85,6 +86,8 @@ TIMED_OPERATIONS = (Command.C_STORE_RQ, Command.C_FIND_RQ, Command.C_MOVE_RQ, Co
 # Staging files the store keeps created ahead of need: one each for a few associations
 # storing at once (a C-STORE that finds none creates its own).
 SPARE_STAGING_FILES = 4
+# Seconds between looks for commitment transactions other processes left (they died).
+COMMITMENT_POLL = 10.0
 
 
 def _trust_pydicom_values() -> None:
@@ -101,8 +104,11 @@ def _trust_pydicom_values() -> None:
 class PacsApp:
     """The running archive: its DICOM server and the services behind it."""
 
-    def __init__(self, settings: Settings, config_path: Path | None = None) -> None:
+    def __init__(
+        self, settings: Settings, config_path: Path | None = None, *, reuse_port: bool = False
+    ) -> None:
         _trust_pydicom_values()
+        self.reuse_port = reuse_port  # a worker beside others on the port (pacs.supervisor)
         self.settings = settings
         self.config_path = config_path  # what SIGHUP reloads
         self.gatekeeper = Gatekeeper(_access_policy(settings))
@@ -178,6 +184,7 @@ class PacsApp:
                 retry_interval=commitment.retry_interval,
                 max_retry_interval=commitment.max_retry_interval,
                 deadline=commitment.report_deadline,
+                poll_interval=COMMITMENT_POLL,
             ),
             auditor=self.auditor,
         )
@@ -240,7 +247,9 @@ class PacsApp:
             ],
         )
         plain = self.settings.tls is None or self.settings.tls.plain_listener
-        listener = Listener(server.host, server.port, server.max_associations, plain)
+        listener = Listener(
+            server.host, server.port, server.max_associations, plain, self.reuse_port
+        )
         return DimseServer(
             listener,
             policy,
@@ -339,7 +348,7 @@ class PacsApp:
             await self.server.stop(0)
             metrics = self.settings.metrics
             port_key, host_key = "[metrics] port", "[metrics] host"
-            raise _listen_failure(metrics.host, metrics.port or 0, port_key, exc, host_key) from exc
+            raise listen_failure(metrics.host, metrics.port or 0, port_key, exc, host_key) from exc
         host, port = self.metrics_endpoint.address
         log.info("metrics at http://%s:%d/metrics", host, port)
 
@@ -366,7 +375,7 @@ class PacsApp:
             port_key, port = "[server] port", server.port
             if self.settings.tls and "[tls] port" in getattr(exc, "__notes__", ()):
                 port_key, port = "[tls] port", self.settings.tls.port
-            raise _listen_failure(server.host, port, port_key, exc) from exc
+            raise listen_failure(server.host, port, port_key, exc) from exc
 
     async def stop(self, grace: float = SHUTDOWN_GRACE) -> None:
         """Refuse new associations, let running ones finish, drain commits, close the index."""
@@ -377,6 +386,7 @@ class PacsApp:
         if self._worker is not None:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
+            await self.commitments.release()
         await self.commits.close()
         self.auditor.application_stopped()
         await self.auditor.close()
@@ -429,7 +439,7 @@ async def open_index(engine: AsyncEngine, settings: Settings) -> None:
     await ensure_schema(engine)
 
 
-def _listen_failure(
+def listen_failure(
     host: str, port: int, port_key: str, exc: OSError, host_key: str = "[server] host"
 ) -> StartupError:
     """Say which of `host_key` and `port_key` to fix when a listening socket fails."""
@@ -454,11 +464,22 @@ async def upgrade_database(settings: Settings) -> None:
         await engine.dispose()
 
 
-async def run(settings: Settings, config_path: Path | None = None) -> None:
-    """Serve until SIGINT or SIGTERM, then stop cleanly; SIGHUP reloads peers and permissions."""
-    app = PacsApp(settings, config_path)
+async def run(
+    settings: Settings,
+    config_path: Path | None = None,
+    *,
+    reuse_port: bool = False,
+    started: Callable[[asyncio.Event], None] | None = None,
+) -> None:
+    """Serve until SIGINT or SIGTERM, then stop cleanly; SIGHUP reloads peers and permissions.
+
+    `started` is called once listening, with the event that stops the server (a worker's).
+    """
+    app = PacsApp(settings, config_path, reuse_port=reuse_port)
     await app.start()
     stop = asyncio.Event()
+    if started is not None:
+        started(stop)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)

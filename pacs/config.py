@@ -37,6 +37,7 @@ from pacs.config_values import boolean as _boolean
 from pacs.config_values import one_of as _one_of
 from pacs.config_values import show as _show
 from pacs.config_values import text as _text
+from pacs.config_workers import MAX_WORKERS, check_workers
 from pacs.errors import ConfigError
 from pacs.index.records import DuplicatePolicy
 
@@ -62,6 +63,7 @@ class ServerSettings:
     acse_timeout: float = 30.0
     dimse_timeout: float = 60.0
     network_timeout: float = 300.0
+    workers: int = 1  # serving processes on the port (pacs.supervisor)
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +224,7 @@ _KEYS: Mapping[str, Mapping[str, _Parser]] = {
         "acse_timeout": _seconds,
         "dimse_timeout": _seconds,
         "network_timeout": _seconds,
+        "workers": _integer(1, MAX_WORKERS),
     },
     "database": {
         "url": _database_url,
@@ -400,7 +403,22 @@ def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -
             settings = dataclasses.replace(settings, database=database)
         except _Invalid as exc:
             raise ConfigError(f"environment variable {DATABASE_URL_VARIABLE}: {exc}") from None
+    try:
+        _check_workers(settings)
+    except _Invalid as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     return settings
+
+
+def _check_workers(settings: Settings) -> None:
+    """After PACS_DATABASE_URL: it may be what makes several workers possible."""
+    ports = {"[server] port": settings.server.port}
+    if settings.tls is not None:
+        ports["[tls] port"] = settings.tls.port
+    if settings.metrics.port:
+        ports["[metrics] port"] = settings.metrics.port
+    database = settings.database
+    check_workers(settings.server.workers, database.url, database.url_source, ports)
 
 
 def check_listen_host(settings: Settings, path: Path | None) -> None:

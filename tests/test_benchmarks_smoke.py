@@ -86,7 +86,7 @@ def test_tiny_ingest_reports_a_rate_for_every_target_up_to_eight_associations(
     tmp_path: Path,
 ) -> None:
     # pacs on SQLite runs in the whole-suite test below.
-    targets = ["pacs-pg", *(["storescp"] if dcmtk.find("storescp") else [])]
+    targets = ["pacs-pg", "pacs-pg-2w", *(["storescp"] if dcmtk.find("storescp") else [])]
     json_out, markdown_out = tmp_path / "ingest.json", tmp_path / "ingest.md"
     argv = [sys.executable, "-m", "benchmarks.ingest", "--scale", "tiny", "--runs", "1"]
     argv += ["--targets", ",".join(targets), "--json", str(json_out)]
