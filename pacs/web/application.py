@@ -14,7 +14,16 @@ from pacs.web import qido, stow
 from pacs.web.auth import Authenticator, auth_middleware
 from pacs.web.cors import Cors
 from pacs.web.errors import error_middleware
-from pacs.web.keys import AUDITOR, BASE_PATH, INGEST, QUERIES, RETRIEVE, SERVICES, WebServices
+from pacs.web.keys import (
+    AUDITOR,
+    BASE_PATH,
+    INGEST,
+    PUBLIC_URL,
+    QUERIES,
+    RETRIEVE,
+    SERVICES,
+    WebServices,
+)
 
 ENDPOINTS: tuple[Callable[[web.Application], None], ...] = (
     qido.add_routes,
@@ -35,6 +44,7 @@ def create_app(services: WebServices, settings: WebSettings) -> web.Application:
     app[RETRIEVE] = services.retrieve
     app[AUDITOR] = services.auditor
     app[BASE_PATH] = settings.base_path
+    app[PUBLIC_URL] = settings.public_url or ""
     for add_routes in ENDPOINTS:
         add_routes(app)
     return app
