@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import BodyPartReader, MultipartReader, hdrs, web
+from aiohttp import BodyPartReader, hdrs, web
 from aiohttp.helpers import parse_mimetype
 
 from pacs.archive.access import Operation
@@ -143,8 +143,7 @@ async def store(request: web.Request) -> web.StreamResponse:
     study = request.match_info.get("study")
     out = _Outcomes(base_url(request))
     try:
-        reader = await request.multipart()
-        await _store_parts(request, reader, caller, study, out)
+        await _store_parts(request, caller, study, out)
     finally:
         request.app[AUDITOR].association_ended(out)
     if not out.referenced and not out.failed:
@@ -161,7 +160,7 @@ async def store(request: web.Request) -> web.StreamResponse:
 
 
 async def _store_parts(
-    request: web.Request, reader: MultipartReader, caller: Caller, study: str | None, out: _Outcomes
+    request: web.Request, caller: Caller, study: str | None, out: _Outcomes
 ) -> None:
     """Store every part. The next part is read once the previous one's bytes are, while
     that one is made durable: fsyncs overlap and index commits group, as for several
@@ -169,6 +168,7 @@ async def _store_parts(
     storing: set[asyncio.Task[None]] = set()
     number = 0
     try:
+        reader = await request.multipart()
         while (reader_part := await reader.next()) is not None:
             if not isinstance(reader_part, BodyPartReader):  # nested multipart: no instance
                 out.refused(number, "", "", _NOT_UNDERSTOOD)
