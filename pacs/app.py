@@ -198,8 +198,9 @@ class PacsApp:
             registry = build_registry(self.metrics)
             self.metrics_endpoint = MetricsEndpoint(settings.metrics.host, port, registry, refresh)
         policy = lambda: self.gatekeeper.policy  # noqa: E731  # follows SIGHUP
-        services = WebServices(self.queries, self.ingest, self.retrieve, self.auditor, policy)
-        self.web = WebServer.configured(settings.web, tls, services)
+        classes = frozenset(storage_sop_classes())
+        web = WebServices(self.queries, self.ingest, self.retrieve, self.auditor, policy, classes)
+        self.web = WebServer.configured(settings.web, tls, web)
 
     def _build_server(self) -> DimseServer:
         server = self.settings.server
@@ -335,9 +336,7 @@ class PacsApp:
             await self._close_index()
             raise
         self.auditor.application_started()
-        # What start-up built lives as long as the process; left to the collector, each
-        # full collection would walk all of it again with the loop stopped.
-        gc.freeze()
+        gc.freeze()  # what start-up built lives on: full collections need not walk it
         log.info("pacs listening on %s as %s", self._listening(), self.settings.server.ae_title)
 
     async def _start_metrics(self) -> None:

@@ -228,9 +228,13 @@ async def test_stow_answers_202_when_some_fail_and_409_when_all_do(
     assert _value(failed[0], "00081197") == 0xA900
     assert _value(body, "00081190") == f"{_url(running_web)}/studies/{study}"
 
-    status, body = await _stow(f"{_url(running_web)}/studies", [b"not DICOM at all" * 20])
+    not_storage = make_instance(SOPClassUID="1.2.840.10008.5.1.4.1.2.2.1")  # a C-FIND class
+    parts = [b"not DICOM at all" * 20, _part10(not_storage)]
+    status, body = await _stow(f"{_url(running_web)}/studies", parts)
     assert status == 409
-    assert _value(body["00081198"]["Value"][0], "00081197") == 0xC000
+    failed = body["00081198"]["Value"]  # in the body's order
+    assert [_value(item, "00081197") for item in failed] == [0xC000, 0x0122]
+    assert _value(failed[1], "00081155") == not_storage.SOPInstanceUID
     assert "00081199" not in body
 
 
