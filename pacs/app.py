@@ -6,6 +6,7 @@ The thread pools are created and closed here; `pacs.threads` maps which work run
 import asyncio
 import dataclasses
 import errno
+import gc
 import logging
 import signal
 import socket
@@ -76,6 +77,8 @@ from pacs.net.tls import client_context, server_context
 from pacs.store.blobstore import FileBlobStore
 from pacs.store.probe import probe_root
 from pacs.threads import ThreadPools
+from pacs.web.keys import WebServices
+from pacs.web.server import WebServer
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +204,10 @@ class PacsApp:
             refresh = ScrapeRefresh(self.metrics, probes)
             registry = build_registry(self.metrics)
             self.metrics_endpoint = MetricsEndpoint(settings.metrics.host, port, registry, refresh)
+        policy = lambda: self.gatekeeper.policy  # noqa: E731  # follows SIGHUP
+        classes = frozenset(storage_sop_classes())
+        web = WebServices(self.queries, self.ingest, self.retrieve, self.auditor, policy, classes)
+        self.web = WebServer.configured(settings.web, tls, web)
 
     def _build_server(self) -> DimseServer:
         server = self.settings.server
@@ -331,12 +338,14 @@ class PacsApp:
             await open_index(self.engine, self.settings)
             await self._listen()
             await self._start_metrics()
+            await self._start_web()
             self._worker = asyncio.create_task(self.commitments.run(), name="commitment worker")
         except BaseException:
             await self.auditor.close()
             await self._close_index()
             raise
         self.auditor.application_started()
+        gc.freeze()  # what start-up built lives on: full collections need not walk it
         log.info("pacs listening on %s as %s", self._listening(), self.settings.server.ae_title)
 
     async def _start_metrics(self) -> None:
@@ -351,6 +360,19 @@ class PacsApp:
             raise listen_failure(metrics.host, metrics.port or 0, port_key, exc, host_key) from exc
         host, port = self.metrics_endpoint.address
         log.info("metrics at http://%s:%d/metrics", host, port)
+
+    async def _start_web(self) -> None:
+        if self.web is None:
+            return
+        try:
+            await self.web.start()
+        except OSError as exc:
+            await self.server.stop(0)
+            if self.metrics_endpoint is not None:
+                await self.metrics_endpoint.stop()
+            raise listen_failure(
+                self.web.host, self.web.port, "[web] port", exc, "[web] host"
+            ) from exc
 
     def _listening(self) -> str:
         listening = []
@@ -383,6 +405,8 @@ class PacsApp:
         await self.server.stop(grace)
         if self.metrics_endpoint is not None:
             await self.metrics_endpoint.stop()
+        if self.web is not None:
+            await self.web.stop()
         if self._worker is not None:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
