@@ -19,6 +19,8 @@ from pathlib import Path
 
 # DCMTK reads TCP_NODELAY from the environment; Orthanc links DCMTK's network layer.
 DCMTK_ENV = {**os.environ, "TCP_NODELAY": "1"}
+# DCMTK's clients as they come: Nagle's algorithm on.
+DCMTK_DEFAULTS_ENV = {k: v for k, v in os.environ.items() if k != "TCP_NODELAY"}
 _POLL_SECONDS = 0.1
 _PR_SET_PDEATHSIG = 1
 
@@ -51,6 +53,32 @@ def wait_for_port(process: subprocess.Popen[bytes], port: int, log: Path, timeou
                 return
         time.sleep(0.05)
     raise ServerFailed(f"port {port} not open after {timeout:.0f} s:\n{log_tail(log)}")
+
+
+def listeners(port: int) -> int:
+    """How many sockets listen on `port` (Linux: /proc/net/tcp and tcp6; several with
+    SO_REUSEPORT, one per pacs worker)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as lines:
+            for line in list(lines)[1:]:
+                local, state = line.split()[1], line.split()[3]
+                count += state == "0A" and int(local.rsplit(":", 1)[1], 16) == port
+    return count
+
+
+def wait_for_listeners(
+    process: subprocess.Popen[bytes], port: int, count: int, log: Path, timeout: float
+) -> None:
+    """Return once `count` sockets listen on `port` (every worker of a pacs supervisor)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ServerFailed(f"exited with {process.returncode} at start:\n{log_tail(log)}")
+        if listeners(port) >= count:
+            return
+        time.sleep(0.05)
+    raise ServerFailed(f"{count} listeners on {port} not there after {timeout:.0f} s")
 
 
 def wait_all(processes: Sequence[subprocess.Popen[bytes]], timeout: float) -> list[int]:

@@ -18,7 +18,8 @@ from benchmarks.targets import TARGETS
 REFERENCE_TARGET = "orthanc"
 BASELINE_TARGET = "pacs-baseline"  # another version of pacs, when one takes part
 SUBJECT_TARGET = "pacs"
-SUBJECT_TARGETS = frozenset({"pacs", "pacs-baseline", "pacs-pg"})  # pacs: versions, engines
+# pacs: versions, engines, processes
+SUBJECT_TARGETS = frozenset({"pacs", "pacs-baseline", "pacs-pg", "pacs-pg-2w"})
 
 
 @dataclass(frozen=True, slots=True)

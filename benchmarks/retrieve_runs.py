@@ -15,7 +15,14 @@ from pathlib import Path
 from pydicom import dcmread
 
 from benchmarks import dcmtk
-from benchmarks.processes import DCMTK_ENV, PeakMemory, log_tail, reset_peak, wait_all
+from benchmarks.processes import (
+    DCMTK_DEFAULTS_ENV,
+    DCMTK_ENV,
+    PeakMemory,
+    log_tail,
+    reset_peak,
+    wait_all,
+)
 from benchmarks.runs import CALLING_AE_TITLE, RunResult
 from benchmarks.servers import Server
 
@@ -27,6 +34,8 @@ CEILING_TARGET = "ceiling"
 class Operation(StrEnum):
     MOVE = "C-MOVE"
     GET = "C-GET"
+    # getscu as it comes, Nagle's algorithm on: how a workstation with default settings asks.
+    GET_DEFAULTS = "C-GET (getscu defaults, Nagle on)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +109,7 @@ def retrieve_once(
                 _argv(operation, server, study.uid, where.got),
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                env=DCMTK_ENV,
+                env=DCMTK_DEFAULTS_ENV if operation is Operation.GET_DEFAULTS else DCMTK_ENV,
             )
             [code] = wait_all([client], where.timeout)
             seconds = time.perf_counter() - started

@@ -8,7 +8,14 @@ from pathlib import Path
 
 from benchmarks import dcmtk
 from benchmarks.dataset import Kind
-from benchmarks.processes import DCMTK_ENV, PeakMemory, ServerFailed, log_tail, wait_all
+from benchmarks.processes import (
+    DCMTK_DEFAULTS_ENV,
+    DCMTK_ENV,
+    PeakMemory,
+    ServerFailed,
+    log_tail,
+    wait_all,
+)
 from benchmarks.servers import Server, Target, shutdown
 
 CALLING_AE_TITLE = "BENCH"
@@ -22,11 +29,14 @@ class Workload:
     kind: Kind
     count: int
     associations: int
+    # storescu as it comes, Nagle's algorithm on: how a modality with default settings sends.
+    client_defaults: bool = False
 
     @property
     def name(self) -> str:
         plural = "s" if self.associations > 1 else ""
-        return f"{KIND_LABELS[self.kind]} x{self.count}, {self.associations} association{plural}"
+        name = f"{KIND_LABELS[self.kind]} x{self.count}, {self.associations} association{plural}"
+        return f"{name}, storescu defaults (Nagle on)" if self.client_defaults else name
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,18 +70,21 @@ def split(files: list[Path], groups: int) -> list[list[Path]]:
 
 
 def send(
-    server: Server, groups: list[list[Path]], logdir: Path, timeout: float
+    server: Server,
+    groups: list[list[Path]],
+    logdir: Path,
+    timeout: float,
+    client_defaults: bool = False,
 ) -> tuple[float, list[int]]:
     """Run one storescu per group at once; return seconds to the last exit, and exit codes."""
+    env = DCMTK_DEFAULTS_ENV if client_defaults else DCMTK_ENV
     processes = []
     started = time.perf_counter()
     for number, group in enumerate(groups):
         with (logdir / f"storescu-{number}.log").open("wb") as log:
             argv = [dcmtk.tool("storescu"), "-aet", CALLING_AE_TITLE, "-aec", server.ae_title]
             argv += ["127.0.0.1", str(server.port), *map(str, group)]
-            processes.append(
-                subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=DCMTK_ENV)
-            )
+            processes.append(subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env))
     codes = wait_all(processes, max(1.0, started + timeout - time.perf_counter()))
     return time.perf_counter() - started, codes
 
@@ -101,7 +114,8 @@ def run_once(
             return replace(blank, error=f"server did not start: {exc}")
         try:
             with PeakMemory(server.process.pid) as memory:
-                seconds, codes = send(server, split(files, workload.associations), workdir, timeout)
+                groups = split(files, workload.associations)
+                seconds, codes = send(server, groups, workdir, timeout, workload.client_defaults)
                 stored = server.stored()
                 peak = memory.peak_mb()
         except subprocess.TimeoutExpired:

@@ -1,7 +1,8 @@
 """The storage SCPs an ingest benchmark compares: how to start each empty, and what it stored.
 
 pacs-pg is pacs on a PostgreSQL database of its own (benchmarks.postgres), created at start
-and dropped at stop; the other pacs targets run on SQLite. pacs-baseline is pacs from
+and dropped at stop, and pacs-pg-2w the same with two worker processes ([server] workers);
+the other pacs targets run on SQLite. pacs-baseline is pacs from
 another checkout (PACS_BASELINE_SRC), with the same configuration as pacs, so that two
 versions are measured interleaved in one run. The calibration receiver's variants are in
 benchmarks.calibration.
@@ -15,10 +16,17 @@ import sys
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 from benchmarks import calibration, dcmtk, postgres, s3_target
-from benchmarks.processes import DCMTK_ENV, free_port, launch, wait_for_port
+from benchmarks.processes import (
+    DCMTK_ENV,
+    free_port,
+    launch,
+    wait_for_listeners,
+    wait_for_port,
+)
 from benchmarks.servers import (
     Destination,
     Server,
@@ -43,6 +51,7 @@ def _pacs_config(
     *,
     access: bool = True,
     extra: str = "",
+    workers: int = 1,
     storage: str = "",
 ) -> Path:
     """The benchmark configuration; `access=False` for a pacs from before [access] existed
@@ -54,7 +63,9 @@ def _pacs_config(
         for peer in destinations
     )
     config.write_text(
-        f'[server]\nhost = "127.0.0.1"\nport = {port}\n[logging]\nlevel = "WARNING"\n'
+        f'[server]\nhost = "127.0.0.1"\nport = {port}\n'
+        + (f"workers = {workers}\n" if workers > 1 else "")
+        + '[logging]\nlevel = "WARNING"\n'
         f'[storage]\nroot = "{workdir / "store"}"\n{storage}'
         f'[database]\nurl = "sqlite+aiosqlite:///{workdir / "index.sqlite"}"\n'
         + (ACCESS if access else "")
@@ -72,16 +83,22 @@ def start_pacs(
     cwd: Path | None = None,
     access: bool = True,
     extra: str = "",
+    workers: int = 1,
     storage: str = "",
 ) -> Server:
     """pacs on SQLite (unless `env` sets PACS_DATABASE_URL), logging at WARNING, knowing
-    `destinations` as [[peers]]; its blobs live at `<root>/ab/cd/<sha256>`."""
+    `destinations` as [[peers]]; its blobs live at `<root>/ab/cd/<sha256>`. With
+    `workers` > 1 (PostgreSQL), it is up once every worker listens."""
     port = free_port()
-    config = _pacs_config(workdir, port, destinations, access=access, extra=extra, storage=storage)
+    config = _pacs_config(
+        workdir, port, destinations, access=access, extra=extra, workers=workers, storage=storage
+    )
     log = workdir / "pacs.log"
     argv = [sys.executable, "-m", "pacs", "serve", "--config", str(config)]
     process = launch(argv, log, env=None if env is None else dict(env), cwd=cwd)
     wait_for_port(process, port, log, START_TIMEOUT)
+    if workers > 1:
+        wait_for_listeners(process, port, workers, log, START_TIMEOUT)
     return Server(process, port, "PACS", count_files("??/??/*", workdir / "store"), log)
 
 
@@ -134,7 +151,9 @@ def _baseline_version() -> str:
     return f"pacs {found[1] if found else 'unknown'} at {source}, commit {commit}"
 
 
-def start_pacs_postgres(workdir: Path, destinations: Sequence[Destination] = ()) -> Server:
+def start_pacs_postgres(
+    workdir: Path, destinations: Sequence[Destination] = (), *, workers: int = 1
+) -> Server:
     """pacs on a database of its own, created empty in the PostgreSQL server; dropped at stop."""
     name = postgres.create_database()
     env = {**os.environ, "PACS_DATABASE_URL": postgres.database_url(name)}
@@ -143,7 +162,7 @@ def start_pacs_postgres(workdir: Path, destinations: Sequence[Destination] = ())
         postgres.drop_database(name)
 
     try:
-        server = start_pacs(workdir, destinations, env=env)
+        server = start_pacs(workdir, destinations, env=env, workers=workers)
     except BaseException:
         drop()
         raise
@@ -237,6 +256,13 @@ TARGETS = {
         s3_target.missing,
         s3_target.start_with(start_pacs),
         lambda: f"pacs {package_version('pacs')}, moto {package_version('moto')}",
+    ),
+    # Two serving processes on one port ([server] workers = 2), one database.
+    "pacs-pg-2w": Target(
+        "pacs-pg-2w",
+        postgres.unavailable,
+        partial(start_pacs_postgres, workers=2),
+        _pacs_postgres_version,
     ),
     "orthanc": Target(
         "orthanc",

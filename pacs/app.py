@@ -6,9 +6,11 @@ The thread pools are created and closed here; `pacs.threads` maps which work run
 import asyncio
 import dataclasses
 import errno
+import gc
 import logging
 import signal
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 import pydicom.config
@@ -74,6 +76,8 @@ from pacs.net.timeouts import Timeouts
 from pacs.net.tls import client_context, server_context
 from pacs.store.backends import open_store, probe, store_setting
 from pacs.threads import ThreadPools
+from pacs.web.keys import WebServices
+from pacs.web.server import WebServer
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +88,8 @@ TIMED_OPERATIONS = (Command.C_STORE_RQ, Command.C_FIND_RQ, Command.C_MOVE_RQ, Co
 # Staging files the store keeps created ahead of need: one each for a few associations
 # storing at once (a C-STORE that finds none creates its own).
 SPARE_STAGING_FILES = 4
+# Seconds between looks for commitment transactions other processes left (they died).
+COMMITMENT_POLL = 10.0
 
 
 def _trust_pydicom_values() -> None:
@@ -100,8 +106,11 @@ def _trust_pydicom_values() -> None:
 class PacsApp:
     """The running archive: its DICOM server and the services behind it."""
 
-    def __init__(self, settings: Settings, config_path: Path | None = None) -> None:
+    def __init__(
+        self, settings: Settings, config_path: Path | None = None, *, reuse_port: bool = False
+    ) -> None:
         _trust_pydicom_values()
+        self.reuse_port = reuse_port  # a worker beside others on the port (pacs.supervisor)
         self.settings = settings
         self.config_path = config_path  # what SIGHUP reloads
         self.gatekeeper = Gatekeeper(_access_policy(settings))
@@ -178,6 +187,7 @@ class PacsApp:
                 retry_interval=commitment.retry_interval,
                 max_retry_interval=commitment.max_retry_interval,
                 deadline=commitment.report_deadline,
+                poll_interval=COMMITMENT_POLL,
             ),
             auditor=self.auditor,
         )
@@ -194,6 +204,10 @@ class PacsApp:
             refresh = ScrapeRefresh(self.metrics, probes)
             registry = build_registry(self.metrics)
             self.metrics_endpoint = MetricsEndpoint(settings.metrics.host, port, registry, refresh)
+        policy = lambda: self.gatekeeper.policy  # noqa: E731  # follows SIGHUP
+        classes = frozenset(storage_sop_classes())
+        web = WebServices(self.queries, self.ingest, self.retrieve, self.auditor, policy, classes)
+        self.web = WebServer.configured(settings.web, tls, web)
 
     def _build_server(self) -> DimseServer:
         server = self.settings.server
@@ -240,7 +254,9 @@ class PacsApp:
             ],
         )
         plain = self.settings.tls is None or self.settings.tls.plain_listener
-        listener = Listener(server.host, server.port, server.max_associations, plain)
+        listener = Listener(
+            server.host, server.port, server.max_associations, plain, self.reuse_port
+        )
         return DimseServer(
             listener,
             policy,
@@ -322,12 +338,14 @@ class PacsApp:
             await open_index(self.engine, self.settings)
             await self._listen()
             await self._start_metrics()
+            await self._start_web()
             self._worker = asyncio.create_task(self.commitments.run(), name="commitment worker")
         except BaseException:
             await self.auditor.close()
             await self._close_index()
             raise
         self.auditor.application_started()
+        gc.freeze()  # what start-up built lives on: full collections need not walk it
         log.info("pacs listening on %s as %s", self._listening(), self.settings.server.ae_title)
 
     async def _start_metrics(self) -> None:
@@ -339,9 +357,22 @@ class PacsApp:
             await self.server.stop(0)
             metrics = self.settings.metrics
             port_key, host_key = "[metrics] port", "[metrics] host"
-            raise _listen_failure(metrics.host, metrics.port or 0, port_key, exc, host_key) from exc
+            raise listen_failure(metrics.host, metrics.port or 0, port_key, exc, host_key) from exc
         host, port = self.metrics_endpoint.address
         log.info("metrics at http://%s:%d/metrics", host, port)
+
+    async def _start_web(self) -> None:
+        if self.web is None:
+            return
+        try:
+            await self.web.start()
+        except OSError as exc:
+            await self.server.stop(0)
+            if self.metrics_endpoint is not None:
+                await self.metrics_endpoint.stop()
+            raise listen_failure(
+                self.web.host, self.web.port, "[web] port", exc, "[web] host"
+            ) from exc
 
     def _listening(self) -> str:
         listening = []
@@ -366,7 +397,7 @@ class PacsApp:
             port_key, port = "[server] port", server.port
             if self.settings.tls and "[tls] port" in getattr(exc, "__notes__", ()):
                 port_key, port = "[tls] port", self.settings.tls.port
-            raise _listen_failure(server.host, port, port_key, exc) from exc
+            raise listen_failure(server.host, port, port_key, exc) from exc
 
     async def stop(self, grace: float = SHUTDOWN_GRACE) -> None:
         """Refuse new associations, let running ones finish, drain commits, close the index."""
@@ -374,9 +405,12 @@ class PacsApp:
         await self.server.stop(grace)
         if self.metrics_endpoint is not None:
             await self.metrics_endpoint.stop()
+        if self.web is not None:
+            await self.web.stop()
         if self._worker is not None:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
+            await self.commitments.release()
         await self.commits.close()
         self.auditor.application_stopped()
         await self.auditor.close()
@@ -429,7 +463,7 @@ async def open_index(engine: AsyncEngine, settings: Settings) -> None:
     await ensure_schema(engine)
 
 
-def _listen_failure(
+def listen_failure(
     host: str, port: int, port_key: str, exc: OSError, host_key: str = "[server] host"
 ) -> StartupError:
     """Say which of `host_key` and `port_key` to fix when a listening socket fails."""
@@ -454,11 +488,22 @@ async def upgrade_database(settings: Settings) -> None:
         await engine.dispose()
 
 
-async def run(settings: Settings, config_path: Path | None = None) -> None:
-    """Serve until SIGINT or SIGTERM, then stop cleanly; SIGHUP reloads peers and permissions."""
-    app = PacsApp(settings, config_path)
+async def run(
+    settings: Settings,
+    config_path: Path | None = None,
+    *,
+    reuse_port: bool = False,
+    started: Callable[[asyncio.Event], None] | None = None,
+) -> None:
+    """Serve until SIGINT or SIGTERM, then stop cleanly; SIGHUP reloads peers and permissions.
+
+    `started` is called once listening, with the event that stops the server (a worker's).
+    """
+    app = PacsApp(settings, config_path, reuse_port=reuse_port)
     await app.start()
     stop = asyncio.Event()
+    if started is not None:
+        started(stop)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)

@@ -23,6 +23,7 @@ from pacs.config import Settings, check_listen_host, load_settings
 from pacs.errors import ConfigError, PacsError
 from pacs.index.deletion import DeletionPlan, Level, Selection
 from pacs.log_format import log_handler
+from pacs.supervisor import WorkerSpec, run_worker, supervise
 
 log = logging.getLogger("pacs")
 
@@ -59,6 +60,8 @@ def _parser() -> argparse.ArgumentParser:
         "then refuse new ones, let running ones finish, and exit.",
     )
     serve.add_argument("--config", type=Path, help=config_help)
+    # Set by the supervisor on the workers it starts ([server] workers > 1).
+    serve.add_argument("--worker", help=argparse.SUPPRESS)
 
     check = commands.add_parser(
         "config",
@@ -139,18 +142,25 @@ class _AlembicSetupAtDebug(logging.Filter):
         return True
 
 
-def _configure_logging(settings: Settings) -> None:
+def _configure_logging(settings: Settings, worker: int | None = None) -> None:
     logging.basicConfig(
-        level=settings.logging.level, handlers=[log_handler(settings.logging.format)]
+        level=settings.logging.level, handlers=[log_handler(settings.logging.format, worker)]
     )
     logging.getLogger("alembic.runtime.migration").addFilter(_AlembicSetupAtDebug())
 
 
-def _serve(settings: Settings, path: Path | None) -> int:
+def _serve(settings: Settings, path: Path | None, worker: str | None) -> int:
     check_listen_host(settings, path)
+    if worker is not None:
+        spec = WorkerSpec.parse(worker)
+        _configure_logging(settings, spec.number)
+        run_worker(settings, path, spec)
+        return 0
     _configure_logging(settings)
     for warning in settings.warnings:
         logging.getLogger(__name__).warning("%s: %s", path, warning)
+    if settings.server.workers > 1:
+        return supervise(settings, path)
     asyncio.run(run(settings, path))
     return 0
 
@@ -366,7 +376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(path)
         if args.command == "serve":
-            return _serve(settings, path)
+            return _serve(settings, path, args.worker)
         if args.command == "db":
             return _upgrade(settings)
         if (admin := ADMIN_COMMANDS.get(args.command)) is not None:

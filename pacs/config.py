@@ -46,6 +46,8 @@ from pacs.config_values import boolean as _boolean
 from pacs.config_values import one_of as _one_of
 from pacs.config_values import show as _show
 from pacs.config_values import text as _text
+from pacs.config_web import WebSettings, check_web, parse_web
+from pacs.config_workers import MAX_WORKERS, check_workers
 from pacs.errors import ConfigError
 from pacs.index.records import DuplicatePolicy
 
@@ -71,6 +73,7 @@ class ServerSettings:
     acse_timeout: float = 30.0
     dimse_timeout: float = 60.0
     network_timeout: float = 300.0
+    workers: int = 1  # serving processes on the port (pacs.supervisor)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +165,7 @@ class Settings:
     tls: TlsSettings | None = None
     audit: AuditSettings = field(default_factory=AuditSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    web: WebSettings = field(default_factory=WebSettings)
     # De-identification profiles by name, "basic" among them ([deidentify.NAME]).
     deidentify: Mapping[str, DeidentifyProfile] = field(default_factory=lambda: parse_profiles({}))
     # What the admin should change in the file although it loaded (deprecated keys).
@@ -233,6 +237,7 @@ _KEYS: Mapping[str, Mapping[str, _Parser]] = {
         "acse_timeout": _seconds,
         "dimse_timeout": _seconds,
         "network_timeout": _seconds,
+        "workers": _integer(1, MAX_WORKERS),
     },
     "database": {
         "url": _database_url,
@@ -268,6 +273,7 @@ _KEYS: Mapping[str, Mapping[str, _Parser]] = {
     "audit": AUDIT_KEYS,
     "tls": tls_keys(_integer(0, 65535), _seconds),
     "metrics": metrics_keys(_integer(0, 65535)),
+    "web": {},  # parsed by config_web, which needs the peers
     "deidentify": {},  # profiles by name: parsed by config_deidentify
 }
 _PEER_REQUIRED = ("ae_title", "host", "port")
@@ -373,6 +379,8 @@ def _parse_document(document: dict[str, object]) -> Settings:
     metrics = section(MetricsSettings, "metrics")
     ports = {"[server] port": server.port, **({"[tls] port": tls.port} if tls else {})}
     check_metrics(metrics, ports)
+    web = parse_web(document.get("web", {}), _integer(0, 65535), [p.ae_title for p in peers])
+    check_web(web, tls is not None, {**ports, "[metrics] port": metrics.port or 0})
     profiles = parse_profiles(document.get("deidentify", {}))
     check_peer_profiles([(p.ae_title, p.deidentify) for p in peers], profiles)
     return Settings(
@@ -388,6 +396,7 @@ def _parse_document(document: dict[str, object]) -> Settings:
         warnings=warnings,
         audit=_parse_audit(document.get("audit", {})),
         metrics=metrics,
+        web=web,
         deidentify=profiles,
     )
 
@@ -422,7 +431,22 @@ def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -
             settings = dataclasses.replace(settings, database=database)
         except _Invalid as exc:
             raise ConfigError(f"environment variable {DATABASE_URL_VARIABLE}: {exc}") from None
+    try:
+        _check_workers(settings)
+    except _Invalid as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     return settings
+
+
+def _check_workers(settings: Settings) -> None:
+    """After PACS_DATABASE_URL: it may be what makes several workers possible."""
+    ports = {"[server] port": settings.server.port}
+    if settings.tls is not None:
+        ports["[tls] port"] = settings.tls.port
+    if settings.metrics.port:
+        ports["[metrics] port"] = settings.metrics.port
+    database = settings.database
+    check_workers(settings.server.workers, database.url, database.url_source, ports)
 
 
 def check_listen_host(settings: Settings, path: Path | None) -> None:

@@ -22,6 +22,10 @@ _BASE_KEYS = ("time", "level", "logger", "message", "exception")
 class JsonFormatter(logging.Formatter):
     """One JSON object per record: time (UTC, ISO 8601), level, logger, message, fields."""
 
+    def __init__(self, worker: int | None = None) -> None:
+        super().__init__()
+        self._worker = worker
+
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
@@ -29,6 +33,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        if self._worker is not None:
+            line["worker"] = self._worker
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             for key, value in fields.items():
@@ -41,9 +47,16 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(line, default=str).decode()
 
 
-def log_handler(format_name: str) -> logging.Handler:
-    """A handler writing to stderr in `format_name` ("text" or "json")."""
+def log_handler(format_name: str, worker: int | None = None) -> logging.Handler:
+    """A handler writing to stderr in `format_name` ("text" or "json").
+
+    A worker's lines say which worker wrote them (pacs.supervisor): "worker-N" before the
+    logger's name, or a "worker" key.
+    """
     handler = logging.StreamHandler(sys.stderr)
-    json_lines = format_name == "json"
-    handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter(TEXT_FORMAT))
+    if format_name == "json":
+        handler.setFormatter(JsonFormatter(worker))
+        return handler
+    tag = "" if worker is None else f"worker-{worker} "
+    handler.setFormatter(logging.Formatter(TEXT_FORMAT.replace("%(name)s", tag + "%(name)s")))
     return handler

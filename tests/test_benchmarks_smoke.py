@@ -87,7 +87,8 @@ def test_tiny_ingest_reports_a_rate_for_every_target_up_to_eight_associations(
     tmp_path: Path,
 ) -> None:
     # pacs on SQLite runs in the whole-suite test below.
-    targets = ["pacs-pg", "pacs-s3", *(["storescp"] if dcmtk.find("storescp") else [])]
+    targets = ["pacs-pg", "pacs-pg-2w", "pacs-s3"]
+    targets += ["storescp"] if dcmtk.find("storescp") else []
     json_out, markdown_out = tmp_path / "ingest.json", tmp_path / "ingest.md"
     argv = [sys.executable, "-m", "benchmarks.ingest", "--scale", "tiny", "--runs", "1"]
     argv += ["--targets", ",".join(targets), "--json", str(json_out)]
@@ -106,9 +107,9 @@ def test_tiny_ingest_reports_a_rate_for_every_target_up_to_eight_associations(
         f"{kind} x8, {associations}"
         for kind in ("SC 64x64 8-bit", "CT 512x512 16-bit")
         for associations in ("1 association", "4 associations", "8 associations")
-    }
+    } | {"SC 64x64 8-bit x8, 1 association, storescu defaults (Nagle on)"}
     assert {target for _, target in rates} == set(targets)
-    assert len(rates) == 6 * len(targets)
+    assert len(rates) == 7 * len(targets)
     assert all(rate > 0 for rate in rates.values()), rates
     assert all(run["stored"] == run["instances"] == 8 for run in report["runs"])
 
@@ -151,7 +152,7 @@ def test_one_command_runs_every_benchmark_and_summarises_them(tmp_path: Path) ->
 def _check_ingest(report: dict[str, Any]) -> None:
     rates = {s["workload"]: s["instances_per_second"] for s in report["summary"]}
     assert {s["target"] for s in report["summary"]} == {"pacs"}
-    assert len(rates) == 6  # two kinds, over 1, 4 and 8 associations
+    assert len(rates) == 7  # two kinds, over 1, 4 and 8 associations; storescu's defaults
     assert all(rate > 0 for rate in rates.values()), rates
     assert all(run["stored"] == run["instances"] == 8 for run in report["runs"])
 
@@ -163,6 +164,7 @@ def _check_retrieve(report: dict[str, Any]) -> None:
         ("C-MOVE CT 512x512 16-bit x8, one study", "ceiling"),
         ("C-MOVE CT 512x512 16-bit x8, one study", "pacs"),
         ("C-GET CT 512x512 16-bit x8, one study", "pacs"),
+        ("C-GET (getscu defaults, Nagle on) CT 512x512 16-bit x8, one study", "pacs"),
     }
     assert all(rate > 0 for rate in rates.values()), rates
     assert all(run["stored"] == run["instances"] == 8 for run in report["runs"])
@@ -364,3 +366,21 @@ def test_deidentify_transfer_prints_move_and_export_rates() -> None:
     labels = ["C-MOVE as stored", "C-MOVE de-identified", "export de-identified"]
     assert [label for label, _ in rows] == labels * 2
     assert all(rate.isdigit() and int(rate) > 0 for _, rate in rows)
+
+
+@pytest.mark.benchmark_smoke
+@pytest.mark.timeout(200)
+def test_tiny_dicomweb_run_times_every_search_and_reports_stow_rates(tmp_path: Path) -> None:
+    json_out = tmp_path / "dicomweb.json"
+    argv = [sys.executable, "-m", "benchmarks.dicomweb", "--scales", "600", "--targets", "pacs"]
+    argv += ["--repeats", "2", "--stow", "6", "--runs", "1", "--json", str(json_out)]
+
+    result = subprocess.run(
+        argv, cwd=ROOT, capture_output=True, text=True, timeout=180, check=False
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    report = json.loads(json_out.read_text())
+    searches = report["qido"]["pacs 600"]["searches"]
+    assert len(searches) == 5 and all(s["n"] == 2 and s["wrong"] == 0 for s in searches.values())
+    assert all(rate > 0 for rates in report["stow"].values() for rate in rates)

@@ -4,6 +4,11 @@
 A worker verifies each referenced instance against the index and the store,
 keeps the result in the database, and sends the report through a
 ReportSender; an undelivered report is retried with backoff until its deadline.
+
+Processes sharing the database coordinate through it: a transaction is reported by the
+process that holds its claim (index/commitments.py), which is the one that took the
+N-ACTION unless it died; claims are renewed every third of the lease while the worker
+runs and released when it stops.
 """
 
 import asyncio
@@ -54,6 +59,12 @@ class CommitmentPolicy:
     retry_interval: float = 5.0
     max_retry_interval: float = 300.0
     deadline: float = 86400.0
+    # How long a claim holds without renewal: how late a report of a process that
+    # died comes from another one.
+    lease: float = 30.0
+    # Look for transactions of other processes at least this often (None: only when due
+    # or woken, for a process alone on its database).
+    poll_interval: float | None = None
 
 
 class Clock(Protocol):
@@ -109,26 +120,60 @@ class CommitmentService:
         now = self._clock.now()
         deadline = now + timedelta(seconds=self._policy.deadline)
         added = await self._ledger.add(
-            transaction_uid, requester_ae_title, references, now, deadline
+            transaction_uid,
+            requester_ae_title,
+            references,
+            now,
+            deadline,
+            claim_until=self._until(),
         )
         self._wake.set()
         return added
 
+    def _until(self) -> datetime:
+        return self._clock.now() + timedelta(seconds=self._policy.lease)
+
     async def run(self) -> None:
         """The worker: resolve and report due transactions until cancelled."""
+        keeper = asyncio.create_task(self._keep_claims(), name="commitment claims")
+        try:
+            await self._work()
+        finally:
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
+
+    async def _work(self) -> None:
         clock = self._clock
         while True:
             try:
-                for transaction in await self._ledger.due(clock.now()):
+                for transaction in await self._ledger.claim_due(clock.now(), self._until()):
                     await self._process(transaction)
                 next_due = await self._ledger.next_due()
             except PacsError as exc:
                 log.warning("commitment worker: %s; trying again shortly", exc)
                 next_due = clock.now() + timedelta(seconds=self._policy.retry_interval)
             wait = None if next_due is None else (next_due - clock.now()).total_seconds()
+            if (poll := self._policy.poll_interval) is not None:
+                wait = poll if wait is None else min(wait, poll)
             self._wake.clear()
             if wait is None or wait > 0:
                 await clock.wait(self._wake, wait)
+
+    async def _keep_claims(self) -> None:
+        """Renew this process's claims while it runs, well before they run out."""
+        while True:
+            await asyncio.sleep(self._policy.lease / 3)
+            try:
+                await self._ledger.renew(self._until())
+            except PacsError as exc:
+                log.warning("commitment worker: claims not renewed: %s", exc)
+
+    async def release(self) -> None:
+        """Give up this process's claims once its worker stopped (others take them over)."""
+        try:
+            await self._ledger.release()
+        except PacsError as exc:
+            log.warning("commitment claims not released (they run out by themselves): %s", exc)
 
     async def _process(self, transaction: Transaction) -> None:
         uid = transaction.transaction_uid
@@ -142,6 +187,10 @@ class CommitmentService:
                 failed=len(result["failed"]),
                 description=f"storage commitment {uid}: {len(result['failed'])} failed",
             )
+        if not await self._ledger.holds(uid, self._until()):
+            # This process stalled past its lease and another one took the transaction.
+            log.warning("commitment %s: claimed by another process meanwhile; not reported", uid)
+            return
         try:
             await self._sender.send_report(transaction.requester_ae_title, uid, result)
         except ReportNotDelivered as exc:

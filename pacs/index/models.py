@@ -204,6 +204,10 @@ class CommitmentRequest(Base):
     deadline: Mapped[datetime] = mapped_column(TIMESTAMP)
     created_at: Mapped[datetime] = mapped_column(TIMESTAMP)
     reported_at: Mapped[datetime | None] = mapped_column(TIMESTAMP)
+    # The process that reports it, and until when its claim holds (renewed while it
+    # lives): with several processes on one database each transaction is reported once.
+    claimed_by: Mapped[str | None] = mapped_column(String)
+    claimed_until: Mapped[datetime | None] = mapped_column(TIMESTAMP)
 
 
 class DeidentifiedUid(Base):

@@ -6,6 +6,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -29,9 +30,20 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
+# Key of the PostgreSQL advisory lock that one migrating process holds at a time.
+MIGRATION_LOCK = 0x7061_6373  # "pacs"
+
+
 async def upgrade_to_head(engine: AsyncEngine) -> None:
-    """Apply every migration this code knows, in one transaction where the database allows."""
+    """Apply every migration this code knows, in one transaction where the database allows.
+
+    On PostgreSQL several processes or hosts may start at once on one database: each
+    takes an advisory lock first, held until its transaction ends, so one migrates and
+    the others then find the schema at head. SQLite's writer lock does the same there.
+    """
     async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         await conn.run_sync(_upgrade)
 
 

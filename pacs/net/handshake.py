@@ -51,10 +51,13 @@ log = logging.getLogger(__name__)
 
 
 def set_nodelay(wire: Wire) -> None:
-    """Disable Nagle: DIMSE is request/response, and delayed ACKs would hold up every reply."""
+    """Disable Nagle and acknowledge every read at once: DIMSE is request/response, and
+    Nagle's algorithm on either side, with the other's delayed ACKs, would hold up every
+    message written in more than one piece."""
     sock = wire.get_extra_info("socket")
     if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    wire.acknowledge_each_read()
 
 
 # An A-ASSOCIATE-RQ/AC is a few KB even with hundreds of contexts; more is not a peer we serve.

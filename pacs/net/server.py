@@ -29,6 +29,8 @@ class Listener:
     port: int
     max_associations: int
     plain: bool = True  # False: only the TLS listener accepts associations
+    # SO_REUSEPORT: several worker processes listen on the same port (pacs.supervisor).
+    reuse_port: bool = False
 
 
 @dataclass(slots=True)
@@ -112,6 +114,7 @@ class DimseServer:
                     tls.handshake_timeout,
                     self._on_connection,
                     auditor=self._auditor,
+                    reuse_port=self._listener.reuse_port,
                 )
             except OSError as exc:
                 exc.add_note("[tls] port")
@@ -120,7 +123,10 @@ class DimseServer:
             try:
                 loop = asyncio.get_running_loop()
                 self._server = await loop.create_server(
-                    lambda: Wire(self._spawn), self._listener.host, self._listener.port
+                    lambda: Wire(self._spawn),
+                    self._listener.host,
+                    self._listener.port,
+                    reuse_port=self._listener.reuse_port,
                 )
             except OSError:
                 if self._tls_server is not None:

@@ -248,6 +248,7 @@ async def start_tls_server(
     on_connection: OnConnection,
     *,
     auditor: Auditor | None = None,
+    reuse_port: bool = False,
 ) -> asyncio.Server:
     """Listen for TLS connections; hand each to `on_connection` after its handshake.
 
@@ -278,4 +279,4 @@ async def start_tls_server(
         wire.connection_made(secure)
         await on_connection(wire)
 
-    return await loop.create_server(lambda: _Gate(handshake), host, port)
+    return await loop.create_server(lambda: _Gate(handshake), host, port, reuse_port=reuse_port)

@@ -14,6 +14,8 @@ A silent peer is timed out by one timer handle, re-armed once per timeout period
 """
 
 import asyncio
+import functools
+import socket
 from collections.abc import Callable
 from typing import Any, Protocol, cast
 
@@ -26,6 +28,9 @@ BUFFER_SIZE = 256 * 1024
 MIN_READ = 16 * 1024
 # Unread bytes the handshake lets pile up before it stops reading.
 HANDSHAKE_READAHEAD = 256 * 1024
+# Linux only; elsewhere the kernel's delayed ACKs stand.
+TCP_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
+_INET = (socket.AF_INET, socket.AF_INET6)
 
 
 class Receiver(PduSink, Protocol):
@@ -68,6 +73,21 @@ class Wire(asyncio.BufferedProtocol):
         self._idle_timeout: float | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._last_data = 0.0
+        self._quickack: Callable[[], None] | None = None
+
+    def acknowledge_each_read(self) -> None:
+        """Have the kernel acknowledge what arrived at once, after every read (TCP_QUICKACK).
+
+        A peer that leaves Nagle's algorithm on, as DCMTK's tools and most toolkits do by
+        default, holds a C-STORE-RQ's data set until its command PDU is acknowledged, and a
+        C-STORE-RSP split in two writes until its first part is. The kernel delays that
+        ACK while it waits for an answer to carry it, which pacs only sends once the whole
+        message is in: a stall of one delayed-ACK timeout per instance. Quick-ack mode ends
+        by itself, so it is armed again after each read.
+        """
+        sock = self.get_extra_info("socket")
+        if TCP_QUICKACK is not None and sock is not None and sock.family in _INET:
+            self._quickack = functools.partial(sock.setsockopt, socket.IPPROTO_TCP, TCP_QUICKACK, 1)
 
     # -- asyncio's side ------------------------------------------------------------
 
@@ -87,6 +107,8 @@ class Wire(asyncio.BufferedProtocol):
 
     def buffer_updated(self, nbytes: int) -> None:
         self._end += nbytes
+        if self._quickack is not None:
+            self._quickack()
         if self._parser is None:
             self._wake()
             if self._end - self._start > max(HANDSHAKE_READAHEAD, self._want):

@@ -4,7 +4,7 @@ import json
 import logging
 import sys
 
-from pacs.log_format import JsonFormatter
+from pacs.log_format import JsonFormatter, log_handler
 
 
 def _record(msg: str, *args: object) -> logging.LogRecord:
@@ -36,3 +36,13 @@ def test_a_traceback_goes_into_its_own_key_on_the_same_line() -> None:
 
     assert "\n" not in text
     assert "ValueError: broken" in json.loads(text)["exception"]
+
+
+def test_a_workers_lines_say_which_worker_wrote_them() -> None:
+    record = _record("pacs listening")
+
+    text = log_handler("text", worker=2).format(record)
+    line = json.loads(log_handler("json", worker=2).format(record))
+
+    assert text.endswith(" WARNING worker-2 pacs.test: pacs listening")
+    assert (line["worker"], line["message"]) == (2, "pacs listening")
