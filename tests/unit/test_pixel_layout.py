@@ -20,12 +20,13 @@ def _readable(path: str) -> pydicom.Dataset | None:
         warnings.simplefilter("ignore")
         try:
             ds = pydicom.dcmread(path)
+            frames = str(ds.get("NumberOfFrames") or 1)
         except Exception:
             return None
     syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
     if syntax is None or scanned_syntax(str(syntax)) is None or "PixelData" not in ds:
         return None
-    if not str(ds.get("NumberOfFrames") or 1).isdigit() or "BitsAllocated" not in ds:
+    if not frames.isdigit() or "BitsAllocated" not in ds:
         return None  # a malformed frame count, or pixel data without its image attributes
     try:
         with open(path, "rb") as fp:
