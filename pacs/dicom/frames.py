@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pacs.dicom.pixel_layout import Layout
-from pacs.errors import PacsError
+from pacs.errors import ResourceNotFound, TransferUnavailable
 
 GEOMETRY = {
     "Rows": "00280010",
@@ -21,11 +21,11 @@ GEOMETRY = {
 }
 
 
-class FrameUnavailable(PacsError):
-    """A frame that the instance does not have, or whose bytes cannot be found."""
+class FrameUnavailable(TransferUnavailable):
+    """A frame whose bytes cannot be told apart from its neighbours' in the file."""
 
 
-class NoSuchFrame(FrameUnavailable):
+class NoSuchFrame(ResourceNotFound):
     """A frame number outside 1..NumberOfFrames, or an instance without pixel data."""
 
 
