@@ -28,8 +28,10 @@ from pacs.store.protocol import BlobStore
 log = logging.getLogger(__name__)
 
 AS_STORED = "*"
-IMAGE_PIXEL = ("00280002", "00280004", "00280006", "00280010", "00280011")
-IMAGE_PIXEL += ("00280100", "00280101", "00280102", "00280103")
+IMAGE_PIXEL = (
+    *("00280002", "00280004", "00280006", "00280010", "00280011"),
+    *("00280100", "00280101", "00280102", "00280103"),
+)
 
 
 class InstanceNotFound(ResourceNotFound):

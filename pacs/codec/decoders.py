@@ -10,7 +10,7 @@ from pydicom.encaps import encapsulate
 from pydicom.pixels.decoders.base import Decoder, get_decoder
 from pydicom.pixels.utils import get_expected_length
 from pydicom.tag import BaseTag, Tag
-from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRLittleEndian
 from pydicom.valuerep import VR
 
 from pacs.codec import gdcm_jpeg
@@ -82,7 +82,7 @@ def decode_frame(image: Dataset, encoded: bytes, transfer_syntax: str) -> bytes:
     image.PixelData = encapsulate([encoded])
     image["PixelData"].VR = VR.OB
     image.file_meta = FileMetaDataset()
-    image.file_meta.TransferSyntaxUID = transfer_syntax
+    image.file_meta.TransferSyntaxUID = UID(transfer_syntax)
     pixels, _photometric, _frames = _decode_with_pydicom(image, transfer_syntax)
     return pixels
 

@@ -164,12 +164,13 @@ def _scanned(
     """Levels of a data set in `buf` from `start`, and its top level as walked; `fp` holds
     the same bytes for pydicom."""
     top = scan(buf, start, implicit)
-    return _levels(buf, top, implicit, uids, fp, start), top
+    return _levels(buf, top, implicit, uids, (fp, start)), top
 
 
 def _levels(
-    buf: Buffer, top: TopLevel, implicit: bool, uids: tuple[str, str], fp: BinaryIO, start: int
+    buf: Buffer, top: TopLevel, implicit: bool, uids: tuple[str, str], at: tuple[BinaryIO, int]
 ) -> Levels:
+    fp, start = at
     values = _values(buf, top, implicit)
     sop_class = _single_uid(values.get(SOP_CLASS_UID)) if values else None
     sop_instance = _single_uid(values.get(SOP_INSTANCE_UID)) if values else None

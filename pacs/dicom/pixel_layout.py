@@ -96,7 +96,9 @@ def _group(
         return grouped
     if len(fragments) == frames:
         return [[fragment] for fragment in fragments]
-    starts = [i for i, (pos, _) in enumerate(fragments) if bytes(buf[pos + 8 : pos + 10]) in _FRAME_STARTS]
+    starts = [
+        i for i, (pos, _) in enumerate(fragments) if bytes(buf[pos + 8 : pos + 10]) in _FRAME_STARTS
+    ]
     if len(starts) != frames or starts[0] != 0:
         return None
     ends = [*starts[1:], len(fragments)]

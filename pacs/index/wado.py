@@ -5,9 +5,9 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import Select, bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pacs.index.database_errors import index_errors
@@ -72,14 +72,18 @@ _FRAME_SOURCE = select(
     Instance.attributes,
     Instance.pixel_layout,
 ).where(Instance.sop_instance_uid == bindparam("sop"), Instance.id.in_(_WITHIN.scalar_subquery()))
-_FINGERPRINT = (
+_FINGERPRINT = cast(
+    "Select[Any]",
     select(Instance.sop_instance_uid, Instance.blob_sha256)
     .join(Series, Instance.series_fk == Series.id)
     .where(Series.series_instance_uid == bindparam("series"))
-    .order_by(Instance.id)
+    .order_by(Instance.id),
 )
-_KEPT = select(SeriesMetadata.fingerprint, SeriesMetadata.base_url, SeriesMetadata.body).where(
-    SeriesMetadata.series_instance_uid == bindparam("series")
+_KEPT = cast(
+    "Select[Any]",
+    select(SeriesMetadata.fingerprint, SeriesMetadata.base_url, SeriesMetadata.body).where(
+        SeriesMetadata.series_instance_uid == bindparam("series")
+    ),
 )
 
 

@@ -3,13 +3,13 @@
 import warnings
 from pathlib import Path
 
-import pytest
 import pydicom
+import pytest
 from pydicom.data import get_testdata_files
 from pydicom.encaps import generate_frames
 
-from pacs.dicom.pixel_layout import layout_of_file, scanned_syntax
 from pacs.dicom.frames import GEOMETRY, frame_ranges
+from pacs.dicom.pixel_layout import layout_of_file, scanned_syntax
 from pacs.errors import InvalidInstance
 
 FILES = sorted(p for p in get_testdata_files() if Path(p).is_file())
