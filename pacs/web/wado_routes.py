@@ -31,7 +31,15 @@ METADATA_TYPES = ("application/dicom+json", "application/json", "application/*",
 
 
 def _base_url(request: web.Request) -> str:
-    return f"{request.scheme}://{request.host}{request.app[BASE_PATH]}"
+    """Where the client reached the routes, for BulkDataURIs. Some clients (dicomweb-client)
+    send a Host header without the port they connected to; the socket's port is added then,
+    unless it is the scheme's default."""
+    host = request.host
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    default = 443 if request.scheme == "https" else 80
+    if ":" not in host.rpartition("]")[2] and sockname and sockname[1] != default:
+        host = f"{host}:{sockname[1]}"
+    return f"{request.scheme}://{host}{request.app[BASE_PATH]}"
 
 
 def _selection(request: web.Request) -> Selection:
