@@ -99,7 +99,7 @@ async def _parts(url: str, accept: str) -> tuple[int, list[tuple[str, bytes]]]:
 
 
 async def test_study_as_stored_is_the_stored_files_byte_for_byte(stored: Any) -> None:
-    pacs, ct, native, j2k = stored
+    pacs, ct, _native, _j2k = stored
     url = f"{_url(pacs)}/studies/{ct[0].StudyInstanceUID}"
 
     status, parts = await _parts(
@@ -152,7 +152,7 @@ async def test_compressed_instance_is_decoded_when_native_is_asked(stored: Any) 
 
 
 async def test_unproducible_syntax_is_406_and_contradictory_accept_is_400(stored: Any) -> None:
-    pacs, ct, native, _j2k = stored
+    pacs, ct, _native, _j2k = stored
     series = f"{_url(pacs)}/studies/{ct[0].StudyInstanceUID}/series/{ct[0].SeriesInstanceUID}"
     instance = f"{series}/instances/{ct[0].SOPInstanceUID}"
     j2k_only = f'multipart/related; type="application/dicom"; transfer-syntax={JPEG2000Lossless}'
