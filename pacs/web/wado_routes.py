@@ -52,6 +52,10 @@ def _selection(request: web.Request) -> Selection:
     return Selection(QueryLevel.STUDY, (), (info["study"],))
 
 
+def _dicom_type(transfer_syntax: str) -> str:
+    return f"{DICOM}; transfer-syntax={transfer_syntax}"
+
+
 async def retrieve_instances(request: web.Request) -> web.StreamResponse:
     """A study, series or instance as multipart/related; type="application/dicom"."""
     caller = require(request, Operation.GET)
@@ -59,13 +63,15 @@ async def retrieve_instances(request: web.Request) -> web.StreamResponse:
     accepted = accepted_syntaxes(request.headers.get("Accept"), DICOM)
     selection = _selection(request)
     started = time.monotonic()
-    await wado.instances.check(selection, accepted)
+    count = await wado.instances.check(selection, accepted)
+    listed = await wado.instances.listed(selection, count)
+    sizes = None if listed is None else wado.instances.stored_sizes(listed, accepted)
     body = MultipartResponse(DICOM)
-    await body.start(request)
+    parts = None if sizes is None else [(_dicom_type(syntax), size) for syntax, size in sizes]
+    await body.start(request, None if parts is None else body.length(parts))
     try:
-        async for part in wado.instances.parts(selection, accepted):
-            content_type = f"{DICOM}; transfer-syntax={part.transfer_syntax_uid}"
-            await body.part(content_type, part.chunks)
+        async for part in wado.instances.parts(listed or selection, accepted):
+            await body.part(_dicom_type(part.transfer_syntax_uid), part.chunks)
         await body.finish()
     except Exception as exc:
         # The status is sent: cutting the body short is how the client learns.
