@@ -39,6 +39,9 @@ class WebSettings:
     base_path: str = DEFAULT_BASE_PATH
     cors_origins: tuple[str, ...] = ()  # origins a browser may call from; "*" for any
     tls: bool = False  # serve HTTPS with [tls] certificate and private_key
+    # The base URL clients reach the service at (behind a reverse proxy), for RetrieveURL;
+    # None: from the request's scheme and Host header, and base_path.
+    public_url: str | None = None
     users: tuple[WebUser, ...] = ()
 
     @property
@@ -64,6 +67,13 @@ def origins(value: object) -> tuple[str, ...]:
                 f'must be origins such as "https://viewer.example.org" or "*", got {origin!r}'
             )
     return parsed
+
+
+def public_url(value: object) -> str:
+    url = text(value).rstrip("/")
+    if not re.match(r"^https?://[^/\s?#]+(/[^\s?#]*)?$", url):
+        raise Invalid(f'must be a URL such as "https://pacs.example.org/dicom-web", got {url!r}')
+    return url
 
 
 def _token_sha256(value: object) -> str:
@@ -98,6 +108,7 @@ def web_keys(port: Callable[[object], int]) -> Mapping[str, Callable[[object], o
         "base_path": base_path,
         "cors_origins": origins,
         "tls": boolean,
+        "public_url": public_url,
         "users": lambda value: value,  # parsed by parse_users, which needs the peers
     }
 

@@ -349,6 +349,24 @@ def test_deidentify_transfer_prints_move_and_export_rates() -> None:
 
 
 @pytest.mark.benchmark_smoke
+@pytest.mark.timeout(200)
+def test_tiny_dicomweb_run_times_every_search_and_reports_stow_rates(tmp_path: Path) -> None:
+    json_out = tmp_path / "dicomweb.json"
+    argv = [sys.executable, "-m", "benchmarks.dicomweb", "--scales", "600", "--targets", "pacs"]
+    argv += ["--repeats", "2", "--stow", "6", "--runs", "1", "--json", str(json_out)]
+
+    result = subprocess.run(
+        argv, cwd=ROOT, capture_output=True, text=True, timeout=180, check=False
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    report = json.loads(json_out.read_text())
+    searches = report["qido"]["pacs 600"]["searches"]
+    assert len(searches) == 5 and all(s["n"] == 2 and s["wrong"] == 0 for s in searches.values())
+    assert all(rate > 0 for rates in report["stow"].values() for rate in rates)
+
+
+@pytest.mark.benchmark_smoke
 @pytest.mark.dcmtk
 @pytest.mark.timeout(180)
 @pytest.mark.skipif(dcmtk.find("storescu") is None, reason="DCMTK storescu is not installed")

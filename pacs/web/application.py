@@ -18,6 +18,7 @@ from pacs.web.keys import (
     AUDITOR,
     BASE_PATH,
     INGEST,
+    PUBLIC_URL,
     QUERIES,
     RETRIEVE,
     SERVICES,
@@ -47,6 +48,7 @@ def create_app(services: WebServices, settings: WebSettings) -> web.Application:
     if services.wado is not None:
         app[WADO] = services.wado
     app[BASE_PATH] = settings.base_path
+    app[PUBLIC_URL] = settings.public_url or ""
     for add_routes in ENDPOINTS:
         add_routes(app)
     return app

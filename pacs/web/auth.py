@@ -36,6 +36,7 @@ class Caller:
 
     name: str
     allowed: frozenset[Operation]
+    peer: str = ""  # the AE title whose permissions it has ("" without users)
 
 
 CALLER = web.RequestKey("caller", Caller)  # set by the middleware
@@ -75,7 +76,7 @@ class Authenticator:
             log.warning("web: authentication failed from %s %s", address, request.path)
             raise _challenge("valid credentials are needed")
         allowed = self._policy().operations_for(user.peer, address)
-        return Caller(user.name, allowed)
+        return Caller(user.name, allowed, user.peer)
 
     async def _user(self, authorization: str) -> WebUser | None:
         scheme, _, credentials = authorization.partition(" ")

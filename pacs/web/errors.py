@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from pacs.errors import (
+    DataSetMismatch,
     InstanceConflict,
     InvalidIdentifier,
     InvalidInstance,
@@ -34,6 +35,22 @@ HTTP_STATUS: tuple[tuple[type[PacsError], int], ...] = (
     (StoreFull, 507),
     (StoreUnavailable, 503),
 )
+
+
+# STOW-RS FailureReason (0008,1197) per instance: C-STORE's statuses (PS3.4 B.2.3).
+FAILURE_REASON: tuple[tuple[type[PacsError], int], ...] = (
+    (DataSetMismatch, 0xA900),  # not the SOP Class / Instance / study announced
+    (InvalidInstance, 0xC000),  # cannot understand
+    (InstanceConflict, 0x0111),  # duplicate SOP Instance refused by the duplicate policy
+    (StoreUnavailable, 0xA700),  # out of resources
+)
+PROCESSING_FAILURE = 0x0110
+
+
+def failure_reason(error: PacsError) -> int:
+    return next(
+        (code for kind, code in FAILURE_REASON if isinstance(error, kind)), PROCESSING_FAILURE
+    )
 
 
 def http_status(error: PacsError) -> int:

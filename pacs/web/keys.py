@@ -37,9 +37,17 @@ AUDITOR = web.AppKey("auditor", Auditor)
 WADO = web.AppKey("wado", WadoService)
 # The URL prefix of every route ('' or '/dicom-web'), for RetrieveURL and the like.
 BASE_PATH = web.AppKey("base_path", str)
+# The base URL of RetrieveURLs when [web] public_url sets one ('' when not).
+PUBLIC_URL = web.AppKey("public_url", str)
 SERVICES = web.AppKey("services", WebServices)
 
 
 def route(app: web.Application, tail: str) -> str:
     """The path of a route: `tail` ('/studies/{study}') under the configured base path."""
     return f"{app[BASE_PATH]}{tail}"
+
+
+def base_url(request: web.Request) -> str:
+    """The URL clients reach the routes at: [web] public_url, else from the request."""
+    app = request.app
+    return app[PUBLIC_URL] or f"{request.scheme}://{request.host}{app[BASE_PATH]}"

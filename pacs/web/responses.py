@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from pacs.dicom import json_model
 
@@ -18,9 +18,21 @@ def dicom_json(
     response = web.Response(
         body=json_model.dumps(body).encode(),
         status=status,
+        # DICOM JSON is UTF-8 by definition (PS3.18 F.2); clients compare the bare type.
         content_type=DICOM_JSON,
-        charset="utf-8",
         headers=headers,
     )
     response.enable_compression()
     return response
+
+
+_JSON_RANGES = frozenset({DICOM_JSON, "application/json", "application/*", "*/*"})
+
+
+def accepts_json(request: web.BaseRequest) -> bool:
+    """Whether the request's Accept header (none: anything) allows DICOM JSON."""
+    accept = request.headers.get(hdrs.ACCEPT)
+    if not accept:
+        return True
+    ranges = (item.split(";", 1)[0].strip().lower() for item in accept.split(","))
+    return any(media in _JSON_RANGES for media in ranges)

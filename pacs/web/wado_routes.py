@@ -19,7 +19,7 @@ from pacs.dicom.selection import Selection
 from pacs.web.accept import DICOM, OCTET_STREAM, accepted_syntaxes
 from pacs.web.auth import require
 from pacs.web.errors import BadRequest
-from pacs.web.keys import BASE_PATH, WADO, route
+from pacs.web.keys import BASE_PATH, PUBLIC_URL, WADO, route
 from pacs.web.multipart import MultipartResponse, one
 
 log = logging.getLogger(__name__)
@@ -31,9 +31,11 @@ METADATA_TYPES = ("application/dicom+json", "application/json", "application/*",
 
 
 def _base_url(request: web.Request) -> str:
-    """Where the client reached the routes, for BulkDataURIs. Some clients (dicomweb-client)
-    send a Host header without the port they connected to; the socket's port is added then,
-    unless it is the scheme's default."""
+    """Where the client reaches the routes, for BulkDataURIs: [web] public_url, else the
+    request's. Some clients (dicomweb-client) send a Host header without the port they
+    connected to; the socket's port is added then, unless it is the scheme's default."""
+    if request.app[PUBLIC_URL]:
+        return request.app[PUBLIC_URL]
     host = request.host
     sockname = request.transport.get_extra_info("sockname") if request.transport else None
     default = 443 if request.scheme == "https" else 80
