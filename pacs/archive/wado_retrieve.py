@@ -53,7 +53,7 @@ class Opened:
 class Part:
     """One instance of the response: the syntax it is in and its bytes, a chunk at a time."""
 
-    sop_instance_uid: str
+    instance: StoredInstance
     transfer_syntax_uid: str
     chunks: AsyncIterator[bytes]
 
@@ -154,7 +154,7 @@ class InstanceStreams:
                 yield instance
 
     def _part(self, instance: StoredInstance, opened: Opened) -> Part:
-        return Part(instance.sop_instance_uid, opened.transfer_syntax_uid, _chunks(opened))
+        return Part(instance, opened.transfer_syntax_uid, _chunks(opened))
 
 
 async def _chunks(opened: Opened) -> AsyncIterator[bytes]:

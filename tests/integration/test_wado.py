@@ -236,6 +236,10 @@ async def test_series_metadata_has_bulk_data_uris_and_follows_the_series(stored:
         assert metadata["00100010"]["Value"][0]["Alphabetic"] == "Doe^Jane"
         assert metadata["00280010"]["Value"] == [16]
         assert set(metadata["7FE00010"]) == {"vr", "BulkDataURI"}
+    one = await asyncio.to_thread(
+        client.retrieve_instance_metadata, study, series, added.SOPInstanceUID
+    )
+    assert one == second[-1]
     uri = first[0]["7FE00010"]["BulkDataURI"]
     pixels = await asyncio.to_thread(client.retrieve_bulkdata, uri)
     assert pixels == [ct[0].PixelData]
