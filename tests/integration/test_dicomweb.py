@@ -3,6 +3,8 @@ status codes, credentials, CORS and gzip through aiohttp's client."""
 
 import asyncio
 import io
+import socket
+import ssl
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,9 @@ from pydicom import dcmwrite
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
+from benchmarks.certificates import make_pki
 from pacs.dicom.part10 import HEAD, data_set_offset
+from pacs.errors import StartupError
 from pacs.web.credentials import hash_password, token_sha256
 from tests.conftest import make_instance
 from tests.integration.conftest import PacsAddress, StartPacs
@@ -24,11 +28,14 @@ PASSWORD = "password-of-the-modality"
 PEERS = [
     {"ae_title": "VIEWER", "host": "127.0.0.1", "port": 104, "allow": ["find", "get"]},
     {"ae_title": "MODALITY", "host": "127.0.0.1", "port": 105, "allow": ["store"]},
+    # May find, but only from its own network: not from loopback.
+    {"ae_title": "REMOTE", "host": "10.1.2.3", "port": 104, "hosts": ["10.1.2.0/24"]},
 ]
 USERS = [
     {"name": "viewer", "peer": "VIEWER", "token_sha256": token_sha256(TOKEN)},
     # Few iterations: the format is the one the file holds, the cost is the test's.
     {"name": "modality", "peer": "MODALITY", "password_hash": hash_password(PASSWORD, 1000)},
+    {"name": "remote", "peer": "REMOTE", "token_sha256": token_sha256("token-of-remote")},
 ]
 
 
@@ -221,22 +228,30 @@ async def test_stow_answers_202_when_some_fail_and_409_when_all_do(
     assert _value(failed[0], "00081197") == 0xA900
     assert _value(body, "00081190") == f"{_url(running_web)}/studies/{study}"
 
-    status, body = await _stow(f"{_url(running_web)}/studies", [b"not DICOM at all" * 20])
+    not_storage = make_instance(SOPClassUID="1.2.840.10008.5.1.4.1.2.2.1")  # a C-FIND class
+    parts = [b"not DICOM at all" * 20, _part10(not_storage)]
+    status, body = await _stow(f"{_url(running_web)}/studies", parts)
     assert status == 409
-    assert _value(body["00081198"]["Value"][0], "00081197") == 0xC000
+    failed = body["00081198"]["Value"]  # in the body's order
+    assert [_value(item, "00081197") for item in failed] == [0xC000, 0x0122]
+    assert _value(failed[1], "00081155") == not_storage.SOPInstanceUID
     assert "00081199" not in body
 
 
-async def test_stow_refuses_other_media_types(running_web: PacsAddress) -> None:
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(
-            f"{_url(running_web)}/studies",
-            data=b"{}",
-            headers={"Content-Type": "application/dicom+json"},
-        ) as response,
-    ):
-        assert response.status == 415
+async def test_stow_refuses_other_media_types_and_broken_bodies(running_web: PacsAddress) -> None:
+    url = f"{_url(running_web)}/studies"
+    related = 'multipart/related; type="application/dicom"'
+    cases = [
+        ("application/dicom+json", b"{}", 415),
+        (related, b"--x\r\n", 400),  # no boundary parameter
+        (f"{related}; boundary=abc", b"no boundary in here", 400),
+        (f"{related}; boundary=abc", b"--abc--\r\n", 400),  # no part
+    ]
+    async with aiohttp.ClientSession() as session:
+        for content_type, body, status in cases:
+            headers = {"Content-Type": content_type}
+            async with session.post(url, data=body, headers=headers) as response:
+                assert response.status == status, (content_type, body)
 
 
 async def test_credentials_map_to_the_peers_permissions(start_pacs: StartPacs) -> None:
@@ -256,6 +271,9 @@ async def test_credentials_map_to_the_peers_permissions(start_pacs: StartPacs) -
         modality = {"Authorization": aiohttp.encode_basic_auth("modality", PASSWORD)}
         async with session.get(f"{url}/studies", headers=modality) as response:
             assert response.status == 403  # MODALITY may store, not find
+        remote = {"Authorization": "Bearer token-of-remote"}
+        async with session.get(f"{url}/studies", headers=remote) as response:
+            assert response.status == 403  # REMOTE may find, from its hosts only
     viewer = {"Authorization": f"Bearer {TOKEN}"}
     status, _ = await _stow(f"{url}/studies", [_part10(ds)], **viewer)
     assert status == 403  # VIEWER may find, not store
@@ -290,3 +308,31 @@ async def test_cors_and_gzip(start_pacs: StartPacs) -> None:
             assert response.headers["Content-Encoding"] == "gzip"
         async with session.get(url, headers={"Origin": "https://elsewhere.example"}) as r:
             assert "Access-Control-Allow-Origin" not in r.headers
+
+
+async def test_https_with_the_tls_certificate(start_pacs: StartPacs, tmp_path: Path) -> None:
+    pki = make_pki(tmp_path / "pki")
+    tls = {
+        "port": 0,
+        "certificate": pki.server.certificate,
+        "private_key": pki.server.private_key,
+        "client_certificates": "none",
+    }
+    pacs = await start_pacs(tls=tls, web={"port": 0, "tls": True})
+    assert _url(pacs).startswith("https://127.0.0.1:")
+    trusting = ssl.create_default_context(cafile=pki.ca)
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{_url(pacs)}/studies", ssl=trusting) as response:
+            assert response.status == 200
+            assert await response.json(content_type="application/dicom+json") == []
+        with pytest.raises(aiohttp.ClientConnectorCertificateError):
+            await session.get(f"{_url(pacs)}/studies")  # the CA is not the system's
+
+
+async def test_a_web_port_in_use_stops_the_start_naming_the_key(start_pacs: StartPacs) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(StartupError, match=r"\[web\] port: .* already in use"):
+            await start_pacs(web={"port": port, "host": "127.0.0.1"})
