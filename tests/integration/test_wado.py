@@ -17,6 +17,7 @@ from pynetdicom import AE
 from pacs.web.credentials import token_sha256
 from tests.conftest import make_instance
 from tests.integration.conftest import PacsAddress, StartPacs
+from tests.integration.test_gc import run_pacs
 
 AS_STORED = (("application/dicom", "*"),)
 NATIVE = (("application/dicom", ExplicitVRLittleEndian),)
@@ -276,3 +277,26 @@ async def test_wado_needs_the_retrieve_permission(start_pacs: StartPacs, tmp_pat
             assert refused.status == 403
         async with session.get(url, headers={"Authorization": "Bearer v"}) as allowed:
             assert allowed.status == 200
+
+
+async def test_series_metadata_follows_a_deleted_instance(start_pacs: StartPacs) -> None:
+    pacs = await start_pacs(web={"port": 0})
+    assert pacs.directory is not None
+    first = make_instance(InstanceNumber=1)
+    second = make_instance(
+        StudyInstanceUID=first.StudyInstanceUID,
+        SeriesInstanceUID=first.SeriesInstanceUID,
+        InstanceNumber=2,
+    )
+    assert await asyncio.to_thread(_store, pacs, [first, second]) == [0, 0]
+    client = DICOMwebClient(_url(pacs))
+    uids = (first.StudyInstanceUID, first.SeriesInstanceUID)
+    before = await asyncio.to_thread(client.retrieve_series_metadata, *uids)
+
+    config = pacs.directory / "pacs.toml"
+    code, _out, err = await run_pacs(config, "delete", "--instance", second.SOPInstanceUID, "--yes")
+    after = await asyncio.to_thread(client.retrieve_series_metadata, *uids)
+
+    assert code == 0, err
+    assert len(before) == 2
+    assert [m["00080018"]["Value"][0] for m in after] == [first.SOPInstanceUID]
