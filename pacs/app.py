@@ -22,6 +22,7 @@ from pacs.archive.group_commit import GroupCommit
 from pacs.archive.ingest import Ingest
 from pacs.archive.query import QueryOptions, QueryService
 from pacs.archive.retrieve import RetrieveService
+from pacs.archive.wado import WadoService
 from pacs.audit.sinks import SinkUnavailable
 from pacs.audit.trail import build_auditor
 from pacs.config import Settings, load_settings
@@ -41,6 +42,7 @@ from pacs.index.locate import Locator
 from pacs.index.reads import open_reads
 from pacs.index.repository import Index
 from pacs.index.schema import ensure_schema
+from pacs.index.wado import WadoCatalogue
 from pacs.metrics.collector import build_registry
 from pacs.metrics.endpoint import MetricsEndpoint
 from pacs.metrics.probes import Probes, ScrapeRefresh
@@ -206,7 +208,10 @@ class PacsApp:
             self.metrics_endpoint = MetricsEndpoint(settings.metrics.host, port, registry, refresh)
         policy = lambda: self.gatekeeper.policy  # noqa: E731  # follows SIGHUP
         classes = frozenset(storage_sop_classes())
-        web = WebServices(self.queries, self.ingest, self.retrieve, self.auditor, policy, classes)
+        wado = WadoService(WadoCatalogue(self.reads, sessions), self.store, self.retrieve)
+        web = WebServices(
+            self.queries, self.ingest, self.retrieve, self.auditor, policy, classes, wado
+        )
         self.web = WebServer.configured(settings.web, tls, web)
 
     def _build_server(self) -> DimseServer:
