@@ -5,17 +5,14 @@ The thread pools are created and closed here; `pacs.threads` maps which work run
 
 import asyncio
 import dataclasses
-import errno
 import gc
 import logging
 import signal
-import socket
 from collections.abc import Callable
 from pathlib import Path
 
 import pydicom.config
 
-from pacs.archive.access import AccessPolicy
 from pacs.archive.commitment import CommitmentPolicy, CommitmentService
 from pacs.archive.deidentification import Deidentifications, load_profiles
 from pacs.archive.group_commit import GroupCommit
@@ -25,7 +22,7 @@ from pacs.archive.retrieve import RetrieveService
 from pacs.archive.wado import WadoService
 from pacs.audit.sinks import SinkUnavailable
 from pacs.audit.trail import build_auditor
-from pacs.config import Settings, load_settings
+from pacs.config import Settings
 from pacs.errors import ConfigError, StartupError, StoreUnavailable
 from pacs.index.commitments import CommitmentLedger
 from pacs.index.engine import (
@@ -67,15 +64,17 @@ from pacs.net.echo import handle_echo
 from pacs.net.find_scp import make_find_handler
 from pacs.net.get_scp import make_get_handler
 from pacs.net.handlers import Handlers
+from pacs.net.listen_errors import listen_failure
 from pacs.net.move_scp import make_move_handler
 from pacs.net.negotiation import AcceptorPolicy
 from pacs.net.operation_log import operation_name
-from pacs.net.peers import Destination, Requestor
+from pacs.net.peers import Requestor
 from pacs.net.permissions import Gatekeeper, describe
 from pacs.net.server import DimseServer, Listener, TlsListener
 from pacs.net.store_scp import make_store_handler
 from pacs.net.timeouts import Timeouts
 from pacs.net.tls import client_context, server_context
+from pacs.peer_config import PeerConfiguration, needing_restart, reread
 from pacs.store.backends import open_store, probe, store_setting
 from pacs.threads import ThreadPools
 from pacs.web.keys import WebServices
@@ -115,7 +114,8 @@ class PacsApp:
         self.reuse_port = reuse_port  # a worker beside others on the port (pacs.supervisor)
         self.settings = settings
         self.config_path = config_path  # what SIGHUP reloads
-        self.gatekeeper = Gatekeeper(_access_policy(settings))
+        peers = PeerConfiguration.of(settings)
+        self.gatekeeper = Gatekeeper(peers.access)
         storage = settings.storage
         database = settings.database
         limits = PoolLimits(
@@ -156,17 +156,17 @@ class PacsApp:
         )
         self.retrieve = RetrieveService(Locator(self.reads), self.store)
         # Profiles get their secrets on start, once the store root is known to be usable.
-        self.deidentifications = Deidentifications({}, _deidentified_peers(settings), self.index)
+        self.deidentifications = Deidentifications({}, peers.deidentified, self.index)
         server = settings.server
         self.timeouts = Timeouts(
             acse=server.acse_timeout, dimse=server.dimse_timeout, network=server.network_timeout
         )
-        self.destinations = _destinations(settings)
+        self.destinations = peers.destinations
         tls = settings.tls
         self.tls_listener: TlsListener | None = None
         if tls is not None:
             self.tls_listener = TlsListener(
-                tls.port, server_context(tls), tls.handshake_timeout, _bound_subjects(settings)
+                tls.port, server_context(tls), tls.handshake_timeout, peers.bound_subjects
             )
         self.auditor = build_auditor(settings.audit, server.ae_title)
         self.requestor = Requestor(
@@ -283,35 +283,26 @@ class PacsApp:
             log.warning("SIGHUP: no configuration file was given, nothing to reload")
             return
         try:
-            new = load_settings(self.config_path)
-            deidentified = _deidentified_peers(new)
-            # A profile whose secret cannot be read stops the whole reload: its peer must
-            # get neither originals nor instances under another secret.
-            profiles = load_profiles(
-                new.deidentify, deidentified.values(), self.settings.storage.root
-            )
+            peers, profiles = reread(self.config_path, self.settings.storage.root)
         except (ConfigError, StartupError) as exc:
             log.error("configuration not reloaded, keeping the running one: %s", exc)
             return
+        new = peers.settings
         for warning in new.warnings:
             log.warning("%s: %s", self.config_path, warning)
-        self.gatekeeper.policy = _access_policy(new)
+        self.gatekeeper.policy = peers.access
         self.destinations.clear()
-        self.destinations.update(_destinations(new))
+        self.destinations.update(peers.destinations)
         self.deidentifications.profiles = profiles
-        self.deidentifications.peers = deidentified
+        self.deidentifications.peers = peers.deidentified
         if self.tls_listener is not None:
-            self.tls_listener.bound_subjects = _bound_subjects(new)
+            self.tls_listener.bound_subjects = peers.bound_subjects
         check = new.access.check_called_ae_title
         self.server.policy = dataclasses.replace(self.server.policy, check_called_ae_title=check)
         self.settings = dataclasses.replace(
             self.settings, peers=new.peers, access=new.access, deidentify=new.deidentify
         )
-        ignored = [
-            f.name
-            for f in dataclasses.fields(new)
-            if f.name != "warnings" and getattr(new, f.name) != getattr(self.settings, f.name)
-        ]
+        ignored = needing_restart(new, self.settings)
         log.info(
             "configuration reloaded from %s: %d peers, unknown AEs may %s%s",
             self.config_path,
@@ -433,28 +424,6 @@ class PacsApp:
         await self.engine.dispose()
 
 
-def _destinations(settings: Settings) -> dict[str, Destination]:
-    """Where C-MOVE sub-associations and commitment reports go, by peer AE title."""
-    return {
-        p.ae_title: Destination(p.host, p.port, p.tls, p.certificate_subject)
-        for p in settings.peers
-    }
-
-
-def _deidentified_peers(settings: Settings) -> dict[str, str]:
-    """The peers that receive de-identified instances, with their profile's name."""
-    return {p.ae_title: p.deidentify for p in settings.peers if p.deidentify is not None}
-
-
-def _bound_subjects(settings: Settings) -> dict[str, str]:
-    """The certificate subjects calling peers must present over TLS, by AE title."""
-    return {p.ae_title: p.certificate_subject for p in settings.peers if p.certificate_subject}
-
-
-def _access_policy(settings: Settings) -> AccessPolicy:
-    return AccessPolicy.build(settings.peers, settings.access.unknown_peers)
-
-
 async def open_index(engine: AsyncEngine, settings: Settings) -> None:
     """Connect to the index database and bring it to the newest schema.
 
@@ -466,22 +435,6 @@ async def open_index(engine: AsyncEngine, settings: Settings) -> None:
     except StoreUnavailable as exc:
         raise StartupError(settings.database.url_source, str(exc)) from exc
     await ensure_schema(engine)
-
-
-def listen_failure(
-    host: str, port: int, port_key: str, exc: OSError, host_key: str = "[server] host"
-) -> StartupError:
-    """Say which of `host_key` and `port_key` to fix when a listening socket fails."""
-    address = f"{host}:{port}"
-    if isinstance(exc, socket.gaierror):
-        return StartupError(host_key, f"{host!r} does not resolve ({exc.strerror})")
-    if exc.errno == errno.EADDRINUSE:
-        return StartupError(port_key, f"{address} is already in use by another program")
-    if exc.errno == errno.EACCES:
-        return StartupError(port_key, f"not permitted to listen on {address}")
-    if exc.errno == errno.EADDRNOTAVAIL:
-        return StartupError(host_key, f"{host} is not an address of this machine")
-    return StartupError(host_key, f"cannot listen on {address}: {exc.strerror or exc}")
 
 
 async def upgrade_database(settings: Settings) -> None:

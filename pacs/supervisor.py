@@ -30,8 +30,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pacs.app import listen_failure, run
+from pacs.app import run
 from pacs.config import Settings
+from pacs.net.listen_errors import listen_failure
 
 log = logging.getLogger(__name__)
 
