@@ -2,6 +2,7 @@
 the tests of several processes make to either of them."""
 
 import asyncio
+import dataclasses
 import os
 import secrets
 import threading
@@ -15,6 +16,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian
 from pynetdicom import AE, build_role, evt
 
+from pacs.config_storage import S3Settings
 from tests.conftest import make_instance
 from tests.integration import scu
 from tests.integration.conftest import PacsAddress, write_config
@@ -27,15 +29,18 @@ SUCCESS = 0
 
 # Where the processes keep their blobs: a section of pacs.toml for a shared store, by name.
 StoreSection = Callable[[Path], dict[str, Any]]
-STORE_BACKENDS: dict[str, StoreSection] = {
-    "file": lambda shared: {"storage": {"root": shared / "store", "min_free_bytes": 0}},
-}
+STORE_BACKENDS = ("file", "s3")
 
 
-@pytest.fixture(params=list(STORE_BACKENDS))
+@pytest.fixture(params=STORE_BACKENDS)
 def shared_store(request: pytest.FixtureRequest) -> StoreSection:
-    """The store both processes use (each backend in STORE_BACKENDS)."""
-    return STORE_BACKENDS[str(request.param)]
+    """The store both processes use: one directory, or one S3 bucket (moto's server, the
+    prefix the test's own; each process stages under the shared directory)."""
+    storage: dict[str, Any] = {"min_free_bytes": 0}
+    if request.param == "s3":
+        s3: S3Settings = request.getfixturevalue("s3_settings")
+        storage |= {"backend": "s3", "s3": dataclasses.asdict(s3)}
+    return lambda shared: {"storage": {"root": shared / "store", **storage}}
 
 
 @dataclass
