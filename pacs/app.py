@@ -75,6 +75,8 @@ from pacs.net.tls import client_context, server_context
 from pacs.store.blobstore import FileBlobStore
 from pacs.store.probe import probe_root
 from pacs.threads import ThreadPools
+from pacs.web.keys import WebServices
+from pacs.web.server import WebServer, https_context
 
 log = logging.getLogger(__name__)
 
@@ -194,6 +196,12 @@ class PacsApp:
             refresh = ScrapeRefresh(self.metrics, probes)
             registry = build_registry(self.metrics)
             self.metrics_endpoint = MetricsEndpoint(settings.metrics.host, port, registry, refresh)
+        self.web: WebServer | None = None
+        if settings.web.enabled:
+            policy = lambda: self.gatekeeper.policy  # noqa: E731  # follows SIGHUP
+            services = WebServices(self.queries, self.ingest, self.retrieve, self.auditor, policy)
+            https = https_context(tls) if tls is not None and settings.web.tls else None
+            self.web = WebServer(settings.web, services, https)
 
     def _build_server(self) -> DimseServer:
         server = self.settings.server
@@ -322,6 +330,7 @@ class PacsApp:
             await open_index(self.engine, self.settings)
             await self._listen()
             await self._start_metrics()
+            await self._start_web()
             self._worker = asyncio.create_task(self.commitments.run(), name="commitment worker")
         except BaseException:
             await self.auditor.close()
@@ -342,6 +351,18 @@ class PacsApp:
             raise _listen_failure(metrics.host, metrics.port or 0, port_key, exc, host_key) from exc
         host, port = self.metrics_endpoint.address
         log.info("metrics at http://%s:%d/metrics", host, port)
+
+    async def _start_web(self) -> None:
+        if self.web is None:
+            return
+        try:
+            await self.web.start()
+        except OSError as exc:
+            await self.server.stop(0)
+            if self.metrics_endpoint is not None:
+                await self.metrics_endpoint.stop()
+            port = self.settings.web.port or 0
+            raise _listen_failure(self.web.host, port, "[web] port", exc, "[web] host") from exc
 
     def _listening(self) -> str:
         listening = []
@@ -374,6 +395,8 @@ class PacsApp:
         await self.server.stop(grace)
         if self.metrics_endpoint is not None:
             await self.metrics_endpoint.stop()
+        if self.web is not None:
+            await self.web.stop()
         if self._worker is not None:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)

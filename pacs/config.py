@@ -37,6 +37,7 @@ from pacs.config_values import boolean as _boolean
 from pacs.config_values import one_of as _one_of
 from pacs.config_values import show as _show
 from pacs.config_values import text as _text
+from pacs.config_web import WebSettings, check_web, parse_web
 from pacs.errors import ConfigError
 from pacs.index.records import DuplicatePolicy
 
@@ -151,6 +152,7 @@ class Settings:
     tls: TlsSettings | None = None
     audit: AuditSettings = field(default_factory=AuditSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    web: WebSettings = field(default_factory=WebSettings)
     # De-identification profiles by name, "basic" among them ([deidentify.NAME]).
     deidentify: Mapping[str, DeidentifyProfile] = field(default_factory=lambda: parse_profiles({}))
     # What the admin should change in the file although it loaded (deprecated keys).
@@ -256,6 +258,7 @@ _KEYS: Mapping[str, Mapping[str, _Parser]] = {
     "audit": AUDIT_KEYS,
     "tls": tls_keys(_integer(0, 65535), _seconds),
     "metrics": metrics_keys(_integer(0, 65535)),
+    "web": {},  # parsed by config_web, which needs the peers
     "deidentify": {},  # profiles by name: parsed by config_deidentify
 }
 _PEER_REQUIRED = ("ae_title", "host", "port")
@@ -351,6 +354,8 @@ def _parse_document(document: dict[str, object]) -> Settings:
     metrics = section(MetricsSettings, "metrics")
     ports = {"[server] port": server.port, **({"[tls] port": tls.port} if tls else {})}
     check_metrics(metrics, ports)
+    web = parse_web(document.get("web", {}), _integer(0, 65535), [p.ae_title for p in peers])
+    check_web(web, tls is not None, {**ports, "[metrics] port": metrics.port or 0})
     profiles = parse_profiles(document.get("deidentify", {}))
     check_peer_profiles([(p.ae_title, p.deidentify) for p in peers], profiles)
     return Settings(
@@ -366,6 +371,7 @@ def _parse_document(document: dict[str, object]) -> Settings:
         warnings=warnings,
         audit=_parse_audit(document.get("audit", {})),
         metrics=metrics,
+        web=web,
         deidentify=profiles,
     )
 

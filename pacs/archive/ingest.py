@@ -16,9 +16,10 @@ from typing import Any
 from pacs.archive.group_commit import GroupCommit
 from pacs.archive.records import record_for
 from pacs.archive.staged import StagedInstance
-from pacs.dicom.header_scan import read_levels
+from pacs.dicom.header_scan import Levels, read_levels
+from pacs.dicom.levels import QueryLevel
 from pacs.dicom.part10 import file_meta_bytes
-from pacs.errors import InstanceConflict, InvalidInstance
+from pacs.errors import DataSetMismatch, InstanceConflict, InvalidInstance
 from pacs.index.records import (
     AddKind,
     AddOutcome,
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 # Received bytes are handed to a worker thread in batches of about this size:
 # file writes and hashing release the GIL, and one hop per batch keeps the loop free.
 FLUSH_BYTES = 1024 * 1024
+STUDY_INSTANCE_UID = "0020000D"
 
 # A piece of a received data set: the network layer hands on views of the bytes it read.
 Fragment = bytes | memoryview
@@ -47,6 +49,8 @@ class Arrival:
     sop_instance_uid: str
     transfer_syntax_uid: str
     source_ae_title: str
+    # The study the instance must belong to (STOW-RS to /studies/{uid}); None: any.
+    study_instance_uid: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +102,19 @@ def _differing(conflict: PatientConflict) -> str:
     return ", ".join(names) or "none of name, birth date, sex"
 
 
+def _check_study(levels: Levels, arrival: Arrival) -> None:
+    """DataSetMismatch when the instance is not of the study its arrival requires."""
+    if arrival.study_instance_uid is None:
+        return
+    element = levels[QueryLevel.STUDY].get(STUDY_INSTANCE_UID) or {}
+    found = (element.get("Value") or [""])[0]
+    if found != arrival.study_instance_uid:
+        raise DataSetMismatch(
+            f"SOP Instance {arrival.sop_instance_uid} is of study {found!r}, "
+            f"not {arrival.study_instance_uid}"
+        )
+
+
 def _write_all(writer: StagedBlob, chunks: list[Fragment]) -> None:
     for chunk in chunks:
         writer.write(chunk)
@@ -147,6 +164,7 @@ class _Staging:
             with writer.open_staged() as fp:
                 fp.seek(self._offset)
                 levels = read_levels(fp, *announced)
+        _check_study(levels, arrival)
         stored = writer.commit_in_background()
         record = record_for(
             levels, arrival.transfer_syntax_uid, writer.reference, arrival.source_ae_title

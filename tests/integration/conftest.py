@@ -37,6 +37,8 @@ def _toml_value(value: Any) -> str:
         return f'"{value}"'
     if isinstance(value, list | tuple | frozenset | set):
         return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    if isinstance(value, dict):  # an inline table: [[web.users]] as users = [{...}]
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
     return str(value)
 
 
