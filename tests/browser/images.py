@@ -48,13 +48,13 @@ def _header(study: UID, series: UID, number: int, name: str, description: str) -
     ds.SpecificCharacterSet = "ISO_IR 100"
     ds.SOPInstanceUID = generate_uid()
     ds.PatientName = name
-    ds.PatientID = name.split("^")[0]
+    ds.PatientID = name.replace("^", "-")
     ds.PatientBirthDate = "19700101"
     ds.PatientSex = "O"
     ds.StudyInstanceUID = study
     ds.StudyDate = "20261207"
     ds.StudyTime = "101500"
-    ds.AccessionNumber = name.split("^")[0][:16]
+    ds.AccessionNumber = name.replace("^", "")[:16]
     ds.StudyID = "1"
     ds.ReferringPhysicianName = ""
     ds.StudyDescription = description
