@@ -20,6 +20,7 @@ from pacs.archive.group_commit import GroupCommit
 from pacs.archive.ingest import Ingest
 from pacs.archive.query import QueryOptions, QueryService
 from pacs.archive.retrieve import RetrieveService
+from pacs.archive.wado import WadoService
 from pacs.audit.sinks import SinkUnavailable
 from pacs.audit.trail import build_auditor
 from pacs.config import Settings, load_settings
@@ -39,6 +40,7 @@ from pacs.index.locate import Locator
 from pacs.index.reads import open_reads
 from pacs.index.repository import Index
 from pacs.index.schema import ensure_schema
+from pacs.index.wado import WadoCatalogue
 from pacs.metrics.collector import build_registry
 from pacs.metrics.endpoint import MetricsEndpoint
 from pacs.metrics.probes import Probes, ScrapeRefresh
@@ -199,7 +201,10 @@ class PacsApp:
         self.web: WebServer | None = None
         if settings.web.enabled:
             policy = lambda: self.gatekeeper.policy  # noqa: E731  # follows SIGHUP
-            services = WebServices(self.queries, self.ingest, self.retrieve, self.auditor, policy)
+            wado = WadoService(WadoCatalogue(self.reads, sessions), self.store, self.retrieve)
+            services = WebServices(
+                self.queries, self.ingest, self.retrieve, self.auditor, policy, wado
+            )
             https = https_context(tls) if tls is not None and settings.web.tls else None
             self.web = WebServer(settings.web, services, https)
 

@@ -11,6 +11,7 @@ DIMSE statuses. No DICOM status codes here.
     │   └── DataSetMismatch    the data set is not the SOP Class / Instance announced
     ├── InvalidIdentifier      a query identifier breaks the matching or hierarchy rules
     ├── InstanceConflict       a duplicate refused by the duplicate policy
+    ├── ResourceNotFound       what a request names (study, series, instance, frame) is not stored
     ├── TransferUnavailable    a stored instance cannot be sent in a syntax the receiver accepted
     │   └── DeidentificationRefused  its identity may be in its pixels, out of a profile's reach
     ├── StoreUnavailable       the store or the index cannot take the write now
@@ -53,6 +54,10 @@ class InvalidIdentifier(PacsError):
 
 class InstanceConflict(PacsError):
     """A re-sent instance was refused by the duplicate policy."""
+
+
+class ResourceNotFound(PacsError):
+    """A study, series, instance, frame or bulk value that a request names is not stored."""
 
 
 class TransferUnavailable(PacsError):

@@ -16,7 +16,7 @@ from typing import Any
 from pacs.archive.group_commit import GroupCommit
 from pacs.archive.records import record_for
 from pacs.archive.staged import StagedInstance
-from pacs.dicom.header_scan import Levels, read_levels
+from pacs.dicom.header_scan import Levels, read_instance
 from pacs.dicom.levels import QueryLevel
 from pacs.dicom.part10 import file_meta_bytes
 from pacs.errors import DataSetMismatch, InstanceConflict, InvalidInstance
@@ -159,15 +159,15 @@ class _Staging:
         arrival = self._arrival
         announced = (arrival.transfer_syntax_uid, arrival.sop_class_uid, arrival.sop_instance_uid)
         if whole:
-            levels = read_levels(b"".join(chunks), *announced)
+            levels, layout = read_instance(b"".join(chunks), *announced, self._offset)
         else:
             with writer.open_staged() as fp:
                 fp.seek(self._offset)
-                levels = read_levels(fp, *announced)
+                levels, layout = read_instance(fp, *announced, 0)
         _check_study(levels, arrival)
         stored = writer.commit_in_background()
         record = record_for(
-            levels, arrival.transfer_syntax_uid, writer.reference, arrival.source_ae_title
+            levels, arrival.transfer_syntax_uid, writer.reference, arrival.source_ae_title, layout
         )
         return StagedInstance(record, stored)
 

@@ -60,6 +60,7 @@ def record_for(
     transfer_syntax_uid: str,
     blob: StoredBlob,
     source_ae_title: str,
+    pixel_layout: dict[str, Any] | None = None,
 ) -> InstanceRecord:
     """The index record of one received instance whose header has the required UIDs."""
     read = _Reader(levels)
@@ -99,4 +100,5 @@ def record_for(
         study_attrs=levels[QueryLevel.STUDY],
         series_attrs=levels[QueryLevel.SERIES],
         instance_attrs=levels[QueryLevel.IMAGE],
+        pixel_layout=pixel_layout,
     )

@@ -5,15 +5,16 @@ import warnings
 from typing import Any
 
 import numpy as np
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.encaps import encapsulate
 from pydicom.pixels.decoders.base import Decoder, get_decoder
 from pydicom.pixels.utils import get_expected_length
 from pydicom.tag import BaseTag, Tag
-from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRLittleEndian
 from pydicom.valuerep import VR
 
 from pacs.codec import gdcm_jpeg
-from pacs.codec.errors import ConversionFailed
+from pacs.codec.errors import ConversionFailed, ConversionUnavailable
 from pacs.codec.library_logs import library_errors_at_debug
 from pacs.codec.syntaxes import ALWAYS_LOSSY, DECODED, describe
 
@@ -67,6 +68,23 @@ def decompress(ds: Dataset, transfer_syntax: str) -> int:
         )
     _drop_encapsulated_icons(ds)
     return compressed_size
+
+
+def decode_frame(image: Dataset, encoded: bytes, transfer_syntax: str) -> bytes:
+    """One frame's encoded bytes decoded, in the cells `image` (its Image Pixel attributes)
+    describes: the frame alone is decoded, whatever the instance's other frames.
+
+    `image` is changed: it gets the frame as its Pixel Data. Raises ConversionUnavailable.
+    """
+    if not is_available(transfer_syntax):
+        raise ConversionUnavailable(why_unavailable(transfer_syntax))
+    image.NumberOfFrames = 1
+    image.PixelData = encapsulate([encoded])
+    image["PixelData"].VR = VR.OB
+    image.file_meta = FileMetaDataset()
+    image.file_meta.TransferSyntaxUID = UID(transfer_syntax)
+    pixels, _photometric, _frames = _decode_with_pydicom(image, transfer_syntax)
+    return pixels
 
 
 def _decode_with_pydicom(ds: Dataset, transfer_syntax: str) -> tuple[bytes, str, int]:

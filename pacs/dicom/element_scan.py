@@ -36,6 +36,9 @@ class TopLevel:
 
     elements: dict[int, Element] = field(default_factory=dict)
     ascending: bool = True
+    # The first top-level pixel data element and its tag (0 when there is none).
+    pixels: Element | None = None
+    pixel_tag: int = 0
 
 
 def _cut_short(size: int) -> InvalidInstance:
@@ -108,6 +111,7 @@ class _Scanner:
             if collecting:
                 if tag in PIXEL_DATA_TAGS:
                     collecting = False
+                    found.pixels, found.pixel_tag = (vr, start, length, head, pos), tag
                 else:
                     found.ascending = found.ascending and tag > previous
                     previous = tag

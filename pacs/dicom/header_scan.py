@@ -31,6 +31,7 @@ from pacs.dicom.header import (
     split_by_level,
 )
 from pacs.dicom.levels import QueryLevel
+from pacs.dicom.pixel_layout import Layout, layout_from_scan
 from pacs.dicom.sequence_json import sequence_json
 from pacs.dicom.structure import UNDEFINED
 from pacs.dicom.value_json import (
@@ -159,9 +160,17 @@ def _pydicom_json(dataset: Dataset, tag: int, charset: str) -> JsonElement:
 
 def _scanned(
     buf: Buffer, start: int, implicit: bool, uids: tuple[str, str], fp: BinaryIO
-) -> Levels:
-    """Levels of a data set in `buf` from `start`; `fp` holds the same bytes for pydicom."""
+) -> tuple[Levels, TopLevel]:
+    """Levels of a data set in `buf` from `start`, and its top level as walked; `fp` holds
+    the same bytes for pydicom."""
     top = scan(buf, start, implicit)
+    return _levels(buf, top, implicit, uids, (fp, start)), top
+
+
+def _levels(
+    buf: Buffer, top: TopLevel, implicit: bool, uids: tuple[str, str], at: tuple[BinaryIO, int]
+) -> Levels:
+    fp, start = at
     values = _values(buf, top, implicit)
     sop_class = _single_uid(values.get(SOP_CLASS_UID)) if values else None
     sop_instance = _single_uid(values.get(SOP_INSTANCE_UID)) if values else None
@@ -188,16 +197,31 @@ def read_levels(
     Raises InvalidInstance for a data set that is cut short, cannot be parsed or lacks a
     required UID, and DataSetMismatch when it is not the announced SOP Instance.
     """
+    return read_instance(source, transfer_syntax, sop_class_uid, sop_instance_uid, 0)[0]
+
+
+def read_instance(
+    source: bytes | BinaryIO,
+    transfer_syntax: str,
+    sop_class_uid: str,
+    sop_instance_uid: str,
+    file_offset: int,
+) -> tuple[Levels, Layout | None]:
+    """`read_levels`, and where the bulk data and frames lie (`pixel_layout`) for the
+    syntaxes walked here (None for others). `file_offset` is where the data set starts
+    in its Part 10 file when `source` is its bytes alone."""
     uids = (sop_class_uid, sop_instance_uid)
     implicit = _SCANNED.get(transfer_syntax)
     if implicit is None:
         fp = io.BytesIO(source) if isinstance(source, bytes) else source
         dataset = read_header(fp, transfer_syntax)
         check_identity(dataset, *uids)
-        return split_by_level(dataset)
+        return split_by_level(dataset), None
     if isinstance(source, bytes):
-        return _scanned(source, 0, implicit, uids, io.BytesIO(source))
+        levels, top = _scanned(source, 0, implicit, uids, io.BytesIO(source))
+        return levels, layout_from_scan(source, top, file_offset)
     start = source.tell()
     # Mapped, not read: the walk seeks over the pixel data, which can be gigabytes.
     with mmap.mmap(source.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-        return _scanned(mapped, start, implicit, uids, source)
+        levels, top = _scanned(mapped, start, implicit, uids, source)
+        return levels, layout_from_scan(mapped, top, 0)

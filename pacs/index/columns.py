@@ -89,6 +89,7 @@ def instance_values(record: InstanceRecord, now: datetime) -> dict[str, Any]:
         "blob_sha256": record.blob.sha256,
         "blob_size": record.blob.size,
         "attributes": record.instance_attrs,
+        "pixel_layout": record.pixel_layout,
         "received_at": now,
         "source_ae_title": _text(record.source_ae_title),
     }

@@ -21,6 +21,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     UniqueConstraint,
@@ -178,6 +179,27 @@ class Instance(Base):
     attributes: Mapped[dict[str, Any]] = mapped_column(DICOM_JSON)
     received_at: Mapped[datetime] = mapped_column(TIMESTAMP)
     source_ae_title: Mapped[str | None] = mapped_column(String)
+    # Where bulk data and frames lie in the file (pacs.dicom.pixel_layout), noted at ingest
+    # or on the first frame request; NULL while unknown. Plain JSON: never queried into.
+    pixel_layout: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class SeriesMetadata(Base):
+    """A series' WADO-RS metadata response, gzipped, built once and kept (PS3.18 10.4.1.2).
+
+    `fingerprint` is a digest of the series' (SOP Instance UID, file) pairs when it was
+    built, and `base_url` the URL prefix its BulkDataURIs carry: a request whose series
+    no longer matches (an instance added, replaced or deleted) or whose base differs
+    builds it again.
+    """
+
+    __tablename__ = "series_metadata"
+
+    series_instance_uid: Mapped[str] = mapped_column(String, primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    base_url: Mapped[str] = mapped_column(String)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    built_at: Mapped[datetime] = mapped_column(TIMESTAMP)
 
 
 class CommitmentRequest(Base):

@@ -75,6 +75,8 @@ class InstanceRecord:
     study_attrs: dict[str, Any] = field(default_factory=dict)
     series_attrs: dict[str, Any] = field(default_factory=dict)
     instance_attrs: dict[str, Any] = field(default_factory=dict)
+    # Where bulk data and frames lie in the file (pacs.dicom.pixel_layout); None: not known.
+    pixel_layout: dict[str, Any] | None = None
 
 
 class DuplicatePolicy(StrEnum):

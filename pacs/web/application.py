@@ -10,7 +10,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from pacs.config_web import WebSettings
-from pacs.web import qido, stow
+from pacs.web import qido, stow, wado_routes
 from pacs.web.auth import Authenticator, auth_middleware
 from pacs.web.cors import Cors
 from pacs.web.errors import error_middleware
@@ -22,12 +22,14 @@ from pacs.web.keys import (
     QUERIES,
     RETRIEVE,
     SERVICES,
+    WADO,
     WebServices,
 )
 
 ENDPOINTS: tuple[Callable[[web.Application], None], ...] = (
     qido.add_routes,
     stow.add_routes,
+    wado_routes.add_routes,
 )
 
 
@@ -43,6 +45,8 @@ def create_app(services: WebServices, settings: WebSettings) -> web.Application:
     app[INGEST] = services.ingest
     app[RETRIEVE] = services.retrieve
     app[AUDITOR] = services.auditor
+    if services.wado is not None:
+        app[WADO] = services.wado
     app[BASE_PATH] = settings.base_path
     app[PUBLIC_URL] = settings.public_url or ""
     for add_routes in ENDPOINTS:

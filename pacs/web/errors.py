@@ -15,6 +15,7 @@ from pacs.errors import (
     InvalidIdentifier,
     InvalidInstance,
     PacsError,
+    ResourceNotFound,
     StoreFull,
     StoreUnavailable,
     TransferUnavailable,
@@ -29,6 +30,7 @@ HTTP_STATUS: tuple[tuple[type[PacsError], int], ...] = (
     (InvalidIdentifier, 400),  # a search parameter the model does not allow
     (InvalidInstance, 400),
     (InstanceConflict, 409),
+    (ResourceNotFound, 404),
     (TransferUnavailable, 406),  # not in a media type / transfer syntax the client accepts
     (StoreFull, 507),
     (StoreUnavailable, 503),

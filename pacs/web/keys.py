@@ -13,6 +13,7 @@ from pacs.archive.access import AccessPolicy
 from pacs.archive.ingest import Ingest
 from pacs.archive.query import QueryService
 from pacs.archive.retrieve import RetrieveService
+from pacs.archive.wado import WadoService
 from pacs.audit.auditor import Auditor
 
 
@@ -26,12 +27,14 @@ class WebServices:
     auditor: Auditor
     # The access policy in force (replaced on SIGHUP), asked on every request.
     policy: Callable[[], AccessPolicy]
+    wado: WadoService | None = None
 
 
 QUERIES = web.AppKey("queries", QueryService)
 INGEST = web.AppKey("ingest", Ingest)
 RETRIEVE = web.AppKey("retrieve", RetrieveService)
 AUDITOR = web.AppKey("auditor", Auditor)
+WADO = web.AppKey("wado", WadoService)
 # The URL prefix of every route ('' or '/dicom-web'), for RetrieveURL and the like.
 BASE_PATH = web.AppKey("base_path", str)
 # The base URL of RetrieveURLs when [web] public_url sets one ('' when not).

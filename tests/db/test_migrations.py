@@ -23,7 +23,7 @@ from pacs.index.schema import (
 )
 from tests.conftest import ONLY_POSTGRESQL, ONLY_SQLITE
 
-HEAD = "0005"
+HEAD = "0006"
 CATALOGUE = {"patient", "study", "series", "instance"}
 
 
