@@ -46,7 +46,7 @@ def artifacts(request: pytest.FixtureRequest) -> Path:
     """A directory kept after the run for this test's screenshots (test-artifacts/, or
     PACS_TEST_ARTIFACTS); its path is printed in the test's report."""
     root = Path(os.environ.get(ARTIFACTS_VARIABLE) or ROOT / "test-artifacts")
-    directory = root / request.node.name
+    directory = root / str(request.node.name)
     directory.mkdir(parents=True, exist_ok=True)
     print(f"screenshots in {directory}")
     return directory

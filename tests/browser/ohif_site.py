@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 # Pinned: the test drives the viewer's pages, which change between releases.
 OHIF_VERSION = "3.12.10"
@@ -89,13 +90,27 @@ def app_config(dicomweb_root: str) -> str:
     return f"window.config = {json.dumps(config, indent=2)};\n"
 
 
+class ViewerSite:
+    """The served viewer: its URL, and the archive its app-config.js points at."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.config_js = app_config("").encode()
+
+    def point_at(self, dicomweb_root: str) -> None:
+        """Take the DICOMweb base URL the viewer is to use (pages loaded from now on)."""
+        self.config_js = app_config(dicomweb_root).encode()
+
+
 class _Handler(SimpleHTTPRequestHandler):
-    config_js: bytes = b""
+    def __init__(self, *args: Any, site: ViewerSite, **kwargs: Any) -> None:
+        self.site = site  # before the base class's __init__, which serves the request
+        super().__init__(*args, **kwargs)
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
         if path == "/app-config.js":
-            self._send(self.config_js, "application/javascript")
+            self._send(self.site.config_js, "application/javascript")
             return
         if not (Path(self.directory) / path.lstrip("/")).is_file():
             self.path = "/index.html"
@@ -108,19 +123,21 @@ class _Handler(SimpleHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         """Quiet: the viewer fetches about a hundred files."""
 
 
 @contextmanager
-def serve_viewer(dist: Path, dicomweb_root: str) -> Iterator[str]:
-    """Serve the viewer on a free loopback port; yield its base URL."""
-    handler = type("ViewerHandler", (_Handler,), {"config_js": app_config(dicomweb_root).encode()})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(dist)))
+def serve_viewer(dist: Path) -> Iterator[ViewerSite]:
+    """Serve the viewer on a free loopback port (its URL is the origin the archive's CORS
+    setting must allow); point it at an archive with `ViewerSite.point_at`."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SimpleHTTPRequestHandler)
+    site = ViewerSite(f"http://127.0.0.1:{server.server_address[1]}")
+    server.RequestHandlerClass = partial(_Handler, directory=str(dist), site=site)
     thread = threading.Thread(target=server.serve_forever, name="ohif-site", daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        yield site
     finally:
         server.shutdown()
         server.server_close()

@@ -7,7 +7,7 @@ The screenshots are kept (see the `artifacts` fixture).
 """
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +16,7 @@ from pydicom.dataset import Dataset
 from pynetdicom import AE
 
 from tests.browser.images import Study, ct_study, jpeg2000_study
-from tests.browser.ohif_site import serve_viewer
+from tests.browser.ohif_site import ViewerSite, serve_viewer
 from tests.browser.viewer import (
     CHROMIUM_ARGS,
     new_page,
@@ -48,12 +48,19 @@ def _send(host: str, port: int, instances: list[Dataset]) -> list[int]:
 
 
 @pytest.fixture
-async def pacs(tmp_path: Path) -> AsyncIterator[tuple[ServeProcess, str]]:
-    """`pacs serve` with DICOMweb on a free loopback port; yields it and its base URL."""
+def viewer(ohif_dist: Path) -> Iterator[ViewerSite]:
+    with serve_viewer(ohif_dist) as site:
+        yield site
+
+
+@pytest.fixture
+async def pacs(tmp_path: Path, viewer: ViewerSite) -> AsyncIterator[tuple[ServeProcess, str]]:
+    """`pacs serve` with DICOMweb on a free loopback port, allowing the viewer's origin
+    (CORS); yields it and its DICOMweb base URL."""
     config = write_config(
         tmp_path,
         storage={"min_free_bytes": 0},
-        web={"host": "127.0.0.1", "port": 0, "cors_origins": ["*"]},
+        web={"host": "127.0.0.1", "port": 0, "cors_origins": [viewer.url]},
     )
     served = await start_serve(config)
     try:
@@ -77,25 +84,25 @@ async def browser(chromium: str) -> AsyncIterator[Browser]:
 
 
 async def test_the_viewer_lists_the_studies_and_draws_ct_and_jpeg2000_pixels(
-    pacs: tuple[ServeProcess, str], browser: Browser, ohif_dist: Path, artifacts: Path
+    viewer: ViewerSite, pacs: tuple[ServeProcess, str], browser: Browser, artifacts: Path
 ) -> None:
     served, dicomweb = pacs
     studies: list[Study] = [ct_study(), jpeg2000_study()]
     for study in studies:
         assert _send(served.host, served.port, study.instances) == [0] * len(study.instances)
+    viewer.point_at(dicomweb)
 
-    with serve_viewer(ohif_dist, dicomweb) as site:
+    page = await new_page(browser)
+    listed = await open_study_list(page, viewer.url)
+    searched = await search_patient_name(page, "J2K", expected_rows=1)
+    await page.screenshot(path=str(artifacts / "study-list.png"))
+    await page.close()
+    shots = {}
+    for study in studies:
         page = await new_page(browser)
-        listed = await open_study_list(page, site)
-        searched = await search_patient_name(page, "J2K", expected_rows=1)
-        await page.screenshot(path=str(artifacts / "study-list.png"))
+        screenshot = artifacts / f"{study.description.lower().replace(' ', '-')}.png"
+        shots[study.uid] = await show_study(page, viewer.url, study.uid, screenshot)
         await page.close()
-        shots = {}
-        for study in studies:
-            page = await new_page(browser)
-            screenshot = artifacts / f"{study.description.lower().replace(' ', '-')}.png"
-            shots[study.uid] = await show_study(page, site, study.uid, screenshot)
-            await page.close()
 
     assert sorted(listed) == ["BROWSER, CT", "BROWSER, J2K"]
     assert searched == ["BROWSER, J2K"]
