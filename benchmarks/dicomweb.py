@@ -22,7 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import dicomweb_figures as figures
-from benchmarks.dicomweb_data import SeriesFiles, ct_series, jpeg2000_series, population_folders
+from benchmarks.dicomweb_data import (
+    SeriesFiles,
+    ct_series,
+    jpeg2000_series,
+    population,
+    population_folders,
+)
 from benchmarks.dicomweb_http import Client
 from benchmarks.dicomweb_report import markdown
 from benchmarks.dicomweb_targets import WEB_TARGETS, WebTarget
@@ -82,6 +88,13 @@ def _load(target: WebTarget, groups: Sequence[Sequence[Path]], logdir: Path) -> 
     return seconds
 
 
+def _population_files(out: Path, instances_from: int, instances_to: int) -> list[Path]:
+    """The population's files from one size to the next, written by the first target."""
+    if not out.is_dir():
+        population_folders(out, instances_from, instances_to)
+    return sorted(out.iterdir())
+
+
 def measure(target: WebTarget, files: Files, scale: Scale, work: Path) -> dict[str, Any]:
     """Every figure for one running target."""
     client = Client(target.base_url)
@@ -105,14 +118,16 @@ def measure(target: WebTarget, files: Files, scale: Scale, work: Path) -> dict[s
         client, target.server, files.ingest, files.small, work / "ingest"
     )
     _say(f"{target.name}: retrieve, STOW-RS and ingest done")
-    result["qido"] = {}
+    result["qido"], result["wrong_answers"] = {}, []
     held = 0
     for size in scale.populations:
-        folders = population_folders(work / f"population-{size}", held, size)
+        folders = _population_files(work.parent / "files" / f"population-{size}", held, size)
         seconds = _load(target, [[folder] for folder in folders], work / f"qido-{size}")
         _say(f"{target.name}: population of {size} instances loaded in {seconds:.0f} s")
         held = size
-        result["qido"][str(size)] = figures.qido(client, scale.repeats)
+        searched, wrong = figures.qido(client, population(size), scale.repeats)
+        result["qido"][str(size)] = searched
+        result["wrong_answers"] += [f"{size:,} instances, {answer}" for answer in wrong]
     client.close()
     return result
 

@@ -12,7 +12,7 @@ import pydicom
 from pydicom.uid import JPEG2000Lossless
 
 from benchmarks.dataset import Kind, generate
-from benchmarks.population import studies
+from benchmarks.population import Study, studies
 from benchmarks.population_files import write_studies
 
 INSTANCES_PER_STUDY = 10
@@ -62,10 +62,14 @@ def jpeg2000_series(out: Path, count: int, seed: int) -> SeriesFiles:
     return _describe(files)
 
 
+def population(instances: int) -> list[Study]:
+    """The query population's studies when it holds `instances` instances."""
+    return list(studies(POPULATION_SEED, instances // INSTANCES_PER_STUDY, INSTANCES_PER_STUDY))
+
+
 def population_folders(out: Path, instances_from: int, instances_to: int) -> list[Path]:
     """Folders holding the query population's instances from `instances_from` up to
     `instances_to` (the studies appended when it grows), dealt over FOLDERS folders."""
-    first, last = instances_from // INSTANCES_PER_STUDY, instances_to // INSTANCES_PER_STUDY
-    grown = list(studies(POPULATION_SEED, last, INSTANCES_PER_STUDY))[first:]
+    grown = population(instances_to)[instances_from // INSTANCES_PER_STUDY :]
     written = write_studies(grown, out, FOLDERS)
     return [Path(directory) for directory in written.directories]

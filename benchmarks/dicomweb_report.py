@@ -7,35 +7,43 @@ from typing import Any
 Row = tuple[str, str, Callable[[dict[str, Any]], float]]  # label, unit, how to read it
 
 
+def _at(*keys: str) -> Callable[[dict[str, Any]], float]:
+    """A reader of the figure at `keys` in one target's results."""
+
+    def read(figures: dict[str, Any]) -> float:
+        value: Any = figures
+        for key in keys:
+            value = value[key]
+        return float(value)
+
+    return read
+
+
 def _rows(report: dict[str, Any]) -> Iterator[Row]:
     scale = report["scale"]
     for count in (scale["small"], scale["large"]):
         yield (
             f"series metadata, {count} CT instances",
             "p95 ms",
-            lambda t, c=count: t["metadata"][str(c)]["p95_ms"],
+            _at("metadata", str(count), "p95_ms"),
         )
     for kind in ("native", "jpeg2000"):
-        yield f"one frame, {kind}", "p95 ms", lambda t, k=kind: t["frame"][k]["p95_ms"]
-    mb = report["large_series_mb"]
-    yield f"WADO-RS series of {mb:.0f} MB", "MB/s", lambda t: t["retrieve"]["mb_per_s"]
-    yield f"WADO-RS series of {mb:.0f} MB", "peak RSS MB", lambda t: t["retrieve"]["peak_rss_mb"]
-    yield f"STOW-RS, {scale['stow']} CT instances", "inst/s", lambda t: t["stow"]["instances_per_s"]
-    yield "C-STORE ingest alone", "inst/s", lambda t: t["ingest"]["alone_per_s"]
-    yield "C-STORE ingest while viewers load", "inst/s", lambda t: t["ingest"]["viewed_per_s"]
-    yield "ingest while viewing / alone", "ratio", lambda t: t["ingest"]["ratio"]
-    yield (
-        "viewer frames during that ingest",
-        "frames/s",
-        lambda t: t["ingest"]["viewer_frames_per_s"],
-    )
+        yield f"one frame, {kind}", "p95 ms", _at("frame", kind, "p95_ms")
+    series = f"WADO-RS series of {report['large_series_mb']:.0f} MB"
+    yield series, "MB/s", _at("retrieve", "mb_per_s")
+    yield series, "peak RSS MB", _at("retrieve", "peak_rss_mb")
+    yield f"STOW-RS, {scale['stow']} CT instances", "inst/s", _at("stow", "instances_per_s")
+    yield "C-STORE ingest alone", "inst/s", _at("ingest", "alone_per_s")
+    yield "C-STORE ingest while viewers load", "inst/s", _at("ingest", "viewed_per_s")
+    yield "ingest while viewing / alone", "ratio", _at("ingest", "ratio")
+    yield "viewer frames during that ingest", "frames/s", _at("ingest", "viewer_frames_per_s")
+    first: dict[str, Any] = next(iter(report["targets"].values()), {})
     for size in scale["populations"]:
-        first = next(iter(report["targets"].values()), {})
         for label in first.get("qido", {}).get(str(size), {}):
             yield (
                 f"QIDO {label}, {size:,} instances",
                 "p95 ms",
-                lambda t, s=size, q=label: t["qido"][str(s)][q]["p95_ms"],
+                _at("qido", str(size), label, "p95_ms"),
             )
 
 
@@ -67,11 +75,7 @@ def markdown(report: dict[str, Any], command: str) -> str:
         lines.append("| " + " | ".join([label, unit, *cells]) + " |")
     for name, reason in report["skipped"].items():
         lines.append(f"\nSkipped {name}: {reason}")
-    qido = {
-        name: {
-            size: {q: f["matches"] for q, f in cases.items()} for size, cases in t["qido"].items()
-        }
-        for name, t in report["targets"].items()
-    }
-    lines.append(f"\nQIDO matches returned: {qido}")
+    for name, figures in report["targets"].items():
+        for answer in figures["wrong_answers"]:
+            lines.append(f"\nWRONG ANSWER from {name}: {answer}")
     return "\n".join(lines) + "\n"
