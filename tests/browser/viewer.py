@@ -14,15 +14,17 @@ from PIL import Image
 from playwright.async_api import Browser, Page
 
 # OHIF's first-visit tour would cover part of the viewport; mark it as seen. Cornerstone's
-# image-rendered event does not bubble, so it is counted in the capture phase.
+# events do not bubble, so they are counted in the capture phase: images drawn once a
+# stack viewport has been given an image (the frame arrived and was decoded).
 INIT_SCRIPT = """
 localStorage.setItem('shownTours', JSON.stringify(['basicViewerTour']));
+window.__newImages = 0;
 window.__imagesRendered = 0;
-document.addEventListener('CORNERSTONE_IMAGE_RENDERED', () => { window.__imagesRendered++; }, true);
+document.addEventListener('CORNERSTONE_STACK_NEW_IMAGE', () => { window.__newImages++; }, true);
+document.addEventListener('CORNERSTONE_IMAGE_RENDERED', () => {
+  if (window.__newImages > 0) { window.__imagesRendered++; }
+}, true);
 """
-# The study list's first column: the patient name of each row.
-# The study list's first column, the patient name, of each row (a row's cells hold an inner
-# table when it is expanded).
 ROW_NAMES = (
     "Array.from(document.querySelectorAll('tbody > tr'))"
     ".filter(r => r.cells.length > 1).map(r => r.cells[0].innerText.trim())"
@@ -78,7 +80,6 @@ async def show_study(page: Page, site: str, study_uid: str, screenshot: Path) ->
     page.on("requestfinished", lambda r: frames.append(r.url) if "/frames/" in r.url else None)
     async with page.expect_response(lambda r: "/frames/" in r.url and r.ok):
         await page.goto(f"{site}/viewer?StudyInstanceUIDs={study_uid}")
-    await page.evaluate("window.__imagesRendered = 0")
     await page.wait_for_function("window.__imagesRendered > 0")
     # One more animation frame, so the drawn image has reached the compositor.
     await page.evaluate("new Promise(resolve => requestAnimationFrame(() => resolve(null)))")
