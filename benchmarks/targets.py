@@ -160,7 +160,7 @@ def _orthanc_config(
     dicom_port: int,
     http_port: int,
     destinations: Sequence[Destination],
-    overrides: Mapping[str, object],
+    overrides: Mapping[str, object] | None = None,
 ) -> Path:
     config = workdir / "orthanc.json"
     settings: dict[str, object] = {
@@ -180,7 +180,7 @@ def _orthanc_config(
         "DicomAlwaysAllowMove": True,
         "DicomModalities": {d.ae_title: [d.ae_title, "127.0.0.1", d.port] for d in destinations},
     }
-    settings.update(overrides)
+    settings.update(overrides or {})
     config.write_text(json.dumps(settings, indent=2))
     return config
 
@@ -204,7 +204,7 @@ def start_orthanc(
     knowing `destinations` as DicomModalities; `overrides` replace or add top-level
     settings (e.g. Plugins and a DicomWeb section)."""
     dicom_port, http_port = free_port(), free_port()
-    config = _orthanc_config(workdir, dicom_port, http_port, destinations, overrides or {})
+    config = _orthanc_config(workdir, dicom_port, http_port, destinations, overrides)
     log = workdir / "orthanc.log"
     process = launch(["Orthanc", str(config)], log, env=DCMTK_ENV)
     wait_for_port(process, dicom_port, log, START_TIMEOUT)

@@ -357,7 +357,15 @@ def test_dicomweb_benchmark_measures_every_figure_and_gets_the_searches_right(
 ) -> None:
     # pacs only: Orthanc's DICOMweb plugin is not among CI's packages.
     json_out = tmp_path / "dicomweb.json"
-    argv = [sys.executable, "-m", "benchmarks.dicomweb", "--scale", "tiny", "--targets", "pacs"]
+    argv = [
+        sys.executable,
+        "-m",
+        "benchmarks.dicomweb_compare",
+        "--scale",
+        "tiny",
+        "--targets",
+        "pacs",
+    ]
 
     result = subprocess.run(
         [*argv, "--json", str(json_out)],

@@ -1,4 +1,4 @@
-"""DICOMweb benchmark: pacs against Orthanc 1.10 with its DICOMweb plugin, same run.
+"""DICOMweb figures side by side: pacs and Orthanc 1.10 with its DICOMweb plugin, one run.
 
 For each target, started empty: CT series of `small` and `large` instances (full: 200
 and 2,000, the latter about 1 GB) and a JPEG 2000 series arrive over C-STORE; then
@@ -7,7 +7,7 @@ the large series (MB/s, the server's peak RSS); STOW-RS instances/s; C-STORE ing
 alone and while six viewer connections load the small study over and over; and QIDO
 study searches (OHIF's, with a `*x*` name and limit=101) at two population sizes.
 Usage:
-python -m benchmarks.dicomweb [--scale tiny|small|full] [--targets pacs,orthanc]
+python -m benchmarks.dicomweb_compare [--scale tiny|small|full] [--targets pacs,orthanc]
                               [--json OUT] [--markdown OUT]
 """
 
@@ -168,7 +168,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="pacs-dicomweb-") as work:
         report = run(names, scale, Path(work))
     report["scale_name"], report["cores"] = args.scale, os.cpu_count()
-    table = markdown(report, " ".join(["python -m benchmarks.dicomweb", *(argv or sys.argv[1:])]))
+    table = markdown(
+        report, " ".join(["python -m benchmarks.dicomweb_compare", *(argv or sys.argv[1:])])
+    )
     print(table)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
