@@ -6,6 +6,7 @@ The thread pools are created and closed here; `pacs.threads` maps which work run
 import asyncio
 import dataclasses
 import errno
+import gc
 import logging
 import signal
 import socket
@@ -78,7 +79,7 @@ from pacs.store.blobstore import FileBlobStore
 from pacs.store.probe import probe_root
 from pacs.threads import ThreadPools
 from pacs.web.keys import WebServices
-from pacs.web.server import WebServer, https_context
+from pacs.web.server import WebServer
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +199,7 @@ class PacsApp:
             refresh = ScrapeRefresh(self.metrics, probes)
             registry = build_registry(self.metrics)
             self.metrics_endpoint = MetricsEndpoint(settings.metrics.host, port, registry, refresh)
+<<<<<<< HEAD
         self.web: WebServer | None = None
         if settings.web.enabled:
             policy = lambda: self.gatekeeper.policy  # noqa: E731  # follows SIGHUP
@@ -207,6 +209,11 @@ class PacsApp:
             )
             https = https_context(tls) if tls is not None and settings.web.tls else None
             self.web = WebServer(settings.web, services, https)
+=======
+        policy = lambda: self.gatekeeper.policy  # noqa: E731  # follows SIGHUP
+        services = WebServices(self.queries, self.ingest, self.retrieve, self.auditor, policy)
+        self.web = WebServer.configured(settings.web, tls, services)
+>>>>>>> web
 
     def _build_server(self) -> DimseServer:
         server = self.settings.server
@@ -342,6 +349,9 @@ class PacsApp:
             await self._close_index()
             raise
         self.auditor.application_started()
+        # What start-up built lives as long as the process; left to the collector, each
+        # full collection would walk all of it again with the loop stopped.
+        gc.freeze()
         log.info("pacs listening on %s as %s", self._listening(), self.settings.server.ae_title)
 
     async def _start_metrics(self) -> None:
@@ -366,8 +376,9 @@ class PacsApp:
             await self.server.stop(0)
             if self.metrics_endpoint is not None:
                 await self.metrics_endpoint.stop()
-            port = self.settings.web.port or 0
-            raise _listen_failure(self.web.host, port, "[web] port", exc, "[web] host") from exc
+            raise _listen_failure(
+                self.web.host, self.web.port, "[web] port", exc, "[web] host"
+            ) from exc
 
     def _listening(self) -> str:
         listening = []

@@ -389,3 +389,21 @@ def test_dicomweb_benchmark_measures_every_figure_and_gets_the_searches_right(
     assert figures["retrieve"]["mb"] > 8 * 0.5 and figures["retrieve"]["peak_rss_mb"] > 0
     assert figures["stow"]["instances"] == 20 and figures["stow"]["instances_per_s"] > 0
     assert figures["ingest"]["alone_per_s"] > 0 and figures["ingest"]["viewed_per_s"] > 0
+
+
+@pytest.mark.benchmark_smoke
+@pytest.mark.timeout(200)
+def test_tiny_dicomweb_run_times_every_search_and_reports_stow_rates(tmp_path: Path) -> None:
+    json_out = tmp_path / "dicomweb.json"
+    argv = [sys.executable, "-m", "benchmarks.dicomweb", "--scales", "600", "--targets", "pacs"]
+    argv += ["--repeats", "2", "--stow", "6", "--runs", "1", "--json", str(json_out)]
+
+    result = subprocess.run(
+        argv, cwd=ROOT, capture_output=True, text=True, timeout=180, check=False
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    report = json.loads(json_out.read_text())
+    searches = report["qido"]["pacs 600"]["searches"]
+    assert len(searches) == 5 and all(s["n"] == 2 and s["wrong"] == 0 for s in searches.values())
+    assert all(rate > 0 for rates in report["stow"].values() for rate in rates)

@@ -35,7 +35,8 @@ ENDPOINTS: tuple[Callable[[web.Application], None], ...] = (
 
 def create_app(services: WebServices, settings: WebSettings) -> web.Application:
     """The DICOMweb application for these services, with every route under base_path."""
-    app = web.Application(handler_args={"max_field_size": 16384})
+    # A QIDO request line with a long includefield list can pass aiohttp's 8 KiB default.
+    app = web.Application(handler_args={"max_line_size": 32768})
     if settings.cors_origins:
         Cors(settings.cors_origins).install(app)  # first: preflights carry no credentials
     app.middlewares.append(auth_middleware(Authenticator(settings.users, services.policy)))

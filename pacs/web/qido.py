@@ -16,6 +16,7 @@ from aiohttp import hdrs, web
 from pacs.archive.access import Operation
 from pacs.dicom import json_model
 from pacs.dicom.levels import QueryLevel
+from pacs.errors import PacsError
 from pacs.web.auth import require
 from pacs.web.keys import QUERIES, base_url, route
 from pacs.web.qido_params import Search, parse_search
@@ -116,14 +117,25 @@ async def _stream(
         response.headers.add(hdrs.WARNING, warning)
     response.enable_compression()
     count = 0
-    async for page in _results(request, search):
-        if not page:
-            continue
+    try:
+        async for page in _results(request, search):
+            if not page:
+                continue
+            if not response.prepared:
+                await response.prepare(request)
+            chunk = json_model.dumps(page)[1:-1]
+            await response.write(f"{',' if count else '['}{chunk}".encode())
+            count += len(page)
+    except PacsError as exc:
         if not response.prepared:
-            await response.prepare(request)
-        chunk = json_model.dumps(page)[1:-1]
-        await response.write(f"{',' if count else '['}{chunk}".encode())
-        count += len(page)
+            raise  # answered with its status by the error middleware
+        # The status has gone: only a cut connection tells the client the array is not whole.
+        log.error(
+            "QIDO-RS %s: failed after %d results, connection closed: %s", request.path, count, exc
+        )
+        if request.transport is not None:
+            request.transport.close()
+        return response, count
     if not response.prepared:
         await response.prepare(request)
     await response.write_eof(b"]" if count else b"[]")

@@ -58,6 +58,21 @@ class WebServer:
         self._ssl = tls
         self._runner: web.AppRunner | None = None
 
+    @classmethod
+    def configured(
+        cls, settings: WebSettings, tls: TlsSettings | None, services: WebServices
+    ) -> "WebServer | None":
+        """The server [web] asks for (HTTPS with [tls] when `tls = true`), or None: off."""
+        if not settings.enabled:
+            return None
+        https = https_context(tls) if tls is not None and settings.tls else None
+        return cls(settings, services, https)
+
+    @property
+    def port(self) -> int:
+        """The configured port (0: any free one)."""
+        return self.settings.port or 0
+
     @property
     def address(self) -> tuple[str, int]:
         """The bound (host, port): with port 0 in the settings, the one the OS chose."""

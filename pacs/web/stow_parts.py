@@ -7,6 +7,7 @@ its elements rather than trusting (0002,0000): some clients (dicomweb-client wit
 pydicom's defaults) send it without the preamble, "DICM" or the group length.
 """
 
+import asyncio
 import io
 import struct
 from collections.abc import AsyncIterator
@@ -76,9 +77,11 @@ async def read_meta(part: BodyPartReader) -> tuple[FileMeta, bytes]:
     return meta, bytes(head[end:])
 
 
-async def data_set(first: bytes, part: BodyPartReader) -> AsyncIterator[bytes]:
-    """The data set's bytes: those already read, then the rest of the part chunk by chunk."""
+async def data_set(first: bytes, part: BodyPartReader, read: asyncio.Event) -> AsyncIterator[bytes]:
+    """The data set's bytes: those already read, then the rest of the part chunk by chunk;
+    `read` is set once the last has been read (the body's next part may then be read)."""
     if first:
         yield first
     while chunk := await part.read_chunk(CHUNK):
         yield chunk
+    read.set()

@@ -3,6 +3,8 @@ status codes, credentials, CORS and gzip through aiohttp's client."""
 
 import asyncio
 import io
+import socket
+import ssl
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,9 @@ from pydicom import dcmwrite
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
+from benchmarks.certificates import make_pki
 from pacs.dicom.part10 import HEAD, data_set_offset
+from pacs.errors import StartupError
 from pacs.web.credentials import hash_password, token_sha256
 from tests.conftest import make_instance
 from tests.integration.conftest import PacsAddress, StartPacs
@@ -290,3 +294,31 @@ async def test_cors_and_gzip(start_pacs: StartPacs) -> None:
             assert response.headers["Content-Encoding"] == "gzip"
         async with session.get(url, headers={"Origin": "https://elsewhere.example"}) as r:
             assert "Access-Control-Allow-Origin" not in r.headers
+
+
+async def test_https_with_the_tls_certificate(start_pacs: StartPacs, tmp_path: Path) -> None:
+    pki = make_pki(tmp_path / "pki")
+    tls = {
+        "port": 0,
+        "certificate": pki.server.certificate,
+        "private_key": pki.server.private_key,
+        "client_certificates": "none",
+    }
+    pacs = await start_pacs(tls=tls, web={"port": 0, "tls": True})
+    assert _url(pacs).startswith("https://127.0.0.1:")
+    trusting = ssl.create_default_context(cafile=pki.ca)
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{_url(pacs)}/studies", ssl=trusting) as response:
+            assert response.status == 200
+            assert await response.json(content_type="application/dicom+json") == []
+        with pytest.raises(aiohttp.ClientConnectorCertificateError):
+            await session.get(f"{_url(pacs)}/studies")  # the CA is not the system's
+
+
+async def test_a_web_port_in_use_stops_the_start_naming_the_key(start_pacs: StartPacs) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(StartupError, match=r"\[web\] port: .* already in use"):
+            await start_pacs(web={"port": port, "host": "127.0.0.1"})
