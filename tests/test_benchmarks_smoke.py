@@ -407,3 +407,23 @@ def test_tiny_dicomweb_run_times_every_search_and_reports_stow_rates(tmp_path: P
     searches = report["qido"]["pacs 600"]["searches"]
     assert len(searches) == 5 and all(s["n"] == 2 and s["wrong"] == 0 for s in searches.values())
     assert all(rate > 0 for rates in report["stow"].values() for rate in rates)
+
+
+@pytest.mark.benchmark_smoke
+@pytest.mark.dcmtk
+@pytest.mark.timeout(180)
+@pytest.mark.skipif(dcmtk.find("storescu") is None, reason="DCMTK storescu is not installed")
+def test_wado_benchmark_reports_latencies_throughput_and_memory() -> None:
+    argv = [sys.executable, "-m", "benchmarks.wado", "--small", "3", "--large", "4"]
+    argv += ["--requests", "3", "--rounds", "1", "--targets", "pacs"]
+
+    result = subprocess.run(
+        argv, cwd=ROOT, capture_output=True, text=True, timeout=170, check=False
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    rows = {line.split(" | ")[0].strip("| "): line for line in result.stdout.splitlines()}
+    for case in ("metadata small", "metadata large", "frame native", "frame encapsulated"):
+        assert " p95 " in rows[case], rows
+    assert float(rows["series MB"].split("|")[2]) == pytest.approx(4 * 0.527, rel=0.01)
+    assert float(rows["series peak RSS MB"].split("|")[2]) > 0

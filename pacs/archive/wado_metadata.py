@@ -24,6 +24,7 @@ from pacs.index.wado import KeptMetadata, MetadataSource, SeriesAttributes, Wado
 log = logging.getLogger(__name__)
 
 PIXEL_DATA = "7FE00010"
+SOP_INSTANCE_UID = "00080018"
 ROWS = "00280010"
 # Fast enough that building a 2,000-instance series costs a few ms more than JSON itself;
 # the text compresses about tenfold whatever the level.
@@ -99,6 +100,14 @@ class MetadataService:
         )
         return body
 
+    async def instance(self, study: str, series: str, sop: str, base_url: str) -> bytes:
+        """One instance's metadata (a list of one), taken from its series' kept response."""
+        body = await self.series(study, series, base_url)
+        found = await asyncio.to_thread(_only, body, sop)
+        if found is None:
+            raise ResourceNotFound(f"no instance {sop} in series {series} of study {study}")
+        return found
+
     async def study(self, study: str, base_url: str) -> bytes:
         """The study's metadata (every series') as gzipped JSON text."""
         series_uids = await self._catalogue.series_uids(study)
@@ -106,6 +115,15 @@ class MetadataService:
             raise ResourceNotFound(f"no study {study}")
         parts = [await self.series(study, uid, base_url) for uid in series_uids]
         return await asyncio.to_thread(_joined, parts)
+
+
+def _only(body: bytes, sop: str) -> bytes | None:
+    """The element of a series' gzipped metadata whose SOP Instance UID is `sop`, gzipped."""
+    for element in json_model.loads(gzip.decompress(body)):
+        if (element.get(SOP_INSTANCE_UID) or {}).get("Value") == [sop]:
+            text = json_model.dumps([element]).encode()
+            return gzip.compress(text, compresslevel=GZIP_LEVEL, mtime=0)
+    return None
 
 
 def _joined(parts: list[bytes]) -> bytes:

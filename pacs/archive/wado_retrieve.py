@@ -24,6 +24,9 @@ from pacs.store.protocol import BlobStore
 
 AS_STORED = "*"
 CHUNK = 1024 * 1024
+# Instances listed up front (a few hundred bytes each) so that a response of as many as
+# this has a Content-Length; a larger one streams chunked, its list read a page at a time.
+LISTED = 20_000
 
 
 def choose_syntax(stored: str, accepted: Sequence[str]) -> str | None:
@@ -50,7 +53,7 @@ class Opened:
 class Part:
     """One instance of the response: the syntax it is in and its bytes, a chunk at a time."""
 
-    sop_instance_uid: str
+    instance: StoredInstance
     transfer_syntax_uid: str
     chunks: AsyncIterator[bytes]
 
@@ -76,6 +79,29 @@ class InstanceStreams:
                 )
         return count
 
+    async def listed(self, selection: Selection, count: int) -> list[StoredInstance] | None:
+        """The instances, read from the index at once when there are at most LISTED, so
+        that the response's length can be told before it starts (None when more)."""
+        if count > LISTED:
+            return None
+        return [instance async for instance in self._retrieve.instances(selection)]
+
+    @staticmethod
+    def stored_sizes(
+        instances: Sequence[StoredInstance], accepted: Sequence[str]
+    ) -> list[tuple[str, int]] | None:
+        """Each instance's (syntax, size) when every one goes as stored; None when some
+        instance is converted (its size is known once it is)."""
+        sizes = []
+        for instance in instances:
+            if (
+                choose_syntax(instance.transfer_syntax_uid, accepted)
+                != instance.transfer_syntax_uid
+            ):
+                return None
+            sizes.append((instance.transfer_syntax_uid, instance.blob_size))
+        return sizes
+
     def _open(self, instance: StoredInstance, accepted: Sequence[str]) -> Opened:
         """Blocking: the instance's first chunk (or whole converted file), in a thread."""
         syntax = choose_syntax(instance.transfer_syntax_uid, accepted)
@@ -96,12 +122,15 @@ class InstanceStreams:
         meta = file_meta_bytes(instance.sop_class_uid, instance.sop_instance_uid, syntax, "")
         return Opened(syntax, meta + data_set, None)
 
-    async def parts(self, selection: Selection, accepted: Sequence[str]) -> AsyncIterator[Part]:
-        """Each instance in turn; the next one is opened while the caller sends this one."""
+    async def parts(
+        self, selection: Selection | Sequence[StoredInstance], accepted: Sequence[str]
+    ) -> AsyncIterator[Part]:
+        """Each instance (of the selection, read a page at a time, or listed already) in
+        turn; the next one is opened while the caller sends this one."""
         ahead: asyncio.Task[Opened] | None = None
         pending: StoredInstance | None = None
         try:
-            async for instance in self._retrieve.instances(selection):
+            async for instance in self._each(selection):
                 task = asyncio.create_task(asyncio.to_thread(self._open, instance, accepted))
                 previous, sending = ahead, pending
                 ahead, pending = task, instance  # from here on, released by `finally`
@@ -114,8 +143,18 @@ class InstanceStreams:
             if ahead is not None:
                 ahead.add_done_callback(_close_unsent)
 
+    async def _each(
+        self, selection: Selection | Sequence[StoredInstance]
+    ) -> AsyncIterator[StoredInstance]:
+        if isinstance(selection, Selection):
+            async for instance in self._retrieve.instances(selection):
+                yield instance
+        else:
+            for instance in selection:
+                yield instance
+
     def _part(self, instance: StoredInstance, opened: Opened) -> Part:
-        return Part(instance.sop_instance_uid, opened.transfer_syntax_uid, _chunks(opened))
+        return Part(instance, opened.transfer_syntax_uid, _chunks(opened))
 
 
 async def _chunks(opened: Opened) -> AsyncIterator[bytes]:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import Select, bindparam, delete, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pacs.index.database_errors import index_errors
@@ -174,8 +175,11 @@ class WadoCatalogue:
             built_at=datetime.now(UTC),
         )
         with index_errors():
-            async with self._sessionmaker.begin() as session:
-                await session.execute(
-                    delete(SeriesMetadata).where(SeriesMetadata.series_instance_uid == series)
-                )
-                session.add(row)
+            try:
+                async with self._sessionmaker.begin() as session:
+                    await session.execute(
+                        delete(SeriesMetadata).where(SeriesMetadata.series_instance_uid == series)
+                    )
+                    session.add(row)
+            except IntegrityError:
+                pass  # a concurrent request kept it first: the same response, or a newer one

@@ -5,7 +5,7 @@ client's socket is full: memory holds a chunk, never a whole response.
 """
 
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from aiohttp import web
 
@@ -23,17 +23,31 @@ class MultipartResponse:
         self.parts = 0
         self.bytes = 0
 
-    async def start(self, request: web.Request) -> None:
+    def _head(self, content_type: str, location: str | None) -> bytes:
+        head = f"--{self.boundary}\r\nContent-Type: {content_type}\r\n"
+        if location is not None:
+            head += f"Content-Location: {location}\r\n"
+        return f"{head}\r\n".encode()
+
+    def length(self, parts: Sequence[tuple[str, int]]) -> int:
+        """The body's length for parts of these (Content-Type, size), none with a location."""
+        heads = sum(len(self._head(kind, None)) + 2 for kind, _ in parts)
+        return heads + sum(size for _, size in parts) + len(self._tail())
+
+    def _tail(self) -> bytes:
+        return f"--{self.boundary}--\r\n".encode()
+
+    async def start(self, request: web.Request, length: int | None = None) -> None:
+        """Send the status and headers; with the body's `length` known, it is not chunked."""
+        if length is not None:
+            self.response.content_length = length
         await self.response.prepare(request)
 
     async def part(
         self, content_type: str, chunks: AsyncIterator[bytes], location: str | None = None
     ) -> None:
         """Write one part: its headers, then its bytes as they come."""
-        head = f"--{self.boundary}\r\nContent-Type: {content_type}\r\n"
-        if location is not None:
-            head += f"Content-Location: {location}\r\n"
-        await self.response.write(f"{head}\r\n".encode())
+        await self.response.write(self._head(content_type, location))
         async for chunk in chunks:
             self.bytes += len(chunk)
             await self.response.write(chunk)
@@ -41,7 +55,7 @@ class MultipartResponse:
         self.parts += 1
 
     async def finish(self) -> web.StreamResponse:
-        await self.response.write(f"--{self.boundary}--\r\n".encode())
+        await self.response.write(self._tail())
         await self.response.write_eof()
         return self.response
 

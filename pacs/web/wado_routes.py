@@ -8,18 +8,21 @@ answer; a refusal (404, 406, 400) is decided before the first byte of a body.
 import gzip
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 from aiohttp import web
 
 from pacs.archive.access import Operation
 from pacs.archive.wado import WadoService
+from pacs.archive.wado_retrieve import Part
+from pacs.audit.auditor import Transfer
+from pacs.audit.events import Node
 from pacs.dicom.levels import QueryLevel
 from pacs.dicom.selection import Selection
 from pacs.web.accept import DICOM, OCTET_STREAM, accepted_syntaxes
 from pacs.web.auth import require
 from pacs.web.errors import BadRequest
-from pacs.web.keys import BASE_PATH, WADO, route
+from pacs.web.keys import AUDITOR, BASE_PATH, PUBLIC_URL, WADO, route
 from pacs.web.multipart import MultipartResponse, one
 
 log = logging.getLogger(__name__)
@@ -31,7 +34,17 @@ METADATA_TYPES = ("application/dicom+json", "application/json", "application/*",
 
 
 def _base_url(request: web.Request) -> str:
-    return f"{request.scheme}://{request.host}{request.app[BASE_PATH]}"
+    """Where the client reaches the routes, for BulkDataURIs: [web] public_url, else the
+    request's. Some clients (dicomweb-client) send a Host header without the port they
+    connected to; the socket's port is added then, unless it is the scheme's default."""
+    if request.app[PUBLIC_URL]:
+        return request.app[PUBLIC_URL]
+    host = request.host
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    default = 443 if request.scheme == "https" else 80
+    if ":" not in host.rpartition("]")[2] and sockname and sockname[1] != default:
+        host = f"{host}:{sockname[1]}"
+    return f"{request.scheme}://{host}{request.app[BASE_PATH]}"
 
 
 def _selection(request: web.Request) -> Selection:
@@ -44,6 +57,10 @@ def _selection(request: web.Request) -> Selection:
     return Selection(QueryLevel.STUDY, (), (info["study"],))
 
 
+def _dicom_type(transfer_syntax: str) -> str:
+    return f"{DICOM}; transfer-syntax={transfer_syntax}"
+
+
 async def retrieve_instances(request: web.Request) -> web.StreamResponse:
     """A study, series or instance as multipart/related; type="application/dicom"."""
     caller = require(request, Operation.GET)
@@ -51,20 +68,24 @@ async def retrieve_instances(request: web.Request) -> web.StreamResponse:
     accepted = accepted_syntaxes(request.headers.get("Accept"), DICOM)
     selection = _selection(request)
     started = time.monotonic()
-    await wado.instances.check(selection, accepted)
+    count = await wado.instances.check(selection, accepted)
+    listed = await wado.instances.listed(selection, count)
+    sizes = None if listed is None else wado.instances.stored_sizes(listed, accepted)
     body = MultipartResponse(DICOM)
-    await body.start(request)
+    parts = None if sizes is None else [(_dicom_type(syntax), size) for syntax, size in sizes]
+    await body.start(request, None if parts is None else body.length(parts))
+    node = Node(caller.peer or caller.name, request.remote or "")
+    transfer = request.app[AUDITOR].transfer(node, node)  # as a C-GET: the caller receives
     try:
-        async for part in wado.instances.parts(selection, accepted):
-            content_type = f"{DICOM}; transfer-syntax={part.transfer_syntax_uid}"
-            await body.part(content_type, part.chunks)
-        await body.finish()
+        await _send_instances(body, wado.instances.parts(listed or selection, accepted), transfer)
     except Exception as exc:
         # The status is sent: cutting the body short is how the client learns.
         log.warning("WADO-RS %s by %s cut short: %s", request.path, caller.name, exc)
+        transfer.finished(count - body.parts, f"cut short: {exc}")
         if request.transport is not None:
             request.transport.close()
         return body.response
+    transfer.finished(0)
     log.info(
         "WADO-RS %s by %s: %d instances, %d bytes, %.0f ms",
         request.path,
@@ -74,6 +95,17 @@ async def retrieve_instances(request: web.Request) -> web.StreamResponse:
         (time.monotonic() - started) * 1000,
     )
     return body.response
+
+
+async def _send_instances(
+    body: MultipartResponse, parts: AsyncIterator[Part], transfer: Transfer
+) -> None:
+    async for part in parts:
+        instance = part.instance
+        transfer.sending(instance.study_instance_uid, instance.patient_id)
+        await body.part(_dicom_type(part.transfer_syntax_uid), part.chunks)
+        transfer.sent(instance.study_instance_uid, instance.patient_id, instance.sop_class_uid)
+    await body.finish()
 
 
 def _metadata_response(request: web.Request, gzipped: bytes) -> web.Response:
@@ -103,6 +135,15 @@ async def series_metadata(request: web.Request) -> web.Response:
     info = request.match_info
     wado = request.app[WADO]
     gzipped = await wado.metadata.series(info["study"], info["series"], _base_url(request))
+    return _metadata_response(request, gzipped)
+
+
+async def instance_metadata(request: web.Request) -> web.Response:
+    require(request, Operation.GET)
+    info = request.match_info
+    wado = request.app[WADO]
+    uids = info["study"], info["series"], info["instance"]
+    gzipped = await wado.metadata.instance(*uids, _base_url(request))
     return _metadata_response(request, gzipped)
 
 
@@ -177,5 +218,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(route(app, INSTANCE), retrieve_instances)
     app.router.add_get(route(app, STUDY + "/metadata"), study_metadata)
     app.router.add_get(route(app, SERIES + "/metadata"), series_metadata)
+    app.router.add_get(route(app, INSTANCE + "/metadata"), instance_metadata)
     app.router.add_get(route(app, INSTANCE + "/frames/{frames}"), frames)
     app.router.add_get(route(app, INSTANCE + "/bulkdata/{tag}"), bulkdata)
