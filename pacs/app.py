@@ -199,21 +199,10 @@ class PacsApp:
             refresh = ScrapeRefresh(self.metrics, probes)
             registry = build_registry(self.metrics)
             self.metrics_endpoint = MetricsEndpoint(settings.metrics.host, port, registry, refresh)
-<<<<<<< HEAD
-        self.web: WebServer | None = None
-        if settings.web.enabled:
-            policy = lambda: self.gatekeeper.policy  # noqa: E731  # follows SIGHUP
-            wado = WadoService(WadoCatalogue(self.reads, sessions), self.store, self.retrieve)
-            services = WebServices(
-                self.queries, self.ingest, self.retrieve, self.auditor, policy, wado
-            )
-            https = https_context(tls) if tls is not None and settings.web.tls else None
-            self.web = WebServer(settings.web, services, https)
-=======
         policy = lambda: self.gatekeeper.policy  # noqa: E731  # follows SIGHUP
-        services = WebServices(self.queries, self.ingest, self.retrieve, self.auditor, policy)
+        wado = WadoService(WadoCatalogue(self.reads, sessions), self.store, self.retrieve)
+        services = WebServices(self.queries, self.ingest, self.retrieve, self.auditor, policy, wado)
         self.web = WebServer.configured(settings.web, tls, services)
->>>>>>> web
 
     def _build_server(self) -> DimseServer:
         server = self.settings.server
