@@ -18,7 +18,9 @@ from pynetdicom import AE
 from tests.browser.images import Study, ct_study, jpeg2000_study
 from tests.browser.ohif_site import ViewerSite, serve_viewer
 from tests.browser.viewer import (
+    BRIGHT,
     CHROMIUM_ARGS,
+    DARK,
     new_page,
     open_study_list,
     search_patient_name,
@@ -30,8 +32,6 @@ from tests.integration.serve_process import ServeProcess, start_serve
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 WEB_URL = re.compile(r"DICOMweb at (http://\S+?)[ ,]")
-# Grey levels (0-255) of the bright square and of the field around it, as drawn.
-BRIGHT, DARK = 200.0, 40.0
 
 
 def _send(host: str, port: int, instances: list[Dataset]) -> list[int]:

@@ -30,6 +30,9 @@ ROW_NAMES = (
     ".filter(r => r.cells.length > 1).map(r => r.cells[0].innerText.trim())"
 )
 NAME_FILTER = '[data-cy="input-patientName"]'
+# Mean grey levels (0-255) the bright square must exceed and the field around it must stay
+# under, as drawn.
+BRIGHT, DARK = 200.0, 40.0
 VIEWPORT_SIZE = {"width": 1280, "height": 900}
 TIMEOUT_MS = 60_000
 CHROMIUM_ARGS = ["--no-sandbox", "--enable-unsafe-swiftshader", "--use-angle=swiftshader"]
