@@ -32,7 +32,14 @@ from pydicom.uid import JPEG2000Lossless, generate_uid
 from benchmarks import dcmtk
 from benchmarks.dataset import Kind, generate
 from benchmarks.preload import store
-from benchmarks.processes import DCMTK_ENV, PeakMemory, free_port, launch, wait_for_port
+from benchmarks.processes import (
+    DCMTK_ENV,
+    PeakMemory,
+    free_port,
+    launch,
+    reset_peak,
+    wait_for_port,
+)
 from benchmarks.runs import CALLING_AE_TITLE
 from benchmarks.servers import Server, shutdown
 from benchmarks.targets import START_TIMEOUT, _orthanc_config, start_pacs
@@ -120,12 +127,13 @@ def _make_data(root: Path, small: int, large: int) -> Data:
 
 
 def _times(session: requests.Session, url: str, accept: str, count: int) -> list[float]:
-    """Seconds of each of `count` GETs, the body read whole (gzip allowed)."""
+    """Seconds of each of `count` GETs, until the body is read whole as sent (gzip allowed,
+    not inflated: the client's own inflating is not the server's time)."""
     seconds = []
     for _ in range(count):
         started = time.perf_counter()
-        response = session.get(url, headers={"Accept": accept})
-        _ = response.content
+        response = session.get(url, headers={"Accept": accept}, stream=True)
+        response.raw.read(decode_content=False)
         seconds.append(time.perf_counter() - started)
         if response.status_code != 200:
             raise RuntimeError(f"GET {url}: {response.status_code} {response.text[:200]}")
@@ -138,6 +146,7 @@ def _p(values: Sequence[float], q: int) -> float:
 
 def _retrieve(session: requests.Session, target: Running, url: str) -> tuple[float, float, float]:
     """Seconds, MB and peak RSS (MB) of one whole-series retrieve as stored."""
+    reset_peak(target.server.process.pid)  # the peak of this retrieve, not of what went before
     with PeakMemory(target.server.process.pid) as memory:
         started = time.perf_counter()
         size = 0

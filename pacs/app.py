@@ -200,9 +200,12 @@ class PacsApp:
             registry = build_registry(self.metrics)
             self.metrics_endpoint = MetricsEndpoint(settings.metrics.host, port, registry, refresh)
         policy = lambda: self.gatekeeper.policy  # noqa: E731  # follows SIGHUP
+        classes = frozenset(storage_sop_classes())
         wado = WadoService(WadoCatalogue(self.reads, sessions), self.store, self.retrieve)
-        services = WebServices(self.queries, self.ingest, self.retrieve, self.auditor, policy, wado)
-        self.web = WebServer.configured(settings.web, tls, services)
+        web = WebServices(
+            self.queries, self.ingest, self.retrieve, self.auditor, policy, classes, wado
+        )
+        self.web = WebServer.configured(settings.web, tls, web)
 
     def _build_server(self) -> DimseServer:
         server = self.settings.server
@@ -338,9 +341,7 @@ class PacsApp:
             await self._close_index()
             raise
         self.auditor.application_started()
-        # What start-up built lives as long as the process; left to the collector, each
-        # full collection would walk all of it again with the loop stopped.
-        gc.freeze()
+        gc.freeze()  # what start-up built lives on: full collections need not walk it
         log.info("pacs listening on %s as %s", self._listening(), self.settings.server.ae_title)
 
     async def _start_metrics(self) -> None:

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from pacs.index.database_errors import index_errors
 from pacs.index.engine import SQLITE_BEGIN
-from pacs.index.models import Instance, Patient, Series, Study
+from pacs.index.models import Instance, Patient, Series, SeriesMetadata, Study
 
 CHUNK = 500  # ids per IN list: below both databases' limits on bound parameters
 ATTEMPTS = 5
@@ -226,7 +226,10 @@ def _chunks(values: Sequence[T]) -> Iterator[Sequence[T]]:
 
 
 def _prune_series(conn: Connection, series_ids: Sequence[int]) -> int:
-    """Delete the series left without instances, recount the others; return how many went."""
+    """Delete the series left without instances, recount the others; return how many went.
+    Their kept WADO-RS metadata goes too (it would be rebuilt anyway: the series changed)."""
+    uids = select(Series.series_instance_uid).where(Series.id.in_(series_ids))
+    conn.execute(delete(SeriesMetadata).where(SeriesMetadata.series_instance_uid.in_(uids)))
     has_instances = exists().where(Instance.series_fk == Series.id)
     removed = conn.execute(delete(Series).where(Series.id.in_(series_ids), ~has_instances)).rowcount
     count = select(func.count()).where(Instance.series_fk == Series.id).scalar_subquery()

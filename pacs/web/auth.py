@@ -60,6 +60,9 @@ class Authenticator:
         self._policy = policy
         self._key = secrets.token_bytes(32)
         self._remembered: set[bytes] = set()
+        # One slow hash at a time: a flood of wrong passwords holds one worker thread,
+        # not every thread the loop shares with ingest.
+        self._hashing = asyncio.Semaphore(1)
 
     @property
     def open(self) -> bool:
@@ -82,8 +85,7 @@ class Authenticator:
         scheme, _, credentials = authorization.partition(" ")
         scheme = scheme.lower()
         if scheme == "bearer":
-            found = self._by_token.get(token_sha256(credentials.strip()))
-            return found
+            return self._by_token.get(token_sha256(credentials.strip()))
         if scheme != "basic":
             return None
         try:
@@ -103,8 +105,9 @@ class Authenticator:
         seen = hmac.new(self._key, f"{user.name}\0{password}".encode(), hashlib.sha256).digest()
         if seen in self._remembered:
             return True
-        if not await asyncio.to_thread(verify_password, password, user.password_hash):
-            return False
+        async with self._hashing:
+            if not await asyncio.to_thread(verify_password, password, user.password_hash):
+                return False
         if len(self._remembered) >= _REMEMBERED:
             self._remembered.clear()
         self._remembered.add(seen)

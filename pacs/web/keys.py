@@ -27,6 +27,8 @@ class WebServices:
     auditor: Auditor
     # The access policy in force (replaced on SIGHUP), asked on every request.
     policy: Callable[[], AccessPolicy]
+    # The Storage SOP Classes C-STORE accepts; STOW-RS refuses any other.
+    storage_classes: frozenset[str]
     wado: WadoService | None = None
 
 

@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator, Sequence
 
 from aiohttp import web
 
+WRITE_BUFFER = 4 * 1024 * 1024
+
 
 class MultipartResponse:
     """A streamed multipart/related response whose parts are of `part_type`."""
@@ -41,6 +43,10 @@ class MultipartResponse:
         """Send the status and headers; with the body's `length` known, it is not chunked."""
         if length is not None:
             self.response.content_length = length
+        if request.transport is not None:
+            # Room for a few files' chunks: a write returns while the socket still has
+            # bytes to send, instead of waiting for it to drain almost empty.
+            request.transport.set_write_buffer_limits(high=WRITE_BUFFER)
         await self.response.prepare(request)
 
     async def part(

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import BodyPartReader, MultipartReader, hdrs, web
+from aiohttp import BodyPartReader, hdrs, web
 from aiohttp.helpers import parse_mimetype
 
 from pacs.archive.access import Operation
@@ -21,7 +21,7 @@ from pacs.audit.events import Node
 from pacs.errors import InvalidInstance, PacsError
 from pacs.web.auth import Caller, require
 from pacs.web.errors import failure_reason
-from pacs.web.keys import AUDITOR, INGEST, base_url, route
+from pacs.web.keys import AUDITOR, INGEST, SERVICES, base_url, route
 from pacs.web.responses import DICOM_JSON, accepts_json, dicom_json
 from pacs.web.stow_parts import data_set, read_meta
 
@@ -31,6 +31,7 @@ DICOM = "application/dicom"
 # Parts of one request being made durable at once; each holds a staging file.
 MAX_IN_FLIGHT = 8
 _NOT_UNDERSTOOD = 0xC000
+SOP_CLASS_NOT_SUPPORTED = 0x0122  # PS3.7 C.4.2 (C-STORE's "SOP Class not supported")
 
 
 def _ui(value: str) -> dict[str, Any]:
@@ -113,6 +114,11 @@ async def _store_part(
     arrival = None
     try:
         meta, first = await read_meta(part.reader)
+        if meta.sop_class_uid not in request.app[SERVICES].storage_classes:
+            uids = (meta.sop_class_uid, meta.sop_instance_uid)
+            log.warning("STOW-RS by %s: SOP Class %s is not a storage class", caller.name, uids[0])
+            out.refused(part.number, *uids, SOP_CLASS_NOT_SUPPORTED)
+            return
         arrival = Arrival(
             meta.sop_class_uid,
             meta.sop_instance_uid,
@@ -143,8 +149,7 @@ async def store(request: web.Request) -> web.StreamResponse:
     study = request.match_info.get("study")
     out = _Outcomes(base_url(request))
     try:
-        reader = await request.multipart()
-        await _store_parts(request, reader, caller, study, out)
+        await _store_parts(request, caller, study, out)
     finally:
         request.app[AUDITOR].association_ended(out)
     if not out.referenced and not out.failed:
@@ -161,7 +166,7 @@ async def store(request: web.Request) -> web.StreamResponse:
 
 
 async def _store_parts(
-    request: web.Request, reader: MultipartReader, caller: Caller, study: str | None, out: _Outcomes
+    request: web.Request, caller: Caller, study: str | None, out: _Outcomes
 ) -> None:
     """Store every part. The next part is read once the previous one's bytes are, while
     that one is made durable: fsyncs overlap and index commits group, as for several
@@ -169,6 +174,7 @@ async def _store_parts(
     storing: set[asyncio.Task[None]] = set()
     number = 0
     try:
+        reader = await request.multipart()
         while (reader_part := await reader.next()) is not None:
             if not isinstance(reader_part, BodyPartReader):  # nested multipart: no instance
                 out.refused(number, "", "", _NOT_UNDERSTOOD)

@@ -28,11 +28,14 @@ PASSWORD = "password-of-the-modality"
 PEERS = [
     {"ae_title": "VIEWER", "host": "127.0.0.1", "port": 104, "allow": ["find", "get"]},
     {"ae_title": "MODALITY", "host": "127.0.0.1", "port": 105, "allow": ["store"]},
+    # May find, but only from its own network: not from loopback.
+    {"ae_title": "REMOTE", "host": "10.1.2.3", "port": 104, "hosts": ["10.1.2.0/24"]},
 ]
 USERS = [
     {"name": "viewer", "peer": "VIEWER", "token_sha256": token_sha256(TOKEN)},
     # Few iterations: the format is the one the file holds, the cost is the test's.
     {"name": "modality", "peer": "MODALITY", "password_hash": hash_password(PASSWORD, 1000)},
+    {"name": "remote", "peer": "REMOTE", "token_sha256": token_sha256("token-of-remote")},
 ]
 
 
@@ -225,22 +228,30 @@ async def test_stow_answers_202_when_some_fail_and_409_when_all_do(
     assert _value(failed[0], "00081197") == 0xA900
     assert _value(body, "00081190") == f"{_url(running_web)}/studies/{study}"
 
-    status, body = await _stow(f"{_url(running_web)}/studies", [b"not DICOM at all" * 20])
+    not_storage = make_instance(SOPClassUID="1.2.840.10008.5.1.4.1.2.2.1")  # a C-FIND class
+    parts = [b"not DICOM at all" * 20, _part10(not_storage)]
+    status, body = await _stow(f"{_url(running_web)}/studies", parts)
     assert status == 409
-    assert _value(body["00081198"]["Value"][0], "00081197") == 0xC000
+    failed = body["00081198"]["Value"]  # in the body's order
+    assert [_value(item, "00081197") for item in failed] == [0xC000, 0x0122]
+    assert _value(failed[1], "00081155") == not_storage.SOPInstanceUID
     assert "00081199" not in body
 
 
-async def test_stow_refuses_other_media_types(running_web: PacsAddress) -> None:
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(
-            f"{_url(running_web)}/studies",
-            data=b"{}",
-            headers={"Content-Type": "application/dicom+json"},
-        ) as response,
-    ):
-        assert response.status == 415
+async def test_stow_refuses_other_media_types_and_broken_bodies(running_web: PacsAddress) -> None:
+    url = f"{_url(running_web)}/studies"
+    related = 'multipart/related; type="application/dicom"'
+    cases = [
+        ("application/dicom+json", b"{}", 415),
+        (related, b"--x\r\n", 400),  # no boundary parameter
+        (f"{related}; boundary=abc", b"no boundary in here", 400),
+        (f"{related}; boundary=abc", b"--abc--\r\n", 400),  # no part
+    ]
+    async with aiohttp.ClientSession() as session:
+        for content_type, body, status in cases:
+            headers = {"Content-Type": content_type}
+            async with session.post(url, data=body, headers=headers) as response:
+                assert response.status == status, (content_type, body)
 
 
 async def test_credentials_map_to_the_peers_permissions(start_pacs: StartPacs) -> None:
@@ -260,6 +271,9 @@ async def test_credentials_map_to_the_peers_permissions(start_pacs: StartPacs) -
         modality = {"Authorization": aiohttp.encode_basic_auth("modality", PASSWORD)}
         async with session.get(f"{url}/studies", headers=modality) as response:
             assert response.status == 403  # MODALITY may store, not find
+        remote = {"Authorization": "Bearer token-of-remote"}
+        async with session.get(f"{url}/studies", headers=remote) as response:
+            assert response.status == 403  # REMOTE may find, from its hosts only
     viewer = {"Authorization": f"Bearer {TOKEN}"}
     status, _ = await _stow(f"{url}/studies", [_part10(ds)], **viewer)
     assert status == 403  # VIEWER may find, not store

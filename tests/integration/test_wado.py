@@ -17,6 +17,7 @@ from pynetdicom import AE
 from pacs.web.credentials import token_sha256
 from tests.conftest import make_instance
 from tests.integration.conftest import PacsAddress, StartPacs
+from tests.integration.test_gc import run_pacs
 
 AS_STORED = (("application/dicom", "*"),)
 NATIVE = (("application/dicom", ExplicitVRLittleEndian),)
@@ -276,3 +277,68 @@ async def test_wado_needs_the_retrieve_permission(start_pacs: StartPacs, tmp_pat
             assert refused.status == 403
         async with session.get(url, headers={"Authorization": "Bearer v"}) as allowed:
             assert allowed.status == 200
+
+
+async def test_series_metadata_follows_a_deleted_instance(start_pacs: StartPacs) -> None:
+    pacs = await start_pacs(web={"port": 0})
+    assert pacs.directory is not None
+    first = make_instance(InstanceNumber=1)
+    second = make_instance(
+        StudyInstanceUID=first.StudyInstanceUID,
+        SeriesInstanceUID=first.SeriesInstanceUID,
+        InstanceNumber=2,
+    )
+    assert await asyncio.to_thread(_store, pacs, [first, second]) == [0, 0]
+    client = DICOMwebClient(_url(pacs))
+    uids = (first.StudyInstanceUID, first.SeriesInstanceUID)
+    before = await asyncio.to_thread(client.retrieve_series_metadata, *uids)
+
+    config = pacs.directory / "pacs.toml"
+    code, _out, err = await run_pacs(config, "delete", "--instance", second.SOPInstanceUID, "--yes")
+    after = await asyncio.to_thread(client.retrieve_series_metadata, *uids)
+
+    assert code == 0, err
+    assert len(before) == 2
+    assert [m["00080018"]["Value"][0] for m in after] == [first.SOPInstanceUID]
+
+
+async def test_frames_of_a_reindexed_instance_are_found_on_first_request(
+    start_pacs: StartPacs, tmp_path: Path
+) -> None:
+    live = await start_pacs(web={"port": 0})
+    assert live.directory is not None
+    _ct, native, j2k = _study()
+    assert await asyncio.to_thread(_store, live, [native, j2k]) == [0, 0]
+    rebuilt_url = f"sqlite+aiosqlite:///{tmp_path / 'rebuilt.sqlite'}"
+    config = live.directory / "pacs.toml"
+    code, _out, err = await run_pacs(config, "reindex", "--into", rebuilt_url)
+    assert code == 0, err
+    # The rebuilt index reads headers through pydicom: no layout until a frame is asked for.
+    rebuilt = await start_pacs(
+        web={"port": 0},
+        database={"url": rebuilt_url},
+        storage={"root": live.directory / "store"},
+    )
+    client = DICOMwebClient(_url(rebuilt))
+    as_stored = (("application/octet-stream", "*"),)
+    encoded = list(generate_frames(j2k.PixelData, number_of_frames=FRAMES))
+
+    for _ in range(2):  # found, then kept
+        got_native = await asyncio.to_thread(
+            client.retrieve_instance_frames,
+            native.StudyInstanceUID,
+            native.SeriesInstanceUID,
+            native.SOPInstanceUID,
+            [2],
+            media_types=as_stored,
+        )
+        got_j2k = await asyncio.to_thread(
+            client.retrieve_instance_frames,
+            j2k.StudyInstanceUID,
+            j2k.SeriesInstanceUID,
+            j2k.SOPInstanceUID,
+            [3],
+            media_types=as_stored,
+        )
+        assert got_native == [_native_frames()[1].tobytes()]
+        assert got_j2k == [encoded[2]]

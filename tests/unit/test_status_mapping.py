@@ -14,6 +14,7 @@ from pacs.errors import (
     InvalidInstance,
     PacsError,
     ProtocolError,
+    ResourceNotFound,
     SchemaError,
     StartupError,
     StoreFull,
@@ -37,6 +38,7 @@ ERRORS: list[PacsError] = [
     StoreUnavailable("index down"),
     StoreFull("below minimum"),
     ProtocolError("bad PDU"),
+    ResourceNotFound("no such frame"),  # a WADO-RS refusal; DIMSE names it no better
 ]
 
 # The values are the standard's (PS3.4 B.2.3, C.4.1.1.4, C.4.2.1.5; PS3.7 C.5), written out
