@@ -22,6 +22,7 @@ class Server:
     stored: Callable[[], int]  # instances it holds now
     log: Path
     cleanup: Callable[[], None] = field(default=lambda: None)  # run once the process stopped
+    http_port: int = 0  # its HTTP (REST, DICOMweb) port, when it has one
 
 
 @dataclass(frozen=True, slots=True)

@@ -177,10 +177,14 @@ def _pacs_postgres_version() -> str:
 
 
 def _orthanc_config(
-    workdir: Path, dicom_port: int, http_port: int, destinations: Sequence[Destination]
+    workdir: Path,
+    dicom_port: int,
+    http_port: int,
+    destinations: Sequence[Destination],
+    overrides: Mapping[str, object] | None = None,
 ) -> Path:
     config = workdir / "orthanc.json"
-    settings = {
+    settings: dict[str, object] = {
         "Name": "bench",
         "StorageDirectory": str(workdir / "storage"),
         "IndexDirectory": str(workdir / "index"),
@@ -197,6 +201,7 @@ def _orthanc_config(
         "DicomAlwaysAllowMove": True,
         "DicomModalities": {d.ae_title: [d.ae_title, "127.0.0.1", d.port] for d in destinations},
     }
+    settings.update(overrides or {})
     config.write_text(json.dumps(settings, indent=2))
     return config
 
@@ -210,16 +215,24 @@ def _orthanc_instances(http_port: int) -> Callable[[], int]:
     return count
 
 
-def start_orthanc(workdir: Path, destinations: Sequence[Destination] = ()) -> Server:
+def start_orthanc(
+    workdir: Path,
+    destinations: Sequence[Destination] = (),
+    *,
+    overrides: Mapping[str, object] | None = None,
+) -> Server:
     """Orthanc with its default SQLite index, in its own directories (not the Debian service),
-    knowing `destinations` as DicomModalities."""
+    knowing `destinations` as DicomModalities; `overrides` replace or add top-level
+    settings (e.g. Plugins and a DicomWeb section)."""
     dicom_port, http_port = free_port(), free_port()
-    config = _orthanc_config(workdir, dicom_port, http_port, destinations)
+    config = _orthanc_config(workdir, dicom_port, http_port, destinations, overrides)
     log = workdir / "orthanc.log"
     process = launch(["Orthanc", str(config)], log, env=DCMTK_ENV)
     wait_for_port(process, dicom_port, log, START_TIMEOUT)
     wait_for_port(process, http_port, log, START_TIMEOUT)
-    return Server(process, dicom_port, "ORTHANC", _orthanc_instances(http_port), log)
+    return Server(
+        process, dicom_port, "ORTHANC", _orthanc_instances(http_port), log, http_port=http_port
+    )
 
 
 def start_storescp(workdir: Path) -> Server:

@@ -369,6 +369,49 @@ def test_deidentify_transfer_prints_move_and_export_rates() -> None:
 
 
 @pytest.mark.benchmark_smoke
+@pytest.mark.dcmtk
+@pytest.mark.timeout(300)
+@pytest.mark.skipif(dcmtk.find("storescu") is None, reason="DCMTK storescu is not installed")
+def test_dicomweb_benchmark_measures_every_figure_and_gets_the_searches_right(
+    tmp_path: Path,
+) -> None:
+    # pacs only: Orthanc's DICOMweb plugin is not among CI's packages.
+    json_out = tmp_path / "dicomweb.json"
+    argv = [
+        sys.executable,
+        "-m",
+        "benchmarks.dicomweb_compare",
+        "--scale",
+        "tiny",
+        "--targets",
+        "pacs",
+    ]
+
+    result = subprocess.run(
+        [*argv, "--json", str(json_out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    assert "| series metadata, 16 CT instances | p95 ms |" in result.stdout
+    figures = json.loads(json_out.read_text())["targets"]["pacs"]
+    assert figures["wrong_answers"] == []
+    assert set(figures["metadata"]) == {"8", "16"}
+    assert set(figures["frame"]) == {"native", "jpeg2000"}
+    latencies = [*figures["metadata"].values(), *figures["frame"].values()]
+    latencies += [q for size in figures["qido"].values() for q in size.values()]
+    assert len(latencies) == 2 + 2 + 2 * 3
+    assert all(0 < cell["p50_ms"] <= cell["p95_ms"] for cell in latencies), latencies
+    assert figures["retrieve"]["mb"] > 8 * 0.5 and figures["retrieve"]["peak_rss_mb"] > 0
+    assert figures["stow"]["instances"] == 20 and figures["stow"]["instances_per_s"] > 0
+    assert figures["ingest"]["alone_per_s"] > 0 and figures["ingest"]["viewed_per_s"] > 0
+
+
+@pytest.mark.benchmark_smoke
 @pytest.mark.timeout(200)
 def test_tiny_dicomweb_run_times_every_search_and_reports_stow_rates(tmp_path: Path) -> None:
     json_out = tmp_path / "dicomweb.json"
