@@ -50,6 +50,16 @@ def route(app: web.Application, tail: str) -> str:
 
 
 def base_url(request: web.Request) -> str:
-    """The URL clients reach the routes at: [web] public_url, else from the request."""
+    """The URL clients reach the routes at (RetrieveURL, BulkDataURI): [web] public_url,
+    else the request's. Some clients (dicomweb-client) send a Host header without the port
+    they connected to; the socket's port is added then, unless it is the scheme's default.
+    Behind a reverse proxy, `public_url` says what the proxy's clients use."""
     app = request.app
-    return app[PUBLIC_URL] or f"{request.scheme}://{request.host}{app[BASE_PATH]}"
+    if app[PUBLIC_URL]:
+        return app[PUBLIC_URL]
+    host = request.host
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    default = 443 if request.scheme == "https" else 80
+    if ":" not in host.rpartition("]")[2] and sockname and sockname[1] != default:
+        host = f"{host}:{sockname[1]}"
+    return f"{request.scheme}://{host}{app[BASE_PATH]}"

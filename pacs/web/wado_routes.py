@@ -22,7 +22,7 @@ from pacs.dicom.selection import Selection
 from pacs.web.accept import DICOM, OCTET_STREAM, accepted_syntaxes
 from pacs.web.auth import require
 from pacs.web.errors import BadRequest
-from pacs.web.keys import AUDITOR, BASE_PATH, PUBLIC_URL, WADO, route
+from pacs.web.keys import AUDITOR, WADO, base_url, route
 from pacs.web.multipart import MultipartResponse, one
 
 log = logging.getLogger(__name__)
@@ -31,20 +31,6 @@ STUDY = "/studies/{study}"
 SERIES = STUDY + "/series/{series}"
 INSTANCE = SERIES + "/instances/{instance}"
 METADATA_TYPES = ("application/dicom+json", "application/json", "application/*", "*/*")
-
-
-def _base_url(request: web.Request) -> str:
-    """Where the client reaches the routes, for BulkDataURIs: [web] public_url, else the
-    request's. Some clients (dicomweb-client) send a Host header without the port they
-    connected to; the socket's port is added then, unless it is the scheme's default."""
-    if request.app[PUBLIC_URL]:
-        return request.app[PUBLIC_URL]
-    host = request.host
-    sockname = request.transport.get_extra_info("sockname") if request.transport else None
-    default = 443 if request.scheme == "https" else 80
-    if ":" not in host.rpartition("]")[2] and sockname and sockname[1] != default:
-        host = f"{host}:{sockname[1]}"
-    return f"{request.scheme}://{host}{request.app[BASE_PATH]}"
 
 
 def _selection(request: web.Request) -> Selection:
@@ -126,7 +112,7 @@ def _metadata_response(request: web.Request, gzipped: bytes) -> web.Response:
 async def study_metadata(request: web.Request) -> web.Response:
     require(request, Operation.GET)
     wado: WadoService = request.app[WADO]
-    gzipped = await wado.metadata.study(request.match_info["study"], _base_url(request))
+    gzipped = await wado.metadata.study(request.match_info["study"], base_url(request))
     return _metadata_response(request, gzipped)
 
 
@@ -134,7 +120,7 @@ async def series_metadata(request: web.Request) -> web.Response:
     require(request, Operation.GET)
     info = request.match_info
     wado = request.app[WADO]
-    gzipped = await wado.metadata.series(info["study"], info["series"], _base_url(request))
+    gzipped = await wado.metadata.series(info["study"], info["series"], base_url(request))
     return _metadata_response(request, gzipped)
 
 
@@ -143,7 +129,7 @@ async def instance_metadata(request: web.Request) -> web.Response:
     info = request.match_info
     wado = request.app[WADO]
     uids = info["study"], info["series"], info["instance"]
-    gzipped = await wado.metadata.instance(*uids, _base_url(request))
+    gzipped = await wado.metadata.instance(*uids, base_url(request))
     return _metadata_response(request, gzipped)
 
 
