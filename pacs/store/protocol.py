@@ -42,6 +42,15 @@ class StagedBlob(Protocol):
         """Store the blob under its address; the future holds its reference or StoreError."""
         ...
 
+    def confirm(self) -> Future[BlobRef] | None:
+        """Once the index row naming the blob has committed, before the store is answered:
+        make sure the blob is still under its address, storing it again if `pacs gc` took
+        it away meanwhile (`pacs.store.s3_listing`). None when there is nothing to check
+        (the filesystem's gc cannot take away a blob a store deduplicated onto, and a blob
+        this commit created is young to gc); otherwise a future as of the commit's.
+        """
+        ...
+
     def discard(self) -> None:
         """Drop the staged bytes; harmless when repeated or after a commit."""
         ...
