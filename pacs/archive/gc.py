@@ -32,9 +32,10 @@ timestamps agree to well within GRACE - STALE_AGE (one machine, or NTP). A retri
 between gc's taking it away and its putting back does not find it and fails that one
 transfer (B is then referenced only by a row committed after step 3).
 
-On S3 taking away is a copy and a delete, not atomic, and a store that deduplicates
-onto B between the two loses its object: there the store checks, after its index row
-committed, that its object is still there (`pacs.store.s3_listing` gives the argument).
+On S3 taking away is a HEAD (for m), a copy and a delete, not atomic: a store that
+deduplicates onto B between the HEAD and the delete has its object deleted while gc
+judges the m from before. There step 5 and the store's own check, after its index row
+committed, that its object is still there keep B (`pacs.store.s3_listing` argues it).
 
 Staging files are a store's bytes on their way to an address: only those not written
 for STALE_AGE (as `pacs verify` judges them) go, and never a server's unused spare

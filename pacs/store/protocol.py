@@ -45,9 +45,10 @@ class StagedBlob(Protocol):
     def confirm(self) -> Future[BlobRef] | None:
         """Once the index row naming the blob has committed, before the store is answered:
         make sure the blob is still under its address, storing it again if `pacs gc` took
-        it away meanwhile (`pacs.store.s3_listing`). None when there is nothing to check
-        (the filesystem's gc cannot take away a blob a store deduplicated onto, and a blob
-        this commit created is young to gc); otherwise a future as of the commit's.
+        it away meanwhile (`pacs.store.s3_listing`). None when there is nothing to check:
+        gc puts back a blob whose modification time shows that a store just made it
+        present (the filesystem's, always; an S3 object, when this upload created it).
+        Otherwise a future as of the commit's.
         """
         ...
 
