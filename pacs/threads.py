@@ -23,7 +23,9 @@ would block it, into one of these threads:
   once on a busy disk. A job waits for its verdict, which never waits for a job of
   this pool: a pool shared by sync and commit cannot fill with waiters. With the S3
   backend (`store/s3_store.py`) a job is submitted once the verdict is given and uploads
-  the staging file (obstore's blocking PUT, which releases the GIL), then removes it.
+  the staging file (obstore's blocking PUT, which releases the GIL), then removes it; when
+  the object was there already, a second job once the index committed checks with a HEAD
+  that it still is, and only then removes the file (`S3StagedBlob.confirm`).
 - **pacs-index-writer** (`index_writer`, 1 thread, SQLite only). Every index write
   transaction (`index/transactions.py`): SQLite admits one writer, so one thread keeps
   writers from waiting on each other's lock and keeps the connection in one thread. A
@@ -55,7 +57,8 @@ Crossings from the loop to these threads: `asyncio.to_thread` in `archive/ingest
 and `app.py`;
 `run_in_executor` on the index pools in `index/transactions.py` and `index/reads.py`; a
 queue put in `audit/auditor.py` (`Sink.put`). The store's pool is submitted to from
-worker threads, not from the loop (`BlobWriter`, called by ingest in the default executor).
+worker threads (`BlobWriter`, called by ingest in the default executor), and from the loop
+only for the S3 backend's confirmation (`archive/ingest.py`).
 Between threads (`concurrent.futures.Future`): the index writer waits once for all the
 pacs-commit futures of its batch (one wake-up per batch), and a pacs-commit job for its
 blob's verdict (given in the default executor by ingest once the header has passed, or by

@@ -9,30 +9,37 @@ later. The protocol that keeps such a blob:
    to now (`os.utime`, one call that fails when the blob is gone, in which case the
    store renames its own copy into place, whose time is that of its last write). So a
    blob's mtime is never older than the last store that made it present. A store
-   commits its index row within INGEST_BOUND of that moment; one that takes longer
-   has long outlived its peer's DIMSE timeout.
+   commits its index row within STALE_AGE of that moment (less than GRACE); one that
+   takes longer has long outlived its peer's DIMSE timeout.
 2. gc lists the store against the index (the merge-join `pacs verify` uses) and keeps
    blobs no instance references and not modified for GRACE.
-3. For each batch of those it notes the time t, then asks the index again which are
-   referenced now, and keeps those.
-4. For each blob left, it renames the blob from its address into `.gc/` (atomic: after
-   it no store can find or touch it), then reads its mtime m there. It removes the blob
-   only if m is older than GRACE and less than GRACE - INGEST_BOUND has passed since t;
-   otherwise it puts the blob back.
+3. For each batch of those it asks the index which are referenced now, and keeps those
+   (this only spares the next steps blobs that are plainly in use).
+4. For each blob left, it takes the blob away from its address into `.gc/` (a rename,
+   atomic: after it no store can find or touch it), then reads its mtime m there, at
+   time a. If a - m < GRACE it puts the blob back at once.
+5. Once the batch's blobs are taken away, it asks the index again, at t, which of those
+   it holds are referenced now: it puts those back and removes the rest.
 
 Why no acknowledged instance loses its blob: take a store whose index row references
-blob B and which acknowledged. If its row committed before t, step 3 saw it. Otherwise
-it committed after t, and made B present at s, after t - INGEST_BOUND (step 1). If it
-made B present after gc's rename, it found no blob and renamed its own copy to the
-address, which gc never touches. If before, m >= s > t - INGEST_BOUND, while removing
-needs m < now - GRACE < t + (GRACE - INGEST_BOUND) - GRACE = t - INGEST_BOUND: gc puts
-B back. This assumes the server's and gc's clocks and the filesystem's timestamps agree
-to well within INGEST_BOUND (one machine, or NTP). A retrieve of B in the instant
-between gc's rename and its putting back does not find it and fails that one transfer.
+blob B and which acknowledged. If its row committed before t, step 5 saw it and put B
+back. Otherwise it committed after t, so it made B present at s > t - STALE_AGE (step
+1). If it made B present after gc's rename, it found no blob and renamed its own copy to
+the address, which gc never takes away again (putting B back writes the same bytes over
+it). If before, m >= s > t - STALE_AGE > a - GRACE, since a < t and STALE_AGE < GRACE:
+step 4 put B back. This assumes the server's and gc's clocks and the filesystem's
+timestamps agree to well within GRACE - STALE_AGE (one machine, or NTP). A retrieve of B
+between gc's taking it away and its putting back does not find it and fails that one
+transfer (B is then referenced only by a row committed after step 3).
+
+On S3 taking away is a HEAD (for m), a copy and a delete, not atomic: a store that
+deduplicates onto B between the HEAD and the delete has its object deleted while gc
+judges the m from before. There step 5 and the store's own check, after its index row
+committed, that its object is still there keep B (`pacs.store.s3_listing` argues it).
 
 Staging files are a store's bytes on their way to an address: only those not written
 for STALE_AGE (as `pacs verify` judges them) go, and never a server's unused spare
-files. A collection that crashed between renaming and deciding leaves its blobs in
+files. A collection that crashed between taking away and deciding leaves its blobs in
 `.gc/`; the next one puts them back first and judges them again.
 """
 
@@ -54,7 +61,6 @@ from pacs.archive.verify import (
 from pacs.store.listing import StagingFile
 
 GRACE = 3600.0  # seconds since a blob's last write or deduplication before gc may remove it
-INGEST_BOUND = STALE_AGE  # a store's index row commits within this of its blob being present
 BATCH = 500  # unreferenced addresses re-checked against the index in one query
 
 
@@ -129,23 +135,26 @@ class _Collection:
         report = self.report
         old = await blocking(_older, self.holdings, candidates, GRACE)
         report.kept_young += len(candidates) - len(old)
-        if not old:
-            return
-        asked_at = time.monotonic()  # before the query: rows it misses committed after
-        referenced = await self.catalogue.referenced(old)
-        report.kept_referenced += len(referenced)
-        unreferenced = [address for address in old if address not in referenced]
+        unreferenced = await self._unreferenced(old)  # step 3
         if report.dry_run:
             report.blobs_removed += len(unreferenced)
             report.removed += unreferenced
             return
-        for address, size in await blocking(_sweep, self.sweeper, unreferenced, asked_at):
-            if size is None:
-                report.kept_young += 1
-            else:
-                report.blobs_removed += 1
-                report.bytes_removed += size
-                report.removed.append(address)
+        held, young = await blocking(_take_away, self.sweeper, unreferenced)
+        report.kept_young += young
+        going = await self._unreferenced(held)  # step 5: after every take-away of the batch
+        for address, size in await blocking(_settle, self.sweeper, held, set(going)):
+            report.blobs_removed += 1
+            report.bytes_removed += size
+            report.removed.append(address)
+
+    async def _unreferenced(self, addresses: list[str]) -> list[str]:
+        """The addresses no instance references now; the others count as kept."""
+        if not addresses:
+            return []
+        referenced = await self.catalogue.referenced(addresses)
+        self.report.kept_referenced += len(referenced)
+        return [address for address in addresses if address not in referenced]
 
     async def staging(self, files: Sequence[StagingFile]) -> None:
         """Remove staging files not written for STALE_AGE; count the younger ones."""
@@ -172,28 +181,36 @@ def _older(holdings: Holdings, addresses: Sequence[str], limit: float) -> list[s
     return [a for a in addresses if (age := holdings.age(a)) is not None and age >= limit]
 
 
-def _sweep(
-    sweeper: Sweeper, addresses: Sequence[str], asked_at: float
-) -> list[tuple[str, int | None]]:
-    """Take each blob away and remove it, or put it back when it proves young (step 4).
+def _take_away(sweeper: Sweeper, addresses: Sequence[str]) -> tuple[list[str], int]:
+    """Take each blob away, and put it back at once when it proves young (step 4).
 
-    Returns (address, bytes removed or None when kept); a blob gone meanwhile is left out.
+    Returns the addresses held and how many were young; a blob gone meanwhile is left out.
     """
-    outcomes: list[tuple[str, int | None]] = []
+    held: list[str] = []
+    young = 0
     for address in addresses:
-        if time.monotonic() - asked_at >= GRACE - INGEST_BOUND:
-            break  # the index's answer is too old to rely on; the next gc sees the rest
         if not sweeper.take_away(address):
             continue
         age = sweeper.age(address)
         if age is None:
             continue
-        if age < GRACE or time.monotonic() - asked_at >= GRACE - INGEST_BOUND:
+        if age < GRACE:
             sweeper.put_back(address)
-            outcomes.append((address, None))
+            young += 1
         else:
-            outcomes.append((address, sweeper.discard(address)))
-    return outcomes
+            held.append(address)
+    return held, young
+
+
+def _settle(sweeper: Sweeper, held: Sequence[str], going: set[str]) -> list[tuple[str, int]]:
+    """Put back the held blobs referenced by now, then remove the rest (step 5).
+
+    Returns (address, bytes removed) for each blob removed.
+    """
+    for address in held:
+        if address not in going:
+            sweeper.put_back(address)
+    return [(address, sweeper.discard(address)) for address in held if address in going]
 
 
 async def collect(

@@ -2,8 +2,11 @@
 
 The order is the archive's promise (acknowledged means durable): stream the
 fragments to a staging file while hashing, check and parse the header, fsync
-and rename the file to its address, commit the index rows. Only then does the
-caller answer Success. Concurrent ingests share index commits (group commit).
+and rename the file to its address, commit the index rows, and where the store
+asks for it make sure the file is still at its address (`StagedBlob.confirm`:
+S3, when the upload found the object there, which `pacs gc` may have been taking
+away). Only then does the caller answer Success. Concurrent ingests share index
+commits (group commit).
 """
 
 import asyncio
@@ -171,6 +174,13 @@ class _Staging:
         )
         return StagedInstance(record, stored)
 
+    async def confirmed(self) -> None:
+        """Once the index committed: wait until the store made sure the file is still at its
+        address; at once (no hop) when it has nothing to check."""
+        confirming = None if self._writer is None else self._writer.confirm()
+        if confirming is not None:
+            await asyncio.wrap_future(confirming)
+
     def discard(self) -> None:
         if self._writer is not None:
             self._writer.discard()
@@ -209,9 +219,20 @@ class Ingest:
                     working.exception()  # retrieved: what is raised here is the first error
             await asyncio.to_thread(staging.discard)
             raise
-        outcome = await self._commits.add(staged)
-        # The index committed, so the file is stored: blob() returns at once.
-        judged = self._judge(outcome, staged.blob(), arrival)
+        return await self._index(staging, staged, arrival)
+
+    async def _index(
+        self, staging: _Staging, staged: StagedInstance, arrival: Arrival
+    ) -> IngestOutcome:
+        """Commit the instance's rows; return once the store confirmed its file."""
+        try:
+            outcome = await self._commits.add(staged)
+            # The index committed, so the file is stored: blob() returns at once.
+            judged = self._judge(outcome, staged.blob(), arrival)
+            await staging.confirmed()
+        except BaseException:
+            await asyncio.to_thread(staging.discard)  # a file kept for the confirmation
+            raise
         return dataclasses.replace(
             judged,
             study_instance_uid=staged.record.study.study_instance_uid,

@@ -347,6 +347,11 @@ class BlobWriter:
             return self.commit_in_background().result()
         return self._commit_once(synced=False)
 
+    def confirm(self) -> Future[BlobRef] | None:
+        """Nothing to confirm: a blob deduplicated onto was touched, or put in place anew
+        (`pacs.archive.gc`)."""
+        return None
+
     def _sync_and_commit(self) -> None:
         """The store thread's job: fsync, wait for the verdict, commit or leave the file."""
         assert self._verdict is not None and self._committing is not None

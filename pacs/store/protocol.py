@@ -42,6 +42,16 @@ class StagedBlob(Protocol):
         """Store the blob under its address; the future holds its reference or StoreError."""
         ...
 
+    def confirm(self) -> Future[BlobRef] | None:
+        """Once the index row naming the blob has committed, before the store is answered:
+        make sure the blob is still under its address, storing it again if `pacs gc` took
+        it away meanwhile (`pacs.store.s3_listing`). None when there is nothing to check:
+        gc puts back a blob whose modification time shows that a store just made it
+        present (the filesystem's, always; an S3 object, when this upload created it).
+        Otherwise a future as of the commit's.
+        """
+        ...
+
     def discard(self) -> None:
         """Drop the staged bytes; harmless when repeated or after a commit."""
         ...

@@ -4,12 +4,38 @@ blobs re-hashed as they stream in, and removals.
 Listing asks for the keys after `prefix` + an address's first two digits (start-after)
 and stops at the first key past them, so memory holds one such slice of names at a time,
 as on the filesystem. Removal for gc (`S3Sweeper`): S3 has no rename, so a blob is taken
-away by a server-side copy to `prefix.gc/<address>` and a delete of its key; its age is
-the Last-Modified its key had just before. Unlike the filesystem's rename, this is not
-one atomic step: a store that claims the blob (`S3BlobStore.upload`) in the round trip
-between that HEAD and the delete loses its object; `pacs verify` would report the
-instance's blob missing. One collection at a time per bucket: `exclusive` creates
-`prefix.gc/lock` with a conditional PUT. Every method blocks.
+away by a HEAD (its age is the Last-Modified its key had then), a server-side copy to
+`prefix.gc/<address>` and a delete D of its key. One collection at a time per bucket:
+`exclusive` creates `prefix.gc/lock` with a conditional PUT. Every method blocks.
+
+Unlike the filesystem's rename, taking away is not atomic: a store that claims the blob
+(`S3BlobStore.upload`) between the HEAD and D loses its object, and gc judges the blob
+by the Last-Modified from before the claim. Two checks keep every acknowledged instance's
+blob (the steps are those of `pacs.archive.gc`): gc asks the index at t, after D, and
+puts back the blobs referenced by then (step 5); a store whose upload did not create its
+object (it was there already, or went up in parts) makes sure, with a HEAD h after its
+index row committed at c and before it acknowledges, that the object is still there, and
+uploads it again if not (`S3StagedBlob.confirm`). Take a store that acknowledged with a
+row referencing blob B, and a collection that deletes B's key at D:
+
+- c before t: gc's question at t finds the row, and gc puts B back.
+- c after t, and the upload did not create the object: h > c > t > D, so the store's
+  HEAD comes after the delete (after those of every collection that asked before c)
+  and uploads B again if it is gone; nothing deletes it after that but a collection
+  that asks after c, which puts it back.
+- c after t, and the upload created the object at s (If-None-Match: * succeeded, so the
+  key was absent at s). If s > D, the key is the store's own, and this collection takes
+  an address away once. If s < D, gc's HEAD came after s: had it come before, the key
+  it found would have gone before s, but only gc's own D deletes keys (deleting an
+  instance leaves its blob to gc). So the Last-Modified gc read is s or later, and
+  s > c - STALE_AGE > t - STALE_AGE > a - GRACE (a, when gc judged the age, is before
+  t): the blob was young, and gc put it back at once.
+
+This assumes S3's strong consistency (a HEAD after a delete finds nothing: AWS since
+2020, MinIO), that a query begun after an index commit sees it, one collection at a time,
+and, for created objects only, that S3's clock and gc's agree to well within GRACE -
+STALE_AGE. The confirmation costs one HEAD for a store that deduplicates (or a multipart
+upload); a store of new bytes makes no request more.
 """
 
 import contextlib

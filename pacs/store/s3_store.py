@@ -9,6 +9,13 @@ claimed with a plain PUT of the same bytes, which sets its Last-Modified to now,
 mark `pacs gc` reads as the filesystem's touched modification time (`pacs.archive.gc`).
 Blobs from MULTIPART_FROM bytes go up in parts of PART_BYTES, unconditionally: the same
 bytes under the same address are the same object. Every method blocks.
+
+An upload that did not create its object (it was there, or went up in parts) keeps its
+staging file until `confirm()`: once the index row naming the blob has committed, and
+before the store is answered, a HEAD checks that the object is still there, and the file
+is uploaded again if `pacs gc` took it away meanwhile (`pacs.store.s3_listing` says why
+this closes the race between a claim and gc's delete). An upload that created its
+object needs no such check, nor any request more.
 """
 
 import contextlib
@@ -18,7 +25,7 @@ import logging
 import re
 import secrets
 import shutil
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor, Future, wait
 from pathlib import Path
 from typing import BinaryIO
 
@@ -115,21 +122,27 @@ class S3BlobStore:
             raise unavailable(f"read {self.location(sha256)}", exc) from exc
         return digest.hexdigest() == sha256
 
-    def upload(self, sha256: str, staged: Path, size: int) -> None:
-        """Store a staged file under its address (see the module docstring). Blocking."""
+    def upload(self, sha256: str, staged: Path, size: int) -> bool:
+        """Store a staged file under its address (see the module docstring). Blocking.
+
+        True when this upload created the object; False when it found it there already
+        or cannot tell (a multipart upload), which is when it needs `S3StagedBlob.confirm`.
+        """
         key = self.key(sha256)
         try:
             if size >= MULTIPART_FROM:
                 with staged.open("rb") as file:
                     obstore.put(self.client, key, file, chunk_size=PART_BYTES, max_concurrency=2)
-                return
+                return False
             body = staged.read_bytes()
             try:
                 obstore.put(self.client, key, body, mode="create", use_multipart=False)
             except (AlreadyExistsError, PreconditionError, FileExistsError):
                 obstore.put(self.client, key, body, use_multipart=False)  # the claim
+                return False
         except BaseError as exc:
             raise unavailable(f"store {self.location(sha256)}", exc) from exc
+        return True
 
     def probe(self) -> None:
         """Check that blobs can be staged and uploaded: StoreUnavailable says why not."""
@@ -164,6 +177,8 @@ class S3StagedBlob:
         self._size = 0
         self._sealed = False
         self._committing: Future[BlobRef] | None = None
+        self._confirming: Future[BlobRef] | None = None
+        self._kept = False  # the staging file, until `confirm()`: the upload created nothing
         self._dropped = False
 
     @property
@@ -205,8 +220,38 @@ class S3StagedBlob:
 
     def _upload(self) -> BlobRef:
         ref = self.reference
+        created = True
         try:
-            self._store.upload(ref.sha256, self._path, ref.size)
+            created = self._store.upload(ref.sha256, self._path, ref.size)
+        except OSError as exc:
+            raise _local_failure("read a staging file", exc) from exc
+        finally:
+            if created:
+                self._path.unlink(missing_ok=True)
+        self._kept = not created
+        return ref
+
+    def confirm(self) -> Future[BlobRef] | None:
+        """Once the index committed: make sure the object is still there (module docstring).
+
+        None when the upload created it (nothing to check); otherwise a store-thread job
+        whose future ends once the object is there, or with StoreUnavailable.
+        """
+        if not self._kept:
+            return None
+        if self._confirming is None:
+            self._confirming = self._store.commits.submit(self._confirm)
+        return self._confirming
+
+    def _confirm(self) -> BlobRef:
+        ref = self.reference
+        try:
+            if not self._store.exists(ref.sha256):
+                log.warning(
+                    "%s was taken away by pacs gc while being stored: uploading it again",
+                    self._store.location(ref.sha256),
+                )
+                self._store.upload(ref.sha256, self._path, ref.size)
         except OSError as exc:
             raise _local_failure("read a staging file", exc) from exc
         finally:
@@ -214,10 +259,11 @@ class S3StagedBlob:
         return ref
 
     def discard(self) -> None:
-        """Drop the staging file; an upload under way is waited for, not undone."""
+        """Drop the staging file; an upload or confirmation under way is waited for, not
+        undone."""
         if self._committing is not None:
-            with contextlib.suppress(StoreUnavailable):
-                self._committing.result()
+            wait([job for job in (self._committing, self._confirming) if job is not None])
+            self._path.unlink(missing_ok=True)  # kept for a confirmation that did not come
             return
         if not self._dropped:
             self._dropped = True

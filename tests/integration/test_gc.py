@@ -150,6 +150,38 @@ async def test_a_second_gc_at_the_same_time_is_refused(start_pacs: StartPacs) ->
     assert "another pacs gc is running" in err
 
 
+async def store_while_collecting(
+    pacs: PacsAddress, datasets: list[Dataset]
+) -> tuple[list[int], list[GcReport]]:
+    """C-STORE `datasets` six to an association while collections run without pause.
+
+    Returns the statuses, and the reports of those collections and of one after the stores.
+    """
+    assert pacs.app is not None
+    settings = pacs.app.settings
+    statuses: list[int] = []
+    storing_done = threading.Event()
+
+    def store_in_batches() -> None:
+        try:
+            for start in range(0, len(datasets), 6):
+                statuses.extend(scu.store(pacs, datasets[start : start + 6]))
+        finally:
+            storing_done.set()
+
+    def collect_until_stored() -> list[GcReport]:
+        reports: list[GcReport] = []
+        while not storing_done.is_set() or not reports:
+            reports.append(asyncio.run(collect_garbage(settings)))
+        return reports
+
+    storing = asyncio.to_thread(store_in_batches)
+    collecting = asyncio.to_thread(collect_until_stored)
+    _, reports = await asyncio.gather(storing, collecting)
+    reports.append(await collect_garbage(settings))
+    return statuses, reports
+
+
 async def test_blobs_deduplicated_onto_while_gc_runs_are_kept(
     start_pacs: StartPacs, tmp_path: Path
 ) -> None:
@@ -169,27 +201,8 @@ async def test_blobs_deduplicated_onto_while_gc_runs_are_kept(
         shutil.copyfile(blob_path(maker.directory / "store", address), blob_path(root, address))
         os.utime(blob_path(root, address), (TWO_HOURS_AGO, TWO_HOURS_AGO))
     to_store, never_stored = datasets[::2], datasets[1::2]
-    settings = load_settings(pacs.directory / "pacs.toml", environ={})
-    statuses: list[int] = []
-    storing_done = threading.Event()
 
-    def store_in_batches() -> None:
-        try:
-            for start in range(0, len(to_store), 6):
-                statuses.extend(scu.store(pacs, to_store[start : start + 6]))
-        finally:
-            storing_done.set()
-
-    def collect_until_stored() -> list[GcReport]:
-        reports: list[GcReport] = []
-        while not storing_done.is_set() or not reports:
-            reports.append(asyncio.run(collect_garbage(settings)))
-        return reports
-
-    storing = asyncio.to_thread(store_in_batches)
-    collecting = asyncio.to_thread(collect_until_stored)
-    _, reports = await asyncio.gather(storing, collecting)
-    reports.append(await collect_garbage(settings))
+    statuses, reports = await store_while_collecting(pacs, to_store)
 
     assert statuses == [0] * len(to_store)
     stored = await indexed_blobs(pacs, to_store)

@@ -116,7 +116,6 @@ async def _verified_and_collected(
     assert (young.unreferenced, young.kept_young, young.blobs_removed) == (1, 1, 0)
     # An hour's grace cannot pass in a test, nor can S3's Last-Modified be set back.
     monkeypatch.setattr(pacs.archive.gc, "GRACE", 0.0)
-    monkeypatch.setattr(pacs.archive.gc, "INGEST_BOUND", -60.0)
     collected = await collect_garbage(settings)
     assert collected.removed == [address] and collected.bytes_removed == len(orphan)
 

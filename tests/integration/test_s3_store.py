@@ -187,3 +187,43 @@ def test_a_blob_from_the_multipart_size_goes_up_in_parts(
     assert store.verify(ref.sha256)
     etag = obstore.head(store.client, store.key(ref.sha256))["e_tag"]
     assert etag is not None and etag.endswith('-2"')  # a multipart upload's, of 2 parts
+
+
+def test_only_an_upload_that_found_its_object_confirms_it_and_stores_it_again_if_gone(
+    tmp_path: Path, s3_settings: S3Settings, s3_server: MotoServer, thread_pools: ThreadPools
+) -> None:
+    content = os.urandom(20_000)
+    address = hashlib.sha256(content).hexdigest()
+    with recording_proxy(s3_server.port) as (endpoint, recorded):
+        settings = dataclasses.replace(s3_settings, endpoint=endpoint)
+        store = S3BlobStore(settings, tmp_path, commits=thread_pools.store_commits)
+
+        def staged() -> s3_store.S3StagedBlob:
+            blob = store.begin()
+            blob.write(content)
+            assert blob.commit_in_background().result().sha256 == address
+            return blob
+
+        def methods_since(start: int) -> list[str]:
+            return [method for method, _, _ in recorded.requests[start:]]
+
+        created = staged()
+        assert created.confirm() is None  # a new blob: no request more than its PUT
+        assert methods_since(0) == ["PUT"]
+        assert not list(store.staging_dir.iterdir())
+
+        found = staged()
+        assert methods_since(1) == ["PUT", "PUT"]  # the conditional PUT, refused; the claim
+        assert len(list(store.staging_dir.iterdir())) == 1  # kept for the confirmation
+        obstore.delete(store.client, store.key(address))  # as gc's take-away does
+        deleted = len(recorded.requests)
+        confirming = found.confirm()
+        assert confirming is not None and confirming.result().sha256 == address
+        assert methods_since(deleted) == ["HEAD", "PUT"]  # gone: uploaded again
+        assert not list(store.staging_dir.iterdir())
+
+        abandoned = staged()  # an ingest that failed after its upload: no confirmation
+        abandoned.discard()
+        assert not list(store.staging_dir.iterdir())
+
+    assert store.verify(address)
