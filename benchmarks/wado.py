@@ -14,7 +14,6 @@ python -m benchmarks.wado [--small 200] [--large 2000] [--requests 50] [--rounds
 """
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
@@ -31,57 +30,25 @@ from pydicom.uid import JPEG2000Lossless, generate_uid
 
 from benchmarks import dcmtk
 from benchmarks.dataset import Kind, generate
+from benchmarks.dicomweb_targets import WebTarget, start_orthanc_web, start_pacs_web
 from benchmarks.preload import store
 from benchmarks.processes import (
     DCMTK_ENV,
     PeakMemory,
-    free_port,
-    launch,
     reset_peak,
-    wait_for_port,
 )
 from benchmarks.runs import CALLING_AE_TITLE
 from benchmarks.servers import Server, shutdown
-from benchmarks.targets import START_TIMEOUT, _orthanc_config, start_pacs
 
 FRAME_ACCEPT = "multipart/related; type=application/octet-stream; transfer-syntax=*"
 SERIES_ACCEPT = 'multipart/related; type="application/dicom"; transfer-syntax=*'
 ENCAPSULATED_FRAMES = 16
-ORTHANC_PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
 
 
-@dataclass(frozen=True, slots=True)
-class Running:
-    """A started target: the server, and where its DICOMweb routes are."""
-
-    name: str
-    server: Server
-    base: str
-
-
-def _start_pacs(workdir: Path) -> Running:
-    port = free_port()
-    server = start_pacs(workdir, extra=f'[web]\nhost = "127.0.0.1"\nport = {port}\n')
-    wait_for_port(server.process, port, server.log, START_TIMEOUT)
-    return Running("pacs", server, f"http://127.0.0.1:{port}/dicom-web")
-
-
-def _start_orthanc(workdir: Path) -> Running:
-    dicom_port, http_port = free_port(), free_port()
-    config = _orthanc_config(workdir, dicom_port, http_port, ())
-    settings = json.loads(config.read_text())
-    settings["Plugins"] = [ORTHANC_PLUGIN]
-    settings["DicomWeb"] = {"Enable": True, "Root": "/dicom-web/"}
-    config.write_text(json.dumps(settings, indent=2))
-    log = workdir / "orthanc.log"
-    process = launch(["Orthanc", str(config)], log, env=DCMTK_ENV)
-    wait_for_port(process, dicom_port, log, START_TIMEOUT)
-    wait_for_port(process, http_port, log, START_TIMEOUT)
-    server = Server(process, dicom_port, "ORTHANC", lambda: 0, log)
-    return Running("orthanc", server, f"http://127.0.0.1:{http_port}/dicom-web")
-
-
-STARTS: dict[str, Callable[[Path], Running]] = {"pacs": _start_pacs, "orthanc": _start_orthanc}
+STARTS: dict[str, Callable[[Path], WebTarget]] = {
+    "pacs": start_pacs_web,
+    "orthanc": start_orthanc_web,
+}
 
 
 def _encapsulated(source: Path, out: Path) -> Path:
@@ -144,7 +111,7 @@ def _p(values: Sequence[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] * 1000
 
 
-def _retrieve(session: requests.Session, target: Running, url: str) -> tuple[float, float, float]:
+def _retrieve(session: requests.Session, target: WebTarget, url: str) -> tuple[float, float, float]:
     """Seconds, MB and peak RSS (MB) of one whole-series retrieve as stored."""
     reset_peak(target.server.process.pid)  # the peak of this retrieve, not of what went before
     with PeakMemory(target.server.process.pid) as memory:
@@ -159,26 +126,28 @@ def _retrieve(session: requests.Session, target: Running, url: str) -> tuple[flo
 
 
 def _round(
-    target: Running, data: Data, requests_per_case: int, figures: dict[str, list[float]]
+    target: WebTarget, data: Data, requests_per_case: int, figures: dict[str, list[float]]
 ) -> None:
     session = requests.Session()
     for label, files in (("small", data.small), ("large", data.large)):
         study, series, _ = data.uids(files[0])
-        url = f"{target.base}/studies/{study}/series/{series}/metadata"
+        url = f"{target.base_url}/studies/{study}/series/{series}/metadata"
         first = _times(session, url, "application/dicom+json", 1)
         figures.setdefault(f"metadata {label} first", []).extend(first)
         times = _times(session, url, "application/dicom+json", requests_per_case)
         figures.setdefault(f"metadata {label}", []).extend(times)
     for label, path in (("native", data.small[len(data.small) // 2]), ("encapsulated", data.j2k)):
         study, series, sop = data.uids(path)
-        instance = f"{target.base}/studies/{study}/series/{series}/instances/{sop}"
+        instance = f"{target.base_url}/studies/{study}/series/{series}/instances/{sop}"
         times = []
         for n in range(requests_per_case):
             frame = n % ENCAPSULATED_FRAMES + 1 if label == "encapsulated" else 1
             times += _times(session, f"{instance}/frames/{frame}", FRAME_ACCEPT, 1)
         figures.setdefault(f"frame {label}", []).extend(times)
     study, series, _ = data.uids(data.large[0])
-    seconds, mb, peak = _retrieve(session, target, f"{target.base}/studies/{study}/series/{series}")
+    seconds, mb, peak = _retrieve(
+        session, target, f"{target.base_url}/studies/{study}/series/{series}"
+    )
     figures.setdefault("series MB/s", []).append(mb / seconds)
     figures.setdefault("series MB", []).append(mb)
     figures.setdefault("series peak RSS MB", []).append(peak)

@@ -10,6 +10,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Generic, Protocol, TypeVar
 
 from pacs.store.blobstore import FileBlobStore
 from pacs.store.staging import is_unused_spare
@@ -46,11 +47,38 @@ class Rehash:
     error: str | None = None
 
 
-class StoreListing:
-    """Walk a FileBlobStore in address order and re-read its blobs."""
+class _Backing(Protocol):
+    """What a listing asks of any backend's store alike."""
 
-    def __init__(self, store: FileBlobStore) -> None:
+    @property
+    def staging_dir(self) -> Path: ...
+
+    def exists(self, sha256: str) -> bool: ...
+
+
+_Store = TypeVar("_Store", bound=_Backing)
+
+
+class BackendListing(Generic[_Store]):
+    """The parts of a store's listing that are the same on every backend."""
+
+    def __init__(self, store: _Store) -> None:
         self._store = store
+
+    def staging(self) -> list[StagingFile]:
+        """The files in the staging directory, with their size and age."""
+        return staging_files(self._store.staging_dir)
+
+    def exists(self, sha256: str) -> bool:
+        """Whether a blob with this address is stored (False for what is no address)."""
+        try:
+            return self._store.exists(sha256)
+        except ValueError:
+            return False
+
+
+class StoreListing(BackendListing[FileBlobStore]):
+    """Walk a FileBlobStore in address order and re-read its blobs."""
 
     def prefixes(self) -> list[str]:
         """The store's `ab/` directory names, sorted."""
@@ -72,17 +100,6 @@ class StoreListing:
                 ]
         found.sort()
         return found
-
-    def staging(self) -> list[StagingFile]:
-        """The files in the staging directory, with their size and age."""
-        return staging_files(self._store.staging_dir)
-
-    def exists(self, sha256: str) -> bool:
-        """Whether a blob with this address is stored (False for what is no address)."""
-        try:
-            return self._store.exists(sha256)
-        except ValueError:
-            return False
 
     def age(self, sha256: str) -> float | None:
         """Seconds since the blob's bytes were written (a commit's rename keeps that

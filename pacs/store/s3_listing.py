@@ -50,7 +50,7 @@ from obstore.exceptions import AlreadyExistsError, BaseError, NotFoundError, Pre
 
 from pacs.errors import StoreUnavailable
 from pacs.store.gc import remove_staging_file
-from pacs.store.listing import Rehash, StagingFile, staging_files
+from pacs.store.listing import BackendListing, Rehash
 from pacs.store.s3_client import reason, unavailable
 from pacs.store.s3_store import S3BlobStore
 
@@ -60,11 +60,11 @@ HOLDING = ".gc/"
 _MISSING = (FileNotFoundError, NotFoundError)
 
 
-class S3Listing:
+class S3Listing(BackendListing[S3BlobStore]):
     """Walk an S3BlobStore in address order and re-read its blobs (`verify.Holdings`)."""
 
     def __init__(self, store: S3BlobStore) -> None:
-        self._store = store
+        super().__init__(store)
         self._prefix = store.settings.prefix
         self._keys: _Peekable | None = None
         self._last_start = ""
@@ -99,15 +99,6 @@ class S3Listing:
                     yield meta["path"]
         except BaseError as exc:
             raise unavailable("list the bucket", exc) from exc
-
-    def staging(self) -> list[StagingFile]:
-        return staging_files(self._store.staging_dir)
-
-    def exists(self, sha256: str) -> bool:
-        try:
-            return self._store.exists(sha256)
-        except ValueError:
-            return False
 
     def age(self, sha256: str) -> float | None:
         """Seconds since the blob was last written or claimed; None when not stored."""

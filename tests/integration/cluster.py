@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian
-from pynetdicom import AE, build_role, evt
+from pynetdicom import AE
 
 from pacs.config_storage import S3Settings
 from tests.conftest import make_instance
@@ -24,7 +24,6 @@ from tests.integration.serve_process import ServeProcess, start_serve
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
 STUDY_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.2.1"
-STUDY_ROOT_GET = "1.2.840.10008.5.1.4.1.2.2.3"
 SUCCESS = 0
 
 # Where the processes keep their blobs: a section of pacs.toml for a shared store, by name.
@@ -126,29 +125,11 @@ def find(address: PacsAddress, level: str, **keys: Any) -> list[Dataset]:
 def get_pixels(address: PacsAddress, study_uid: str) -> dict[str, bytes]:
     """C-GET a study; each received instance's pixel data, by SOP Instance UID."""
     received: dict[str, bytes] = {}
-    ae = AE(ae_title="GETTER")
-    ae.add_requested_context(STUDY_ROOT_GET)
-    ae.add_requested_context(CT, [ExplicitVRLittleEndian])
 
-    def on_store(event: Any) -> int:
+    def on_store(event: Any) -> None:
         received[str(event.request.AffectedSOPInstanceUID)] = bytes(event.dataset.PixelData)
-        return SUCCESS
 
-    assoc = ae.associate(
-        address.host,
-        address.port,
-        ae_title=address.ae_title,
-        ext_neg=[build_role(CT, scp_role=True)],
-        evt_handlers=[(evt.EVT_C_STORE, on_store)],
-    )
-    assert assoc.is_established
-    identifier = Dataset()
-    identifier.QueryRetrieveLevel = "STUDY"
-    identifier.StudyInstanceUID = study_uid
-    try:
-        statuses = [int(r.Status) for r, _ in assoc.send_c_get(identifier, STUDY_ROOT_GET)]
-    finally:
-        assoc.release()
+    statuses = scu.get_study(address, study_uid, on_store)
     assert statuses[-1] == SUCCESS, [hex(s) for s in statuses[-3:]]
     return received
 

@@ -1,12 +1,17 @@
 """Blocking pynetdicom SCU calls used as an independent peer; tests run them in threads."""
 
+from collections.abc import Callable
 from typing import Any
 
-from pynetdicom import AE
+from pydicom.dataset import Dataset
+from pynetdicom import AE, build_role, evt
 from pynetdicom.association import Association as PynetdicomAssociation
 
 from pacs.net.contexts import VERIFICATION
 from tests.integration.conftest import PacsAddress
+
+CT = "1.2.840.10008.5.1.4.1.1.2"
+STUDY_ROOT_GET = "1.2.840.10008.5.1.4.1.2.2.3"
 
 
 def associate(
@@ -82,5 +87,37 @@ def context_results(address: PacsAddress, ae_title: str, contexts: list[Any]) ->
             str(cx.abstract_syntax): int(cx.result or 0)
             for cx in [*assoc.accepted_contexts, *assoc.rejected_contexts]
         }
+    finally:
+        assoc.release()
+
+
+def get_study(
+    address: PacsAddress, study_uid: str, on_store: Callable[[Any], None] = lambda event: None
+) -> list[int]:
+    """C-GET a study as GETTER, taking its CT instances as Storage SCP (Explicit VR Little
+    Endian); `on_store` sees each C-STORE event. The status of every C-GET response."""
+    ae = AE(ae_title="GETTER")
+    ae.add_requested_context(STUDY_ROOT_GET)
+    ae.add_requested_context(CT, ["1.2.840.10008.1.2.1"])
+
+    def handle_store(event: Any) -> int:
+        on_store(event)
+        return 0
+
+    assoc = ae.associate(
+        address.host,
+        address.port,
+        ae_title=address.ae_title,
+        ext_neg=[build_role(CT, scp_role=True)],
+        evt_handlers=[(evt.EVT_C_STORE, handle_store)],
+    )
+    assert assoc.is_established
+    identifier = Dataset()
+    identifier.QueryRetrieveLevel = "STUDY"
+    identifier.StudyInstanceUID = study_uid
+    try:
+        return [
+            int(response.Status) for response, _ in assoc.send_c_get(identifier, STUDY_ROOT_GET)
+        ]
     finally:
         assoc.release()

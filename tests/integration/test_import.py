@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pydicom.dataset import Dataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-from pynetdicom import AE, build_role, evt
+from pydicom.uid import generate_uid
 
 from pacs.dicom.part10 import read_file_meta
 from tests.conftest import make_instance
@@ -20,8 +19,6 @@ from tests.integration.terminal import run_on_terminal
 from tests.integration.test_reindex import run_pacs
 
 STUDY_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.2.1"
-STUDY_ROOT_GET = "1.2.840.10008.5.1.4.1.2.2.3"
-CT = "1.2.840.10008.5.1.4.1.1.2"
 
 
 def _write(ds: Dataset, path: Path) -> Path:
@@ -66,32 +63,12 @@ def _data_set_bytes(path: Path) -> bytes:
 def _get_study(address: PacsAddress, study_uid: str) -> tuple[int, dict[str, bytes]]:
     """C-GET a study; return the final status and each instance's data set as received."""
     received: dict[str, bytes] = {}
-    ae = AE(ae_title="GETTER")
-    ae.add_requested_context(STUDY_ROOT_GET)
-    ae.add_requested_context(CT, [ExplicitVRLittleEndian])
 
-    def on_store(event: Any) -> int:
+    def on_store(event: Any) -> None:
         received[str(event.request.AffectedSOPInstanceUID)] = event.request.DataSet.getvalue()
-        return 0
 
-    assoc = ae.associate(
-        address.host,
-        address.port,
-        ae_title=address.ae_title,
-        ext_neg=[build_role(CT, scp_role=True)],
-        evt_handlers=[(evt.EVT_C_STORE, on_store)],
-    )
-    assert assoc.is_established
-    identifier = Dataset()
-    identifier.QueryRetrieveLevel = "STUDY"
-    identifier.StudyInstanceUID = study_uid
-    status = -1
-    try:
-        for response, _ in assoc.send_c_get(identifier, STUDY_ROOT_GET):
-            status = int(response.Status)
-    finally:
-        assoc.release()
-    return status, received
+    statuses = scu.get_study(address, study_uid, on_store)
+    return (statuses[-1] if statuses else -1), received
 
 
 async def _studies(address: PacsAddress) -> list[str]:

@@ -4,20 +4,16 @@ import asyncio
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pydicom.dataset import Dataset
-from pynetdicom import AE, build_role, evt
 
 from tests.conftest import make_instance
 from tests.integration import scu
 from tests.integration.conftest import PacsAddress, StartPacs
 
 STUDY_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.2.1"
-STUDY_ROOT_GET = "1.2.840.10008.5.1.4.1.2.2.3"
-CT = "1.2.840.10008.5.1.4.1.1.2"
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -38,32 +34,6 @@ def _scrape(address: PacsAddress, path: str = "/metrics") -> tuple[str, Samples]
 
 def _value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
-
-
-def _get_study(address: PacsAddress, study_uid: str) -> int:
-    """C-GET a study as GETTER, taking the instances as Storage SCP; the final status."""
-    ae = AE(ae_title="GETTER")
-    ae.add_requested_context(STUDY_ROOT_GET)
-    ae.add_requested_context(CT, ["1.2.840.10008.1.2.1"])
-
-    def on_store(event: Any) -> int:
-        return 0
-
-    assoc = ae.associate(
-        address.host,
-        address.port,
-        ae_title=address.ae_title,
-        ext_neg=[build_role(CT, scp_role=True)],
-        evt_handlers=[(evt.EVT_C_STORE, on_store)],
-    )
-    assert assoc.is_established
-    identifier = Dataset()
-    identifier.QueryRetrieveLevel = "STUDY"
-    identifier.StudyInstanceUID = study_uid
-    try:
-        return int([r for r, _ in assoc.send_c_get(identifier, STUDY_ROOT_GET)][-1].Status)
-    finally:
-        assoc.release()
 
 
 def _stored_file_bytes(store: Path) -> int:
@@ -88,7 +58,7 @@ async def test_a_scrape_counts_stores_finds_gets_and_open_associations(
     query.StudyInstanceUID = study
     final, matches = await asyncio.to_thread(scu.find, pacs, STUDY_ROOT_FIND, query)
     assert (final, len(matches)) == (0, 1)
-    assert await asyncio.to_thread(_get_study, pacs, study) == 0
+    assert (await asyncio.to_thread(scu.get_study, pacs, study))[-1] == 0
 
     held = await asyncio.to_thread(scu.associate, pacs)  # open while the next scrape runs
     try:

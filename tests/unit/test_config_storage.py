@@ -4,46 +4,33 @@ from pathlib import Path
 
 import pytest
 
-from pacs.config import Settings, load_settings
 from pacs.config_storage import S3Settings, StorageBackend
-from pacs.errors import ConfigError
+from tests.unit.config_files import load, refusal
 
 S3 = '[storage]\nbackend = "s3"\n[storage.s3]\nbucket = "pacs-blobs"\n'
 
 
-def _load(tmp_path: Path, text: str) -> Settings:
-    path = tmp_path / "pacs.toml"
-    path.write_text(text)
-    return load_settings(path, environ={})
-
-
-def _refusal(tmp_path: Path, text: str) -> str:
-    with pytest.raises(ConfigError) as caught:
-        _load(tmp_path, text)
-    return str(caught.value).removeprefix(f"{tmp_path / 'pacs.toml'}: ")
-
-
 def test_the_filesystem_is_the_default_backend(tmp_path: Path) -> None:
-    storage = _load(tmp_path, "").storage
+    storage = load(tmp_path, "").storage
     assert (storage.backend, storage.s3) == (StorageBackend.FILESYSTEM, None)
 
 
 def test_the_s3_table_is_read_with_its_defaults(tmp_path: Path) -> None:
-    storage = _load(tmp_path, S3).storage
+    storage = load(tmp_path, S3).storage
     assert storage.backend is StorageBackend.S3
     assert storage.s3 == S3Settings("pacs-blobs", None, "", "us-east-1")
 
 
 def test_every_s3_key_is_read(tmp_path: Path) -> None:
     text = S3 + 'endpoint = "https://s3.example.org:9000/"\nprefix = "pacs/"\nregion = "eu-1"\n'
-    assert _load(tmp_path, text).storage.s3 == S3Settings(
+    assert load(tmp_path, text).storage.s3 == S3Settings(
         "pacs-blobs", "https://s3.example.org:9000", "pacs/", "eu-1"
     )
 
 
 def test_the_s3_table_may_be_inline(tmp_path: Path) -> None:
     text = '[storage]\nbackend = "S3"\ns3 = { bucket = "pacs-blobs", prefix = "a/" }\n'
-    assert _load(tmp_path, text).storage.s3 == S3Settings("pacs-blobs", prefix="a/")
+    assert load(tmp_path, text).storage.s3 == S3Settings("pacs-blobs", prefix="a/")
 
 
 @pytest.mark.parametrize(
@@ -61,4 +48,4 @@ def test_the_s3_table_may_be_inline(tmp_path: Path) -> None:
 def test_bad_storage_settings_are_refused_naming_the_key(
     tmp_path: Path, text: str, message: str
 ) -> None:
-    assert _refusal(tmp_path, text).startswith(message)
+    assert refusal(tmp_path, text).startswith(message)

@@ -7,24 +7,13 @@ from pathlib import Path
 import pytest
 
 from benchmarks.certificates import Pki, make_pki
-from pacs.config import Peer, Settings, load_settings
+from pacs.config import Peer
 from pacs.config_tls import ClientCertificates, TlsSettings
-from pacs.errors import ConfigError, StartupError
+from pacs.errors import StartupError
 from pacs.net.tls import client_context, format_subject, server_context, subject_matches
+from tests.unit.config_files import load, refusal
 
 TLS = '[tls]\nport = 2762\ncertificate = "/c.crt"\nprivate_key = "/c.key"\n'
-
-
-def _load(tmp_path: Path, text: str) -> Settings:
-    path = tmp_path / "pacs.toml"
-    path.write_text(text)
-    return load_settings(path, environ={})
-
-
-def _refusal(tmp_path: Path, text: str) -> str:
-    with pytest.raises(ConfigError) as caught:
-        _load(tmp_path, text)
-    return str(caught.value).removeprefix(f"{tmp_path / 'pacs.toml'}: ")
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +28,7 @@ def test_tls_table_and_peer_keys_are_read(tmp_path: Path) -> None:
         '[[peers]]\nae_title = "WS"\nhost = "h"\nport = 1\ntls = true\n'
         'certificate_subject = "CN=ws,O=Hospital"\n'
     )
-    settings = _load(tmp_path, text)
+    settings = load(tmp_path, text)
 
     assert settings.tls == TlsSettings(
         port=2762,
@@ -54,7 +43,7 @@ def test_tls_table_and_peer_keys_are_read(tmp_path: Path) -> None:
 
 
 def test_without_a_tls_table_there_is_no_tls(tmp_path: Path) -> None:
-    assert _load(tmp_path, "").tls is None
+    assert load(tmp_path, "").tls is None
 
 
 @pytest.mark.parametrize(
@@ -94,7 +83,7 @@ def test_without_a_tls_table_there_is_no_tls(tmp_path: Path) -> None:
 def test_inconsistent_tls_settings_are_refused_naming_the_key(
     tmp_path: Path, text: str, expected: str
 ) -> None:
-    assert _refusal(tmp_path, text).startswith(expected)
+    assert refusal(tmp_path, text).startswith(expected)
 
 
 def _settings(pki: Pki, **changes: Path) -> TlsSettings:

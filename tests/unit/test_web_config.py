@@ -4,29 +4,16 @@ from pathlib import Path
 
 import pytest
 
-from pacs.config import Settings, load_settings
-from pacs.errors import ConfigError
 from pacs.web.credentials import hash_password, token_sha256, verify_password
+from tests.unit.config_files import load, refusal
 
 PEER = '[[peers]]\nae_title = "VIEWER"\nhost = "127.0.0.1"\nport = 104\n'
 TOKEN = token_sha256("a token")
 
 
-def _load(tmp_path: Path, text: str) -> Settings:
-    path = tmp_path / "pacs.toml"
-    path.write_text(text)
-    return load_settings(path, environ={})
-
-
-def _refusal(tmp_path: Path, text: str) -> str:
-    with pytest.raises(ConfigError) as caught:
-        _load(tmp_path, text)
-    return str(caught.value).removeprefix(f"{tmp_path / 'pacs.toml'}: ")
-
-
 def test_web_is_off_by_default_and_read_when_set(tmp_path: Path) -> None:
-    assert not _load(tmp_path, "").web.enabled
-    web = _load(
+    assert not load(tmp_path, "").web.enabled
+    web = load(
         tmp_path,
         PEER + '[web]\nport = 8042\nbase_path = "/dicomweb/"\ncors_origins = ["*"]\n'
         f'[[web.users]]\nname = "ohif"\npeer = "VIEWER"\ntoken_sha256 = "{TOKEN}"\n',
@@ -62,7 +49,7 @@ def test_web_is_off_by_default_and_read_when_set(tmp_path: Path) -> None:
     ],
 )
 def test_web_refusals_name_the_key(tmp_path: Path, text: str, message: str) -> None:
-    assert _refusal(tmp_path, text).startswith(message)
+    assert refusal(tmp_path, text).startswith(message)
 
 
 def test_password_hashes_verify_only_their_password() -> None:
