@@ -10,14 +10,14 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 from benchmarks.processes import free_port
 
-START_TIMEOUT = 30.0
+START_TIMEOUT = 60.0
+REQUEST_TIMEOUT = 10.0
 
 
 def _moto_command() -> list[str]:
@@ -75,9 +75,11 @@ class MotoServer:
     def _create_bucket(self) -> bool:
         request = urllib.request.Request(f"{self.endpoint}/{self.BUCKET}", method="PUT")
         try:
-            with urllib.request.urlopen(request, timeout=2):
+            # moto answers its first request only once it has loaded its backends, which
+            # takes seconds on a busy machine: a read timed out is "not yet", as is a refusal.
+            with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT):
                 return True
-        except (urllib.error.URLError, ConnectionError):
+        except OSError:  # URLError, ConnectionError, TimeoutError
             return False
 
     def stop(self) -> None:
