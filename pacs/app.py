@@ -212,7 +212,7 @@ class PacsApp:
         web = WebServices(
             self.queries, self.ingest, self.retrieve, self.auditor, policy, classes, wado
         )
-        self.web = WebServer.configured(settings.web, tls, web)
+        self.web = WebServer.configured(settings.web, tls, web, reuse_port=reuse_port)
 
     def _build_server(self) -> DimseServer:
         server = self.settings.server

@@ -1,11 +1,12 @@
 """`pacs serve` with `[server] workers` > 1: that many serving processes on one port, kept up.
 
-The supervisor binds the DICOM port (and the TLS port) first, with SO_REUSEPORT, which
-tells it the port when the configuration says 0; it keeps those sockets bound but never
-listens on them, so that no other program takes the port while a worker restarts. Each
-worker is `pacs serve --worker SPEC`, which binds the same port with SO_REUSEPORT and
-listens: the kernel spreads new connections over the listening workers. Workers share
-nothing in memory; they coordinate through the database (PostgreSQL: config_workers).
+The supervisor binds the DICOM port (and the TLS and DICOMweb ports) first, with
+SO_REUSEPORT, which tells it the port when the configuration says 0; it keeps those sockets
+bound but never listens on them, so that no other program takes the port while a worker
+restarts. Each worker is `pacs serve --worker SPEC`, which binds the same port with
+SO_REUSEPORT and listens: the kernel spreads new connections over the listening workers.
+Workers share nothing in memory; they coordinate through the database (PostgreSQL:
+config_workers).
 
 Two pipes link the supervisor and a worker: the worker writes one byte on the first once
 it listens; the second is never written, and its end of file tells the worker that the
@@ -33,6 +34,7 @@ from pathlib import Path
 from pacs.app import run
 from pacs.config import Settings
 from pacs.net.listen_errors import listen_failure
+from pacs.web.server import listening_host
 
 log = logging.getLogger(__name__)
 
@@ -50,17 +52,21 @@ class WorkerSpec:
     number: int
     server_port: int
     tls_port: int | None
+    web_port: int | None
     ready_fd: int
     lifeline_fd: int
 
     def encode(self) -> str:
         tls = "" if self.tls_port is None else str(self.tls_port)
-        return f"{self.number}:{self.server_port}:{tls}:{self.ready_fd}:{self.lifeline_fd}"
+        web = "" if self.web_port is None else str(self.web_port)
+        return f"{self.number}:{self.server_port}:{tls}:{web}:{self.ready_fd}:{self.lifeline_fd}"
 
     @classmethod
     def parse(cls, text: str) -> "WorkerSpec":
-        number, server, tls, ready, lifeline = text.split(":")
-        return cls(int(number), int(server), int(tls) if tls else None, int(ready), int(lifeline))
+        number, server, tls, web, ready, lifeline = text.split(":")
+        tls_port = int(tls) if tls else None
+        web_port = int(web) if web else None
+        return cls(int(number), int(server), tls_port, web_port, int(ready), int(lifeline))
 
 
 def worker_settings(settings: Settings, spec: WorkerSpec) -> Settings:
@@ -71,6 +77,8 @@ def worker_settings(settings: Settings, spec: WorkerSpec) -> Settings:
     }
     if settings.tls is not None and spec.tls_port is not None:
         changes["tls"] = dataclasses.replace(settings.tls, port=spec.tls_port)
+    if spec.web_port is not None:
+        changes["web"] = dataclasses.replace(settings.web, port=spec.web_port)
     if port := settings.metrics.port:
         changes["metrics"] = dataclasses.replace(settings.metrics, port=port + spec.number - 1)
     spool = settings.audit.spool / f"worker-{spec.number}"
@@ -99,10 +107,12 @@ def _supervisor_gone(
     stop.set()
 
 
-def reserve_port(host: str, port: int, key: str) -> tuple[list[socket.socket], int]:
+def reserve_port(
+    host: str, port: int, key: str, host_key: str = "[server] host"
+) -> tuple[list[socket.socket], int]:
     """Bind (not listen) every address of host on one port with SO_REUSEPORT; the port.
 
-    StartupError names `key` or [server] host when the address cannot be had.
+    StartupError names `key` or `host_key` when the address cannot be had.
     """
     sockets: list[socket.socket] = []
     try:
@@ -117,7 +127,7 @@ def reserve_port(host: str, port: int, key: str) -> tuple[list[socket.socket], i
     except OSError as exc:
         for sock in sockets:
             sock.close()
-        raise listen_failure(host, port, key, exc) from exc
+        raise listen_failure(host, port, key, exc, host_key) from exc
     return sockets, port
 
 
@@ -136,7 +146,7 @@ class Supervisor:
         self._settings = settings
         self._config_path = config_path
         self._workers = [_Worker(n) for n in range(1, settings.server.workers + 1)]
-        self._ports: tuple[int, int | None] = (0, None)
+        self._ports: tuple[int, int | None, int | None] = (0, None, None)
         self._lifeline = -1  # the workers' end of the pipe the supervisor never writes
         self._stopping = False
 
@@ -144,11 +154,15 @@ class Supervisor:
         """Serve until SIGTERM or SIGINT; the exit status (a worker's when start-up failed)."""
         server = self._settings.server
         sockets, port = reserve_port(server.host, server.port, "[server] port")
-        tls_port = None
+        tls_port = web_port = None
         if (tls := self._settings.tls) is not None:
             more, tls_port = reserve_port(server.host, tls.port, "[tls] port")
             sockets += more
-        self._ports = (port, tls_port)
+        if (web := self._settings.web).port is not None:
+            host = listening_host(web)
+            more, web_port = reserve_port(host, web.port, "[web] port", "[web] host")
+            sockets += more
+        self._ports = (port, tls_port, web_port)
         self._lifeline, keep = os.pipe()
         try:
             return await self._supervise()

@@ -33,6 +33,13 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def listening_host(settings: WebSettings) -> str:
+    """Where the server listens: [web] host, or loopback when no user is configured."""
+    if not settings.users and not _is_loopback(settings.host):
+        return LOOPBACK
+    return settings.host
+
+
 def https_context(tls: TlsSettings) -> ssl.SSLContext:
     """The server side of HTTPS with [tls]'s certificate and key (no client certificates)."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -48,25 +55,34 @@ class WebServer:
     """Serves DICOMweb for `services` as `settings` say; OSError from start when it cannot."""
 
     def __init__(
-        self, settings: WebSettings, services: WebServices, tls: ssl.SSLContext | None = None
+        self,
+        settings: WebSettings,
+        services: WebServices,
+        tls: ssl.SSLContext | None = None,
+        *,
+        reuse_port: bool = False,
     ) -> None:
         self.settings = settings
-        self.host = settings.host
-        if not settings.users and not _is_loopback(settings.host):
-            self.host = LOOPBACK
+        self.host = listening_host(settings)
         self._app = create_app(services, settings)
         self._ssl = tls
+        self._reuse_port = reuse_port  # a worker beside others on the port (pacs.supervisor)
         self._runner: web.AppRunner | None = None
 
     @classmethod
     def configured(
-        cls, settings: WebSettings, tls: TlsSettings | None, services: WebServices
+        cls,
+        settings: WebSettings,
+        tls: TlsSettings | None,
+        services: WebServices,
+        *,
+        reuse_port: bool = False,
     ) -> "WebServer | None":
         """The server [web] asks for (HTTPS with [tls] when `tls = true`), or None: off."""
         if not settings.enabled:
             return None
         https = https_context(tls) if tls is not None and settings.tls else None
-        return cls(settings, services, https)
+        return cls(settings, services, https, reuse_port=reuse_port)
 
     @property
     def port(self) -> int:
@@ -98,6 +114,7 @@ class WebServer:
             self.host,
             self.settings.port,
             ssl_context=self._ssl,
+            reuse_port=self._reuse_port or None,
         )
         try:
             await site.start()

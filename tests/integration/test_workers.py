@@ -7,6 +7,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from pydicom.uid import generate_uid
 
 from benchmarks.certificates import Pki
@@ -123,5 +124,23 @@ async def test_both_workers_listen_on_the_same_tls_port(
         for _ in range(2):
             code, output = await _echoscu(address, *_tls_args(pki, pki.client))
             assert code == 0, output
+    finally:
+        assert await served.stop(signal.SIGTERM) == 0
+
+
+WEB_AT = re.compile(r"worker-(\d) pacs\.web\.server: DICOMweb at (http://[\d.]+:(\d+)\S*)")
+
+
+@ONLY_POSTGRESQL
+async def test_both_workers_serve_dicomweb_on_one_port(tmp_path: Path, database_url: str) -> None:
+    served, _ = await _supervisor(tmp_path, database_url, web={"port": 0})
+    try:
+        urls = {m[1]: m[2] for line in served.log if (m := WEB_AT.search(line))}
+        assert set(urls) == {"1", "2"}
+        assert len(set(urls.values())) == 1  # one port, the supervisor's
+        async with aiohttp.ClientSession() as session:
+            for _ in range(4):  # new connections: the kernel spreads them over both
+                async with session.get(f"{urls['1']}/studies") as response:
+                    assert response.status in (200, 204)
     finally:
         assert await served.stop(signal.SIGTERM) == 0
