@@ -61,13 +61,14 @@ def test_each_worker_gets_the_bound_ports_its_metrics_port_and_its_audit_spool(
     text = (
         f"[server]\nport = 0\nworkers = 2\n[database]\n{POSTGRES}\n"
         f'[metrics]\nport = 9100\n[audit]\nspool = "{tmp_path / "spool"}"\n'
+        "[web]\nport = 0\n"
     )
     settings = load_settings(_write(tmp_path, text), environ={})
-    spec = WorkerSpec.parse(WorkerSpec(2, 41000, None, 5, 6).encode())
+    spec = WorkerSpec.parse(WorkerSpec(2, 41000, None, 42000, 5, 6).encode())
 
     own = worker_settings(settings, spec)
 
-    assert spec == WorkerSpec(2, 41000, None, 5, 6)
-    assert (own.server.port, own.metrics.port) == (41000, 9101)
+    assert spec == WorkerSpec(2, 41000, None, 42000, 5, 6)
+    assert (own.server.port, own.metrics.port, own.web.port) == (41000, 9101, 42000)
     assert own.audit.spool == tmp_path / "spool" / "worker-2"
     assert own.database == settings.database
