@@ -78,12 +78,12 @@ class Wire(asyncio.BufferedProtocol):
     def acknowledge_each_read(self) -> None:
         """Have the kernel acknowledge what arrived at once, after every read (TCP_QUICKACK).
 
-        A peer that leaves Nagle's algorithm on, as DCMTK's tools and most toolkits do by
-        default, holds a C-STORE-RQ's data set until its command PDU is acknowledged, and a
-        C-STORE-RSP split in two writes until its first part is. The kernel delays that
-        ACK while it waits for an answer to carry it, which pacs only sends once the whole
-        message is in: a stall of one delayed-ACK timeout per instance. Quick-ack mode ends
-        by itself, so it is armed again after each read.
+        A peer that leaves Nagle's algorithm on, as DCMTK's tools do by default, holds a
+        C-STORE-RQ's data set until its command PDU is acknowledged, and a C-STORE-RSP
+        split in two writes until its first part is. The kernel delays that ACK while it
+        waits for an answer to carry it, which pacs only sends once the whole message is
+        in: a stall of one delayed-ACK timeout per instance. Quick-ack mode ends by
+        itself, so it is armed again after each read.
         """
         sock = self.get_extra_info("socket")
         if TCP_QUICKACK is not None and sock is not None and sock.family in _INET:
