@@ -20,6 +20,8 @@ from benchmarks import dcmtk, postgres
 from benchmarks.admin_runs import new_database, run_pacs, write_config
 from benchmarks.dataset import Kind, generate
 from benchmarks.echo_rate import free_port, wait_for_port
+from benchmarks.processes import DCMTK_ENV
+from benchmarks.server_cpu import cpu_seconds
 
 
 def dimse_rate(work: Path, engine: str, folder: Path, count: int) -> tuple[float, float, str]:
@@ -30,25 +32,19 @@ def dimse_rate(work: Path, engine: str, folder: Path, count: int) -> tuple[float
     server = subprocess.Popen([sys.executable, "-m", "pacs", "serve", "--config", str(config)])
     try:
         wait_for_port(port)
-        before = _cpu_of(server.pid)
+        before = cpu_seconds(server.pid)[0]
         started = time.perf_counter()
         subprocess.run(
             [dcmtk.tool("storescu"), "+sd", "+r", "127.0.0.1", str(port), str(folder)],
             check=True,
-            env={**os.environ, "TCP_NODELAY": "1"},
+            env=DCMTK_ENV,
         )
         wall = time.perf_counter() - started
-        cpu = _cpu_of(server.pid) - before
+        cpu = cpu_seconds(server.pid)[0] - before
     finally:
         server.terminate()
         server.wait(timeout=60)
     return count / wall, count / cpu, name or ""
-
-
-def _cpu_of(pid: int) -> float:
-    """User + system seconds a running process has used (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from benchmarks import dcmtk
 from benchmarks.echo_rate import free_port, start_pacs, wait_for_port
+from benchmarks.processes import DCMTK_ENV
 
 MULTIFRAME_SC = "1.2.840.10008.5.1.4.1.1.7.3"  # Multi-frame Grayscale Word Secondary Capture
 FRAME_BYTES = 512 * 512 * 2
@@ -75,7 +76,7 @@ def main() -> None:
             subprocess.run(
                 [dcmtk.tool("storescu"), "127.0.0.1", str(port), str(work / "large.dcm")],
                 check=True,
-                env={**os.environ, "TCP_NODELAY": "1"},
+                env=DCMTK_ENV,
             )
             elapsed = time.perf_counter() - started
             peak = peak_rss_mib(server.pid)

@@ -19,6 +19,7 @@ from typing import Any
 from benchmarks import dcmtk
 from benchmarks.dataset import Kind, generate
 from benchmarks.echo_rate import free_port, wait_for_port
+from benchmarks.processes import DCMTK_ENV
 
 DROP_CACHES = Path("/proc/sys/vm/drop_caches")
 
@@ -42,7 +43,7 @@ def fill(config: Path, port: int, files: list[Path]) -> None:
         subprocess.run(
             [dcmtk.tool("storescu"), "127.0.0.1", str(port), *map(str, files)],
             check=True,
-            env={**os.environ, "TCP_NODELAY": "1"},
+            env=DCMTK_ENV,
         )
     finally:
         server.terminate()

@@ -100,3 +100,18 @@ async def run_pacs(*args: str, env: Mapping[str, str] | None = None) -> tuple[in
     )
     output, _ = await process.communicate()
     return process.returncode or 0, output.decode(errors="replace")
+
+
+async def run_pacs_apart(*args: str) -> tuple[int, str, str]:
+    """Run a short `pacs` command; return its exit code, stdout and stderr apart."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "pacs",
+        *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    return process.returncode or 0, out.decode(), err.decode()

@@ -4,7 +4,6 @@ command line beside a running server."""
 import asyncio
 import json
 import stat
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from pacs.store.secret import SECRET_FILE
 from tests.conftest import make_instance
 from tests.integration import scu
 from tests.integration.conftest import PacsAddress, StartPacs, run_dcmtk
+from tests.integration.serve_process import run_pacs_apart
 from tests.integration.terminal import run_on_terminal
 
 PATIENT_ID, PATIENT_NAME = "EXPORT-PATIENT-3", "Roe^Richard"
@@ -24,19 +24,7 @@ PROFILE = {"dates": "shift", "retain_device_identity": True}
 
 
 async def _pacs_export(config: Path, *args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "pacs",
-        "export",
-        "--config",
-        str(config),
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    return process.returncode or 0, out.decode(), err.decode()
+    return await run_pacs_apart("export", "--config", str(config), *args)
 
 
 def _exports(path: Path) -> list[dict[str, Any]]:

@@ -5,7 +5,6 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 import threading
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ from pacs.threads import ThreadPools
 from tests.conftest import make_instance
 from tests.integration import scu
 from tests.integration.conftest import PacsAddress, StartPacs
+from tests.integration.serve_process import run_pacs_apart
 from tests.integration.terminal import run_on_terminal
 
 TWO_HOURS_AGO = time.time() - 7200
@@ -29,19 +29,7 @@ TWO_HOURS_AGO = time.time() - 7200
 
 async def run_pacs(config: Path, *args: str) -> tuple[int, str, str]:
     """Run a `pacs` command; return its exit code, stdout and stderr apart."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "pacs",
-        *args,
-        "--config",
-        str(config),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        stdin=asyncio.subprocess.DEVNULL,
-    )
-    out, err = await process.communicate()
-    return process.returncode or 0, out.decode(), err.decode()
+    return await run_pacs_apart(*args, "--config", str(config))
 
 
 async def _gc_json(config: Path, *args: str) -> dict[str, Any]:

@@ -3,7 +3,6 @@
 import asyncio
 import hashlib
 import json
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,6 +14,7 @@ from pydicom.uid import generate_uid
 from tests.conftest import POSTGRES_URL, _admin, _with_database, make_instance
 from tests.integration import scu
 from tests.integration.conftest import PacsAddress, StartPacs
+from tests.integration.serve_process import run_pacs_apart
 from tests.integration.terminal import run_on_terminal
 
 PATIENT_ROOT = "1.2.840.10008.5.1.4.1.2.1.1"
@@ -75,16 +75,7 @@ async def second_database(database_url: str, tmp_path: Path) -> AsyncIterator[st
 
 async def run_pacs(*args: str) -> tuple[int, str, str]:
     """Run `python -m pacs ARGS`; return its exit code, stdout and stderr."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "pacs",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    return process.returncode or 0, out.decode(), err.decode()
+    return await run_pacs_apart(*args)
 
 
 def _series(count: int, **header: object) -> list[Dataset]:

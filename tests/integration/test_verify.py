@@ -4,7 +4,6 @@ import asyncio
 import hashlib
 import json
 import os
-import sys
 import threading
 import time
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 from tests.conftest import make_instance
 from tests.integration import scu
 from tests.integration.conftest import PacsAddress, StartPacs, write_config
+from tests.integration.serve_process import run_pacs_apart
 from tests.integration.terminal import run_on_terminal
 
 STORED = 4
@@ -20,19 +20,7 @@ STORED = 4
 
 async def _run_verify(config: Path, *args: str) -> tuple[int, str, str]:
     """Run `pacs verify`; return its exit code, stdout and stderr apart."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "pacs",
-        "verify",
-        "--config",
-        str(config),
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    return process.returncode or 0, out.decode(), err.decode()
+    return await run_pacs_apart("verify", "--config", str(config), *args)
 
 
 async def _verify_json(config: Path, *args: str) -> tuple[int, dict[str, Any]]:
