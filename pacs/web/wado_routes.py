@@ -5,6 +5,7 @@ transfer syntax from Accept (`accept.py`), ask `pacs.archive.wado` and write the
 answer; a refusal (404, 406, 400) is decided before the first byte of a body.
 """
 
+import asyncio
 import gzip
 import logging
 import time
@@ -94,7 +95,7 @@ async def _send_instances(
     await body.finish()
 
 
-def _metadata_response(request: web.Request, gzipped: bytes) -> web.Response:
+async def _metadata_response(request: web.Request, gzipped: bytes) -> web.Response:
     accept = request.headers.get("Accept", "*/*")
     if not any(kind in accept for kind in METADATA_TYPES):
         raise web.HTTPNotAcceptable(text="metadata is application/dicom+json\n")
@@ -103,7 +104,8 @@ def _metadata_response(request: web.Request, gzipped: bytes) -> web.Response:
         headers["Content-Encoding"] = "gzip"
         body = gzipped
     else:
-        body = gzip.decompress(gzipped)
+        # A large series' metadata inflates for milliseconds: off the loop.
+        body = await asyncio.to_thread(gzip.decompress, gzipped)
     return web.Response(
         body=body, content_type="application/dicom+json", charset="utf-8", headers=headers
     )
@@ -113,7 +115,7 @@ async def study_metadata(request: web.Request) -> web.Response:
     require(request, Operation.GET)
     wado: WadoService = request.app[WADO]
     gzipped = await wado.metadata.study(request.match_info["study"], base_url(request))
-    return _metadata_response(request, gzipped)
+    return await _metadata_response(request, gzipped)
 
 
 async def series_metadata(request: web.Request) -> web.Response:
@@ -121,7 +123,7 @@ async def series_metadata(request: web.Request) -> web.Response:
     info = request.match_info
     wado = request.app[WADO]
     gzipped = await wado.metadata.series(info["study"], info["series"], base_url(request))
-    return _metadata_response(request, gzipped)
+    return await _metadata_response(request, gzipped)
 
 
 async def instance_metadata(request: web.Request) -> web.Response:
@@ -130,7 +132,7 @@ async def instance_metadata(request: web.Request) -> web.Response:
     wado = request.app[WADO]
     uids = info["study"], info["series"], info["instance"]
     gzipped = await wado.metadata.instance(*uids, base_url(request))
-    return _metadata_response(request, gzipped)
+    return await _metadata_response(request, gzipped)
 
 
 def _frame_numbers(text: str) -> list[int]:
