@@ -12,6 +12,7 @@ import pytest
 
 from benchmarks import calibration, dcmtk
 from benchmarks.dataset import Kind, generate
+from benchmarks.ingest import workloads
 from benchmarks.processes import wait_all
 from benchmarks.qr_targets import QR_TARGETS
 from benchmarks.report import document, markdown, summarise
@@ -114,7 +115,7 @@ def test_tiny_ingest_into_every_calibration_variant(tmp_path: Path) -> None:
     assert report["skipped"] == {}
     rates = {(s["workload"], s["target"]): s["instances_per_second"] for s in report["summary"]}
     assert {target for _, target in rates} == set(targets)
-    assert len(rates) == 6 * len(targets)
+    assert len(rates) == len(workloads("tiny")) * len(targets) == 7 * len(targets)
     assert all(rate > 0 for rate in rates.values()), rates
     assert all(run["stored"] == run["instances"] == 8 for run in report["runs"])
     versions = report["environment"]["versions"]
