@@ -103,6 +103,14 @@ class DataSetBytes:
             return cls(head[offset:], None, buffer)
         return cls(head[offset:], stream, buffer)
 
+    @classmethod
+    def from_file_bytes(cls, data: bytes) -> "DataSetBytes":
+        """The data set bytes of a whole Part 10 file read into memory."""
+        offset = data_set_offset(data[:HEAD])
+        if offset > len(data):
+            raise ValueError("File Meta Information runs past the end of the file")
+        return cls(memoryview(data)[offset:])
+
     def recycle(self) -> None:
         """Give the buffer the bytes were read into back for another file: only once
         every byte has left the process (the caller knows), or nobody reads them."""
@@ -217,9 +225,13 @@ class RetrieveService:
     ) -> Opened:
         """`open` in a worker thread: the stored bytes (de-identified when asked), or the
         converted ones."""
-        stream = self._store.open(instance.blob_sha256)
         if deidentification is None:
-            return self._encode(instance, stream, accepted)
+            syntax = instance.transfer_syntax_uid
+            if syntax in accepted and instance.blob_size < POOLED_FROM:
+                whole = self._store.read(instance.blob_sha256, instance.blob_size)
+                return syntax, DataSetBytes.from_file_bytes(whole)
+            return self._encode(instance, self._store.open(instance.blob_sha256), accepted)
+        stream = self._store.open(instance.blob_sha256)
         with stream:
             copy, new_uid = deidentification.rewrite(stream)
         syntax, data = self._encode(instance, copy, accepted)

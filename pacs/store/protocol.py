@@ -68,6 +68,12 @@ class BlobStore(Protocol):
         """A stored blob, open for reading from its start; FileNotFoundError when absent."""
         ...
 
+    def read(self, sha256: str, size: int) -> bytes:
+        """A stored blob the index says holds `size` bytes, whole, in as few calls as the
+        store allows (for small blobs); FileNotFoundError when absent, ValueError when it
+        holds another number of bytes."""
+        ...
+
     def exists(self, sha256: str) -> bool:
         """Whether a blob with this address is stored."""
         ...

@@ -36,7 +36,7 @@ from pacs.config_storage import S3Settings
 from pacs.errors import StoreFull, StoreUnavailable
 from pacs.store.blobstore import STAGING_DIR, BlobRef
 from pacs.store.probe import probe_root
-from pacs.store.s3_client import connect, unavailable
+from pacs.store.s3_client import connect, read_error, unavailable
 from pacs.store.s3_reader import open_object
 from pacs.store.staging import StagingFiles
 
@@ -109,6 +109,20 @@ class S3BlobStore:
         except BaseError as exc:
             raise unavailable(f"look for {self.location(sha256)}", exc) from exc
         return True
+
+    def read(self, sha256: str, size: int) -> bytes:
+        """A blob of known size in one GET; FileNotFoundError when absent, OSError when the
+        object store cannot be read, ValueError when the object holds another size."""
+        key = self.key(sha256)
+        try:
+            data = bytes(obstore.get(self.client, key).bytes())
+        except (FileNotFoundError, NotFoundError):
+            raise FileNotFoundError(f"no object {key}") from None
+        except BaseError as exc:
+            raise read_error(f"read {key}", exc) from exc
+        if len(data) != size:
+            raise ValueError(f"it holds {len(data)} bytes, not {size}")
+        return data
 
     def verify(self, sha256: str) -> bool:
         """Re-hash a stored blob as it streams in; False when absent or altered."""

@@ -49,6 +49,9 @@ def test_a_blob_is_stored_under_its_sha256_and_read_back(store: S3BlobStore) -> 
     with store.open(ref.sha256) as blob:
         assert blob.read() == content
     assert store.exists(ref.sha256) and store.verify(ref.sha256)
+    assert store.read(ref.sha256, ref.size) == content
+    with pytest.raises(ValueError, match="holds 10000 bytes, not 9999"):
+        store.read(ref.sha256, ref.size - 1)
     assert not list(store.staging_dir.iterdir()), "the staging file goes once uploaded"
 
 
@@ -89,6 +92,8 @@ def test_absent_and_altered_blobs(store: S3BlobStore) -> None:
     assert not store.exists(absent) and not store.verify(absent)
     with pytest.raises(FileNotFoundError):
         store.open(absent)
+    with pytest.raises(FileNotFoundError):
+        store.read(absent, 13)
 
 
 def test_a_discarded_blob_leaves_nothing(store: S3BlobStore) -> None:
@@ -151,6 +156,8 @@ def test_an_unreachable_object_store_fails_the_commit_and_reads(
         store.exists(address)
     with pytest.raises(OSError, match="object store: cannot read"):
         store.open(address)
+    with pytest.raises(OSError, match="object store: cannot read"):
+        store.read(address, 1)
     with pytest.raises(StoreUnavailable):
         store.probe()
 

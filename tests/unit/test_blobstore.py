@@ -101,6 +101,21 @@ def test_verify_detects_an_altered_file(store: FileBlobStore) -> None:
     assert not store.verify(DIGEST)
 
 
+def test_read_gives_a_blob_of_the_size_the_index_says_whole(store: FileBlobStore) -> None:
+    with store.begin() as writer:
+        writer.write(b"seventeen bytes!!")
+        ref = writer.commit()
+
+    assert store.read(ref.sha256, ref.size) == b"seventeen bytes!!"
+    with pytest.raises(ValueError, match="it holds more than 16 bytes"):
+        store.read(ref.sha256, 16)
+    with pytest.raises(ValueError, match="it ended after 17 of its 18 bytes"):
+        store.read(ref.sha256, 18)
+    store.delete(ref.sha256)
+    with pytest.raises(FileNotFoundError):
+        store.read(ref.sha256, ref.size)
+
+
 def test_verify_of_a_missing_blob_is_false(store: FileBlobStore) -> None:
     assert not store.verify(DIGEST)
 

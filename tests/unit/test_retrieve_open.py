@@ -1,6 +1,7 @@
 """RetrieveService.open over a real FileBlobStore: stored bytes as stored, converted bytes,
 and the reasons an instance cannot go."""
 
+import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -107,6 +108,18 @@ async def test_a_stored_file_without_file_meta_cannot_be_read(store: FileBlobSto
 
     with pytest.raises(TransferUnavailable, match="cannot be read: not a Part 10 file"):
         await service.open(instance, [ExplicitVRLittleEndian])
+
+
+@pytest.mark.parametrize("size_in_index", [-1, 1])
+async def test_a_small_file_of_another_size_than_indexed_cannot_be_read(
+    store: FileBlobStore, size_in_index: int
+) -> None:
+    instance, _ = stored_instance(store, ExplicitVRLittleEndian)
+    other = dataclasses.replace(instance, blob_size=instance.blob_size + size_in_index)
+    service = RetrieveService(NoInstances(), store)
+
+    with pytest.raises(TransferUnavailable, match=r"cannot be read: it (holds more|ended after)"):
+        await service.open(other, [ExplicitVRLittleEndian])
 
 
 async def test_no_conversion_to_what_the_receiver_accepted_says_so(store: FileBlobStore) -> None:
