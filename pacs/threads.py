@@ -23,9 +23,10 @@ would block it, into one of these threads:
   once on a busy disk. A job waits for its verdict, which never waits for a job of
   this pool: a pool shared by sync and commit cannot fill with waiters. With the S3
   backend (`store/s3_store.py`) a job is submitted once the verdict is given and uploads
-  the staging file (obstore's blocking PUT, which releases the GIL), then removes it; when
-  the object was there already, a second job once the index committed checks with a HEAD
-  that it still is, and only then removes the file (`S3StagedBlob.confirm`).
+  the staging file, or the bytes of a small instance held in memory (obstore's blocking
+  PUT, which releases the GIL), then lets them go; when the object was there already, a
+  second job once the index committed checks with a HEAD that it still is, and only then
+  lets them go (`S3Blob.confirm`, `store/s3_staged.py`).
 - **pacs-index-writer** (`index_writer`, 1 thread, SQLite only). Every index write
   transaction (`index/transactions.py`): SQLite admits one writer, so one thread keeps
   writers from waiting on each other's lock and keeps the connection in one thread. A

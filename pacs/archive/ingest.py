@@ -134,19 +134,25 @@ class _Staging:
         self._offset = 0
 
     def write(self, chunks: list[Fragment]) -> StagedBlob:
-        if self._writer is None:
-            self._writer = self._store.begin()
-            arrival = self._arrival
-            meta = file_meta_bytes(
-                arrival.sop_class_uid,
-                arrival.sop_instance_uid,
-                arrival.transfer_syntax_uid,
-                arrival.source_ae_title,
-            )
-            self._offset = len(meta)
-            self._writer.write(meta)
-        _write_all(self._writer, chunks)
-        return self._writer
+        writer = self._begin(None) if self._writer is None else self._writer
+        _write_all(writer, chunks)
+        return writer
+
+    def _begin(self, data_set_bytes: int | None) -> StagedBlob:
+        """Open the blob and write its File Meta Information; `data_set_bytes` when the
+        whole data set is at hand, so the store may keep a small one in memory."""
+        arrival = self._arrival
+        meta = file_meta_bytes(
+            arrival.sop_class_uid,
+            arrival.sop_instance_uid,
+            arrival.transfer_syntax_uid,
+            arrival.source_ae_title,
+        )
+        size = None if data_set_bytes is None else len(meta) + data_set_bytes
+        self._writer = writer = self._store.begin(size)
+        self._offset = len(meta)
+        writer.write(meta)
+        return writer
 
     def finish(self, chunks: list[Fragment]) -> StagedInstance:
         """Last bytes, header checks, then the commit of the file, left running.
@@ -154,9 +160,12 @@ class _Staging:
         The file syncs while the header is parsed, and is renamed to its address and
         its directory synced while the caller writes its index rows: the index commits
         once that is done. A data set that arrives whole in the last batch (every
-        instance below FLUSH_BYTES) is parsed from memory.
+        instance below FLUSH_BYTES) is parsed from memory, and the store is told its
+        size up front (S3 then keeps it in memory rather than in a staging file).
         """
         whole = self._writer is None
+        if whole:
+            self._begin(sum(len(chunk) for chunk in chunks))
         writer = self.write(chunks)
         writer.start_sync()
         arrival = self._arrival

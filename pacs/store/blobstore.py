@@ -97,8 +97,11 @@ class FileBlobStore:
         """The blob's path, for messages."""
         return str(self.path_of(sha256))
 
-    def begin(self) -> "BlobWriter":
-        """Start receiving a blob; refuse with StoreFull when free space is below the minimum."""
+    def begin(self, size: int | None = None) -> "BlobWriter":
+        """Start receiving a blob; refuse with StoreFull when free space is below the minimum.
+
+        Every blob goes to a staging file, whatever its `size`: the file becomes the blob.
+        """
         if not self._staging_ready:
             self._prepare_staging()
         try:

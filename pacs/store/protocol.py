@@ -60,8 +60,13 @@ class StagedBlob(Protocol):
 class BlobStore(Protocol):
     """Immutable blobs named by the SHA-256 of their bytes."""
 
-    def begin(self) -> StagedBlob:
-        """Start receiving a blob (raises StoreFull when there is no room for one)."""
+    def begin(self, size: int | None = None) -> StagedBlob:
+        """Start receiving a blob (raises StoreFull when there is no room for one).
+
+        `size` is the blob's, when its bytes are all at hand before the first write: the
+        backend may then hold them in memory rather than in a staging file (S3, for a
+        small blob). The bytes written decide the blob all the same.
+        """
         ...
 
     def open(self, sha256: str) -> BinaryIO:

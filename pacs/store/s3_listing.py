@@ -9,13 +9,13 @@ away by a HEAD (its age is the Last-Modified its key had then), a server-side co
 `exclusive` creates `prefix.gc/lock` with a conditional PUT. Every method blocks.
 
 Unlike the filesystem's rename, taking away is not atomic: a store that claims the blob
-(`S3BlobStore.upload`) between the HEAD and D loses its object, and gc judges the blob
+(`S3BlobStore.upload_body`) between the HEAD and D loses its object, and gc judges the blob
 by the Last-Modified from before the claim. Two checks keep every acknowledged instance's
 blob (the steps are those of `pacs.archive.gc`): gc asks the index at t, after D, and
 puts back the blobs referenced by then (step 5); a store whose upload did not create its
 object (it was there already, or went up in parts) makes sure, with a HEAD h after its
 index row committed at c and before it acknowledges, that the object is still there, and
-uploads it again if not (`S3StagedBlob.confirm`). Take a store that acknowledged with a
+uploads it again if not (`S3Blob.confirm`). Take a store that acknowledged with a
 row referencing blob B, and a collection that deletes B's key at D:
 
 - c before t: gc's question at t finds the row, and gc puts B back.

@@ -4,6 +4,7 @@ against a real S3 server (moto) on loopback, and what an object store outage doe
 import asyncio
 import dataclasses
 import hashlib
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import numpy as np
 import obstore
 import pytest
 from pydicom.dataset import Dataset
-from pydicom.uid import generate_uid
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pynetdicom import AE
 from pynetdicom.dsutils import encode
 
@@ -22,6 +23,7 @@ from pacs.admin_rebuild import import_paths, reindex_archive
 from pacs.archive.file_import import Fate
 from pacs.config import Settings
 from pacs.config_storage import S3Settings
+from pacs.dicom.part10 import file_meta_bytes
 from pacs.errors import StartupError
 from pacs.store.s3_store import S3BlobStore
 from tests.conftest import ONLY_SQLITE, make_instance
@@ -121,6 +123,40 @@ async def _verified_and_collected(
 
     after = await verify_archive(settings)
     assert (after.blobs_stored, after.blobs_rehashed, after.findings) == (3, 3, ())
+
+
+def _ct(rows: int, columns: int) -> Dataset:
+    pixels = np.zeros(rows * columns, dtype=np.uint16).tobytes()
+    return make_instance(Rows=rows, Columns=columns, PixelData=pixels)
+
+
+@ONLY_SQLITE
+async def test_an_instance_that_arrives_whole_goes_to_the_bucket_from_memory(
+    start_pacs: StartPacs, s3_settings: S3Settings
+) -> None:
+    """Instances below ingest's 1 MiB batch are never written locally: with the staging
+    directory unusable (a file in its place), each is stored all the same, its object the
+    Part 10 file; a larger one, which goes through a staging file, is refused."""
+    pacs = await start_pacs(storage=s3_storage(s3_settings))
+    assert pacs.app is not None and isinstance(pacs.app.store, S3BlobStore)
+    store = pacs.app.store
+    shutil.rmtree(store.staging_dir, ignore_errors=True)
+    store.staging_dir.write_bytes(b"not a directory")
+    small, ct = _ct(64, 64), _ct(512, 512)
+
+    assert await asyncio.to_thread(scu.store, pacs, [small, ct]) == [SUCCESS] * 2
+
+    for ds in (small, ct):
+        row = await pacs.app.index.get_instance(ds.SOPInstanceUID)
+        assert row is not None
+        meta = file_meta_bytes(
+            str(ds.SOPClassUID), ds.SOPInstanceUID, ExplicitVRLittleEndian, "MODALITY"
+        )
+        stored = obstore.get(store.client, store.key(row.blob_sha256)).bytes()
+        assert stored == meta + data_set_bytes(ds)
+    assert store.staging_dir.read_bytes() == b"not a directory"
+    status, comment = await asyncio.to_thread(_store_status, pacs, _large_ct(generate_uid()))
+    assert status == OUT_OF_RESOURCES and "cannot create a staging file" in comment
 
 
 def _store_status(address: PacsAddress, ds: Dataset) -> tuple[int, str]:

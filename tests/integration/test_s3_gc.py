@@ -122,18 +122,23 @@ async def test_a_store_claiming_a_blob_gc_is_taking_away_keeps_it(
     lands after gc's HEAD read the two-hour-old Last-Modified and before its delete; its
     index row then commits before gc asks the index again (gc puts the blob back), or
     only once gc has removed its copy (the store, checking its object before it answers
-    Success, uploads it again)."""
+    Success, uploads it again: from memory, the instance being small, which keeps no
+    staging file meanwhile)."""
     ds = make_instance()
     pacs, made = await old_orphans(start_pacs, tmp_path, bucket, [ds])
     address, store = made[ds.SOPInstanceUID], server_store(pacs)
     statuses: list[int] = []
     storing = threading.Thread(target=lambda: statuses.extend(scu.store(pacs, [ds])))
     claimed, collected = threading.Event(), threading.Event()
-    upload = store.upload
+    upload = store.upload_body
+    uploads: list[bool] = []
+    staged: list[Path] = []
 
-    def upload_then_wait_for_gc(sha256: str, staged: Path, size: int) -> bool:
-        created = upload(sha256, staged, size)
+    def upload_then_wait_for_gc(sha256: str, body: bytes | bytearray) -> bool:
+        created = upload(sha256, body)
+        uploads.append(created)
         if not claimed.is_set():
+            staged.extend(store.staging_dir.glob("*"))  # what is kept for the confirmation
             claimed.set()
             assert collected.wait(WAIT)  # the index row waits for this upload
         return created
@@ -146,7 +151,7 @@ async def test_a_store_claiming_a_blob_gc_is_taking_away_keeps_it(
             assert claimed.wait(WAIT)
 
     if answered == "after gc removed its copy":
-        monkeypatch.setattr(store, "upload", upload_then_wait_for_gc)
+        monkeypatch.setattr(store, "upload_body", upload_then_wait_for_gc)
     interleaved = when_taking_away(monkeypatch, store, address, store_meanwhile)
 
     assert pacs.app is not None
@@ -163,6 +168,8 @@ async def test_a_store_claiming_a_blob_gc_is_taking_away_keeps_it(
         assert (report.kept_referenced, report.removed) == (1, [])
     else:
         assert report.removed == [address]  # its copy: the store's object was deleted
+        assert uploads == [False, True]  # the claim; after the HEAD found nothing, a create
+        assert staged == []
 
 
 async def test_blobs_deduplicated_onto_while_gc_runs_are_kept_on_s3(

@@ -19,6 +19,7 @@ from pacs.store.backends import listing, open_store, sweeper
 from pacs.store.blobstore import BlobRef
 from pacs.store.s3_listing import S3Listing, S3Sweeper
 from pacs.store.s3_reader import FIRST_BYTES
+from pacs.store.s3_staged import IN_MEMORY_BELOW, S3Blob
 from pacs.store.s3_store import S3BlobStore
 from pacs.threads import ThreadPools
 from tests.integration.recording_proxy import recording_proxy
@@ -31,8 +32,9 @@ def store(tmp_path: Path, s3_settings: S3Settings, thread_pools: ThreadPools) ->
     return made
 
 
-def put(store: S3BlobStore, content: bytes) -> BlobRef:
-    staged = store.begin()
+def put(store: S3BlobStore, content: bytes, size: int | None = None) -> BlobRef:
+    """Stage `content` in pieces and upload it; `size` is what `begin` is told."""
+    staged = store.begin(size)
     for start in range(0, len(content), 300_000):
         staged.write(content[start : start + 300_000])
     staged.start_sync()
@@ -53,6 +55,38 @@ def test_a_blob_is_stored_under_its_sha256_and_read_back(store: S3BlobStore) -> 
     with pytest.raises(ValueError, match="holds 10000 bytes, not 9999"):
         store.read(ref.sha256, ref.size - 1)
     assert not list(store.staging_dir.iterdir()), "the staging file goes once uploaded"
+
+
+@pytest.mark.parametrize("announced", [0, 600_000, 900_000, IN_MEMORY_BELOW - 1])
+def test_a_blob_of_a_size_known_ahead_is_uploaded_from_memory_without_a_staging_file(
+    store: S3BlobStore, announced: int
+) -> None:
+    """Announced more or fewer bytes than written, the blob is what was written."""
+    content = os.urandom(600_000)
+    staged = store.begin(announced)
+    staged.write(content[:1000])
+    staged.write(memoryview(content)[1000:])
+    assert not store.staging_dir.exists()
+    with staged.open_staged() as written:
+        assert written.read() == content
+
+    ref = staged.commit_in_background().result()
+
+    assert ref == BlobRef(hashlib.sha256(content).hexdigest(), len(content))
+    assert obstore.get(store.client, store.key(ref.sha256)).bytes() == content
+    assert staged.confirm() is None  # created: nothing kept
+    assert not store.staging_dir.exists()
+
+
+def test_a_blob_of_a_size_known_ahead_from_the_memory_bound_is_staged(
+    store: S3BlobStore,
+) -> None:
+    staged = store.begin(IN_MEMORY_BELOW)
+    staged.write(b"x")
+
+    assert len(list(store.staging_dir.iterdir())) == 1
+    staged.discard()
+    assert not list(store.staging_dir.iterdir())
 
 
 def test_storing_the_same_bytes_again_succeeds_and_keeps_one_object(store: S3BlobStore) -> None:
@@ -162,8 +196,13 @@ def test_an_unreachable_object_store_fails_the_commit_and_reads(
         store.probe()
 
 
+@pytest.mark.parametrize("in_memory", [False, True], ids=["staged", "in memory"])
 def test_an_upload_is_a_conditional_create_carrying_the_blobs_sha256(
-    tmp_path: Path, s3_settings: S3Settings, s3_server: MotoServer, thread_pools: ThreadPools
+    tmp_path: Path,
+    s3_settings: S3Settings,
+    s3_server: MotoServer,
+    thread_pools: ThreadPools,
+    in_memory: bool,
 ) -> None:
     content = os.urandom(70_000)
     address = hashlib.sha256(content).hexdigest()
@@ -171,7 +210,7 @@ def test_an_upload_is_a_conditional_create_carrying_the_blobs_sha256(
         settings = dataclasses.replace(s3_settings, endpoint=endpoint)
         store = S3BlobStore(settings, tmp_path, commits=thread_pools.store_commits)
 
-        assert put(store, content).sha256 == address
+        assert put(store, content, len(content) if in_memory else None).sha256 == address
 
     [(path, headers)] = [(p, h) for method, p, h in recorded.requests if method == "PUT"]
     assert path == f"/{s3_settings.bucket}/{s3_settings.prefix}{address}"
@@ -196,17 +235,23 @@ def test_a_blob_from_the_multipart_size_goes_up_in_parts(
     assert etag is not None and etag.endswith('-2"')  # a multipart upload's, of 2 parts
 
 
+@pytest.mark.parametrize("in_memory", [False, True], ids=["staged", "in memory"])
 def test_only_an_upload_that_found_its_object_confirms_it_and_stores_it_again_if_gone(
-    tmp_path: Path, s3_settings: S3Settings, s3_server: MotoServer, thread_pools: ThreadPools
+    tmp_path: Path,
+    s3_settings: S3Settings,
+    s3_server: MotoServer,
+    thread_pools: ThreadPools,
+    in_memory: bool,
 ) -> None:
+    """A blob held in memory keeps its bytes there for the confirmation, not in a file."""
     content = os.urandom(20_000)
     address = hashlib.sha256(content).hexdigest()
     with recording_proxy(s3_server.port) as (endpoint, recorded):
         settings = dataclasses.replace(s3_settings, endpoint=endpoint)
         store = S3BlobStore(settings, tmp_path, commits=thread_pools.store_commits)
 
-        def staged() -> s3_store.S3StagedBlob:
-            blob = store.begin()
+        def staged() -> S3Blob:
+            blob = store.begin(len(content) if in_memory else None)
             blob.write(content)
             assert blob.commit_in_background().result().sha256 == address
             return blob
@@ -214,23 +259,28 @@ def test_only_an_upload_that_found_its_object_confirms_it_and_stores_it_again_if
         def methods_since(start: int) -> list[str]:
             return [method for method, _, _ in recorded.requests[start:]]
 
+        def staging_files() -> int:
+            return len(list(store.staging_dir.iterdir())) if store.staging_dir.exists() else 0
+
         created = staged()
         assert created.confirm() is None  # a new blob: no request more than its PUT
         assert methods_since(0) == ["PUT"]
-        assert not list(store.staging_dir.iterdir())
+        assert staging_files() == 0
 
         found = staged()
         assert methods_since(1) == ["PUT", "PUT"]  # the conditional PUT, refused; the claim
-        assert len(list(store.staging_dir.iterdir())) == 1  # kept for the confirmation
+        assert staging_files() == (0 if in_memory else 1)  # kept for the confirmation
         obstore.delete(store.client, store.key(address))  # as gc's take-away does
         deleted = len(recorded.requests)
         confirming = found.confirm()
         assert confirming is not None and confirming.result().sha256 == address
         assert methods_since(deleted) == ["HEAD", "PUT"]  # gone: uploaded again
-        assert not list(store.staging_dir.iterdir())
+        assert staging_files() == 0
 
         abandoned = staged()  # an ingest that failed after its upload: no confirmation
         abandoned.discard()
-        assert not list(store.staging_dir.iterdir())
+        assert staging_files() == 0
 
-    assert store.verify(address)
+        # Read while the proxy still runs: the store's client knows no other endpoint.
+        assert obstore.get(store.client, store.key(address)).bytes() == content
+    assert store.staging_dir.exists() != in_memory
