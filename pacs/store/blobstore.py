@@ -5,8 +5,6 @@ import errno
 import hashlib
 import os
 import re
-import shutil
-import time
 from collections.abc import Iterator
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
@@ -15,6 +13,7 @@ from types import TracebackType
 from typing import BinaryIO, Self
 
 from pacs.errors import StoreFull, StoreUnavailable
+from pacs.store.free_space import FreeSpace
 from pacs.store.staging import StagingFiles
 
 _ADDRESS = re.compile(r"[0-9a-f]{64}")
@@ -22,8 +21,6 @@ _PREFIX = re.compile(r"[0-9a-f]{2}")
 _HASH_CHUNK = 1 << 20
 _NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
 STAGING_DIR = ".staging"
-FREE_SPACE_INTERVAL = 1.0  # seconds
-FREE_SPACE_MARGIN = 256 << 20  # bytes above the minimum
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,12 +77,11 @@ class FileBlobStore:
     ) -> None:
         self.root = root
         self.fsync = fsync
-        self.min_free_bytes = min_free_bytes
         self.staging_dir = root / STAGING_DIR
         self.commits = commits
         self._staging = StagingFiles(self.staging_dir, spare_files)
         self._staging_ready = False
-        self._free: tuple[float, int] | None = None  # (when measured, bytes free)
+        self.free_space = FreeSpace(root, min_free_bytes)
         # `ab/cd` directories known to exist: made once, not tried again for every blob.
         self._made_dirs: set[str] = set()
 
@@ -105,11 +101,9 @@ class FileBlobStore:
         if not self._staging_ready:
             self._prepare_staging()
         try:
-            free = self._free_space()
+            self.free_space.check()
         except OSError as exc:
             raise _unavailable("prepare the staging directory", exc) from exc
-        if free < self.min_free_bytes:
-            raise StoreFull(f"{free} bytes free in {self.root}, {self.min_free_bytes} required")
         try:
             return BlobWriter(self, *self._staging.create())
         except OSError as exc:
@@ -136,23 +130,6 @@ class FileBlobStore:
         except OSError as exc:
             raise _unavailable("prepare the staging directory", exc) from exc
         self._staging_ready = True
-
-    def _free_space(self) -> int:
-        """Free bytes, measured at most once a second while far above the minimum.
-
-        A figure up to a second old cannot hide the crossing of the minimum unless more
-        than FREE_SPACE_MARGIN was written meanwhile; near the minimum every blob measures.
-        """
-        now = time.monotonic()
-        cached = self._free
-        if cached is not None:
-            measured_at, free = cached
-            fresh = now - measured_at < FREE_SPACE_INTERVAL
-            if fresh and free - self.min_free_bytes >= FREE_SPACE_MARGIN:
-                return free
-        free = self.free_bytes()
-        self._free = (now, free)
-        return free
 
     def exists(self, sha256: str) -> bool:
         """Tell whether a blob with this address is stored."""
@@ -206,7 +183,7 @@ class FileBlobStore:
 
     def free_bytes(self) -> int:
         """Return the bytes available to this process on the root's filesystem."""
-        return shutil.disk_usage(self.root).free
+        return self.free_space.bytes_free()
 
     def rename_into_place(self, staged: Path, final: Path) -> None:
         """Move a synced staging file to its address, making `ab/cd/` when it is new."""

@@ -17,7 +17,6 @@ import hashlib
 import logging
 import re
 import secrets
-import shutil
 from concurrent.futures import Executor
 from pathlib import Path
 from typing import BinaryIO
@@ -26,8 +25,8 @@ import obstore
 from obstore.exceptions import AlreadyExistsError, BaseError, NotFoundError, PreconditionError
 
 from pacs.config_storage import S3Settings
-from pacs.errors import StoreFull
 from pacs.store.blobstore import STAGING_DIR
+from pacs.store.free_space import FreeSpace
 from pacs.store.probe import probe_root
 from pacs.store.s3_client import connect, read_error, unavailable
 from pacs.store.s3_reader import open_object
@@ -58,7 +57,8 @@ class S3BlobStore:
         self.root = root
         self.staging_dir = root / STAGING_DIR
         self.commits = commits
-        self.min_free_bytes = min_free_bytes
+        self.free_space = FreeSpace(root, min_free_bytes)
+        self._root_made = False
         self.client = connect(settings)
         self._staging = StagingFiles(self.staging_dir)
 
@@ -82,12 +82,13 @@ class S3BlobStore:
         """
         in_memory = size is not None and size < IN_MEMORY_BELOW
         try:
-            (self.root if in_memory else self.staging_dir).mkdir(parents=True, exist_ok=True)
-            free = self.free_bytes()
-            if free < self.min_free_bytes:
-                raise StoreFull(f"{free} bytes free in {self.root}, {self.min_free_bytes} required")
+            if not self._root_made:
+                self.root.mkdir(parents=True, exist_ok=True)
+                self._root_made = True
+            self.free_space.check()
             if size is not None and in_memory:
                 return S3MemoryBlob(self, size)
+            self.staging_dir.mkdir(parents=True, exist_ok=True)
             return S3StagedBlob(self, *self._staging.create())
         except OSError as exc:
             action = f"prepare {self.root}" if in_memory else "create a staging file"
@@ -180,7 +181,7 @@ class S3BlobStore:
 
     def free_bytes(self) -> int:
         """Bytes free where blobs are staged (the bucket itself has no such figure)."""
-        return shutil.disk_usage(self.root).free
+        return self.free_space.bytes_free()
 
     def close(self) -> None:
         """Nothing is made ahead for this backend: nothing to remove."""

@@ -153,7 +153,7 @@ def test_a_minimum_near_the_free_space_is_checked_against_a_fresh_figure(
     store = blob_store(tmp_path, thread_pools)
     put(store, CONTENT)  # free space measured, far above a minimum of 0
 
-    store.min_free_bytes = store.free_bytes() + 1
+    store.free_space.minimum = store.free_bytes() + 1
 
     with pytest.raises(StoreFull, match="required"):
         store.begin()
