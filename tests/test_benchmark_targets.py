@@ -3,6 +3,7 @@ pacs from another checkout (pacs-baseline), and the blocking wait for client pro
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -120,6 +121,31 @@ def test_tiny_ingest_into_every_calibration_variant(tmp_path: Path) -> None:
     assert all(run["stored"] == run["instances"] == 8 for run in report["runs"])
     versions = report["environment"]["versions"]
     assert all(str(calibration.receiver()) in versions[target] for target in targets)
+
+
+@pytest.mark.dcmtk
+@pytest.mark.benchmark_smoke
+@pytest.mark.timeout(330)
+@pytest.mark.skipif(NO_STORESCU, reason="DCMTK storescu is not installed")
+@pytest.mark.skipif(calibration.receiver() is None, reason="no calibration receiver")
+def test_s3_bound_rates_pacs_on_files_on_s3_and_the_bound_beside_them() -> None:
+    argv = [sys.executable, "-m", "benchmarks.s3_bound", "--scale", "tiny", "--runs", "1"]
+
+    result = subprocess.run(
+        argv, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False, env=os.environ
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    rows = re.findall(
+        r"^\| (small|ct) \| (\d+) \| (\d+) \(([\d.]+)x\) \| (\d+) \(([\d.]+)x\) \|$",
+        result.stdout,
+        re.MULTILINE,
+    )
+    assert [row[0] for row in rows] == ["small", "ct"], result.stdout
+    for _, files, s3, s3_ratio, bound, bound_ratio in rows:
+        assert int(files) > 0 and int(s3) > 0 and int(bound) > 0
+        assert float(s3_ratio) == pytest.approx(int(s3) / int(files), rel=0.05)
+        assert float(bound_ratio) == pytest.approx(int(bound) / int(files), rel=0.05)
 
 
 def test_ingest_table_compares_pacs_with_its_baseline_when_one_ran() -> None:
