@@ -27,14 +27,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import obstore
-from obstore.store import S3Store
 
 from benchmarks.dataset import Kind
 from benchmarks.ingest import SCALES, make_datasets
 from benchmarks.processes import free_port
 from benchmarks.runs import Workload, run_once, send, split
 from benchmarks.s3_server import MotoServer
-from benchmarks.s3_target import CREDENTIALS
+from benchmarks.s3_target import bucket
 from benchmarks.servers import shutdown
 from benchmarks.targets import TARGETS
 
@@ -44,14 +43,7 @@ TARGET_NAMES = ("pacs", "pacs-s3", BOUND)
 
 
 def _put_all(endpoint: str, bodies: list[bytes]) -> None:
-    store = S3Store(
-        MotoServer.BUCKET,
-        endpoint=endpoint,
-        region="us-east-1",
-        client_options={"allow_http": True},
-        access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-    )
+    store = bucket(endpoint)
 
     def put(body: bytes) -> None:
         key = hashlib.sha256(body).hexdigest()

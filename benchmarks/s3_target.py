@@ -26,9 +26,9 @@ def storage_toml(endpoint: str) -> str:
     return f'backend = "s3"\ns3 = {{ endpoint = "{endpoint}", bucket = "{MotoServer.BUCKET}" }}\n'
 
 
-def count_objects(endpoint: str) -> Callable[[], int]:
-    """Instances held, counted as the bucket's objects."""
-    store = S3Store(
+def bucket(endpoint: str) -> S3Store:
+    """The benchmark bucket of the moto server at `endpoint`, with the benchmark's keys."""
+    return S3Store(
         MotoServer.BUCKET,
         endpoint=endpoint,
         region="us-east-1",
@@ -36,6 +36,11 @@ def count_objects(endpoint: str) -> Callable[[], int]:
         access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
         secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
     )
+
+
+def count_objects(endpoint: str) -> Callable[[], int]:
+    """Instances held, counted as the bucket's objects."""
+    store = bucket(endpoint)
     return lambda: sum(len(chunk) for chunk in obstore.list(store))
 
 
