@@ -38,7 +38,9 @@ def blob_path(root: Path, sha256: str) -> Path:
     return root / sha256[:2] / sha256[2:4] / sha256
 
 
-def _unavailable(action: str, exc: OSError) -> StoreUnavailable:
+def local_failure(action: str, exc: OSError) -> StoreUnavailable:
+    """What a failed local file operation means for a store: StoreFull when the
+    filesystem is full, else StoreUnavailable."""
     reason = f"cannot {action}: {exc.strerror or exc}"
     if exc.errno in _NO_SPACE:
         return StoreFull(reason)
@@ -103,18 +105,18 @@ class FileBlobStore:
         try:
             self.free_space.check()
         except OSError as exc:
-            raise _unavailable("prepare the staging directory", exc) from exc
+            raise local_failure("prepare the staging directory", exc) from exc
         try:
             return BlobWriter(self, *self._staging.create())
         except OSError as exc:
             if self.staging_dir.is_dir():
-                raise _unavailable("create a staging file", exc) from exc
+                raise local_failure("create a staging file", exc) from exc
         # The staging directory was removed while pacs ran: make it again, once.
         self._prepare_staging()
         try:
             return BlobWriter(self, *self._staging.create())
         except OSError as exc:
-            raise _unavailable("create a staging file", exc) from exc
+            raise local_failure("create a staging file", exc) from exc
 
     def make_spares(self) -> None:
         """Create staging files ahead of need, up to `spare_files` (a commit job's last step)."""
@@ -128,7 +130,7 @@ class FileBlobStore:
         try:
             self.staging_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise _unavailable("prepare the staging directory", exc) from exc
+            raise local_failure("prepare the staging directory", exc) from exc
         self._staging_ready = True
 
     def exists(self, sha256: str) -> bool:
@@ -288,7 +290,7 @@ class BlobWriter:
         try:
             self._file.write(fragment)
         except OSError as exc:
-            raise _unavailable("write to the store", exc) from exc
+            raise local_failure("write to the store", exc) from exc
         self._digest.update(fragment)
         self._size += memoryview(fragment).nbytes
 
@@ -298,7 +300,7 @@ class BlobWriter:
         try:
             self._file.flush()
         except OSError as exc:
-            raise _unavailable("write to the store", exc) from exc
+            raise local_failure("write to the store", exc) from exc
 
     def start_sync(self) -> None:
         """Start syncing the bytes written so far in a store thread; no more writes.
@@ -362,7 +364,7 @@ class BlobWriter:
                 raise ValueError("blob writer was discarded")
             if sync_error is not None:
                 self._drop()
-                raise _unavailable("commit to the store", sync_error) from sync_error
+                raise local_failure("commit to the store", sync_error) from sync_error
             committing.set_result(self._commit_once(synced=True))
         except BaseException as exc:
             committing.set_exception(exc)
@@ -377,7 +379,7 @@ class BlobWriter:
             ref = self._commit(synced)
         except OSError as exc:
             self._drop()
-            raise _unavailable("commit to the store", exc) from exc
+            raise local_failure("commit to the store", exc) from exc
         self._ref = ref
         return ref
 

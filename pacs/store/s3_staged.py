@@ -20,7 +20,6 @@ confirmation is done, or when the store fails.
 """
 
 import contextlib
-import errno
 import hashlib
 import io
 import logging
@@ -29,8 +28,7 @@ from concurrent.futures import Future, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from pacs.errors import StoreFull, StoreUnavailable
-from pacs.store.blobstore import BlobRef
+from pacs.store.blobstore import BlobRef, local_failure
 
 if TYPE_CHECKING:
     from pacs.store.s3_store import S3BlobStore
@@ -40,13 +38,6 @@ log = logging.getLogger(__name__)
 # above the largest data set ingest hands over whole (below its 1 MiB batch) with its
 # File Meta Information.
 IN_MEMORY_BELOW = 2 << 20
-_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
-
-
-def local_failure(action: str, exc: OSError) -> StoreUnavailable:
-    """StoreFull when the staging filesystem is full, else StoreUnavailable."""
-    reason = f"cannot {action}: {exc.strerror or exc}"
-    return StoreFull(reason) if exc.errno in _NO_SPACE else StoreUnavailable(reason)
 
 
 class S3Blob(ABC):

@@ -25,12 +25,12 @@ import obstore
 from obstore.exceptions import AlreadyExistsError, BaseError, NotFoundError, PreconditionError
 
 from pacs.config_storage import S3Settings
-from pacs.store.blobstore import STAGING_DIR
+from pacs.store.blobstore import STAGING_DIR, local_failure
 from pacs.store.free_space import FreeSpace
 from pacs.store.probe import probe_root
 from pacs.store.s3_client import connect, read_error, unavailable
 from pacs.store.s3_reader import open_object
-from pacs.store.s3_staged import IN_MEMORY_BELOW, S3Blob, S3MemoryBlob, S3StagedBlob, local_failure
+from pacs.store.s3_staged import IN_MEMORY_BELOW, S3Blob, S3MemoryBlob, S3StagedBlob
 from pacs.store.staging import StagingFiles
 
 log = logging.getLogger(__name__)
