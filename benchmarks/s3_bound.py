@@ -8,8 +8,8 @@ associations:
 - `pacs-s3`: pacs with the S3 backend on a moto server of its own (`benchmarks.s3_target`);
 - `bound`: the calibration receiver at its lightest (`calib-plain`: receive, hash and
   write; no fsync, no header, no index) fed by the same storescu processes while, at the
-  same time, 8 threads PUT the same number of objects of the same sizes to a fresh moto
-  server, each conditional and carrying its SHA-256 as pacs's uploads do. Its rate is
+  same time, 8 threads upload the same bytes to a fresh moto server through pacs's own S3
+  store (`S3BlobStore.upload_body`: its client, a conditional create with the SHA-256). Its rate is
   instances over the time until both are done: an upper bound for any receiver that
   stores in that object store here, since it does strictly less than one would.
 
@@ -19,6 +19,7 @@ Needs the calibration receiver (benchmarks.calibration) and moto (the test extra
 
 import argparse
 import hashlib
+import os
 import statistics
 import tempfile
 import threading
@@ -26,16 +27,16 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import obstore
-
 from benchmarks.dataset import Kind
 from benchmarks.ingest import SCALES, make_datasets
 from benchmarks.processes import free_port
 from benchmarks.runs import Workload, run_once, send, split
 from benchmarks.s3_server import MotoServer
-from benchmarks.s3_target import bucket
+from benchmarks.s3_target import CREDENTIALS
 from benchmarks.servers import shutdown
 from benchmarks.targets import TARGETS
+from pacs.config_storage import S3Settings
+from pacs.store.s3_store import S3BlobStore
 
 ASSOCIATIONS = 8
 BOUND = "bound"
@@ -43,14 +44,18 @@ TARGET_NAMES = ("pacs", "pacs-s3", BOUND)
 
 
 def _put_all(endpoint: str, bodies: list[bytes]) -> None:
-    store = bucket(endpoint)
-
-    def put(body: bytes) -> None:
-        key = hashlib.sha256(body).hexdigest()
-        obstore.put(store, key, body, mode="create", use_multipart=False)
-
-    with ThreadPoolExecutor(ASSOCIATIONS) as pool:
-        list(pool.map(put, bodies))
+    """Each body up as pacs's S3 store uploads one held in memory (its own client and
+    `upload_body`: a conditional create carrying the SHA-256), 8 at a time."""
+    for name, value in CREDENTIALS.items():
+        os.environ.setdefault(name, value)
+    with (
+        tempfile.TemporaryDirectory(prefix="s3-bound-root-") as root,
+        ThreadPoolExecutor(ASSOCIATIONS) as pool,
+    ):
+        store = S3BlobStore(S3Settings(MotoServer.BUCKET, endpoint), Path(root), commits=pool)
+        uploads = [pool.submit(store.upload_body, hashlib.sha256(b).hexdigest(), b) for b in bodies]
+        for upload in uploads:
+            upload.result()
 
 
 def bound_once(files: list[Path], timeout: float) -> float:

@@ -19,7 +19,7 @@ import os
 import secrets
 import statistics
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
@@ -32,6 +32,21 @@ Measure = Callable[[str, list[bytes], int], Coroutine[Any, Any, tuple[float, flo
 
 def _keys(run: str, count: int) -> list[str]:
     return [f"{run}/{n:06d}" for n in range(count)]
+
+
+async def _put_then_get(
+    put: Callable[[str, bytes], Awaitable[None]],
+    get: Callable[[str], Awaitable[None]],
+    keys: list[str],
+    blobs: list[bytes],
+) -> tuple[float, float]:
+    """Seconds to PUT every blob at once, then to GET every one."""
+    started = time.perf_counter()
+    await asyncio.gather(*(put(k, b) for k, b in zip(keys, blobs, strict=True)))
+    put_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    await asyncio.gather(*(get(k) for k in keys))
+    return put_seconds, time.perf_counter() - started
 
 
 async def obstore_threads(
@@ -74,12 +89,7 @@ async def obstore_async(endpoint: str, blobs: list[bytes], concurrency: int) -> 
             result = await obstore.get_async(store, key)
             await result.bytes_async()
 
-    started = time.perf_counter()
-    await asyncio.gather(*(put(k, b) for k, b in zip(keys, blobs, strict=True)))
-    put_seconds = time.perf_counter() - started
-    started = time.perf_counter()
-    await asyncio.gather(*(get(k) for k in keys))
-    return put_seconds, time.perf_counter() - started
+    return await _put_then_get(put, get, keys, blobs)
 
 
 async def aiobotocore_loop(
@@ -113,12 +123,7 @@ async def aiobotocore_loop(
                 async with response["Body"] as body:
                     await body.read()
 
-        started = time.perf_counter()
-        await asyncio.gather(*(put(k, b) for k, b in zip(keys, blobs, strict=True)))
-        put_seconds = time.perf_counter() - started
-        started = time.perf_counter()
-        await asyncio.gather(*(get(k) for k in keys))
-        return put_seconds, time.perf_counter() - started
+        return await _put_then_get(put, get, keys, blobs)
 
 
 def _obstore(endpoint: str) -> Any:

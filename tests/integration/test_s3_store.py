@@ -1,10 +1,12 @@
 """The S3 backend's store, listing and sweeper against a real S3 server (moto) on loopback."""
 
 import base64
+import contextlib
 import dataclasses
 import hashlib
 import io
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import obstore
@@ -22,7 +24,7 @@ from pacs.store.s3_reader import FIRST_BYTES
 from pacs.store.s3_staged import IN_MEMORY_BELOW, S3Blob
 from pacs.store.s3_store import S3BlobStore
 from pacs.threads import ThreadPools
-from tests.integration.recording_proxy import recording_proxy
+from tests.integration.recording_proxy import Recorded, recording_proxy
 
 
 @pytest.fixture
@@ -30,6 +32,16 @@ def store(tmp_path: Path, s3_settings: S3Settings, thread_pools: ThreadPools) ->
     made = open_store(tmp_path / "staging", s3_settings, commits=thread_pools.store_commits)
     assert isinstance(made, S3BlobStore)
     return made
+
+
+@contextlib.contextmanager
+def store_behind_proxy(
+    s3_server: MotoServer, s3_settings: S3Settings, root: Path, thread_pools: ThreadPools
+) -> Iterator[tuple[S3BlobStore, Recorded]]:
+    """A store whose requests to the S3 server go through a proxy that records them."""
+    with recording_proxy(s3_server.port) as (endpoint, recorded):
+        settings = dataclasses.replace(s3_settings, endpoint=endpoint)
+        yield S3BlobStore(settings, root, commits=thread_pools.store_commits), recorded
 
 
 def put(store: S3BlobStore, content: bytes, size: int | None = None) -> BlobRef:
@@ -206,10 +218,7 @@ def test_an_upload_is_a_conditional_create_carrying_the_blobs_sha256(
 ) -> None:
     content = os.urandom(70_000)
     address = hashlib.sha256(content).hexdigest()
-    with recording_proxy(s3_server.port) as (endpoint, recorded):
-        settings = dataclasses.replace(s3_settings, endpoint=endpoint)
-        store = S3BlobStore(settings, tmp_path, commits=thread_pools.store_commits)
-
+    with store_behind_proxy(s3_server, s3_settings, tmp_path, thread_pools) as (store, recorded):
         assert put(store, content, len(content) if in_memory else None).sha256 == address
 
     [(path, headers)] = [(p, h) for method, p, h in recorded.requests if method == "PUT"]
@@ -246,9 +255,7 @@ def test_only_an_upload_that_found_its_object_confirms_it_and_stores_it_again_if
     """A blob held in memory keeps its bytes there for the confirmation, not in a file."""
     content = os.urandom(20_000)
     address = hashlib.sha256(content).hexdigest()
-    with recording_proxy(s3_server.port) as (endpoint, recorded):
-        settings = dataclasses.replace(s3_settings, endpoint=endpoint)
-        store = S3BlobStore(settings, tmp_path, commits=thread_pools.store_commits)
+    with store_behind_proxy(s3_server, s3_settings, tmp_path, thread_pools) as (store, recorded):
 
         def staged() -> S3Blob:
             blob = store.begin(len(content) if in_memory else None)
