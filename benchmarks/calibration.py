@@ -72,7 +72,7 @@ def start(name: str, workdir: Path) -> Server:
     process = launch(argv, log, cwd=workdir)
     wait_for_port(process, port, log, START_TIMEOUT)
     # The staging directory is `.staging`, which neither pattern matches.
-    stored = count_files("??/??/*" if two_levels else "??/*", root)
+    stored = count_files(root, "??/??/*" if two_levels else "??/*")
     return Server(process, port, AE_TITLE, stored, log)
 
 

@@ -83,7 +83,7 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(timeout=30)
-        stored = list((work / "store").glob("??/??/*"))
+        stored = [p for p in (work / "store").glob("??/*") if p.is_file()]
     print(f"instance: {size / 2**20:,.0f} MiB; stored files: {len(stored)}")
     print(f"time: {elapsed:.1f} s ({size / 2**20 / elapsed:,.0f} MiB/s)")
     print(f"server peak RSS: {peak:,.0f} MiB (after start-up: {idle:,.0f} MiB)")

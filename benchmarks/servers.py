@@ -51,9 +51,9 @@ def shutdown(server: Server) -> None:
         server.cleanup()
 
 
-def count_files(pattern: str, root: Path) -> Callable[[], int]:
-    """Instances held, counted as the files under `root` matching `pattern`."""
-    return lambda: sum(1 for path in root.glob(pattern) if path.is_file())
+def count_files(root: Path, *patterns: str) -> Callable[[], int]:
+    """Instances held, counted as the files under `root` matching any of `patterns`."""
+    return lambda: sum(1 for p in patterns for path in root.glob(p) if path.is_file())
 
 
 def command_version(argv: list[str]) -> str:

@@ -40,6 +40,8 @@ from benchmarks.servers import (
 
 START_TIMEOUT = 60.0
 BASELINE_VARIABLE = "PACS_BASELINE_SRC"
+# Blobs at `ab/<sha256>`, or `ab/cd/<sha256>` in a pacs-baseline from before one-level stores.
+PACS_BLOBS = ("??/*", "??/??/*")
 # The benchmark clients (BENCH, ROUNDTRIP) are not peers; they query and retrieve.
 ACCESS = '[access]\nunknown_peers = ["echo", "store", "find", "get", "move", "commit"]\n'
 
@@ -99,7 +101,7 @@ def start_pacs(
     wait_for_port(process, port, log, START_TIMEOUT)
     if workers > 1:
         wait_for_listeners(process, port, workers, log, START_TIMEOUT)
-    return Server(process, port, "PACS", count_files("??/??/*", workdir / "store"), log)
+    return Server(process, port, "PACS", count_files(workdir / "store", *PACS_BLOBS), log)
 
 
 def baseline_source() -> Path | None:
@@ -244,7 +246,7 @@ def start_storescp(workdir: Path) -> Server:
     argv = [dcmtk.tool("storescp"), "--fork", "-aet", "STORESCP", "-od", str(out), str(port)]
     process = launch(argv, log, env=DCMTK_ENV)
     wait_for_port(process, port, log, START_TIMEOUT)
-    return Server(process, port, "STORESCP", count_files("*", out), log)
+    return Server(process, port, "STORESCP", count_files(out, "*"), log)
 
 
 def start_pynetdicom(workdir: Path) -> Server:
@@ -255,7 +257,7 @@ def start_pynetdicom(workdir: Path) -> Server:
     argv = [sys.executable, "-m", "pynetdicom", "storescp", "-aet", "STORESCP"]
     process = launch([*argv, "-od", str(out), str(port)], log)
     wait_for_port(process, port, log, START_TIMEOUT)
-    return Server(process, port, "STORESCP", count_files("*", out), log)
+    return Server(process, port, "STORESCP", count_files(out, "*"), log)
 
 
 TARGETS = {

@@ -154,7 +154,7 @@ async def _reindex(
             blobs = await stored_blobs(store)
             policy = rebuild_policy(settings.storage.duplicate_policy)
             return await reindex(
-                store.root, blobs, index, policy, parsing, workers=workers, progress=progress
+                store.paths, blobs, index, policy, parsing, workers=workers, progress=progress
             )
         finally:
             await index.close()

@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 # Received bytes are handed to a worker thread in batches of about this size:
 # file writes and hashing release the GIL, and one hop per batch keeps the loop free.
 FLUSH_BYTES = 1024 * 1024
+# A data set smaller than this is written and its header read on the event loop: a hop
+# to a worker thread and back costs more, in GIL hand-offs, than the work itself.
+ON_LOOP_BYTES = 256 * 1024
 STUDY_INSTANCE_UID = "0020000D"
 
 # A piece of a received data set: the network layer hands on views of the bytes it read.
@@ -157,17 +160,19 @@ class _Staging:
     def finish(self, chunks: list[Fragment]) -> StagedInstance:
         """Last bytes, header checks, then the commit of the file, left running.
 
-        The file syncs while the header is parsed, and is renamed to its address and
-        its directory synced while the caller writes its index rows: the index commits
-        once that is done. A data set that arrives whole in the last batch (every
-        instance below FLUSH_BYTES) is parsed from memory, and the store is told its
-        size up front (S3 then keeps it in memory rather than in a staging file).
+        The file is synced, renamed to its address and its directory synced while the
+        caller writes its index rows: the index commits once that is done. A data set
+        that arrives whole in the last batch (every instance below FLUSH_BYTES) is parsed
+        from memory, before its commit starts, and the store is told its size up front
+        (S3 then keeps it in memory rather than in a staging file). A larger one is read
+        back from its staging file while that syncs.
         """
         whole = self._writer is None
         if whole:
             self._begin(sum(len(chunk) for chunk in chunks))
         writer = self.write(chunks)
-        writer.start_sync()
+        if not whole:
+            writer.start_sync()
         arrival = self._arrival
         announced = (arrival.transfer_syntax_uid, arrival.sop_class_uid, arrival.sop_instance_uid)
         if whole:
@@ -219,8 +224,11 @@ class Ingest:
                     working = asyncio.create_task(asyncio.to_thread(staging.write, chunks))
                     await asyncio.shield(working)
                     chunks, buffered = [], 0
-            working = asyncio.create_task(asyncio.to_thread(staging.finish, chunks))
-            staged: StagedInstance = await asyncio.shield(working)
+            if working is None and buffered < ON_LOOP_BYTES:
+                staged = staging.finish(chunks)
+            else:
+                working = asyncio.create_task(asyncio.to_thread(staging.finish, chunks))
+                staged = await asyncio.shield(working)
         except BaseException:
             if working is not None:
                 await asyncio.wait({working})

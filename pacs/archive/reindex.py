@@ -16,7 +16,6 @@ from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Protocol
 
 from pacs.archive.group_commit import InstanceIndex
@@ -25,7 +24,8 @@ from pacs.dicom.header import read_header, split_by_level
 from pacs.dicom.part10 import read_file_meta
 from pacs.errors import InvalidInstance, StoreUnavailable
 from pacs.index.records import AddKind, AddOutcome, DuplicatePolicy, InstanceRecord
-from pacs.store.blobstore import BlobRef, FileBlobStore, blob_path
+from pacs.store.blobstore import BlobRef, FileBlobStore
+from pacs.store.layout import BlobPaths
 from pacs.store.survey import address_of, prefixes, survey
 
 # Blobs per index transaction (and per hop to a parsing worker): large enough that a
@@ -116,10 +116,10 @@ async def stored_blobs(store: FileBlobStore) -> list[bytes]:
     return found
 
 
-def parse_blob(root: Path, address: str) -> InstanceRecord | Unreadable:
+def parse_blob(paths: BlobPaths, address: str) -> InstanceRecord | Unreadable:
     """The index record of a stored blob, read as ingest reads a received instance. Blocking."""
     try:
-        with open(blob_path(root, address), "rb") as fp:
+        with open(paths.of(address), "rb") as fp:
             size = os.fstat(fp.fileno()).st_size
             source = io.BytesIO(fp.read()) if size <= READ_WHOLE else fp
             meta = read_file_meta(source)
@@ -135,9 +135,9 @@ def parse_blob(root: Path, address: str) -> InstanceRecord | Unreadable:
     return record_for(levels, meta.transfer_syntax_uid, ref, meta.source_ae_title)
 
 
-def parse_blobs(root: Path, keys: Sequence[bytes]) -> list[InstanceRecord | Unreadable]:
+def parse_blobs(paths: BlobPaths, keys: Sequence[bytes]) -> list[InstanceRecord | Unreadable]:
     """parse_blob for each of a batch of blob keys: the unit of work sent to a worker."""
-    return [parse_blob(root, address_of(key)) for key in keys]
+    return [parse_blob(paths, address_of(key)) for key in keys]
 
 
 class _Run:
@@ -162,7 +162,7 @@ class _Run:
 
 
 async def reindex(
-    root: Path,
+    paths: BlobPaths,
     blobs: Sequence[bytes],
     index: InstanceIndex,
     policy: DuplicatePolicy,
@@ -171,8 +171,8 @@ async def reindex(
     workers: int,
     progress: Progress | None = None,
 ) -> ReindexReport:
-    """Index every blob of `blobs` (keys of the store at `root`), in their order, through
-    `index`'s batch write.
+    """Index every blob of `blobs` (keys of the store whose blobs are at `paths`), in their
+    order, through `index`'s batch write.
 
     Headers are parsed on `parsing` (`workers` wide, 0 for one thread), some batches
     ahead of the writes; the writes go one batch at a time in order, so which duplicate
@@ -188,7 +188,7 @@ async def reindex(
 
     def parse_next() -> None:
         if batches:
-            parsed.append(loop.run_in_executor(parsing, parse_blobs, root, batches.popleft()))
+            parsed.append(loop.run_in_executor(parsing, parse_blobs, paths, batches.popleft()))
 
     for _ in range(max(1, workers) * AHEAD_PER_WORKER):
         parse_next()

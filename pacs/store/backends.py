@@ -41,6 +41,7 @@ def probe(store: AnyStore) -> None:
         store.probe()
     else:
         probe_root(store.root)
+        store.prepare()
 
 
 def store_setting(store: AnyStore) -> str:

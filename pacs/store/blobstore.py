@@ -1,4 +1,5 @@
-"""Content-addressed Part 10 files: `<root>/ab/cd/<sha256>`, written through a staging file."""
+"""Content-addressed Part 10 files: `<root>/ab/<sha256>` (`store/layout.py`), written through a
+staging file."""
 
 import contextlib
 import errno
@@ -14,6 +15,7 @@ from typing import BinaryIO, Self
 
 from pacs.errors import StoreFull, StoreUnavailable
 from pacs.store.free_space import FreeSpace
+from pacs.store.layout import PREFIXES, BlobLayout, BlobPaths, detect_layout
 from pacs.store.staging import StagingFiles
 
 _ADDRESS = re.compile(r"[0-9a-f]{64}")
@@ -29,13 +31,6 @@ class BlobRef:
 
     sha256: str
     size: int
-
-
-def blob_path(root: Path, sha256: str) -> Path:
-    """Where the blob with this address lives in a store rooted at `root`."""
-    if not _ADDRESS.fullmatch(sha256):
-        raise ValueError(f"not a lower-case SHA-256 hex digest: {sha256!r}")
-    return root / sha256[:2] / sha256[2:4] / sha256
 
 
 def local_failure(action: str, exc: OSError) -> StoreUnavailable:
@@ -84,12 +79,25 @@ class FileBlobStore:
         self._staging = StagingFiles(self.staging_dir, spare_files)
         self._staging_ready = False
         self.free_space = FreeSpace(root, min_free_bytes)
-        # `ab/cd` directories known to exist: made once, not tried again for every blob.
-        self._made_dirs: set[str] = set()
+        self._layout: BlobLayout | None = None
+        # Blob directories known to exist: made once, not tried again for every blob.
+        self._made_dirs: set[Path] = set()
+
+    @property
+    def layout(self) -> BlobLayout:
+        """How blobs sit under the root; read from the store the first time it is asked."""
+        if self._layout is None:
+            self._layout = detect_layout(self.root)
+        return self._layout
+
+    @property
+    def paths(self) -> BlobPaths:
+        """Where this store's blobs are, as plain data (for `pacs reindex`'s processes)."""
+        return BlobPaths(self.root, self.layout)
 
     def path_of(self, sha256: str) -> Path:
         """Return where the blob with this address lives (whether or not it exists)."""
-        return blob_path(self.root, sha256)
+        return self.layout.path(self.root, sha256)
 
     def location(self, sha256: str) -> str:
         """The blob's path, for messages."""
@@ -101,7 +109,7 @@ class FileBlobStore:
         Every blob goes to a staging file, whatever its `size`: the file becomes the blob.
         """
         if not self._staging_ready:
-            self._prepare_staging()
+            self.prepare()
         try:
             self.free_space.check()
         except OSError as exc:
@@ -112,7 +120,7 @@ class FileBlobStore:
             if self.staging_dir.is_dir():
                 raise local_failure("create a staging file", exc) from exc
         # The staging directory was removed while pacs ran: make it again, once.
-        self._prepare_staging()
+        self.prepare()
         try:
             return BlobWriter(self, *self._staging.create())
         except OSError as exc:
@@ -126,12 +134,30 @@ class FileBlobStore:
         """Remove the spare staging files; call once no commit job is left to run."""
         self._staging.close()
 
-    def _prepare_staging(self) -> None:
+    def prepare(self) -> None:
+        """Make the staging directory and a one-level store's blob directories (blocking;
+        the first `begin()` does it when the server's start-up probe has not)."""
         try:
             self.staging_dir.mkdir(parents=True, exist_ok=True)
+            if self.layout is BlobLayout.FLAT:
+                self._make_blob_directories()
         except OSError as exc:
             raise local_failure("prepare the staging directory", exc) from exc
         self._staging_ready = True
+
+    def _make_blob_directories(self) -> None:
+        """All 256 `ab/` directories of a one-level store, once, before its first blob."""
+        made = False
+        for prefix in PREFIXES:
+            directory = self.root / prefix
+            try:
+                directory.mkdir()
+                made = True
+            except FileExistsError:
+                pass
+            self._made_dirs.add(directory)
+        if made and self.fsync:
+            _fsync_dir(self.root)
 
     def exists(self, sha256: str) -> bool:
         """Tell whether a blob with this address is stored."""
@@ -158,7 +184,7 @@ class FileBlobStore:
 
     def delete(self, sha256: str) -> None:
         """Remove a blob; removing one that is not there is not an error."""
-        # Empty ab/cd directories are left alone: removing them would race with a
+        # Empty blob directories are left alone: removing them would race with a
         # concurrent commit that has just created its target directory.
         self.path_of(sha256).unlink(missing_ok=True)
 
@@ -175,10 +201,11 @@ class FileBlobStore:
 
     def iter_addresses(self) -> Iterator[str]:
         """Yield the address of every stored blob (staging files are not blobs)."""
+        nested = self.layout is BlobLayout.NESTED
         for first in _subdirs(self.root):
-            for second in _subdirs(first):
-                prefix = first.name + second.name
-                for entry in second.iterdir():
+            for directory in _subdirs(first) if nested else [first]:
+                prefix = first.name + directory.name if nested else first.name
+                for entry in directory.iterdir():
                     name = entry.name
                     if _ADDRESS.fullmatch(name) and name.startswith(prefix) and entry.is_file():
                         yield name
@@ -188,20 +215,20 @@ class FileBlobStore:
         return self.free_space.bytes_free()
 
     def rename_into_place(self, staged: Path, final: Path) -> None:
-        """Move a synced staging file to its address, making `ab/cd/` when it is new."""
-        prefix = final.parent.name
-        known = final.parent.parent.name + prefix in self._made_dirs
+        """Move a synced staging file to its address, making its directory when it is new."""
+        directory = final.parent
+        known = directory in self._made_dirs
         if not known:
-            _make_parent_dirs(final, self.fsync)
+            _make_dirs(self.root, directory, self.fsync)
         try:
             os.replace(staged, final)
         except FileNotFoundError:
             if not known or not staged.exists():
                 raise
             # The directory was removed behind pacs's back: make it again.
-            _make_parent_dirs(final, self.fsync)
+            _make_dirs(self.root, directory, self.fsync)
             os.replace(staged, final)
-        self._made_dirs.add(final.parent.parent.name + prefix)
+        self._made_dirs.add(directory)
 
 
 def _freshen(blob: Path) -> bool:
@@ -222,15 +249,19 @@ def _freshen(blob: Path) -> bool:
     return True
 
 
-def _make_parent_dirs(path: Path, fsync: bool) -> None:
-    """Create a blob's `ab/` and `ab/cd/` directories, syncing each new entry's parent."""
-    for directory in (path.parent.parent, path.parent):
+def _make_dirs(root: Path, directory: Path, fsync: bool) -> None:
+    """Create a blob directory and any between it and the root (`ab/` of a two-level
+    store), syncing each new entry's parent."""
+    levels = [directory]
+    while levels[-1].parent != root:
+        levels.append(levels[-1].parent)
+    for path in reversed(levels):
         try:
-            directory.mkdir()
+            path.mkdir()
         except FileExistsError:
             continue
         if fsync:
-            _fsync_dir(directory.parent)
+            _fsync_dir(path.parent)
 
 
 def _subdirs(directory: Path) -> Iterator[Path]:
@@ -309,24 +340,33 @@ class BlobWriter:
         whether the blob is to be stored: `commit_in_background()`, or `discard()`.
         """
         if self._verdict is None:
-            self.flush()
-            self._verdict, self._committing = Future(), Future()
-            try:
-                self._store.commits.submit(self._sync_and_commit)
-            except BaseException:
-                self._verdict = self._committing = None
-                raise
+            self._submit(verdict=None)
+
+    def _submit(self, *, verdict: bool | None) -> None:
+        """Start the store thread's job; with a `verdict`, it need not wait for one."""
+        self.flush()
+        self._verdict, self._committing = Future(), Future()
+        if verdict is not None:
+            self._verdict.set_result(verdict)
+        try:
+            self._store.commits.submit(self._sync_and_commit)
+        except BaseException:
+            self._verdict = self._committing = None
+            raise
 
     def commit_in_background(self) -> Future[BlobRef]:
         """Let the store thread commit the blob; the future holds its result or StoreError.
 
         The caller may do other work in the meantime (index the blob's reference) as
-        long as it claims nothing about the blob before the future is done.
+        long as it claims nothing about the blob before the future is done. Without
+        `start_sync()` before, the job starts with its verdict given: the sync, the rename
+        and the directory's sync follow one another in one thread, which nothing wakes.
         """
-        if self._verdict is None or not self._verdict.done():
+        if self._verdict is None:
             self._check_open()
-            self.start_sync()
-            assert self._verdict is not None
+            self._submit(verdict=True)
+        elif not self._verdict.done():
+            self._check_open()
             self._verdict.set_result(True)
         elif not self._verdict.result():
             self._check_open()  # discarded: says so

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Generic, Protocol, TypeVar
 
 from pacs.store.blobstore import FileBlobStore
+from pacs.store.layout import BlobLayout
 from pacs.store.staging import is_unused_spare
 
 _ADDRESS = re.compile(r"[0-9a-f]{64}")
@@ -87,8 +88,9 @@ class StoreListing(BackendListing[FileBlobStore]):
     def addresses(self, prefix: str) -> list[str]:
         """Every address stored under `<root>/<prefix>/`, sorted."""
         top = os.path.join(self._store.root, prefix)
+        nested = self._store.layout is BlobLayout.NESTED
         found = []
-        for second in _subdirectories(top):
+        for second in _subdirectories(top) if nested else [""]:
             start = prefix + second
             with os.scandir(os.path.join(top, second)) as entries:
                 found += [

@@ -125,7 +125,7 @@ async def test_a_file_that_cannot_be_stored_fails_only_its_own_instance(
     commits = GroupCommit(recording, DuplicatePolicy.KEEP)
     dataset = make_ct(InstanceNumber=1)
     doomed_address = hashlib.sha256(part10(dataset)).hexdigest()
-    # A file where the blob's ab/ directory must go: its commit cannot create it.
+    # A file where the blob's ab/ directory must be: its commit cannot put it there.
     store.root.mkdir(parents=True, exist_ok=True)
     (store.root / doomed_address[:2]).write_bytes(b"")
     others = [stage(store, make_ct(InstanceNumber=n)) for n in (2, 3)]

@@ -40,7 +40,7 @@ async def _gc_json(config: Path, *args: str) -> dict[str, Any]:
 
 
 def blob_path(root: Path, sha256: str) -> Path:
-    return root / sha256[:2] / sha256[2:4] / sha256
+    return root / sha256[:2] / sha256
 
 
 def _write_blob(root: Path, content: bytes, mtime: float | None = None) -> str:

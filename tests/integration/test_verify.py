@@ -43,7 +43,7 @@ async def _store(pacs: PacsAddress) -> dict[str, tuple[str, int]]:
 
 
 def _blob_path(root: Path, sha256: str) -> Path:
-    return root / sha256[:2] / sha256[2:4] / sha256
+    return root / sha256[:2] / sha256
 
 
 def _findings(report: dict[str, Any]) -> set[tuple[str, str, str | None]]:

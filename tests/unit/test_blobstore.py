@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from pacs.errors import StoreFull, StoreUnavailable
-from pacs.store.blobstore import BlobRef, FileBlobStore
+from pacs.store.blobstore import STAGING_DIR, BlobRef, FileBlobStore
+from pacs.store.layout import BlobLayout, detect_layout
+from pacs.store.listing import StoreListing
 from pacs.threads import ThreadPools
 from tests.conftest import blob_store
 
@@ -33,10 +35,10 @@ def test_commit_returns_digest_and_size_of_the_streamed_fragments(store: FileBlo
     assert put(store, CONTENT) == BlobRef(DIGEST, len(CONTENT))
 
 
-def test_blob_lives_under_two_levels_of_its_hex_prefix(store: FileBlobStore) -> None:
+def test_blob_lives_in_the_directory_of_its_hex_prefix(store: FileBlobStore) -> None:
     put(store, CONTENT)
 
-    path = store.root / DIGEST[:2] / DIGEST[2:4] / DIGEST
+    path = store.root / DIGEST[:2] / DIGEST
     assert store.path_of(DIGEST) == path
     assert path.read_bytes() == CONTENT
     assert store.exists(DIGEST)
@@ -216,8 +218,10 @@ def test_a_failed_background_commit_raises_store_unavailable_and_leaves_nothing(
 ) -> None:
     writer = store.begin()
     writer.write(b"pixels")
-    # A file where the blob's ab/ directory must go: the commit cannot create it.
-    (store.root / writer.reference.sha256[:2]).write_bytes(b"")
+    # A file where the blob's ab/ directory must be: the commit cannot put it there.
+    directory = store.root / writer.reference.sha256[:2]
+    directory.rmdir()
+    directory.write_bytes(b"")
 
     with pytest.raises(StoreUnavailable, match="commit to the store"):
         writer.commit_in_background().result()
@@ -293,3 +297,67 @@ def test_storing_bytes_already_stored_sets_the_blobs_modification_time(
 
     assert time.time() - path.stat().st_mtime < 60  # claimed for the coming index row
     assert path.stat().st_ino == inode  # the same file, not a second copy
+
+
+def test_a_new_store_makes_its_256_blob_directories_before_its_first_blob(
+    store: FileBlobStore,
+) -> None:
+    assert not store.root.exists()
+
+    put(store, CONTENT)
+
+    directories = sorted(p.name for p in store.root.iterdir() if p.name != STAGING_DIR)
+    assert directories == [f"{value:02x}" for value in range(256)]
+    assert [p.name for p in store.root.rglob("*") if p.is_file()] == [DIGEST]
+
+
+def _two_level_store(root: Path, *contents: bytes) -> list[str]:
+    """A store as versions before one-level stores wrote it: `ab/cd/<sha256>`."""
+    addresses = []
+    for content in contents:
+        address = hashlib.sha256(content).hexdigest()
+        path = root / address[:2] / address[2:4] / address
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+        addresses.append(address)
+    return addresses
+
+
+def test_a_two_level_store_is_read_and_written_as_it_is(
+    tmp_path: Path, thread_pools: ThreadPools
+) -> None:
+    root = tmp_path / "store"
+    old = _two_level_store(root, b"first", b"second")
+    store = blob_store(root, thread_pools)
+
+    assert store.layout is BlobLayout.NESTED
+    assert all(store.exists(address) for address in old)
+    with store.open(old[0]) as blob:
+        assert blob.read() == b"first"
+    new = put(store, CONTENT).sha256
+
+    assert (root / new[:2] / new[2:4] / new).read_bytes() == CONTENT
+    assert sorted(store.iter_addresses()) == sorted([*old, new])
+    listing = StoreListing(store)
+    listed = [a for prefix in listing.prefixes() for a in listing.addresses(prefix)]
+    assert listed == sorted([*old, new])
+    assert not (root / "00").exists()  # no one-level directories made in it
+
+
+def test_a_two_level_store_whose_blobs_were_all_deleted_stays_two_level(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    (address,) = _two_level_store(root, b"gone")
+    (root / address[:2] / address[2:4] / address).unlink()
+
+    assert detect_layout(root) is BlobLayout.NESTED
+
+
+def test_a_one_level_store_is_listed_in_address_order(store: FileBlobStore) -> None:
+    contents = [bytes([value]) * 10 for value in range(20)]
+    addresses = sorted(put(store, content).sha256 for content in contents)
+
+    again = FileBlobStore(store.root, commits=store.commits)
+    assert again.layout is BlobLayout.FLAT
+    assert sorted(again.iter_addresses()) == addresses
+    listing = StoreListing(again)
+    assert [a for prefix in listing.prefixes() for a in listing.addresses(prefix)] == addresses
