@@ -8,6 +8,8 @@ just committed a blob), and a new blob takes one of those when there is one.
 """
 
 import contextlib
+import io
+import itertools
 import os
 import secrets
 import threading
@@ -18,6 +20,10 @@ PART_SUFFIX = ".part"
 # A spare keeps its name when it is taken: renaming it would change the directory,
 # which is what making it ahead avoids. An empty one is one nothing has used.
 SPARE_SUFFIX = ".spare"
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+# Python's usual buffer, given rather than chosen: choosing asks the OS whether the file
+# is a terminal.
+_BUFFER_BYTES = io.DEFAULT_BUFFER_SIZE
 
 
 def is_unused_spare(name: str, size: int) -> bool:
@@ -39,6 +45,10 @@ class StagingFiles:
         self._made: list[Path] = []
         self._lock = threading.Lock()
         self._closed = False
+        # Names unique among processes sharing the directory and across restarts, without
+        # asking the OS for randomness for each file.
+        self._prefix = os.path.join(directory, secrets.token_hex(8) + "-")
+        self._numbers = itertools.count()
 
     def create(self) -> tuple[Path, BinaryIO]:
         """A new staging file, open for writing: a spare when there is one."""
@@ -46,10 +56,10 @@ class StagingFiles:
         if spare is not None:
             return spare
         path = self._new_path()
-        return path, path.open("xb")
+        return path, open(os.open(path, _NEW_FILE, 0o644), "wb", buffering=_BUFFER_BYTES)
 
     def _new_path(self, suffix: str = PART_SUFFIX) -> Path:
-        return self.directory / f"{secrets.token_hex(16)}{suffix}"
+        return Path(f"{self._prefix}{next(self._numbers)}{suffix}")
 
     def _take_spare(self) -> tuple[Path, BinaryIO] | None:
         with self._lock:
@@ -60,7 +70,7 @@ class StagingFiles:
             # By descriptor, write-only, not truncated (that would change the file's times):
             # a plain buffered writer, as "xb" gives.
             fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-            return path, open(fd, "wb")
+            return path, open(fd, "wb", buffering=_BUFFER_BYTES)
         except FileNotFoundError:
             # The directory was removed behind pacs's back, spare files and all.
             self._remove_spares()
@@ -77,7 +87,7 @@ class StagingFiles:
                     return
             path = self._new_path(SPARE_SUFFIX)
             try:
-                path.open("xb").close()
+                os.close(os.open(path, _NEW_FILE, 0o644))
             except OSError:
                 return  # met again, and reported, by whoever needs a file
             with self._lock:
