@@ -7,7 +7,8 @@ would block it, into one of these threads:
 
 - **The loop's default executor** (`asyncio.to_thread`; created and shut down by
   `asyncio.run`). Blocking file work of one request: a C-STORE's bytes written to its
-  staging file and its header parsed (`archive/ingest.py`, about one hop per MiB), a
+  staging file and its header parsed (`archive/ingest.py`, about one hop per MiB; a data
+  set under 256 KiB that arrives whole is written and parsed on the loop itself), a
   retrieve's file reads and transcoding (`archive/retrieve.py`, a batch of instances per
   hop), a commitment's re-hash or existence check (`archive/commitment.py`), the store
   probe at start (`app.py`), joining the audit sinks at stop (`audit/auditor.py`), and the
@@ -15,11 +16,13 @@ would block it, into one of these threads:
   metrics endpoint itself is a server on the loop, `metrics/endpoint.py`); also asyncio's
   own name lookups when an outbound association connects.
 - **pacs-commit** (`store_commits`, 16 threads). One job per blob (`BlobWriter`,
-  `store/blobstore.py`): its staging file's fsync, started as soon as its last byte is
-  written (`start_sync`), so the disk works while the header is parsed; then the wait for
-  the header's verdict (`commit_in_background`, or `discard`); then the rename to its
-  address and the directory's fsync; last, after its answer, a staging file created ahead
-  for a blob to come (`store/staging.py`). fsync releases the GIL; many run at
+  `store/blobstore.py`): its staging file's fsync; the rename to its address and the
+  directory's fsync; last, after its answer, a staging file created ahead for a blob to
+  come (`store/staging.py`). A small instance's job starts once its header has passed
+  (`commit_in_background`), with nothing to wait for; a large one's starts as soon as its
+  last byte is written (`start_sync`), so the disk works while the header is read back,
+  and waits for the header's verdict (`commit_in_background`, or `discard`) before the
+  rename. fsync releases the GIL; many run at
   once on a busy disk. A job waits for its verdict, which never waits for a job of
   this pool: a pool shared by sync and commit cannot fill with waiters. With the S3
   backend (`store/s3_store.py`) a job is submitted once the verdict is given and uploads
@@ -57,13 +60,13 @@ Crossings from the loop to these threads: `asyncio.to_thread` in `archive/ingest
 `archive/retrieve.py`, `archive/commitment.py`, `audit/auditor.py`, `metrics/probes.py`
 and `app.py`;
 `run_in_executor` on the index pools in `index/transactions.py` and `index/reads.py`; a
-queue put in `audit/auditor.py` (`Sink.put`). The store's pool is submitted to from
-worker threads (`BlobWriter`, called by ingest in the default executor), and from the loop
-only for the S3 backend's confirmation (`archive/ingest.py`).
+queue put in `audit/auditor.py` (`Sink.put`). The store's pool is submitted to by
+`BlobWriter` (and the S3 backend's blobs), called by ingest in the default executor, or on
+the loop for a small instance, and for the S3 backend's confirmation (`archive/ingest.py`).
 Between threads (`concurrent.futures.Future`): the index writer waits once for all the
 pacs-commit futures of its batch (one wake-up per batch), and a pacs-commit job for its
-blob's verdict (given in the default executor by ingest once the header has passed, or by
-its discard). The loop awaits a batch's pacs-commit futures itself on PostgreSQL
+large blob's verdict (given in the default executor by ingest once the header has passed,
+or by its discard). The loop awaits a batch's pacs-commit futures itself on PostgreSQL
 (`index/transactions.py`), woken once by the last of them, and with `asyncio.wrap_future`
 after a batch that failed (`archive/group_commit.py`, to tell which files failed).
 
