@@ -1,7 +1,8 @@
 """Where a blob lives under a file store's root: one directory level, or two in older stores.
 
 A store made by this version keeps each blob at `<root>/ab/<sha256>`, in one of 256
-directories made when its first blob is written: no blob waits for a directory to be made
+directories made with the store (the server's start-up probe, or the first blob): no blob
+waits for a directory to be made
 (on a young two-level store, nearly every blob was the first of its `ab/cd/`, and making a
 directory, allocating its inode and syncing its parent, cost more than the blob itself).
 Stores made before keep `<root>/ab/cd/<sha256>` and are read and written as they are; a
