@@ -127,8 +127,9 @@ def _write_all(writer: StagedBlob, chunks: list[Fragment]) -> None:
 
 
 class _Staging:
-    """The file being received. Blocking methods, run in worker threads: the first hop
-    opens it (free-space check, File Meta Information), so a small instance costs one hop."""
+    """The file being received. Blocking methods, run in worker threads, or on the loop for
+    a data set under ON_LOOP_BYTES that arrives whole: the first call opens the file
+    (free-space check, File Meta Information), so a larger instance costs one hop a batch."""
 
     def __init__(self, store: BlobStore, arrival: Arrival) -> None:
         self._store = store

@@ -5,7 +5,6 @@ import contextlib
 import errno
 import hashlib
 import os
-import re
 from collections.abc import Iterator
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
@@ -18,8 +17,6 @@ from pacs.store.free_space import FreeSpace
 from pacs.store.layout import PREFIXES, BlobLayout, BlobPaths, detect_layout
 from pacs.store.staging import StagingFiles
 
-_ADDRESS = re.compile(r"[0-9a-f]{64}")
-_PREFIX = re.compile(r"[0-9a-f]{2}")
 _HASH_CHUNK = 1 << 20
 _NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
 STAGING_DIR = ".staging"
@@ -79,25 +76,26 @@ class FileBlobStore:
         self._staging = StagingFiles(self.staging_dir, spare_files)
         self._staging_ready = False
         self.free_space = FreeSpace(root, min_free_bytes)
-        self._layout: BlobLayout | None = None
+        self._paths: BlobPaths | None = None
         # Blob directories known to exist: made once, not tried again for every blob.
         self._made_dirs: set[Path] = set()
 
     @property
-    def layout(self) -> BlobLayout:
-        """How blobs sit under the root; read from the store the first time it is asked."""
-        if self._layout is None:
-            self._layout = detect_layout(self.root)
-        return self._layout
+    def paths(self) -> BlobPaths:
+        """Where this store's blobs are, as plain data (for `pacs reindex`'s processes); its
+        layout is read from the store the first time it is asked."""
+        if self._paths is None:
+            self._paths = BlobPaths(self.root, detect_layout(self.root))
+        return self._paths
 
     @property
-    def paths(self) -> BlobPaths:
-        """Where this store's blobs are, as plain data (for `pacs reindex`'s processes)."""
-        return BlobPaths(self.root, self.layout)
+    def layout(self) -> BlobLayout:
+        """How blobs sit under the root."""
+        return self.paths.layout
 
     def path_of(self, sha256: str) -> Path:
         """Return where the blob with this address lives (whether or not it exists)."""
-        return self.layout.path(self.root, sha256)
+        return self.paths.of(sha256)
 
     def location(self, sha256: str) -> str:
         """The blob's path, for messages."""
@@ -201,14 +199,9 @@ class FileBlobStore:
 
     def iter_addresses(self) -> Iterator[str]:
         """Yield the address of every stored blob (staging files are not blobs)."""
-        nested = self.layout is BlobLayout.NESTED
-        for first in _subdirs(self.root):
-            for directory in _subdirs(first) if nested else [first]:
-                prefix = first.name + directory.name if nested else first.name
-                for entry in directory.iterdir():
-                    name = entry.name
-                    if _ADDRESS.fullmatch(name) and name.startswith(prefix) and entry.is_file():
-                        yield name
+        paths = self.paths
+        for prefix in paths.prefixes():
+            yield from paths.addresses(prefix)
 
     def free_bytes(self) -> int:
         """Return the bytes available to this process on the root's filesystem."""
@@ -262,14 +255,6 @@ def _make_dirs(root: Path, directory: Path, fsync: bool) -> None:
             continue
         if fsync:
             _fsync_dir(path.parent)
-
-
-def _subdirs(directory: Path) -> Iterator[Path]:
-    if not directory.is_dir():
-        return
-    for entry in sorted(directory.iterdir()):
-        if _PREFIX.fullmatch(entry.name) and entry.is_dir():
-            yield entry
 
 
 class BlobWriter:

@@ -51,11 +51,32 @@ class BlobPaths:
         """Where the blob with this address lives (whether or not it exists)."""
         return self.layout.path(self.root, sha256)
 
+    def prefixes(self) -> list[str]:
+        """The store's `ab/` directory names, sorted. Blocking."""
+        return prefix_directories(self.root)
+
+    def addresses(self, prefix: str) -> list[str]:
+        """Every address stored under `<root>/<prefix>/`, sorted. Blocking."""
+        top = self.root / prefix
+        found = []
+        for second in prefix_directories(top) if self.layout is BlobLayout.NESTED else [""]:
+            start = prefix + second
+            with os.scandir(top / second) as entries:
+                found += [
+                    entry.name
+                    for entry in entries
+                    if entry.name.startswith(start)
+                    and _ADDRESS.fullmatch(entry.name)
+                    and entry.is_file(follow_symlinks=False)
+                ]
+        found.sort()
+        return found
+
 
 def detect_layout(root: Path) -> BlobLayout:
     """The layout of the store at `root`: NESTED when its first non-empty `ab/` directory
     holds directories, else FLAT (also for an empty or missing root: a new store). Blocking."""
-    for prefix in _prefixes(root):
+    for prefix in prefix_directories(root):
         try:
             entries = os.scandir(root / prefix)
         except (FileNotFoundError, NotADirectoryError):
@@ -67,11 +88,15 @@ def detect_layout(root: Path) -> BlobLayout:
     return BlobLayout.FLAT
 
 
-def _prefixes(root: Path) -> list[str]:
+def prefix_directories(directory: Path) -> list[str]:
+    """The two-hex-digit subdirectory names of `directory`, sorted (none when it is missing)."""
     try:
-        entries = os.scandir(root)
+        entries = os.scandir(directory)
     except (FileNotFoundError, NotADirectoryError):
         return []
     with entries:
-        names = [e.name for e in entries if _PREFIX.fullmatch(e.name) and e.is_dir()]
-    return sorted(names)
+        return sorted(
+            entry.name
+            for entry in entries
+            if _PREFIX.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False)
+        )

@@ -6,18 +6,14 @@ directory at a time, so memory holds 1/256 of the store's names, never all of th
 
 import hashlib
 import os
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, Protocol, TypeVar
 
 from pacs.store.blobstore import FileBlobStore
-from pacs.store.layout import BlobLayout
 from pacs.store.staging import is_unused_spare
 
-_ADDRESS = re.compile(r"[0-9a-f]{64}")
-_PREFIX = re.compile(r"[0-9a-f]{2}")
 # Read size for re-hashing: large enough that the disk streams and system calls are few.
 _READ_CHUNK = 1 << 20
 
@@ -83,25 +79,11 @@ class StoreListing(BackendListing[FileBlobStore]):
 
     def prefixes(self) -> list[str]:
         """The store's `ab/` directory names, sorted."""
-        return sorted(_subdirectories(str(self._store.root)))
+        return self._store.paths.prefixes()
 
     def addresses(self, prefix: str) -> list[str]:
         """Every address stored under `<root>/<prefix>/`, sorted."""
-        top = os.path.join(self._store.root, prefix)
-        nested = self._store.layout is BlobLayout.NESTED
-        found = []
-        for second in _subdirectories(top) if nested else [""]:
-            start = prefix + second
-            with os.scandir(os.path.join(top, second)) as entries:
-                found += [
-                    entry.name
-                    for entry in entries
-                    if entry.name.startswith(start)
-                    and _ADDRESS.fullmatch(entry.name)
-                    and entry.is_file(follow_symlinks=False)
-                ]
-        found.sort()
-        return found
+        return self._store.paths.addresses(prefix)
 
     def age(self, sha256: str) -> float | None:
         """Seconds since the blob's bytes were written (a commit's rename keeps that
@@ -149,17 +131,3 @@ def staging_files(directory: Path) -> list[StagingFile]:
             files.append(StagingFile(entry.name, stat.st_size, max(0.0, now - stat.st_mtime)))
     files.sort(key=lambda staged: staged.name)
     return files
-
-
-def _subdirectories(directory: str) -> list[str]:
-    """The two-hex-digit subdirectory names of `directory` (none when it does not exist)."""
-    try:
-        entries = os.scandir(directory)
-    except FileNotFoundError:
-        return []
-    with entries:
-        return sorted(
-            entry.name
-            for entry in entries
-            if _PREFIX.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False)
-        )
